@@ -1,0 +1,71 @@
+// Configuration from the environment, validated once at start. Every limit of
+// the server is a field here, so tests and embedders can set any of them.
+import { z } from 'zod';
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+export const ConfigSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: int(8080).pipe(z.number().max(65535)),
+  OPENAI_API_KEY: optionalString,
+  OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
+  OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  SYSTEM_PROMPT: z.string().default('You are a helpful assistant.'),
+  MAX_FRAME_BYTES: int(65_536, 256),
+  PING_INTERVAL_MS: int(15_000, 10),
+  HELLO_TIMEOUT_MS: int(10_000, 10),
+  UPSTREAM_IDLE_TIMEOUT_MS: int(30_000, 10),
+  UPSTREAM_MAX_RETRIES: int(2),
+  UPSTREAM_INCLUDE_USAGE: bool(true),
+  REPLY_GRACE_MS: int(30_000),
+  REPLY_MAX_MS: int(300_000, 10),
+  SHUTDOWN_GRACE_MS: int(10_000),
+  CONTEXT_TOKENS: int(8_000, 16),
+  MAX_CONVERSATIONS: int(64, 1),
+  MAX_ACTIVE_REPLIES: int(4, 1),
+  MAX_QUEUED_REPLIES: int(4, 0),
+  MAX_TEXT_CHARS: int(16_000, 1).pipe(z.number().max(32_000)),
+  HISTORY_LIMIT: int(200, 1),
+  EVENT_LOG_MAX: int(20_000, 16),
+  EVENT_LOG_MAX_AGE_MS: int(15 * 60_000, 1_000),
+  CONVERSATION_IDLE_MS: int(10 * 60_000, 10),
+  PRESENCE_COALESCE_MS: int(50),
+  TYPING_MIN_INTERVAL_MS: int(1_000),
+  SEND_BUFFER_LIMIT_BYTES: int(4 * 1024 * 1024, 1024),
+  LOCAL_MODEL_TOKEN_DELAY_MS: int(25),
+  AUTH_JWT_SECRET: optionalString,
+  AUTH_JWT_PUBLIC_KEY: optionalString,
+  ALLOWED_ORIGINS: optionalString.transform((v) =>
+    v === undefined ? undefined : v.split(',').map((o) => o.trim()).filter(Boolean),
+  ),
+  ALLOW_ANONYMOUS: bool(false),
+  REDIS_URL: optionalString,
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parse an environment (process.env, or a test's overrides) into a Config. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const result = ConfigSchema.safeParse(env);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new ConfigError(
+      `invalid configuration: ${issue?.path.join('.') || 'environment'}: ${issue?.message ?? 'invalid'}`,
+    );
+  }
+  return result.data;
+}

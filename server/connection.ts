@@ -1,0 +1,233 @@
+// One client socket: the hello handshake, parsing and validating every frame
+// once at the edge, and handing valid frames to their conversation. Frames of
+// one socket are handled one at a time, in the order they arrived.
+import { randomUUID } from 'node:crypto';
+import { WebSocket, type RawData } from 'ws';
+import { z } from 'zod';
+import { closeCodes, type ErrorCode } from '../shared/codes.js';
+import {
+  ClientFrame,
+  describeIssues,
+  PROTOCOL_VERSION,
+  type ClientFrameOf,
+  type Limits,
+  type ServerFrame,
+  type User,
+} from '../shared/protocol.js';
+import type { Authenticator } from './auth.js';
+import type { MemberSocket } from './conversation.js';
+import type { Conversations } from './conversations.js';
+import { RelayError } from './errors.js';
+import type { Logger } from './log.js';
+
+export interface ConnectionSettings {
+  helloTimeoutMs: number;
+  maxConversations: number;
+  sendBufferLimitBytes: number;
+  limits: Limits;
+}
+
+export interface ConnectionDeps {
+  conversations: Conversations;
+  auth: Authenticator;
+  settings: ConnectionSettings;
+  log: Logger;
+  onClose(connection: Connection): void;
+}
+
+/** Frames waiting to be handled; past this the client is flooding. */
+const INBOX_LIMIT = 256;
+const FRAME_TYPES = new Set<string>(ClientFrame.options.map((o) => o.shape.type.value));
+/** Just enough of a broken frame to answer it: its ref, and whether it named a known type. */
+const FrameEnvelope = z.object({ type: z.string().optional(), ref: z.string().max(64).optional() });
+
+export class Connection implements MemberSocket {
+  readonly id = randomUUID();
+  private state: 'hello' | 'open' | 'closed' = 'hello';
+  private userValue: User | undefined;
+  private readonly joined = new Set<string>();
+  private readonly helloTimer: NodeJS.Timeout;
+  private inbox: Promise<void> = Promise.resolve();
+  private inboxSize = 0;
+  private missedPongs = 0;
+  private log: Logger;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly deps: ConnectionDeps,
+  ) {
+    this.log = deps.log.child({ connectionId: this.id });
+    this.helloTimer = setTimeout(() => this.close(closeCodes.helloTimeout, 'no hello in time'), deps.settings.helloTimeoutMs);
+    ws.on('message', (data, isBinary) => this.receive(data, isBinary));
+    ws.on('pong', () => (this.missedPongs = 0));
+    ws.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+    ws.once('close', (code) => this.closed(code));
+  }
+
+  get user(): User {
+    if (!this.userValue) throw new Error('user read before hello');
+    return this.userValue;
+  }
+
+  /** Called by the server's heartbeat: a socket that misses two pings in a row is dead. */
+  heartbeat(): void {
+    if (this.missedPongs >= 2) {
+      this.log.info('missed two pings; terminating');
+      this.ws.terminate();
+      return;
+    }
+    this.missedPongs++;
+    this.ws.ping();
+  }
+
+  send(frame: ServerFrame): void {
+    this.sendRaw(JSON.stringify(frame));
+  }
+
+  sendRaw(json: string): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.bufferedAmount > this.deps.settings.sendBufferLimitBytes) {
+      this.overflow('send buffer over its limit');
+      return;
+    }
+    this.ws.send(json);
+  }
+
+  overflow(reason: string): void {
+    this.log.warn({ reason }, 'slow consumer; closing');
+    this.close(closeCodes.slowConsumer, 'slow consumer; reconnect and resume');
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+  }
+
+  private receive(data: RawData, isBinary: boolean): void {
+    if (isBinary) return this.close(closeCodes.unsupportedData, 'binary frames are not accepted');
+    if (this.inboxSize >= INBOX_LIMIT) {
+      return this.error('rate_limited', 'too many frames waiting; slow down', undefined);
+    }
+    this.inboxSize++;
+    this.inbox = this.inbox
+      .then(() => this.handle(data))
+      .catch((err: unknown) => {
+        this.log.error({ err }, 'frame handler failed');
+        this.error('internal', 'unexpected server error', undefined);
+      })
+      .finally(() => this.inboxSize--);
+  }
+
+  private async handle(data: RawData): Promise<void> {
+    if (this.state === 'closed') return;
+    let json: unknown;
+    try {
+      json = JSON.parse(data.toString());
+    } catch {
+      return this.error('bad_frame', 'frame is not valid JSON', undefined);
+    }
+    const parsed = ClientFrame.safeParse(json);
+    if (!parsed.success) {
+      const envelope = FrameEnvelope.safeParse(json);
+      const ref = envelope.success ? envelope.data.ref : undefined;
+      const type = envelope.success ? envelope.data.type : undefined;
+      if (this.state === 'hello' && type !== undefined && type !== 'hello' && FRAME_TYPES.has(type)) {
+        return this.close(closeCodes.unauthorized, 'hello first');
+      }
+      const what = type !== undefined && !FRAME_TYPES.has(type) ? `unknown frame type "${type.slice(0, 32)}"` : describeIssues(parsed.error);
+      return this.error('bad_frame', what, ref);
+    }
+    const frame = parsed.data;
+    if (this.state === 'hello') {
+      if (frame.type !== 'hello') return this.close(closeCodes.unauthorized, 'hello first');
+      return this.hello(frame);
+    }
+    const conversationId = 'conversationId' in frame ? frame.conversationId : undefined;
+    try {
+      await this.dispatch(frame);
+    } catch (err) {
+      if (!(err instanceof RelayError)) throw err;
+      this.error(err.code, err.message, frame.ref, conversationId);
+    }
+  }
+
+  private async hello(frame: ClientFrameOf<'hello'>): Promise<void> {
+    clearTimeout(this.helloTimer);
+    try {
+      this.userValue = await this.deps.auth.authenticate(frame.token);
+    } catch {
+      return this.close(closeCodes.unauthorized, 'bad or expired token');
+    }
+    if (this.state !== 'hello') return;
+    this.state = 'open';
+    this.log = this.log.child({ userId: this.user.id });
+    this.send({
+      type: 'welcome',
+      ref: frame.ref,
+      sessionId: this.id,
+      user: this.user,
+      protocol: PROTOCOL_VERSION,
+      limits: this.deps.settings.limits,
+    });
+  }
+
+  private async dispatch(frame: ClientFrame): Promise<void> {
+    const { conversations } = this.deps;
+    switch (frame.type) {
+      case 'hello':
+        throw new RelayError('bad_frame', 'the session is already open');
+      case 'ping':
+        return this.send({ type: 'pong', ref: frame.ref, t: Date.now() });
+      case 'join':
+        this.admit(frame.conversationId);
+        return conversations.get(frame.conversationId).join(this, frame.since, frame.ref);
+      case 'leave':
+        this.leave(frame.conversationId);
+        return this.send({ type: 'left', conversationId: frame.conversationId, ref: frame.ref });
+      case 'send': {
+        if (!this.joined.has(frame.conversationId)) {
+          this.admit(frame.conversationId);
+          await conversations.get(frame.conversationId).join(this, undefined, frame.ref);
+        }
+        return conversations.get(frame.conversationId).send(this, frame);
+      }
+      case 'cancel':
+        return this.memberOf(frame.conversationId).cancel(frame);
+      case 'typing':
+        return this.memberOf(frame.conversationId).typing(this);
+    }
+  }
+
+  private admit(conversationId: string): void {
+    if (this.joined.has(conversationId)) return;
+    if (this.joined.size >= this.deps.settings.maxConversations) {
+      throw new RelayError('rate_limited', `at most ${this.deps.settings.maxConversations} conversations per socket`);
+    }
+    this.joined.add(conversationId);
+  }
+
+  private memberOf(conversationId: string) {
+    const conversation = this.deps.conversations.find(conversationId);
+    if (!conversation || !this.joined.has(conversationId)) {
+      throw new RelayError('not_found', 'not a member of this conversation');
+    }
+    return conversation;
+  }
+
+  private leave(conversationId: string): void {
+    if (!this.joined.delete(conversationId)) return;
+    this.deps.conversations.find(conversationId)?.leave(this);
+  }
+
+  private error(code: ErrorCode, message: string, ref: string | undefined, conversationId?: string): void {
+    this.send({ type: 'error', code, message, ...(ref !== undefined ? { ref } : {}), ...(conversationId ? { conversationId } : {}) });
+  }
+
+  private closed(code: number): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.helloTimer);
+    for (const id of [...this.joined]) this.leave(id);
+    this.log.debug({ code }, 'socket closed');
+    this.deps.onClose(this);
+  }
+}

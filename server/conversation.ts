@@ -1,0 +1,281 @@
+// One conversation on this node: its member sockets, the reply running for it
+// and the timers that end it. Shared state (seq, history, log, queue) lives in
+// the store; frames reach members through the bus.
+import { randomUUID } from 'node:crypto';
+import type { ClientFrameOf, ServerFrame, User } from '../shared/protocol.js';
+import type { Bus, Delivery } from './bus.js';
+import { RelayError } from './errors.js';
+import { MemberFeed, withRef, type FrameSink } from './fanout.js';
+import type { ReplySlots, Throttle } from './limits.js';
+import type { Logger } from './log.js';
+import { runReply, type AbortReason, type ReplyJob, type ReplySettings } from './reply.js';
+import type { ConversationStore, EventInput, StoredEvent } from './store.js';
+import type { Upstream } from './upstream.js';
+
+/** What a conversation needs of the connection it talks to. */
+export interface MemberSocket extends FrameSink {
+  readonly user: User;
+  send(frame: ServerFrame): void;
+}
+
+export interface ConversationDeps {
+  store: ConversationStore;
+  bus: Bus;
+  upstream: Upstream;
+  replySlots: ReplySlots;
+  typingThrottle: Throttle;
+  settings: ReplySettings & { graceMs: number; idleMs: number; presenceCoalesceMs: number };
+  log: Logger;
+  /** Called once the conversation has been idle, memberless and replyless for idleMs. */
+  onIdle(conversation: Conversation): void;
+}
+
+interface Member {
+  socket: MemberSocket;
+  feed: MemberFeed;
+}
+
+interface ActiveReply {
+  replyId: string;
+  controller: AbortController;
+}
+
+export class Conversation {
+  private readonly members = new Map<string, Member>();
+  private readonly unsubscribe: () => void;
+  private readonly log: Logger;
+  private active: ActiveReply | undefined;
+  private queued = 0;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private presenceTimer: NodeJS.Timeout | undefined;
+  /** Serializes state changes that span several store calls (send, cancel). */
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly id: string,
+    private readonly deps: ConversationDeps,
+  ) {
+    this.log = deps.log.child({ conversationId: id });
+    this.unsubscribe = deps.bus.subscribe(id, (d) => this.fanOut(d));
+    this.scheduleIdle();
+  }
+
+  private fanOut(d: Delivery): void {
+    for (const m of this.members.values()) m.feed.deliver(d);
+  }
+
+  private serial(task: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(task);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async emit(event: EventInput, origin?: Delivery['origin']): Promise<StoredEvent> {
+    const stored = await this.deps.store.append(this.id, event);
+    this.deps.bus.publish(this.id, { json: stored.json, seq: stored.event.seq, ...(origin ? { origin } : {}) });
+    return stored;
+  }
+
+  get memberCount(): number {
+    return this.members.size;
+  }
+
+  get busy(): boolean {
+    return this.active !== undefined || this.queued > 0;
+  }
+
+  isMember(socket: MemberSocket): boolean {
+    return this.members.has(socket.id);
+  }
+
+  memberList(): User[] {
+    const users = new Map<string, User>();
+    for (const m of this.members.values()) users.set(m.socket.user.id, m.socket.user);
+    return [...users.values()];
+  }
+
+  /** Subscribe a socket: snapshot (or replay after `since`), then live events, none lost or doubled. */
+  async join(socket: MemberSocket, since: number | undefined, ref: string | undefined): Promise<void> {
+    if (this.members.has(socket.id)) this.members.delete(socket.id);
+    // Live frames from here on wait in the feed until the snapshot is out.
+    const feed = new MemberFeed(socket);
+    this.members.set(socket.id, { socket, feed });
+    this.clearTimers();
+    const store = this.deps.store;
+    const replay = since === undefined ? undefined : await store.eventsSince(this.id, since);
+    if (this.members.get(socket.id)?.feed !== feed) return; // left (or rejoined) while we read
+    const members = this.memberList();
+    if (replay) {
+      const head = replay.length ? replay[replay.length - 1]!.event.seq : since!;
+      socket.send({ type: 'joined', conversationId: this.id, ref, seq: head, members, history: [] });
+      for (const e of replay) socket.sendRaw(e.json);
+      feed.open(head);
+    } else {
+      const snap = await store.snapshot(this.id);
+      if (this.members.get(socket.id)?.feed !== feed) return;
+      socket.send({
+        type: 'joined',
+        conversationId: this.id,
+        ref,
+        seq: snap.seq,
+        members,
+        history: snap.history,
+        ...(snap.streaming ? { streaming: snap.streaming } : {}),
+        ...(since !== undefined ? { reset: true } : {}),
+      });
+      feed.open(snap.seq);
+    }
+    this.schedulePresence();
+  }
+
+  /** Unsubscribe a socket (leave or disconnect). A reply keeps running for the grace period. */
+  leave(socket: MemberSocket): boolean {
+    if (!this.members.delete(socket.id)) return false;
+    this.deps.typingThrottle.forget(`${socket.id}:${this.id}`);
+    this.schedulePresence();
+    if (this.members.size === 0) {
+      if (this.busy) this.graceTimer = setTimeout(() => this.abandon(), this.deps.settings.graceMs);
+      else this.scheduleIdle();
+    }
+    return true;
+  }
+
+  typing(socket: MemberSocket): void {
+    if (!this.deps.typingThrottle.allow(`${socket.id}:${this.id}`)) return;
+    const json = JSON.stringify({ type: 'typing', conversationId: this.id, user: socket.user });
+    this.deps.bus.publish(this.id, { json, origin: { connectionId: socket.id, skip: true } });
+  }
+
+  send(socket: MemberSocket, frame: ClientFrameOf<'send'>): Promise<void> {
+    return this.serial(async () => {
+      const { store, replySlots } = this.deps;
+      const user = socket.user;
+      if (frame.clientMessageId) {
+        const seen = await store.findMessage(this.id, frame.clientMessageId);
+        if (seen) {
+          socket.sendRaw(frame.ref === undefined ? seen.json : withRef(seen.json, frame.ref));
+          return;
+        }
+      }
+      const wantsReply = frame.reply ?? true;
+      const messageId = randomUUID();
+      const replyId = wantsReply ? randomUUID() : undefined;
+      if (replyId) {
+        if (!replySlots.tryAcquire(user.id)) {
+          throw new RelayError('rate_limited', 'too many replies in flight for this user');
+        }
+        const job: ReplyJob = { replyId, inReplyTo: messageId, user, options: frame.options };
+        if (this.active) {
+          if (!(await store.enqueueReply(this.id, job))) {
+            replySlots.release(user.id);
+            throw new RelayError('busy', 'the reply queue of this conversation is full');
+          }
+          this.queued++;
+        }
+      }
+      await this.emit(
+        {
+          type: 'message',
+          conversationId: this.id,
+          message: {
+            id: messageId,
+            role: 'user',
+            author: user,
+            text: frame.text,
+            createdAt: Date.now(),
+            ...(frame.clientMessageId ? { clientMessageId: frame.clientMessageId } : {}),
+          },
+          ...(replyId ? { replyId } : {}),
+        },
+        { connectionId: socket.id, ref: frame.ref },
+      );
+      if (replyId && !this.active) this.start({ replyId, inReplyTo: messageId, user, options: frame.options });
+    });
+  }
+
+  /** Cancel the running reply, or the named one (running or queued). */
+  cancel(frame: ClientFrameOf<'cancel'>): Promise<void> {
+    return this.serial(async () => {
+      const { replyId } = frame;
+      if (this.active && (replyId === undefined || replyId === this.active.replyId)) {
+        this.active.controller.abort('cancel' satisfies AbortReason);
+        return;
+      }
+      const removed = replyId ? await this.deps.store.removeReply(this.id, replyId) : undefined;
+      if (!removed) throw new RelayError('not_found', replyId ? `no reply ${replyId} to cancel` : 'no reply is running');
+      this.queued--;
+      this.deps.replySlots.release(removed.user.id);
+    });
+  }
+
+  /** Stop everything this conversation runs (shutdown, or nobody came back within the grace period). */
+  async abandon(reason: AbortReason = 'grace'): Promise<void> {
+    clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+    for (const job of await this.deps.store.clearReplies(this.id)) this.deps.replySlots.release(job.user.id);
+    this.queued = 0;
+    this.active?.controller.abort(reason);
+  }
+
+  private start(job: ReplyJob): void {
+    const controller = new AbortController();
+    this.active = { replyId: job.replyId, controller };
+    const log = this.log.child({ replyId: job.replyId, userId: job.user.id });
+    void this.deps.store
+      .context(this.id)
+      .then((history) =>
+        runReply(this.deps.upstream, this.deps.settings, this.id, job, history, controller, (e) => this.emit(e), log),
+      )
+      .catch((err: unknown) => log.error({ err }, 'reply runner failed'))
+      .finally(() => {
+        this.deps.replySlots.release(job.user.id);
+        this.active = undefined;
+        void this.startNext();
+      });
+  }
+
+  private async startNext(): Promise<void> {
+    const next = await this.deps.store.nextReply(this.id);
+    if (next) {
+      this.queued--;
+      this.start(next);
+    } else if (this.members.size === 0) {
+      clearTimeout(this.graceTimer);
+      this.graceTimer = undefined;
+      this.scheduleIdle();
+    }
+  }
+
+  private schedulePresence(): void {
+    if (this.presenceTimer) return;
+    // A burst of joins and leaves gives one presence frame.
+    this.presenceTimer = setTimeout(() => {
+      this.presenceTimer = undefined;
+      if (this.members.size === 0) return;
+      const json = JSON.stringify({ type: 'presence', conversationId: this.id, members: this.memberList() });
+      this.deps.bus.publish(this.id, { json });
+    }, this.deps.settings.presenceCoalesceMs);
+  }
+
+  private scheduleIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.members.size === 0 && !this.busy) this.deps.onIdle(this);
+    }, this.deps.settings.idleMs);
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.graceTimer);
+    clearTimeout(this.idleTimer);
+    this.graceTimer = this.idleTimer = undefined;
+  }
+
+  /** Release everything this object holds; the store's state is evicted by the caller. */
+  dispose(): void {
+    this.clearTimers();
+    clearTimeout(this.presenceTimer);
+    this.presenceTimer = undefined;
+    this.unsubscribe();
+  }
+}

@@ -1,0 +1,32 @@
+// Errors that carry a protocol code, and the one place where failures of the
+// upstream call (openai SDK error classes, broken streams) become codes.
+import OpenAI from 'openai';
+import type { ErrorCode } from '../shared/codes.js';
+
+export class RelayError extends Error {
+  override name = 'RelayError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Map anything the upstream call threw to a protocol code and a message safe to show a client. */
+export function upstreamFailure(err: unknown): RelayError {
+  if (err instanceof RelayError) return err;
+  if (err instanceof OpenAI.RateLimitError) return new RelayError('upstream_rate_limited', 'the model API is rate limiting (429)');
+  if (err instanceof OpenAI.APIConnectionTimeoutError) return new RelayError('upstream_timeout', 'the model API did not answer in time');
+  if (err instanceof OpenAI.APIConnectionError) return new RelayError('upstream_error', 'could not reach the model API');
+  if (err instanceof OpenAI.APIError) {
+    // A status means the HTTP request failed; none means an error event inside the stream.
+    const where = err.status ? `HTTP ${err.status}` : 'error event in the stream';
+    return new RelayError('upstream_error', `the model API failed (${where})`);
+  }
+  // JSON.parse of a malformed SSE data line inside the SDK.
+  if (err instanceof SyntaxError) return new RelayError('upstream_error', 'the model API sent a malformed event');
+  // undici reports a connection cut mid-body as TypeError("terminated").
+  if (err instanceof TypeError) return new RelayError('upstream_error', 'the connection to the model API broke mid-stream');
+  return new RelayError('internal', 'unexpected failure while streaming the reply');
+}

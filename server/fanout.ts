@@ -1,0 +1,53 @@
+// Delivery of a conversation's frames to one member socket, in seq order,
+// exactly once: while a member is still being sent its join snapshot or
+// replay, live frames wait in a bounded buffer and are flushed after it.
+import type { Delivery } from './bus.js';
+
+/** What fan-out needs of a connection. */
+export interface FrameSink {
+  readonly id: string;
+  sendRaw(json: string): void;
+  /** The member fell too far behind to keep (its buffer overflowed): close it so it resumes. */
+  overflow(reason: string): void;
+}
+
+/** Live frames a joining member may buffer while its snapshot is being read. */
+const PENDING_LIMIT = 10_000;
+
+export class MemberFeed {
+  private pending: Delivery[] | undefined = [];
+  private lastSeq = -1;
+
+  constructor(readonly sink: FrameSink) {}
+
+  /** The snapshot or replay has been sent up to `seq`: flush what waited, then go live. */
+  open(seq: number): void {
+    this.lastSeq = Math.max(this.lastSeq, seq);
+    const waiting = this.pending ?? [];
+    this.pending = undefined;
+    for (const d of waiting) this.deliver(d);
+  }
+
+  deliver(d: Delivery): void {
+    if (this.pending) {
+      if (this.pending.length >= PENDING_LIMIT) return this.sink.overflow('join backlog overflow');
+      this.pending.push(d);
+      return;
+    }
+    if (d.seq !== undefined) {
+      if (d.seq <= this.lastSeq) return;
+      this.lastSeq = d.seq;
+    }
+    const origin = d.origin;
+    if (origin && origin.connectionId === this.sink.id) {
+      if (origin.skip) return;
+      if (origin.ref !== undefined) return this.sink.sendRaw(withRef(d.json, origin.ref));
+    }
+    this.sink.sendRaw(d.json);
+  }
+}
+
+/** Add `ref` to a serialized frame object without parsing it again. */
+export function withRef(json: string, ref: string): string {
+  return `${json.slice(0, -1)},"ref":${JSON.stringify(ref)}}`;
+}

@@ -1,0 +1,171 @@
+// The HTTP server: /healthz, the WebSocket upgrade at /ws, the heartbeat, and
+// shutdown. Wires config into the modules that do the work.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { closeCodes } from '../shared/codes.js';
+import { AnonymousAuth, type Authenticator } from './auth.js';
+import { LocalBus } from './bus.js';
+import type { Config } from './config.js';
+import { Connection } from './connection.js';
+import { Conversations } from './conversations.js';
+import { ReplySlots, Throttle } from './limits.js';
+import type { Logger } from './log.js';
+import { MemoryStore, type ConversationStore } from './store.js';
+import { Upstream } from './upstream.js';
+
+export interface RelayOptions {
+  log: Logger;
+  /** Where chat.completions go; defaults to config.OPENAI_BASE_URL. */
+  upstreamBaseURL?: string;
+  /** Defaults to config.OPENAI_API_KEY. */
+  upstreamApiKey?: string;
+  model?: string;
+  auth?: Authenticator;
+}
+
+export interface RelayStats {
+  sockets: number;
+  conversations: number;
+  storedConversations: number;
+  usersWithReplies: number;
+}
+
+export interface Relay {
+  readonly port: number;
+  readonly url: string;
+  stats(): RelayStats;
+  /** Stop accepting, end every reply (each still gets its reply.end), close sockets with 1001. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startRelay(config: Config, opts: RelayOptions): Promise<Relay> {
+  const log = opts.log;
+  const store: ConversationStore = new MemoryStore({
+    historyLimit: config.HISTORY_LIMIT,
+    eventLogMax: config.EVENT_LOG_MAX,
+    eventLogMaxAgeMs: config.EVENT_LOG_MAX_AGE_MS,
+    maxQueuedReplies: config.MAX_QUEUED_REPLIES,
+  });
+  const replySlots = new ReplySlots(config.MAX_ACTIVE_REPLIES);
+  const conversations = new Conversations({
+    store,
+    bus: new LocalBus(),
+    upstream: new Upstream({
+      apiKey: opts.upstreamApiKey ?? config.OPENAI_API_KEY ?? 'none',
+      baseURL: opts.upstreamBaseURL ?? config.OPENAI_BASE_URL,
+      maxRetries: config.UPSTREAM_MAX_RETRIES,
+      includeUsage: config.UPSTREAM_INCLUDE_USAGE,
+      idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
+    }),
+    replySlots,
+    typingThrottle: new Throttle(config.TYPING_MIN_INTERVAL_MS),
+    settings: {
+      systemPrompt: config.SYSTEM_PROMPT,
+      contextTokens: config.CONTEXT_TOKENS,
+      defaultModel: opts.model ?? config.OPENAI_MODEL,
+      maxReplyMs: config.REPLY_MAX_MS,
+      graceMs: config.REPLY_GRACE_MS,
+      idleMs: config.CONVERSATION_IDLE_MS,
+      presenceCoalesceMs: config.PRESENCE_COALESCE_MS,
+    },
+    log,
+  });
+  const connections = new Set<Connection>();
+  const auth = opts.auth ?? new AnonymousAuth();
+  const connectionSettings = {
+    helloTimeoutMs: config.HELLO_TIMEOUT_MS,
+    maxConversations: config.MAX_CONVERSATIONS,
+    sendBufferLimitBytes: config.SEND_BUFFER_LIMIT_BYTES,
+    limits: {
+      maxFrameBytes: config.MAX_FRAME_BYTES,
+      maxConversations: config.MAX_CONVERSATIONS,
+      maxActiveReplies: config.MAX_ACTIVE_REPLIES,
+      maxQueuedReplies: config.MAX_QUEUED_REPLIES,
+      maxTextChars: config.MAX_TEXT_CHARS,
+    },
+  };
+  let accepting = true;
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
+  const http = createServer(handleRequest);
+  http.on('upgrade', handleUpgrade);
+
+  function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      res.writeHead(accepting ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: accepting }));
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'not found' }));
+  }
+
+  function refuse(socket: Duplex, status: number, text: string): void {
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/ws') return refuse(socket, 404, 'Not Found');
+    if (!accepting) return refuse(socket, 503, 'Service Unavailable');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const connection = new Connection(ws, {
+        conversations,
+        auth,
+        settings: connectionSettings,
+        log,
+        onClose: (c) => connections.delete(c),
+      });
+      connections.add(connection);
+    });
+  }
+
+  // One timer for every socket's heartbeat rather than one per socket.
+  const heartbeat = setInterval(() => {
+    for (const c of connections) c.heartbeat();
+  }, config.PING_INTERVAL_MS);
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.PORT, config.HOST, () => resolve());
+  });
+  const { port } = http.address() as AddressInfo;
+  const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
+
+  async function close(graceMs = config.SHUTDOWN_GRACE_MS): Promise<void> {
+    if (!accepting) return;
+    accepting = false;
+    clearInterval(heartbeat);
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline && [...conversations.all()].some((c) => c.busy)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await Promise.all([...conversations.all()].map((c) => c.abandon('shutdown')));
+    // Let the aborted replies write their reply.end before the sockets go.
+    for (let i = 0; i < 40 && [...conversations.all()].some((c) => c.busy); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (const c of connections) c.close(closeCodes.goingAway, 'server shutting down');
+    for (const c of conversations.all()) c.dispose();
+    await new Promise<void>((resolve) => {
+      http.close(() => resolve());
+      http.closeAllConnections();
+    });
+  }
+
+  return {
+    port,
+    url: `ws://${host}:${port}/ws`,
+    stats: () => ({
+      sockets: connections.size,
+      conversations: conversations.size,
+      storedConversations: store.size(),
+      usersWithReplies: replySlots.size(),
+    }),
+    close,
+  };
+}

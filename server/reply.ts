@@ -1,0 +1,110 @@
+// One assistant reply, start to end: build the context, stream the upstream
+// completion into reply.delta events, and always finish with exactly one
+// reply.end whose finish reason says what really happened.
+import type { FinishReason, ReplyError, SendOptions, User, Usage } from '../shared/protocol.js';
+import { buildContext, countTokens, type ContextMessage } from './context.js';
+import { RelayError } from './errors.js';
+import type { Logger } from './log.js';
+import type { EventInput } from './store.js';
+import type { Completion, Upstream } from './upstream.js';
+
+export interface ReplyJob {
+  replyId: string;
+  inReplyTo: string;
+  user: User;
+  options: SendOptions | undefined;
+}
+
+export interface ReplySettings {
+  systemPrompt: string;
+  contextTokens: number;
+  defaultModel: string;
+  maxReplyMs: number;
+}
+
+/** Why a reply's AbortController fired: a RelayError is a failure, anything else a cancel. */
+export type AbortReason = 'cancel' | 'grace' | 'shutdown' | RelayError;
+
+export async function runReply(
+  upstream: Upstream,
+  settings: ReplySettings,
+  conversationId: string,
+  job: ReplyJob,
+  history: ContextMessage[],
+  controller: AbortController,
+  emit: (event: EventInput) => Promise<unknown>,
+  log: Logger,
+): Promise<FinishReason> {
+  const { replyId } = job;
+  const signal = controller.signal;
+  const model = job.options?.model ?? settings.defaultModel;
+  // A queued reply answers its own message, not the ones sent while it waited.
+  const upTo = history.findIndex((m) => m.id === job.inReplyTo);
+  const context = buildContext(settings.systemPrompt, upTo >= 0 ? history.slice(0, upTo + 1) : history, settings.contextTokens);
+  const deadline = setTimeout(
+    () => controller.abort(new RelayError('upstream_timeout', `the reply took longer than ${settings.maxReplyMs} ms`)),
+    settings.maxReplyMs,
+  );
+  let generated = '';
+  let completion: Completion | undefined;
+  let failure: RelayError | undefined;
+  try {
+    await emit({ type: 'reply.start', conversationId, replyId, inReplyTo: job.inReplyTo, model });
+    completion = await upstream.stream(
+      { model, messages: context.messages, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens },
+      signal,
+      async (piece) => {
+        // Pieces that were already in flight when the reply was cancelled are dropped.
+        if (signal.aborted) return;
+        generated += (piece.text ?? '') + (piece.reasoning ?? '') + (piece.refusal ?? '');
+        await emit({ type: 'reply.delta', conversationId, replyId, ...piece });
+      },
+    );
+  } catch (err) {
+    failure = err instanceof RelayError ? err : new RelayError('internal', 'the reply failed unexpectedly');
+    if (!(err instanceof RelayError)) log.error({ err }, 'reply failed');
+  } finally {
+    clearTimeout(deadline);
+  }
+
+  const reason: unknown = signal.aborted ? signal.reason : undefined;
+  if (reason instanceof RelayError) failure = reason;
+  let finishReason: FinishReason;
+  let error: ReplyError | undefined;
+  if (failure) {
+    finishReason = 'error';
+    error = { code: failure.code, message: failure.message };
+  } else if (signal.aborted) {
+    finishReason = 'cancelled';
+  } else if (completion?.finishReason) {
+    finishReason = completion.finishReason;
+  } else {
+    finishReason = 'error';
+    error = { code: 'upstream_error', message: 'the model API stream ended without a finish reason (truncated)' };
+  }
+
+  const toolCalls = completion?.toolCalls ?? [];
+  let usage: Usage;
+  if (completion?.usage) {
+    usage = { ...completion.usage, source: 'upstream' };
+  } else {
+    const completionTokens = countTokens(generated + toolCalls.map((t) => t.name + t.arguments).join(''));
+    usage = {
+      promptTokens: context.promptTokens,
+      completionTokens,
+      totalTokens: context.promptTokens + completionTokens,
+      source: 'estimated',
+    };
+  }
+  await emit({
+    type: 'reply.end',
+    conversationId,
+    replyId,
+    finishReason,
+    usage,
+    ...(toolCalls.length ? { toolCalls } : {}),
+    ...(error ? { error } : {}),
+  });
+  log.info({ finishReason, code: error?.code, completionTokens: usage.completionTokens }, 'reply ended');
+  return finishReason;
+}

@@ -1,0 +1,204 @@
+// Wire protocol v1: every frame in both directions, as zod schemas. The server
+// and the browser client both import this file; types come from z.infer only.
+import { z } from 'zod';
+import { ERROR_CODES } from './codes.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Caps on what a client may put in a frame, beyond the frame-size limit. */
+export const frameCaps = {
+  refChars: 64,
+  tokenChars: 8192,
+  idChars: 128,
+  textChars: 32_000,
+  modelChars: 128,
+  maxTokens: 131_072,
+} as const;
+
+export const ConversationId = z
+  .string()
+  .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'conversationId must be 1-128 chars of A-Z a-z 0-9 . _ : -');
+const Ref = z.string().max(frameCaps.refChars).optional();
+const Id = z.string().min(1).max(frameCaps.idChars);
+const Seq = z.number().int().nonnegative();
+
+export const User = z.object({ id: z.string(), name: z.string() });
+export type User = z.infer<typeof User>;
+
+// ---------------------------------------------------------------- client → server
+
+export const SendOptions = z.object({
+  model: z.string().min(1).max(frameCaps.modelChars).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  maxTokens: z.number().int().min(1).max(frameCaps.maxTokens).optional(),
+});
+export type SendOptions = z.infer<typeof SendOptions>;
+
+export const ClientFrame = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('hello'), ref: Ref, token: z.string().max(frameCaps.tokenChars).optional() }),
+  z.object({ type: z.literal('join'), ref: Ref, conversationId: ConversationId, since: Seq.optional() }),
+  z.object({ type: z.literal('leave'), ref: Ref, conversationId: ConversationId }),
+  z.object({
+    type: z.literal('send'),
+    ref: Ref,
+    conversationId: ConversationId,
+    text: z.string().min(1).max(frameCaps.textChars),
+    clientMessageId: Id.optional(),
+    reply: z.boolean().optional(),
+    options: SendOptions.optional(),
+  }),
+  z.object({ type: z.literal('cancel'), ref: Ref, conversationId: ConversationId, replyId: Id.optional() }),
+  z.object({ type: z.literal('typing'), ref: Ref, conversationId: ConversationId }),
+  z.object({ type: z.literal('ping'), ref: Ref }),
+]);
+export type ClientFrame = z.infer<typeof ClientFrame>;
+export type ClientFrameOf<T extends ClientFrame['type']> = Extract<ClientFrame, { type: T }>;
+
+// ---------------------------------------------------------------- server → client
+
+export const FinishReason = z.enum(['stop', 'length', 'tool_calls', 'content_filter', 'cancelled', 'error']);
+export type FinishReason = z.infer<typeof FinishReason>;
+
+export const ErrorCode = z.enum(ERROR_CODES);
+
+export const Usage = z.object({
+  promptTokens: z.number().int().nonnegative(),
+  completionTokens: z.number().int().nonnegative(),
+  totalTokens: z.number().int().nonnegative(),
+  source: z.enum(['upstream', 'estimated']),
+});
+export type Usage = z.infer<typeof Usage>;
+
+export const ToolCall = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
+export type ToolCall = z.infer<typeof ToolCall>;
+
+export const ReplyError = z.object({ code: ErrorCode, message: z.string() });
+export type ReplyError = z.infer<typeof ReplyError>;
+
+export const UserMessage = z.object({
+  id: z.string(),
+  role: z.literal('user'),
+  author: User,
+  text: z.string(),
+  createdAt: z.number(),
+  clientMessageId: z.string().optional(),
+});
+export type UserMessage = z.infer<typeof UserMessage>;
+
+/** A complete message in `joined.history`: a user message, or a finished assistant reply. */
+export const HistoryMessage = z.object({
+  id: z.string(),
+  role: z.enum(['user', 'assistant']),
+  author: User.optional(),
+  text: z.string(),
+  createdAt: z.number(),
+  finishReason: FinishReason.optional(),
+  reasoning: z.string().optional(),
+  refusal: z.string().optional(),
+  toolCalls: z.array(ToolCall).optional(),
+  clientMessageId: z.string().optional(),
+});
+export type HistoryMessage = z.infer<typeof HistoryMessage>;
+
+export const Limits = z.object({
+  maxFrameBytes: z.number().int(),
+  maxConversations: z.number().int(),
+  maxActiveReplies: z.number().int(),
+  maxQueuedReplies: z.number().int(),
+  maxTextChars: z.number().int(),
+});
+export type Limits = z.infer<typeof Limits>;
+
+const Conv = { conversationId: ConversationId };
+const Event = { conversationId: ConversationId, seq: Seq };
+
+export const MessageEvent = z.object({
+  type: z.literal('message'),
+  ...Event,
+  ref: Ref,
+  message: UserMessage,
+  /** The reply that will answer this message (running or queued), so a client can cancel it by id. */
+  replyId: z.string().optional(),
+});
+export const ReplyStartEvent = z.object({
+  type: z.literal('reply.start'),
+  ...Event,
+  replyId: z.string(),
+  inReplyTo: z.string(),
+  model: z.string(),
+});
+export const ReplyDeltaEvent = z
+  .object({
+    type: z.literal('reply.delta'),
+    ...Event,
+    replyId: z.string(),
+    text: z.string().optional(),
+    reasoning: z.string().optional(),
+    refusal: z.string().optional(),
+  })
+  .refine((d) => d.text || d.reasoning || d.refusal, 'reply.delta needs text, reasoning or refusal');
+export const ReplyEndEvent = z.object({
+  type: z.literal('reply.end'),
+  ...Event,
+  replyId: z.string(),
+  finishReason: FinishReason,
+  usage: Usage.optional(),
+  toolCalls: z.array(ToolCall).optional(),
+  error: ReplyError.optional(),
+});
+
+/** The events of a conversation: each gets a `seq` and is retained for resume. */
+export const ConversationEvent = z.discriminatedUnion('type', [
+  MessageEvent,
+  ReplyStartEvent,
+  ReplyDeltaEvent,
+  ReplyEndEvent,
+]);
+export type ConversationEvent = z.infer<typeof ConversationEvent>;
+export type ConversationEventOf<T extends ConversationEvent['type']> = Extract<ConversationEvent, { type: T }>;
+
+export const ServerFrame = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('welcome'),
+    ref: Ref,
+    sessionId: z.string(),
+    user: User,
+    protocol: z.literal(PROTOCOL_VERSION),
+    limits: Limits,
+  }),
+  z.object({
+    type: z.literal('joined'),
+    ref: Ref,
+    ...Conv,
+    seq: Seq,
+    members: z.array(User),
+    history: z.array(HistoryMessage),
+    streaming: z.object({ replyId: z.string(), text: z.string(), seq: Seq }).optional(),
+    reset: z.boolean().optional(),
+  }),
+  z.object({ type: z.literal('left'), ref: Ref, ...Conv }),
+  MessageEvent,
+  ReplyStartEvent,
+  ReplyDeltaEvent,
+  ReplyEndEvent,
+  z.object({ type: z.literal('presence'), ...Conv, members: z.array(User) }),
+  z.object({ type: z.literal('typing'), ...Conv, user: User }),
+  z.object({ type: z.literal('pong'), ref: Ref, t: z.number() }),
+  z.object({
+    type: z.literal('error'),
+    ref: Ref,
+    code: ErrorCode,
+    message: z.string(),
+    conversationId: ConversationId.optional(),
+  }),
+]);
+export type ServerFrame = z.infer<typeof ServerFrame>;
+export type ServerFrameOf<T extends ServerFrame['type']> = Extract<ServerFrame, { type: T }>;
+
+/** Describe a zod failure in one line that names the offending field. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+    .join('; ');
+}
