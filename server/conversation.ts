@@ -49,6 +49,8 @@ export class Conversation {
   private graceTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private presenceTimer: NodeJS.Timeout | undefined;
+  /** Set once evicted or shut down: late socket closes must not arm new timers. */
+  private disposed = false;
   /** Serializes state changes that span several store calls (send, cancel). */
   private chain: Promise<void> = Promise.resolve();
 
@@ -134,7 +136,7 @@ export class Conversation {
     if (!this.members.delete(socket.id)) return false;
     this.deps.typingThrottle.forget(`${socket.id}:${this.id}`);
     this.schedulePresence();
-    if (this.members.size === 0) {
+    if (this.members.size === 0 && !this.disposed) {
       if (this.busy) this.graceTimer = setTimeout(() => this.abandon(), this.deps.settings.graceMs);
       else this.scheduleIdle();
     }
@@ -248,7 +250,7 @@ export class Conversation {
   }
 
   private schedulePresence(): void {
-    if (this.presenceTimer) return;
+    if (this.presenceTimer || this.disposed) return;
     // A burst of joins and leaves gives one presence frame.
     this.presenceTimer = setTimeout(() => {
       this.presenceTimer = undefined;
@@ -260,6 +262,7 @@ export class Conversation {
 
   private scheduleIdle(): void {
     clearTimeout(this.idleTimer);
+    if (this.disposed) return;
     this.idleTimer = setTimeout(() => {
       if (this.members.size === 0 && !this.busy) this.deps.onIdle(this);
     }, this.deps.settings.idleMs);
@@ -273,6 +276,7 @@ export class Conversation {
 
   /** Release everything this object holds; the store's state is evicted by the caller. */
   dispose(): void {
+    this.disposed = true;
     this.clearTimers();
     clearTimeout(this.presenceTimer);
     this.presenceTimer = undefined;

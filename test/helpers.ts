@@ -1,0 +1,182 @@
+// Test harness: a real relay on port 0 in front of the real built-in model
+// (with fault injection), and a WebSocket client that records and validates
+// every frame the server sends.
+import { WebSocket } from 'ws';
+import { ServerFrame, type ClientFrame, type ServerFrameOf } from '../shared/protocol.js';
+import { parseConfig } from '../server/config.js';
+import { LocalModel, type FaultPlan, type RecordedRequest } from '../server/localmodel.js';
+import { createLogger } from '../server/log.js';
+import { startRelay, type Relay } from '../server/relay.js';
+
+export interface Stack {
+  relay: Relay;
+  model: LocalModel;
+  url: string;
+  clients: TestClient[];
+  connect(opts?: { hello?: boolean }): Promise<TestClient>;
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  env?: Record<string, string>;
+  tokenDelayMs?: number;
+  plan?: (req: RecordedRequest) => FaultPlan | undefined;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const model = new LocalModel({ tokenDelayMs: opts.tokenDelayMs ?? 1, plan: opts.plan });
+  await model.start();
+  const config = parseConfig({ PORT: '0', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...opts.env });
+  const relay = await startRelay(config, {
+    log: createLogger(config.LOG_LEVEL, false),
+    upstreamBaseURL: model.baseURL,
+    upstreamApiKey: 'test',
+    model: 'test-model',
+  });
+  const clients: TestClient[] = [];
+  return {
+    relay,
+    model,
+    url: relay.url,
+    clients,
+    async connect(connectOpts = {}) {
+      const c = await TestClient.connect(relay.url, connectOpts);
+      clients.push(c);
+      return c;
+    },
+    async close() {
+      for (const c of clients) c.kill();
+      await relay.close(0);
+      await model.close();
+    },
+  };
+}
+
+/** Text concatenated from a list of frames' reply.delta `text`. */
+export function replyText(frames: ServerFrame[], replyId?: string): string {
+  return frames
+    .filter((f): f is ServerFrameOf<'reply.delta'> => f.type === 'reply.delta' && (!replyId || f.replyId === replyId))
+    .map((f) => f.text ?? '')
+    .join('');
+}
+
+type Waiter = { match: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
+
+export class TestClient {
+  readonly frames: ServerFrame[] = [];
+  /** Frames that failed the server schema: a test failure on its own. */
+  readonly invalid: unknown[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  private waiters: Waiter[] = [];
+  private cursor = 0;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const json: unknown = JSON.parse(data.toString());
+      const parsed = ServerFrame.safeParse(json);
+      if (!parsed.success) {
+        this.invalid.push(json);
+        return;
+      }
+      this.frames.push(parsed.data);
+      for (const w of [...this.waiters]) {
+        if (w.match(parsed.data)) {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          clearTimeout(w.timer);
+          w.resolve(parsed.data);
+        }
+      }
+    });
+    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+
+  static async connect(url: string, opts: { hello?: boolean; headers?: Record<string, string> } = {}): Promise<TestClient> {
+    const ws = new WebSocket(url, { headers: opts.headers });
+    const client = new TestClient(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    if (opts.hello !== false) {
+      client.send({ type: 'hello' });
+      await client.next('welcome');
+    }
+    return client;
+  }
+
+  send(frame: ClientFrame): void {
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  sendRaw(data: string | Buffer, binary = false): void {
+    this.ws.send(data, { binary });
+  }
+
+  /** The first frame (already received or still to come) matching, searching from the start. */
+  waitFor<T extends ServerFrame['type']>(
+    type: T,
+    match: (f: ServerFrameOf<T>) => boolean = () => true,
+    timeoutMs = 10_000,
+  ): Promise<ServerFrameOf<T>> {
+    const test = (f: ServerFrame): f is ServerFrameOf<T> => f.type === type && match(f as ServerFrameOf<T>);
+    const seen = this.frames.find(test);
+    if (seen) return Promise.resolve(seen);
+    return this.await(test, `${type}`, timeoutMs);
+  }
+
+  /** The next frame of this type after the ones `next` already returned. */
+  async next<T extends ServerFrame['type']>(
+    type: T,
+    match: (f: ServerFrameOf<T>) => boolean = () => true,
+    timeoutMs = 10_000,
+  ): Promise<ServerFrameOf<T>> {
+    const test = (f: ServerFrame): f is ServerFrameOf<T> => f.type === type && match(f as ServerFrameOf<T>);
+    for (let i = this.cursor; i < this.frames.length; i++) {
+      const f = this.frames[i]!;
+      if (test(f)) {
+        this.cursor = i + 1;
+        return f;
+      }
+    }
+    const found = await this.await(test, type, timeoutMs);
+    this.cursor = this.frames.indexOf(found) + 1;
+    return found;
+  }
+
+  private await<T extends ServerFrame>(test: (f: ServerFrame) => f is T, what: string, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.timer !== timer);
+        reject(new Error(`timed out waiting for ${what}; got: ${this.frames.map((f) => f.type).join(', ')}`));
+      }, timeoutMs);
+      this.waiters.push({ match: test, resolve: (f) => resolve(f as T), reject, timer });
+    });
+  }
+
+  /** Frames of a conversation that carry a seq, in arrival order. */
+  events(conversationId: string): Array<Extract<ServerFrame, { seq: number }>> {
+    return this.frames.filter(
+      (f): f is Extract<ServerFrame, { seq: number }> =>
+        'seq' in f && f.type !== 'joined' && 'conversationId' in f && f.conversationId === conversationId,
+    );
+  }
+
+  /** Destroy the TCP socket without a close frame, as a crashed client would. */
+  kill(): void {
+    for (const w of this.waiters) clearTimeout(w.timer);
+    this.waiters = [];
+    // terminate() destroys the TCP socket: the server sees no close frame.
+    this.ws.terminate();
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll a condition (state the test cannot be told about directly); fails after `timeoutMs`. */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting until ${what}`);
+    await sleep(10);
+  }
+}
