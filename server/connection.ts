@@ -17,6 +17,7 @@ import {
 import type { Authenticator } from './auth.js';
 import type { MemberSocket } from './conversation.js';
 import type { Conversations } from './conversations.js';
+import { serialize } from './fanout.js';
 import { RelayError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -81,7 +82,7 @@ export class Connection implements MemberSocket {
   }
 
   send(frame: ServerFrame): void {
-    this.sendRaw(JSON.stringify(frame));
+    this.sendRaw(serialize(frame));
   }
 
   sendRaw(json: string): void {
@@ -184,6 +185,8 @@ export class Connection implements MemberSocket {
         this.leave(frame.conversationId);
         return this.send({ type: 'left', conversationId: frame.conversationId, ref: frame.ref });
       case 'send': {
+        const { maxTextChars } = this.deps.settings.limits;
+        if (frame.text.length > maxTextChars) throw new RelayError('bad_frame', `text: longer than maxTextChars (${maxTextChars})`);
         if (!this.joined.has(frame.conversationId)) {
           this.admit(frame.conversationId);
           await conversations.get(frame.conversationId).join(this, undefined, frame.ref);

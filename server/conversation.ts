@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { ClientFrameOf, ServerFrame, User } from '../shared/protocol.js';
 import type { Bus, Delivery } from './bus.js';
 import { RelayError } from './errors.js';
-import { MemberFeed, withRef, type FrameSink } from './fanout.js';
+import { MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
 import type { ReplySlots, Throttle } from './limits.js';
 import type { Logger } from './log.js';
 import { runReply, type AbortReason, type ReplyJob, type ReplySettings } from './reply.js';
@@ -91,12 +91,6 @@ export class Conversation {
     return this.members.has(socket.id);
   }
 
-  memberList(): User[] {
-    const users = new Map<string, User>();
-    for (const m of this.members.values()) users.set(m.socket.user.id, m.socket.user);
-    return [...users.values()];
-  }
-
   /** Subscribe a socket: snapshot (or replay after `since`), then live events, none lost or doubled. */
   async join(socket: MemberSocket, since: number | undefined, ref: string | undefined): Promise<void> {
     if (this.members.has(socket.id)) this.members.delete(socket.id);
@@ -105,9 +99,10 @@ export class Conversation {
     this.members.set(socket.id, { socket, feed });
     this.clearTimers();
     const store = this.deps.store;
+    await store.addMember(this.id, socket.id, socket.user);
     const replay = since === undefined ? undefined : await store.eventsSince(this.id, since);
+    const members = await store.members(this.id);
     if (this.members.get(socket.id)?.feed !== feed) return; // left (or rejoined) while we read
-    const members = this.memberList();
     if (replay) {
       const head = replay.length ? replay[replay.length - 1]!.event.seq : since!;
       socket.send({ type: 'joined', conversationId: this.id, ref, seq: head, members, history: [] });
@@ -134,6 +129,7 @@ export class Conversation {
   /** Unsubscribe a socket (leave or disconnect). A reply keeps running for the grace period. */
   leave(socket: MemberSocket): boolean {
     if (!this.members.delete(socket.id)) return false;
+    void this.deps.store.removeMember(this.id, socket.id);
     this.deps.typingThrottle.forget(`${socket.id}:${this.id}`);
     this.schedulePresence();
     if (this.members.size === 0 && !this.disposed) {
@@ -145,7 +141,7 @@ export class Conversation {
 
   typing(socket: MemberSocket): void {
     if (!this.deps.typingThrottle.allow(`${socket.id}:${this.id}`)) return;
-    const json = JSON.stringify({ type: 'typing', conversationId: this.id, user: socket.user });
+    const json = serialize({ type: 'typing', conversationId: this.id, user: socket.user });
     this.deps.bus.publish(this.id, { json, origin: { connectionId: socket.id, skip: true } });
   }
 
@@ -252,10 +248,11 @@ export class Conversation {
   private schedulePresence(): void {
     if (this.presenceTimer || this.disposed) return;
     // A burst of joins and leaves gives one presence frame.
-    this.presenceTimer = setTimeout(() => {
+    this.presenceTimer = setTimeout(async () => {
       this.presenceTimer = undefined;
       if (this.members.size === 0) return;
-      const json = JSON.stringify({ type: 'presence', conversationId: this.id, members: this.memberList() });
+      const members = await this.deps.store.members(this.id);
+      const json = serialize({ type: 'presence', conversationId: this.id, members });
       this.deps.bus.publish(this.id, { json });
     }, this.deps.settings.presenceCoalesceMs);
   }

@@ -2,6 +2,7 @@
 // upstream call (openai SDK error classes, broken streams) become codes.
 import OpenAI from 'openai';
 import type { ErrorCode } from '../shared/codes.js';
+import { SseOverflowError } from './sse.js';
 
 export class RelayError extends Error {
   override name = 'RelayError';
@@ -24,8 +25,7 @@ export function upstreamFailure(err: unknown): RelayError {
     const where = err.status ? `HTTP ${err.status}` : 'error event in the stream';
     return new RelayError('upstream_error', `the model API failed (${where})`);
   }
-  // JSON.parse of a malformed SSE data line inside the SDK.
-  if (err instanceof SyntaxError) return new RelayError('upstream_error', 'the model API sent a malformed event');
+  if (err instanceof SseOverflowError) return new RelayError('upstream_error', err.message);
   // undici reports a connection cut mid-body as TypeError("terminated").
   if (err instanceof TypeError) return new RelayError('upstream_error', 'the connection to the model API broke mid-stream');
   return new RelayError('internal', 'unexpected failure while streaming the reply');

@@ -1,7 +1,13 @@
 // Delivery of a conversation's frames to one member socket, in seq order,
 // exactly once: while a member is still being sent its join snapshot or
 // replay, live frames wait in a bounded buffer and are flushed after it.
+import type { ServerFrame } from '../shared/protocol.js';
 import type { Delivery } from './bus.js';
+
+/** Serialize a frame the server built itself: typed here, never re-validated on the way out. */
+export function serialize(frame: ServerFrame): string {
+  return JSON.stringify(frame);
+}
 
 /** What fan-out needs of a connection. */
 export interface FrameSink {

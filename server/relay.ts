@@ -58,6 +58,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       maxRetries: config.UPSTREAM_MAX_RETRIES,
       includeUsage: config.UPSTREAM_INCLUDE_USAGE,
       idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
+      maxEventChars: config.UPSTREAM_MAX_EVENT_BYTES,
     }),
     replySlots,
     typingThrottle: new Throttle(config.TYPING_MIN_INTERVAL_MS),

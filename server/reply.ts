@@ -6,7 +6,7 @@ import { buildContext, countTokens, type ContextMessage } from './context.js';
 import { RelayError } from './errors.js';
 import type { Logger } from './log.js';
 import type { EventInput } from './store.js';
-import type { Completion, Upstream } from './upstream.js';
+import { UpstreamError, type Completion, type Upstream } from './upstream.js';
 
 export interface ReplyJob {
   replyId: string;
@@ -62,7 +62,8 @@ export async function runReply(
     );
   } catch (err) {
     failure = err instanceof RelayError ? err : new RelayError('internal', 'the reply failed unexpectedly');
-    if (!(err instanceof RelayError)) log.error({ err }, 'reply failed');
+    if (err instanceof UpstreamError) completion = err.partial;
+    else log.error({ err }, 'reply failed');
   } finally {
     clearTimeout(deadline);
   }
@@ -83,7 +84,8 @@ export async function runReply(
     error = { code: 'upstream_error', message: 'the model API stream ended without a finish reason (truncated)' };
   }
 
-  const toolCalls = completion?.toolCalls ?? [];
+  // Arguments of a reply that failed or was cancelled may be cut short: only a clean end reports tool calls.
+  const toolCalls = finishReason === 'error' || finishReason === 'cancelled' ? [] : (completion?.toolCalls ?? []);
   let usage: Usage;
   if (completion?.usage) {
     usage = { ...completion.usage, source: 'upstream' };

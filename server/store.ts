@@ -56,6 +56,10 @@ export interface ConversationStore {
   nextReply(conversationId: string): Promise<QueuedReply | undefined>;
   removeReply(conversationId: string, replyId: string): Promise<QueuedReply | undefined>;
   clearReplies(conversationId: string): Promise<QueuedReply[]>;
+  /** The member set: one entry per subscribed socket, listed once per user. */
+  addMember(conversationId: string, memberId: string, user: User): Promise<void>;
+  removeMember(conversationId: string, memberId: string): Promise<void>;
+  members(conversationId: string): Promise<User[]>;
   /** Forget a conversation's state (it has been idle with no member). */
   evict(conversationId: string): Promise<void>;
   /** Conversations held right now. */
@@ -91,6 +95,7 @@ class MemoryConversation {
   streaming: Streaming | undefined;
   readonly clientIds = new Map<string, StoredEvent>();
   readonly queue: QueuedReply[] = [];
+  readonly members = new Map<string, User>();
 
   constructor(startSeq: number) {
     this.seq = startSeq;
@@ -231,6 +236,20 @@ export class MemoryStore implements ConversationStore {
 
   async clearReplies(conversationId: string): Promise<QueuedReply[]> {
     return this.conversations.get(conversationId)?.queue.splice(0) ?? [];
+  }
+
+  async addMember(conversationId: string, memberId: string, user: User): Promise<void> {
+    this.get(conversationId).members.set(memberId, user);
+  }
+
+  async removeMember(conversationId: string, memberId: string): Promise<void> {
+    this.conversations.get(conversationId)?.members.delete(memberId);
+  }
+
+  async members(conversationId: string): Promise<User[]> {
+    const users = new Map<string, User>();
+    for (const user of this.conversations.get(conversationId)?.members.values() ?? []) users.set(user.id, user);
+    return [...users.values()];
   }
 
   async evict(conversationId: string): Promise<void> {

@@ -1,10 +1,18 @@
-// The upstream call: one streaming chat.completions request through the
-// openai SDK, turned into text/reasoning/refusal pieces as chunks arrive, plus
-// what the stream said at its end (finish reason, usage, tool calls).
+// The upstream call: one streaming chat.completions request, turned into
+// text/reasoning/refusal pieces as chunks arrive, plus what the stream said at
+// its end (finish reason, usage, tool calls).
+//
+// The openai SDK makes the request (auth, retries before any byte of the body,
+// HTTP errors as typed classes); the body is decoded here, so that arriving
+// bytes feed the idle watchdog, an oversized event is cut off, decoding stays
+// linear however the upstream fragments its writes, and an error chunk's usage
+// still counts.
 import OpenAI from 'openai';
-import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { z } from 'zod';
 import type { FinishReason, ToolCall } from '../shared/protocol.js';
 import { RelayError, upstreamFailure } from './errors.js';
+import { SseDecoder, type SseEvent } from './sse.js';
 
 export interface UpstreamOptions {
   apiKey: string;
@@ -12,6 +20,8 @@ export interface UpstreamOptions {
   maxRetries: number;
   includeUsage: boolean;
   idleTimeoutMs: number;
+  /** An SSE event longer than this is cut off with an error. */
+  maxEventChars: number;
 }
 
 export interface CompletionRequest {
@@ -33,11 +43,22 @@ export interface UpstreamUsage {
   totalTokens: number;
 }
 
-/** What the stream reported by the time it ended (or was aborted). */
+/** What the stream reported by the time it ended (or was aborted, or failed). */
 export interface Completion {
   finishReason: Exclude<FinishReason, 'cancelled' | 'error'> | undefined;
   usage: UpstreamUsage | undefined;
   toolCalls: ToolCall[];
+}
+
+/** An upstream failure, with what the stream had reported before it. */
+export class UpstreamError extends RelayError {
+  override name = 'UpstreamError';
+  constructor(
+    cause: RelayError,
+    readonly partial: Completion,
+  ) {
+    super(cause.code, cause.message);
+  }
 }
 
 export class Upstream {
@@ -48,16 +69,16 @@ export class Upstream {
       apiKey: opts.apiKey,
       baseURL: opts.baseURL,
       maxRetries: opts.maxRetries,
-      // The SDK's logger would print raw SSE lines (model output) on parse errors.
+      // The SDK's logger would print raw response lines (model output) on some errors.
       logLevel: 'off',
     });
   }
 
   /**
    * Stream one completion. `onPiece` is awaited for every non-empty piece, in
-   * order. Resolves with what the stream reported; rejects with a RelayError
-   * on an upstream failure. When `signal` aborts, resolves quietly with what
-   * arrived so far: the caller knows why it aborted.
+   * order. Resolves with what the stream reported; rejects with an
+   * UpstreamError. When `signal` aborts, resolves quietly with what arrived
+   * so far: the caller knows why it aborted.
    */
   async stream(req: CompletionRequest, signal: AbortSignal, onPiece: (piece: Piece) => void | Promise<void>): Promise<Completion> {
     // A second controller so the idle watchdog can abort without touching the caller's signal.
@@ -72,31 +93,33 @@ export class Upstream {
         this.opts.idleTimeoutMs,
       );
     };
-    const result = new ChunkFolder();
+    const folder = new ChunkFolder();
     try {
       touch();
-      const client = this.client.withOptions({ fetch: watchedFetch(touch) });
-      const stream = await client.chat.completions.create(
-        {
-          model: req.model,
-          messages: req.messages,
-          stream: true,
-          ...(this.opts.includeUsage ? { stream_options: { include_usage: true } } : {}),
-          ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
-          ...(req.maxTokens !== undefined ? { max_tokens: req.maxTokens } : {}),
-        },
-        { signal: inner.signal },
-      );
-      for await (const chunk of stream) {
-        if (inner.signal.aborted) break;
-        const piece = result.fold(chunk);
+      const response = await this.client.chat.completions
+        .create(
+          {
+            model: req.model,
+            messages: req.messages,
+            stream: true,
+            ...(this.opts.includeUsage ? { stream_options: { include_usage: true } } : {}),
+            ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+            ...(req.maxTokens !== undefined ? { max_tokens: req.maxTokens } : {}),
+          },
+          { signal: inner.signal },
+        )
+        .asResponse();
+      if (!response.body) throw new RelayError('upstream_error', 'the model API answered without a body');
+      for await (const event of readEvents(response.body, this.opts.maxEventChars, touch)) {
+        if (inner.signal.aborted || event.data === '[DONE]') break;
+        const piece = folder.fold(event);
         if (piece) await onPiece(piece);
       }
       if (inner.signal.aborted && !signal.aborted) throw inner.signal.reason;
-      return result.completion();
+      return folder.completion();
     } catch (err) {
-      if (signal.aborted) return result.completion();
-      throw upstreamFailure(inner.signal.aborted ? inner.signal.reason : err);
+      if (signal.aborted) return folder.completion();
+      throw new UpstreamError(upstreamFailure(inner.signal.aborted ? inner.signal.reason : err), folder.completion());
     } finally {
       clearTimeout(idle);
       signal.removeEventListener('abort', forward);
@@ -104,22 +127,61 @@ export class Upstream {
   }
 }
 
-/** A fetch whose response body reports every arrival of bytes, so silence can be timed. */
-function watchedFetch(onBytes: () => void): typeof fetch {
-  return async (input, init) => {
-    const res = await fetch(input, init);
-    if (!res.body) return res;
-    const body = res.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          onBytes();
-          controller.enqueue(chunk);
-        },
-      }),
-    );
-    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
-  };
+async function* readEvents(body: ReadableStream<Uint8Array>, maxEventChars: number, onBytes: () => void): AsyncGenerator<SseEvent> {
+  const decoder = new SseDecoder(maxEventChars);
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      onBytes();
+      yield* decoder.push(value);
+    }
+    yield* decoder.end();
+  } finally {
+    // Ends the HTTP request when the caller stops reading early ([DONE], abort, error).
+    void reader.cancel().catch(() => undefined);
+  }
 }
+
+// Upstream chunks are other people's JSON: read leniently, every field
+// optional, a field of an unexpected type treated as absent.
+const str = z.string().nullish().catch(null);
+const UpstreamChunk = z.object({
+  choices: z
+    .array(
+      z.object({
+        index: z.number().catch(0),
+        finish_reason: str,
+        delta: z
+          .object({
+            content: str,
+            reasoning_content: str,
+            reasoning: str,
+            refusal: str,
+            tool_calls: z
+              .array(
+                z.object({
+                  index: z.number().int().nonnegative().catch(0),
+                  id: str,
+                  function: z.object({ name: str, arguments: str }).nullish().catch(null),
+                }),
+              )
+              .nullish()
+              .catch(null),
+          })
+          .nullish()
+          .catch(null),
+      }),
+    )
+    .nullish()
+    .catch(null),
+  usage: z
+    .object({ prompt_tokens: z.number(), completion_tokens: z.number(), total_tokens: z.number() })
+    .nullish()
+    .catch(null),
+  error: z.unknown().optional(),
+});
 
 const FINISH_REASONS: Record<string, Completion['finishReason']> = {
   stop: 'stop',
@@ -129,23 +191,31 @@ const FINISH_REASONS: Record<string, Completion['finishReason']> = {
   content_filter: 'content_filter',
 };
 
-/** Folds chunks: returns each chunk's visible piece, remembers the rest for the end. */
+/** Folds events: returns each one's visible piece, remembers the rest for the end. */
 class ChunkFolder {
   private finishReason: Completion['finishReason'];
   private usage: UpstreamUsage | undefined;
   private readonly tools = new Map<number, ToolCall>();
 
-  fold(chunk: ChatCompletionChunk): Piece | undefined {
-    // Some providers repeat cumulative usage on every chunk: the last one wins.
-    if (chunk.usage) {
-      this.usage = {
-        promptTokens: chunk.usage.prompt_tokens,
-        completionTokens: chunk.usage.completion_tokens,
-        totalTokens: chunk.usage.total_tokens,
-      };
+  /** Throws a RelayError on an error event or a malformed one. */
+  fold(event: SseEvent): Piece | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(event.data);
+    } catch {
+      throw new RelayError('upstream_error', 'the model API sent a malformed event');
     }
+    const parsed = UpstreamChunk.safeParse(json);
+    if (!parsed.success) throw new RelayError('upstream_error', 'the model API sent an event that is not a chunk');
+    const { choices, usage, error } = parsed.data;
+    // Some providers repeat cumulative usage on every chunk: the last one wins.
+    if (usage) {
+      this.usage = { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, totalTokens: usage.total_tokens };
+    }
+    // An error comes as `event: error` or as a chunk with an `error` field; its usage (above) still counts.
+    if (event.event === 'error' || error) throw new RelayError('upstream_error', 'the model API failed (error event in the stream)');
     // The relay asks for one choice; a provider that sends more (n > 1) is read for index 0 only.
-    const choice = chunk.choices?.find((c) => c.index === 0);
+    const choice = choices?.find((c) => c.index === 0);
     if (!choice) return undefined;
     if (choice.finish_reason) this.finishReason = FINISH_REASONS[choice.finish_reason] ?? 'stop';
     const delta = choice.delta;
@@ -158,10 +228,11 @@ class ChunkFolder {
       this.tools.set(call.index, acc);
     }
     const piece: Piece = {};
-    if (typeof delta.content === 'string' && delta.content) piece.text = delta.content;
-    const reasoning = reasoningOf(delta);
+    if (delta.content) piece.text = delta.content;
+    // DeepSeek and vLLM say `reasoning_content`, OpenRouter and others `reasoning`.
+    const reasoning = delta.reasoning_content || delta.reasoning;
     if (reasoning) piece.reasoning = reasoning;
-    if (typeof delta.refusal === 'string' && delta.refusal) piece.refusal = delta.refusal;
+    if (delta.refusal) piece.refusal = delta.refusal;
     return piece.text || piece.reasoning || piece.refusal ? piece : undefined;
   }
 
@@ -169,13 +240,4 @@ class ChunkFolder {
     const toolCalls = [...this.tools.entries()].sort(([a], [b]) => a - b).map(([, call]) => call);
     return { finishReason: this.finishReason, usage: this.usage, toolCalls };
   }
-}
-
-/** DeepSeek and vLLM say `reasoning_content`, OpenRouter and others `reasoning`: not in the SDK's types. */
-function reasoningOf(delta: object): string | undefined {
-  if ('reasoning_content' in delta && typeof delta.reasoning_content === 'string' && delta.reasoning_content) {
-    return delta.reasoning_content;
-  }
-  if ('reasoning' in delta && typeof delta.reasoning === 'string' && delta.reasoning) return delta.reasoning;
-  return undefined;
 }

@@ -44,6 +44,8 @@ test('negative since', () =>
 test('empty text', () => expectBadFrame('{"type":"send","conversationId":"a","text":"","ref":"s1"}', 's1', 'text'));
 test('text over the cap', () =>
   expectBadFrame(JSON.stringify({ type: 'send', conversationId: 'a', text: 'x'.repeat(32_001), ref: 's2' }), 's2', 'text'));
+test('text over the announced maxTextChars', () =>
+  expectBadFrame(JSON.stringify({ type: 'send', conversationId: 'a', text: 'x'.repeat(16_001), ref: 's3' }), 's3', 'maxTextChars'));
 test('options out of range', async () => {
   await expectBadFrame('{"type":"send","conversationId":"a","text":"hi","options":{"temperature":7},"ref":"o1"}', 'o1', 'temperature');
   await expectBadFrame('{"type":"send","conversationId":"a","text":"hi","options":{"maxTokens":0},"ref":"o2"}', 'o2', 'maxTokens');

@@ -120,6 +120,14 @@ test('without an upstream usage chunk the relay counts tokens itself (estimated)
   assert.is(end.usage!.totalTokens, end.usage!.promptTokens + end.usage!.completionTokens);
 });
 
+test('an oversized upstream event is cut off with upstream_error, text kept', async () => {
+  const chunk = (content: string) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content } }] })}\n\n`;
+  const { end, text } = await replyUnder({ replay: chunk('kept ') + chunk('x'.repeat(2 * 1024 * 1024)) + 'data: [DONE]\n\n' });
+  assert.is(end.finishReason, 'error');
+  assert.is(end.error?.code, 'upstream_error');
+  assert.is(text, 'kept ');
+});
+
 test('after every fault the server still serves a normal exchange', async () => {
   const { end, text } = await replyUnder({});
   assert.is(end.finishReason, 'stop');
