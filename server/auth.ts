@@ -1,22 +1,121 @@
-// Who is on the other end of a socket. Without a configured secret every
-// connection is an anonymous user with a generated id and name; token
-// verification plugs in here.
-import { randomBytes } from 'node:crypto';
+// Who is on the other end of a socket, and which conversations they may use.
+// With AUTH_JWT_SECRET (HS256) or AUTH_JWT_PUBLIC_KEY (RS256/ES256 PEM, or a
+// JWK/JWKS file) every hello must carry a valid JWT; without either, every
+// connection is an anonymous user with a generated id and name.
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { z } from 'zod';
 import type { User } from '../shared/protocol.js';
+import { ConfigError } from './config.js';
+
+export interface Identity {
+  user: User;
+  /** ms since the epoch; the session closes with 4401 then unless a fresh token arrives. */
+  expiresAt: number | undefined;
+  /** May this identity join / send to the conversation? */
+  allows(conversationId: string): boolean;
+}
 
 export interface Authenticator {
-  /** Resolves the user a token stands for; rejects (closing the socket with 4401) when it stands for nobody. */
-  authenticate(token: string | undefined): Promise<User>;
+  /** Resolves who a token stands for; rejects with AuthError when it stands for nobody. */
+  authenticate(token: string | undefined): Promise<Identity>;
+}
+
+export class AuthError extends Error {
+  override name = 'AuthError';
 }
 
 const ADJECTIVES = ['Amber', 'Brisk', 'Calm', 'Dapper', 'Eager', 'Fuzzy', 'Gentle', 'Hazel', 'Jolly', 'Lucky', 'Mellow', 'Nimble', 'Plucky', 'Quiet', 'Rapid', 'Sunny'];
 const ANIMALS = ['Otter', 'Falcon', 'Badger', 'Heron', 'Lynx', 'Marmot', 'Newt', 'Orca', 'Panda', 'Quokka', 'Raven', 'Stoat', 'Tapir', 'Wombat', 'Yak', 'Zebra'];
+const anywhere = () => true;
 
 export class AnonymousAuth implements Authenticator {
   /** A token is ignored: with no secret configured there is nothing to check it against. */
-  async authenticate(): Promise<User> {
+  async authenticate(): Promise<Identity> {
     const bytes = randomBytes(8);
     const name = `${ADJECTIVES[bytes[0]! % ADJECTIVES.length]} ${ANIMALS[bytes[1]! % ANIMALS.length]}`;
-    return { id: `anon-${bytes.toString('hex')}`, name };
+    return { user: { id: `anon-${bytes.toString('hex')}`, name }, expiresAt: undefined, allows: anywhere };
   }
+}
+
+const Claims = z.object({
+  sub: z.string().min(1).max(128),
+  name: z.string().min(1).max(128).optional(),
+  exp: z.number(),
+  conversations: z.array(z.string().min(1).max(128)).max(256).optional(),
+});
+
+/** `team-1:*` style patterns: `*` stands for any run of conversation-id characters. */
+export function conversationMatcher(patterns: string[] | undefined): (conversationId: string) => boolean {
+  if (patterns === undefined) return anywhere;
+  const regexes = patterns.map(
+    (p) => new RegExp(`^${p.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[A-Za-z0-9._:-]*')}$`),
+  );
+  return (id) => regexes.some((r) => r.test(id));
+}
+
+type VerifyKey = Uint8Array | KeyObject | JWTVerifyGetKey;
+
+export class JwtAuth implements Authenticator {
+  constructor(
+    private readonly key: VerifyKey,
+    private readonly algorithms: string[],
+  ) {}
+
+  async authenticate(token: string | undefined): Promise<Identity> {
+    if (!token) throw new AuthError('a token is required');
+    let payload: unknown;
+    try {
+      // The algorithm list is what keeps `alg: none` and HS/RS confusion out.
+      const verified =
+        typeof this.key === 'function'
+          ? await jwtVerify(token, this.key, { algorithms: this.algorithms, requiredClaims: ['exp', 'sub'] })
+          : await jwtVerify(token, this.key, { algorithms: this.algorithms, requiredClaims: ['exp', 'sub'] });
+      payload = verified.payload;
+    } catch (err) {
+      const expired = err instanceof joseErrors.JWTExpired;
+      throw new AuthError(expired ? 'the token has expired' : 'the token is not valid');
+    }
+    const claims = Claims.safeParse(payload);
+    if (!claims.success) throw new AuthError('the token lacks sub, exp or well-formed claims');
+    const { sub, name, exp, conversations } = claims.data;
+    return { user: { id: sub, name: name ?? sub }, expiresAt: exp * 1000, allows: conversationMatcher(conversations) };
+  }
+}
+
+const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) });
+
+/** AUTH_JWT_PUBLIC_KEY: a PEM, or the path of a file holding a PEM, a JWK or a JWKS. */
+function publicKeyAuth(value: string): JwtAuth {
+  const text = !value.includes('-----BEGIN') && existsSync(value) ? readFileSync(value, 'utf8') : value;
+  if (text.includes('-----BEGIN')) {
+    const key = createPublicKey(text);
+    const type = key.asymmetricKeyType;
+    if (type === 'rsa') return new JwtAuth(key, ['RS256']);
+    if (type === 'ec') return new JwtAuth(key, ['ES256', 'ES384', 'ES512']);
+    throw new ConfigError(`invalid configuration: AUTH_JWT_PUBLIC_KEY: unsupported key type ${type}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ConfigError('invalid configuration: AUTH_JWT_PUBLIC_KEY: not a PEM, nor a file with a PEM, JWK or JWKS');
+  }
+  const single = z.record(z.string(), z.unknown()).safeParse(json);
+  const set = Jwks.safeParse(json);
+  const jwks: JSONWebKeySet | undefined = set.success
+    ? { keys: set.data.keys }
+    : single.success && typeof single.data.kty === 'string'
+      ? { keys: [single.data] }
+      : undefined;
+  if (!jwks) throw new ConfigError('invalid configuration: AUTH_JWT_PUBLIC_KEY: JSON that is neither a JWK nor a JWKS');
+  return new JwtAuth(createLocalJWKSet(jwks), ['RS256', 'ES256', 'ES384', 'ES512']);
+}
+
+export function createAuthenticator(secret: string | undefined, publicKey: string | undefined): Authenticator {
+  if (secret && publicKey) throw new ConfigError('invalid configuration: set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY, not both');
+  if (secret) return new JwtAuth(new TextEncoder().encode(secret), ['HS256']);
+  if (publicKey) return publicKeyAuth(publicKey);
+  return new AnonymousAuth();
 }

@@ -2,11 +2,13 @@
 // have members in it. In one process that is a map of local subscribers; a
 // Redis-backed bus can carry the same Delivery between nodes.
 
+import type { ConversationEvent } from '../shared/protocol.js';
+
 /** One frame for every member of a conversation, serialized once. */
 export interface Delivery {
   json: string;
-  /** Set on conversation events; members skip seqs they already have. */
-  seq?: number;
+  /** Set on conversation events (members skip seqs they already have; slow ones merge deltas). */
+  event?: ConversationEvent;
   /** The connection whose frame caused this one. */
   origin?: {
     connectionId: string;

@@ -42,6 +42,18 @@ export const ConfigSchema = z.object({
   PRESENCE_COALESCE_MS: int(50),
   TYPING_MIN_INTERVAL_MS: int(1_000),
   SEND_BUFFER_LIMIT_BYTES: int(4 * 1024 * 1024, 1024),
+  SLOW_CONSUMER_HIGH_WATER_BYTES: int(256 * 1024, 1024),
+  FRAME_RATE_PER_SEC: int(20, 1),
+  FRAME_BURST: int(60, 1),
+  FRAME_ABUSE_STRIKES: int(100, 1),
+  REPLIES_PER_MINUTE: int(30, 1),
+  TOKEN_QUOTA: int(200_000),
+  TOKEN_QUOTA_WINDOW_MS: int(3_600_000, 1000),
+  MAX_CONNECTIONS: int(10_000, 1),
+  MAX_CONNECTIONS_PER_IP: int(50, 1),
+  CONNECTIONS_PER_IP_PER_MINUTE: int(120, 1),
+  TRUST_PROXY: bool(false),
+  ALLOWED_MODELS: optionalString.transform((v) => (v === undefined ? [] : v.split(',').map((m) => m.trim()).filter(Boolean))),
   LOCAL_MODEL_TOKEN_DELAY_MS: int(25),
   AUTH_JWT_SECRET: optionalString,
   AUTH_JWT_PUBLIC_KEY: optionalString,
@@ -69,4 +81,21 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     );
   }
   return result.data;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Anonymous mode on a public address lets anyone spend the API key: refuse unless asked for loudly. */
+export function checkExposure(config: Config): 'ok' | 'anonymous-exposed' {
+  const anonymous = !config.AUTH_JWT_SECRET && !config.AUTH_JWT_PUBLIC_KEY;
+  if (!anonymous || isLoopback(config.HOST)) return 'ok';
+  if (!config.ALLOW_ANONYMOUS) {
+    throw new ConfigError(
+      `invalid configuration: HOST ${config.HOST} is not loopback and no AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY is set; ` +
+        'set one, or ALLOW_ANONYMOUS=true to let anyone in',
+    );
+  }
+  return 'anonymous-exposed';
 }

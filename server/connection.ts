@@ -14,17 +14,23 @@ import {
   type ServerFrame,
   type User,
 } from '../shared/protocol.js';
-import type { Authenticator } from './auth.js';
+import { AuthError, type Authenticator, type Identity } from './auth.js';
 import type { MemberSocket } from './conversation.js';
 import type { Conversations } from './conversations.js';
 import { serialize } from './fanout.js';
 import { RelayError } from './errors.js';
+import { TokenBucket } from './limits.js';
 import type { Logger } from './log.js';
+import { Outbox, type DeltaEvent } from './outbox.js';
 
 export interface ConnectionSettings {
   helloTimeoutMs: number;
   maxConversations: number;
   sendBufferLimitBytes: number;
+  highWaterBytes: number;
+  frameRatePerSec: number;
+  frameBurst: number;
+  frameAbuseStrikes: number;
   limits: Limits;
 }
 
@@ -37,7 +43,7 @@ export interface ConnectionDeps {
 }
 
 /** Frames waiting to be handled; past this the client is flooding. */
-const INBOX_LIMIT = 256;
+const INBOX_LIMIT = 64;
 const FRAME_TYPES = new Set<string>(ClientFrame.options.map((o) => o.shape.type.value));
 /** Just enough of a broken frame to answer it: its ref, and whether it named a known type. */
 const FrameEnvelope = z.object({ type: z.string().optional(), ref: z.string().max(64).optional() });
@@ -45,19 +51,30 @@ const FrameEnvelope = z.object({ type: z.string().optional(), ref: z.string().ma
 export class Connection implements MemberSocket {
   readonly id = randomUUID();
   private state: 'hello' | 'open' | 'closed' = 'hello';
-  private userValue: User | undefined;
+  private identity: Identity | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
   private readonly joined = new Set<string>();
   private readonly helloTimer: NodeJS.Timeout;
   private inbox: Promise<void> = Promise.resolve();
   private inboxSize = 0;
   private missedPongs = 0;
   private log: Logger;
+  private readonly outbox: Outbox;
+  private readonly frameBucket: TokenBucket;
+  /** Rejected frames a client may send before it counts as abuse; refills slowly. */
+  private readonly strikes: TokenBucket;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly deps: ConnectionDeps,
   ) {
     this.log = deps.log.child({ connectionId: this.id });
+    const s = deps.settings;
+    this.outbox = new Outbox(ws, { highWaterBytes: s.highWaterBytes, hardLimitBytes: s.sendBufferLimitBytes }, () =>
+      this.overflow('send buffer over its hard limit'),
+    );
+    this.frameBucket = new TokenBucket(s.frameBurst, s.frameRatePerSec);
+    this.strikes = new TokenBucket(s.frameAbuseStrikes, 1);
     this.helloTimer = setTimeout(() => this.close(closeCodes.helloTimeout, 'no hello in time'), deps.settings.helloTimeoutMs);
     ws.on('message', (data, isBinary) => this.receive(data, isBinary));
     ws.on('pong', () => (this.missedPongs = 0));
@@ -66,8 +83,8 @@ export class Connection implements MemberSocket {
   }
 
   get user(): User {
-    if (!this.userValue) throw new Error('user read before hello');
-    return this.userValue;
+    if (!this.identity) throw new Error('user read before hello');
+    return this.identity.user;
   }
 
   /** Called by the server's heartbeat: a socket that misses two pings in a row is dead. */
@@ -85,16 +102,13 @@ export class Connection implements MemberSocket {
     this.sendRaw(serialize(frame));
   }
 
-  sendRaw(json: string): void {
+  sendRaw(json: string, conversationId?: string, delta?: DeltaEvent): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.ws.bufferedAmount > this.deps.settings.sendBufferLimitBytes) {
-      this.overflow('send buffer over its limit');
-      return;
-    }
-    this.ws.send(json);
+    this.outbox.send(json, delta, conversationId);
   }
 
   overflow(reason: string): void {
+    this.outbox.close();
     this.log.warn({ reason }, 'slow consumer; closing');
     this.close(closeCodes.slowConsumer, 'slow consumer; reconnect and resume');
   }
@@ -105,8 +119,9 @@ export class Connection implements MemberSocket {
 
   private receive(data: RawData, isBinary: boolean): void {
     if (isBinary) return this.close(closeCodes.unsupportedData, 'binary frames are not accepted');
-    if (this.inboxSize >= INBOX_LIMIT) {
-      return this.error('rate_limited', 'too many frames waiting; slow down', undefined);
+    if (!this.frameBucket.take() || this.inboxSize >= INBOX_LIMIT) {
+      if (!this.strikes.take()) return this.close(closeCodes.rateLimitAbuse, 'frame rate abuse');
+      return this.error('rate_limited', 'too many frames; slow down', undefined);
     }
     this.inboxSize++;
     this.inbox = this.inbox
@@ -151,14 +166,38 @@ export class Connection implements MemberSocket {
     }
   }
 
+  /** The identity a token stands for; closes with 4401 (and resolves undefined) when it stands for nobody. */
+  private async verify(token: string | undefined): Promise<Identity | undefined> {
+    try {
+      return await this.deps.auth.authenticate(token);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      this.log.info({ reason: err.message }, 'token refused');
+      this.close(closeCodes.unauthorized, err.message);
+      return undefined;
+    }
+  }
+
+  /** Run the session on this identity until its token expires. */
+  private adopt(identity: Identity): void {
+    this.identity = identity;
+    clearTimeout(this.expiryTimer);
+    const expiresAt = identity.expiresAt;
+    if (expiresAt === undefined) return;
+    const arm = () => {
+      const left = expiresAt - Date.now();
+      if (left <= 0) return this.close(closeCodes.unauthorized, 'the token has expired');
+      // setTimeout cannot wait longer than 2^31-1 ms; a longer wait is re-armed.
+      this.expiryTimer = setTimeout(arm, Math.min(left, 2 ** 31 - 1));
+    };
+    arm();
+  }
+
   private async hello(frame: ClientFrameOf<'hello'>): Promise<void> {
     clearTimeout(this.helloTimer);
-    try {
-      this.userValue = await this.deps.auth.authenticate(frame.token);
-    } catch {
-      return this.close(closeCodes.unauthorized, 'bad or expired token');
-    }
-    if (this.state !== 'hello') return;
+    const identity = await this.verify(frame.token);
+    if (!identity || this.state !== 'hello') return;
+    this.adopt(identity);
     this.state = 'open';
     this.log = this.log.child({ userId: this.user.id });
     this.send({
@@ -178,6 +217,8 @@ export class Connection implements MemberSocket {
         throw new RelayError('bad_frame', 'the session is already open');
       case 'ping':
         return this.send({ type: 'pong', ref: frame.ref, t: Date.now() });
+      case 'auth':
+        return this.refresh(frame);
       case 'join':
         this.admit(frame.conversationId);
         return conversations.get(frame.conversationId).join(this, frame.since, frame.ref);
@@ -200,8 +241,22 @@ export class Connection implements MemberSocket {
     }
   }
 
+  private async refresh(frame: ClientFrameOf<'auth'>): Promise<void> {
+    // A session without expiry (anonymous) has nothing to refresh.
+    if (this.identity?.expiresAt !== undefined) {
+      const identity = await this.verify(frame.token);
+      if (!identity) return;
+      if (identity.user.id !== this.user.id) return this.close(closeCodes.unauthorized, 'the token is for another user');
+      this.adopt(identity);
+    }
+    this.send({ type: 'authed', ref: frame.ref, expiresAt: this.identity?.expiresAt });
+  }
+
   private admit(conversationId: string): void {
     if (this.joined.has(conversationId)) return;
+    if (!this.identity?.allows(conversationId)) {
+      throw new RelayError('forbidden', 'the token does not allow this conversation');
+    }
     if (this.joined.size >= this.deps.settings.maxConversations) {
       throw new RelayError('rate_limited', `at most ${this.deps.settings.maxConversations} conversations per socket`);
     }
@@ -229,6 +284,8 @@ export class Connection implements MemberSocket {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.helloTimer);
+    clearTimeout(this.expiryTimer);
+    this.outbox.close();
     for (const id of [...this.joined]) this.leave(id);
     this.log.debug({ code }, 'socket closed');
     this.deps.onClose(this);

@@ -6,7 +6,7 @@ import type { ClientFrameOf, ServerFrame, User } from '../shared/protocol.js';
 import type { Bus, Delivery } from './bus.js';
 import { RelayError } from './errors.js';
 import { MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
-import type { ReplySlots, Throttle } from './limits.js';
+import type { Throttle, UserLimits } from './limits.js';
 import type { Logger } from './log.js';
 import { runReply, type AbortReason, type ReplyJob, type ReplySettings } from './reply.js';
 import type { ConversationStore, EventInput, StoredEvent } from './store.js';
@@ -22,9 +22,9 @@ export interface ConversationDeps {
   store: ConversationStore;
   bus: Bus;
   upstream: Upstream;
-  replySlots: ReplySlots;
+  userLimits: UserLimits;
   typingThrottle: Throttle;
-  settings: ReplySettings & { graceMs: number; idleMs: number; presenceCoalesceMs: number };
+  settings: ReplySettings & { graceMs: number; idleMs: number; presenceCoalesceMs: number; allowedModels: string[] };
   log: Logger;
   /** Called once the conversation has been idle, memberless and replyless for idleMs. */
   onIdle(conversation: Conversation): void;
@@ -75,7 +75,7 @@ export class Conversation {
 
   private async emit(event: EventInput, origin?: Delivery['origin']): Promise<StoredEvent> {
     const stored = await this.deps.store.append(this.id, event);
-    this.deps.bus.publish(this.id, { json: stored.json, seq: stored.event.seq, ...(origin ? { origin } : {}) });
+    this.deps.bus.publish(this.id, { json: stored.json, event: stored.event, ...(origin ? { origin } : {}) });
     return stored;
   }
 
@@ -95,7 +95,7 @@ export class Conversation {
   async join(socket: MemberSocket, since: number | undefined, ref: string | undefined): Promise<void> {
     if (this.members.has(socket.id)) this.members.delete(socket.id);
     // Live frames from here on wait in the feed until the snapshot is out.
-    const feed = new MemberFeed(socket);
+    const feed = new MemberFeed(socket, this.id);
     this.members.set(socket.id, { socket, feed });
     this.clearTimers();
     const store = this.deps.store;
@@ -106,7 +106,7 @@ export class Conversation {
     if (replay) {
       const head = replay.length ? replay[replay.length - 1]!.event.seq : since!;
       socket.send({ type: 'joined', conversationId: this.id, ref, seq: head, members, history: [] });
-      for (const e of replay) socket.sendRaw(e.json);
+      for (const e of replay) feed.send(e.json, e.event);
       feed.open(head);
     } else {
       const snap = await store.snapshot(this.id);
@@ -147,7 +147,7 @@ export class Conversation {
 
   send(socket: MemberSocket, frame: ClientFrameOf<'send'>): Promise<void> {
     return this.serial(async () => {
-      const { store, replySlots } = this.deps;
+      const { store, userLimits, settings } = this.deps;
       const user = socket.user;
       if (frame.clientMessageId) {
         const seen = await store.findMessage(this.id, frame.clientMessageId);
@@ -160,13 +160,15 @@ export class Conversation {
       const messageId = randomUUID();
       const replyId = wantsReply ? randomUUID() : undefined;
       if (replyId) {
-        if (!replySlots.tryAcquire(user.id)) {
-          throw new RelayError('rate_limited', 'too many replies in flight for this user');
+        const model = frame.options?.model;
+        if (model && model !== settings.defaultModel && !settings.allowedModels.includes(model) && !settings.allowedModels.includes('*')) {
+          throw new RelayError('forbidden', `model ${model} is not allowed on this server`);
         }
+        userLimits.startReply(user.id);
         const job: ReplyJob = { replyId, inReplyTo: messageId, user, options: frame.options };
         if (this.active) {
           if (!(await store.enqueueReply(this.id, job))) {
-            replySlots.release(user.id);
+            userLimits.endReply(user.id);
             throw new RelayError('busy', 'the reply queue of this conversation is full');
           }
           this.queued++;
@@ -203,7 +205,7 @@ export class Conversation {
       const removed = replyId ? await this.deps.store.removeReply(this.id, replyId) : undefined;
       if (!removed) throw new RelayError('not_found', replyId ? `no reply ${replyId} to cancel` : 'no reply is running');
       this.queued--;
-      this.deps.replySlots.release(removed.user.id);
+      this.deps.userLimits.endReply(removed.user.id);
     });
   }
 
@@ -211,7 +213,7 @@ export class Conversation {
   async abandon(reason: AbortReason = 'grace'): Promise<void> {
     clearTimeout(this.graceTimer);
     this.graceTimer = undefined;
-    for (const job of await this.deps.store.clearReplies(this.id)) this.deps.replySlots.release(job.user.id);
+    for (const job of await this.deps.store.clearReplies(this.id)) this.deps.userLimits.endReply(job.user.id);
     this.queued = 0;
     this.active?.controller.abort(reason);
   }
@@ -220,14 +222,14 @@ export class Conversation {
     const controller = new AbortController();
     this.active = { replyId: job.replyId, controller };
     const log = this.log.child({ replyId: job.replyId, userId: job.user.id });
+    const { upstream, settings, userLimits } = this.deps;
+    const meter = (tokens: number) => userLimits.quota.spend(job.user.id, tokens);
     void this.deps.store
       .context(this.id)
-      .then((history) =>
-        runReply(this.deps.upstream, this.deps.settings, this.id, job, history, controller, (e) => this.emit(e), log),
-      )
+      .then((history) => runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log }, (e) => this.emit(e)))
       .catch((err: unknown) => log.error({ err }, 'reply runner failed'))
       .finally(() => {
-        this.deps.replySlots.release(job.user.id);
+        userLimits.endReply(job.user.id);
         this.active = undefined;
         void this.startNext();
       });

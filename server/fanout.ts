@@ -1,8 +1,9 @@
 // Delivery of a conversation's frames to one member socket, in seq order,
 // exactly once: while a member is still being sent its join snapshot or
 // replay, live frames wait in a bounded buffer and are flushed after it.
-import type { ServerFrame } from '../shared/protocol.js';
+import type { ConversationEvent, ServerFrame } from '../shared/protocol.js';
 import type { Delivery } from './bus.js';
+import type { DeltaEvent } from './outbox.js';
 
 /** Serialize a frame the server built itself: typed here, never re-validated on the way out. */
 export function serialize(frame: ServerFrame): string {
@@ -12,7 +13,8 @@ export function serialize(frame: ServerFrame): string {
 /** What fan-out needs of a connection. */
 export interface FrameSink {
   readonly id: string;
-  sendRaw(json: string): void;
+  /** `conversationId` keeps a slow socket's held frames in order; `delta` lets it merge them. */
+  sendRaw(json: string, conversationId?: string, delta?: DeltaEvent): void;
   /** The member fell too far behind to keep (its buffer overflowed): close it so it resumes. */
   overflow(reason: string): void;
 }
@@ -24,7 +26,10 @@ export class MemberFeed {
   private pending: Delivery[] | undefined = [];
   private lastSeq = -1;
 
-  constructor(readonly sink: FrameSink) {}
+  constructor(
+    readonly sink: FrameSink,
+    private readonly conversationId: string,
+  ) {}
 
   /** The snapshot or replay has been sent up to `seq`: flush what waited, then go live. */
   open(seq: number): void {
@@ -40,16 +45,22 @@ export class MemberFeed {
       this.pending.push(d);
       return;
     }
-    if (d.seq !== undefined) {
-      if (d.seq <= this.lastSeq) return;
-      this.lastSeq = d.seq;
+    const event = d.event;
+    if (event) {
+      if (event.seq <= this.lastSeq) return;
+      this.lastSeq = event.seq;
     }
     const origin = d.origin;
     if (origin && origin.connectionId === this.sink.id) {
       if (origin.skip) return;
-      if (origin.ref !== undefined) return this.sink.sendRaw(withRef(d.json, origin.ref));
+      if (origin.ref !== undefined) return this.sink.sendRaw(withRef(d.json, origin.ref), this.conversationId);
     }
-    this.sink.sendRaw(d.json);
+    this.send(d.json, event);
+  }
+
+  /** Send one event frame (live, or replayed on join). */
+  send(json: string, event: ConversationEvent | undefined): void {
+    this.sink.sendRaw(json, this.conversationId, event?.type === 'reply.delta' ? event : undefined);
   }
 }
 

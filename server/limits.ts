@@ -1,4 +1,65 @@
-// Per-user limits that hold across all of a user's sockets and conversations.
+// Limits on what clients may do: frame rates per socket, connections per IP,
+// and per-user limits that hold across all of a user's sockets (replies in
+// flight, replies per minute, completion tokens per window). Every map here
+// is bounded by live users or IPs and swept of idle entries.
+import { RelayError } from './errors.js';
+
+/** A classic token bucket: `capacity` tokens, refilled continuously at `perSecond`. */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly capacity: number,
+    private readonly perSecond: number,
+    now = Date.now(),
+  ) {
+    this.tokens = capacity;
+    this.last = now;
+  }
+
+  take(now = Date.now()): boolean {
+    this.refill(now);
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Full again, i.e. it has nothing to remember. */
+  full(now = Date.now()): boolean {
+    this.refill(now);
+    return this.tokens >= this.capacity;
+  }
+
+  private refill(now: number): void {
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+  }
+}
+
+/** One token bucket per key (user, IP); full buckets are forgotten. */
+export class KeyedBuckets {
+  private readonly buckets = new Map<string, TokenBucket>();
+
+  constructor(
+    private readonly capacity: number,
+    private readonly perSecond: number,
+  ) {}
+
+  take(key: string, now = Date.now()): boolean {
+    let bucket = this.buckets.get(key);
+    if (!bucket) this.buckets.set(key, (bucket = new TokenBucket(this.capacity, this.perSecond, now)));
+    return bucket.take(now);
+  }
+
+  sweep(now = Date.now()): void {
+    for (const [key, bucket] of this.buckets) if (bucket.full(now)) this.buckets.delete(key);
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+}
 
 /** Counts each user's replies in flight (running or queued) against a cap. */
 export class ReplySlots {
@@ -40,5 +101,122 @@ export class Throttle {
 
   forget(key: string): void {
     this.last.delete(key);
+  }
+}
+
+/** Completion tokens per user per fixed window; 0 means no quota. */
+export class TokenQuota {
+  private readonly windows = new Map<string, { start: number; used: number }>();
+
+  constructor(
+    readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
+
+  private window(userId: string, now: number): { start: number; used: number } {
+    let w = this.windows.get(userId);
+    if (!w || now - w.start >= this.windowMs) this.windows.set(userId, (w = { start: now, used: 0 }));
+    return w;
+  }
+
+  /** Is there anything left for this user in the current window? */
+  available(userId: string, now = Date.now()): boolean {
+    return this.limit === 0 || this.window(userId, now).used < this.limit;
+  }
+
+  /** Count tokens against the user; false once the quota is crossed. */
+  spend(userId: string, tokens: number, now = Date.now()): boolean {
+    if (this.limit === 0) return true;
+    const w = this.window(userId, now);
+    w.used += tokens;
+    return w.used <= this.limit;
+  }
+
+  used(userId: string, now = Date.now()): number {
+    return this.limit === 0 ? 0 : this.window(userId, now).used;
+  }
+
+  sweep(now = Date.now()): void {
+    for (const [user, w] of this.windows) if (now - w.start >= this.windowMs) this.windows.delete(user);
+  }
+}
+
+export interface UserLimitSettings {
+  maxActiveReplies: number;
+  repliesPerMinute: number;
+  tokenQuota: number;
+  tokenQuotaWindowMs: number;
+}
+
+/** Everything a user may spend on replies, across all of their sockets. */
+export class UserLimits {
+  private readonly slots: ReplySlots;
+  private readonly replyRate: KeyedBuckets;
+  readonly quota: TokenQuota;
+
+  constructor(s: UserLimitSettings) {
+    this.slots = new ReplySlots(s.maxActiveReplies);
+    this.replyRate = new KeyedBuckets(s.repliesPerMinute, s.repliesPerMinute / 60);
+    this.quota = new TokenQuota(s.tokenQuota, s.tokenQuotaWindowMs);
+  }
+
+  /** Reserve one reply for the user, or throw the code that says why not. Pair with endReply. */
+  startReply(userId: string): void {
+    if (!this.quota.available(userId)) throw new RelayError('quota_exceeded', 'the token quota of this user is used up for now');
+    if (!this.slots.tryAcquire(userId)) throw new RelayError('rate_limited', 'too many replies in flight for this user');
+    if (!this.replyRate.take(userId)) {
+      this.slots.release(userId);
+      throw new RelayError('rate_limited', 'too many replies per minute for this user');
+    }
+  }
+
+  endReply(userId: string): void {
+    this.slots.release(userId);
+  }
+
+  /** Users with replies in flight (0 once everything has ended). */
+  usersWithReplies(): number {
+    return this.slots.size();
+  }
+
+  sweep(now = Date.now()): void {
+    this.replyRate.sweep(now);
+    this.quota.sweep(now);
+  }
+}
+
+export type Admission = 'ok' | 'too-many-per-ip' | 'server-full';
+
+/** Connections at upgrade time: per-IP count and rate, and a global cap. */
+export class ConnectionGate {
+  private readonly perIp = new Map<string, number>();
+  private readonly rate: KeyedBuckets;
+  private total = 0;
+
+  constructor(
+    private readonly maxTotal: number,
+    private readonly maxPerIp: number,
+    perIpPerMinute: number,
+  ) {
+    this.rate = new KeyedBuckets(perIpPerMinute, perIpPerMinute / 60);
+  }
+
+  admit(ip: string): Admission {
+    if (this.total >= this.maxTotal) return 'server-full';
+    if ((this.perIp.get(ip) ?? 0) >= this.maxPerIp || !this.rate.take(ip)) return 'too-many-per-ip';
+    this.total++;
+    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    return 'ok';
+  }
+
+  release(ip: string): void {
+    this.total--;
+    const n = (this.perIp.get(ip) ?? 1) - 1;
+    if (n > 0) this.perIp.set(ip, n);
+    else this.perIp.delete(ip);
+  }
+
+  sweep(now = Date.now()): void {
+    this.rate.sweep(now);
   }
 }

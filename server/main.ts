@@ -19,6 +19,7 @@ function loadConfig(): Config {
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL);
+process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
 let demo: LocalModel | undefined;
 if (!config.OPENAI_API_KEY) {
@@ -33,6 +34,10 @@ if (!config.OPENAI_API_KEY) {
 const relay = await startRelay(config, {
   log,
   ...(demo ? { upstreamBaseURL: demo.baseURL, upstreamApiKey: 'demo', model: process.env.OPENAI_MODEL ?? 'relay-demo-1' } : {}),
+}).catch((err: unknown) => {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`chat-relay: ${err.message}\n`);
+  process.exit(2);
 });
 log.info({ url: relay.url, health: `http://${config.HOST}:${relay.port}/healthz` }, 'relay listening');
 

@@ -5,12 +5,12 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { closeCodes } from '../shared/codes.js';
-import { AnonymousAuth, type Authenticator } from './auth.js';
+import { createAuthenticator, type Authenticator } from './auth.js';
 import { LocalBus } from './bus.js';
-import type { Config } from './config.js';
+import { checkExposure, type Config } from './config.js';
 import { Connection } from './connection.js';
 import { Conversations } from './conversations.js';
-import { ReplySlots, Throttle } from './limits.js';
+import { ConnectionGate, Throttle, UserLimits } from './limits.js';
 import type { Logger } from './log.js';
 import { MemoryStore, type ConversationStore } from './store.js';
 import { Upstream } from './upstream.js';
@@ -42,13 +42,21 @@ export interface Relay {
 
 export async function startRelay(config: Config, opts: RelayOptions): Promise<Relay> {
   const log = opts.log;
+  if (!opts.auth && checkExposure(config) === 'anonymous-exposed') {
+    log.warn({ host: config.HOST }, 'ANONYMOUS MODE ON A PUBLIC ADDRESS: anyone who can reach this port can use the upstream API key');
+  }
   const store: ConversationStore = new MemoryStore({
     historyLimit: config.HISTORY_LIMIT,
     eventLogMax: config.EVENT_LOG_MAX,
     eventLogMaxAgeMs: config.EVENT_LOG_MAX_AGE_MS,
     maxQueuedReplies: config.MAX_QUEUED_REPLIES,
   });
-  const replySlots = new ReplySlots(config.MAX_ACTIVE_REPLIES);
+  const userLimits = new UserLimits({
+    maxActiveReplies: config.MAX_ACTIVE_REPLIES,
+    repliesPerMinute: config.REPLIES_PER_MINUTE,
+    tokenQuota: config.TOKEN_QUOTA,
+    tokenQuotaWindowMs: config.TOKEN_QUOTA_WINDOW_MS,
+  });
   const conversations = new Conversations({
     store,
     bus: new LocalBus(),
@@ -60,7 +68,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
       maxEventChars: config.UPSTREAM_MAX_EVENT_BYTES,
     }),
-    replySlots,
+    userLimits,
     typingThrottle: new Throttle(config.TYPING_MIN_INTERVAL_MS),
     settings: {
       systemPrompt: config.SYSTEM_PROMPT,
@@ -70,15 +78,22 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       graceMs: config.REPLY_GRACE_MS,
       idleMs: config.CONVERSATION_IDLE_MS,
       presenceCoalesceMs: config.PRESENCE_COALESCE_MS,
+      allowedModels: config.ALLOWED_MODELS,
     },
     log,
   });
   const connections = new Set<Connection>();
-  const auth = opts.auth ?? new AnonymousAuth();
+  const allowedOrigins = config.ALLOWED_ORIGINS ? new Set(config.ALLOWED_ORIGINS) : undefined;
+  const gate = new ConnectionGate(config.MAX_CONNECTIONS, config.MAX_CONNECTIONS_PER_IP, config.CONNECTIONS_PER_IP_PER_MINUTE);
+  const auth = opts.auth ?? createAuthenticator(config.AUTH_JWT_SECRET, config.AUTH_JWT_PUBLIC_KEY);
   const connectionSettings = {
     helloTimeoutMs: config.HELLO_TIMEOUT_MS,
     maxConversations: config.MAX_CONVERSATIONS,
     sendBufferLimitBytes: config.SEND_BUFFER_LIMIT_BYTES,
+    highWaterBytes: config.SLOW_CONSUMER_HIGH_WATER_BYTES,
+    frameRatePerSec: config.FRAME_RATE_PER_SEC,
+    frameBurst: config.FRAME_BURST,
+    frameAbuseStrikes: config.FRAME_ABUSE_STRIKES,
     limits: {
       maxFrameBytes: config.MAX_FRAME_BYTES,
       maxConversations: config.MAX_CONVERSATIONS,
@@ -108,18 +123,43 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   }
 
+  function clientIp(req: IncomingMessage): string {
+    const direct = req.socket.remoteAddress ?? 'unknown';
+    if (!config.TRUST_PROXY) return direct;
+    // The last hop is the one our own proxy added; earlier ones are the client's word.
+    const forwarded = req.headers['x-forwarded-for'];
+    const hops = (Array.isArray(forwarded) ? forwarded.join(',') : (forwarded ?? '')).split(',');
+    return hops.at(-1)?.trim() || direct;
+  }
+
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/ws') return refuse(socket, 404, 'Not Found');
     if (!accepting) return refuse(socket, 503, 'Service Unavailable');
+    // Cross-site WebSocket hijacking: a browser on another site sends its Origin; refuse before the socket exists.
+    const origin = req.headers.origin;
+    if (allowedOrigins && origin !== undefined && !allowedOrigins.has(origin)) return refuse(socket, 403, 'Forbidden');
+    const ip = clientIp(req);
+    const admission = gate.admit(ip);
+    if (admission === 'server-full') return refuse(socket, 503, 'Service Unavailable');
+    if (admission === 'too-many-per-ip') return refuse(socket, 429, 'Too Many Requests');
+    let released = false;
+    const release = () => {
+      if (!released) gate.release(ip);
+      released = true;
+    };
+    socket.once('close', release);
     wss.handleUpgrade(req, socket, head, (ws) => {
       const connection = new Connection(ws, {
         conversations,
         auth,
         settings: connectionSettings,
         log,
-        onClose: (c) => connections.delete(c),
+        onClose: (c) => {
+          connections.delete(c);
+          release();
+        },
       });
       connections.add(connection);
     });
@@ -129,6 +169,12 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   const heartbeat = setInterval(() => {
     for (const c of connections) c.heartbeat();
   }, config.PING_INTERVAL_MS);
+  // Forget the per-IP and per-user counters that have nothing left to remember.
+  const sweeper = setInterval(() => {
+    gate.sweep();
+    userLimits.sweep();
+  }, 60_000);
+  sweeper.unref();
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -141,6 +187,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     if (!accepting) return;
     accepting = false;
     clearInterval(heartbeat);
+    clearInterval(sweeper);
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && [...conversations.all()].some((c) => c.busy)) {
       await new Promise((r) => setTimeout(r, 50));
@@ -165,7 +212,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       sockets: connections.size,
       conversations: conversations.size,
       storedConversations: store.size(),
-      usersWithReplies: replySlots.size(),
+      usersWithReplies: userLimits.usersWithReplies(),
     }),
     close,
   };

@@ -25,16 +25,21 @@ export interface ReplySettings {
 /** Why a reply's AbortController fired: a RelayError is a failure, anything else a cancel. */
 export type AbortReason = 'cancel' | 'grace' | 'shutdown' | RelayError;
 
-export async function runReply(
-  upstream: Upstream,
-  settings: ReplySettings,
-  conversationId: string,
-  job: ReplyJob,
-  history: ContextMessage[],
-  controller: AbortController,
-  emit: (event: EventInput) => Promise<unknown>,
-  log: Logger,
-): Promise<FinishReason> {
+export interface ReplyRun {
+  upstream: Upstream;
+  settings: ReplySettings;
+  conversationId: string;
+  job: ReplyJob;
+  history: ContextMessage[];
+  /** The one controller of this reply: cancel, grace, shutdown, deadlines and quota all abort through it. */
+  controller: AbortController;
+  /** Counts completion tokens against the user's quota; false once it is crossed. */
+  meter: (tokens: number) => boolean;
+  log: Logger;
+}
+
+export async function runReply(run: ReplyRun, emit: (event: EventInput) => Promise<unknown>): Promise<FinishReason> {
+  const { upstream, settings, conversationId, job, history, controller, meter, log } = run;
   const { replyId } = job;
   const signal = controller.signal;
   const model = job.options?.model ?? settings.defaultModel;
@@ -56,8 +61,12 @@ export async function runReply(
       async (piece) => {
         // Pieces that were already in flight when the reply was cancelled are dropped.
         if (signal.aborted) return;
-        generated += (piece.text ?? '') + (piece.reasoning ?? '') + (piece.refusal ?? '');
+        const text = (piece.text ?? '') + (piece.reasoning ?? '') + (piece.refusal ?? '');
+        generated += text;
         await emit({ type: 'reply.delta', conversationId, replyId, ...piece });
+        if (!meter(countTokens(text))) {
+          controller.abort(new RelayError('quota_exceeded', 'the token quota of this user ran out during the reply'));
+        }
       },
     );
   } catch (err) {
@@ -89,6 +98,8 @@ export async function runReply(
   let usage: Usage;
   if (completion?.usage) {
     usage = { ...completion.usage, source: 'upstream' };
+    // The quota was metered with our own count; the upstream's is the one that is billed.
+    meter(Math.max(0, usage.completionTokens - countTokens(generated)));
   } else {
     const completionTokens = countTokens(generated + toolCalls.map((t) => t.name + t.arguments).join(''));
     usage = {

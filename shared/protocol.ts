@@ -50,6 +50,8 @@ export const ClientFrame = z.discriminatedUnion('type', [
   z.object({ type: z.literal('cancel'), ref: Ref, conversationId: ConversationId, replyId: Id.optional() }),
   z.object({ type: z.literal('typing'), ref: Ref, conversationId: ConversationId }),
   z.object({ type: z.literal('ping'), ref: Ref }),
+  /** A fresh token for the open session, before the current one expires. */
+  z.object({ type: z.literal('auth'), ref: Ref, token: z.string().min(1).max(frameCaps.tokenChars) }),
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type ClientFrameOf<T extends ClientFrame['type']> = Extract<ClientFrame, { type: T }>;
@@ -184,6 +186,8 @@ export const ServerFrame = z.discriminatedUnion('type', [
   z.object({ type: z.literal('presence'), ...Conv, members: z.array(User) }),
   z.object({ type: z.literal('typing'), ...Conv, user: User }),
   z.object({ type: z.literal('pong'), ref: Ref, t: z.number() }),
+  /** The answer to `auth`: the session now runs on the new token. */
+  z.object({ type: z.literal('authed'), ref: Ref, expiresAt: z.number().optional() }),
   z.object({
     type: z.literal('error'),
     ref: Ref,
