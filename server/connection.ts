@@ -107,6 +107,14 @@ export class Connection implements MemberSocket {
     this.outbox.send(json, delta, conversationId);
   }
 
+  get backlogged(): boolean {
+    return this.outbox.backlogged;
+  }
+
+  drained(): Promise<void> {
+    return this.outbox.drained();
+  }
+
   overflow(reason: string): void {
     this.outbox.close();
     this.log.warn({ reason }, 'slow consumer; closing');
@@ -161,8 +169,10 @@ export class Connection implements MemberSocket {
     try {
       await this.dispatch(frame);
     } catch (err) {
-      if (!(err instanceof RelayError)) throw err;
-      this.error(err.code, err.message, frame.ref, conversationId);
+      if (err instanceof RelayError) return this.error(err.code, err.message, frame.ref, conversationId);
+      // A bug or a failing store: this frame fails, the socket and everyone else carry on.
+      this.log.error({ err, frameType: frame.type, conversationId }, 'frame handler failed');
+      this.error('internal', 'unexpected server error', frame.ref, conversationId);
     }
   }
 
@@ -220,18 +230,14 @@ export class Connection implements MemberSocket {
       case 'auth':
         return this.refresh(frame);
       case 'join':
-        this.admit(frame.conversationId);
-        return conversations.get(frame.conversationId).join(this, frame.since, frame.ref);
+        return this.join(frame.conversationId, frame.since, frame.ref);
       case 'leave':
         this.leave(frame.conversationId);
         return this.send({ type: 'left', conversationId: frame.conversationId, ref: frame.ref });
       case 'send': {
         const { maxTextChars } = this.deps.settings.limits;
         if (frame.text.length > maxTextChars) throw new RelayError('bad_frame', `text: longer than maxTextChars (${maxTextChars})`);
-        if (!this.joined.has(frame.conversationId)) {
-          this.admit(frame.conversationId);
-          await conversations.get(frame.conversationId).join(this, undefined, frame.ref);
-        }
+        if (!this.joined.has(frame.conversationId)) await this.join(frame.conversationId, undefined, frame.ref);
         return conversations.get(frame.conversationId).send(this, frame);
       }
       case 'cancel':
@@ -250,6 +256,16 @@ export class Connection implements MemberSocket {
       this.adopt(identity);
     }
     this.send({ type: 'authed', ref: frame.ref, expiresAt: this.identity?.expiresAt });
+  }
+
+  private async join(conversationId: string, since: number | undefined, ref: string | undefined): Promise<void> {
+    this.admit(conversationId);
+    try {
+      await this.deps.conversations.get(conversationId).join(this, since, ref);
+    } catch (err) {
+      this.joined.delete(conversationId);
+      throw err;
+    }
   }
 
   private admit(conversationId: string): void {

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { ClientFrameOf, ServerFrame, User } from '../shared/protocol.js';
 import type { Bus, Delivery } from './bus.js';
 import { RelayError } from './errors.js';
-import { MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
+import { coalesceReplay, MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
 import type { Throttle, UserLimits } from './limits.js';
 import type { Logger } from './log.js';
 import { runReply, type AbortReason, type ReplyJob, type ReplySettings } from './reply.js';
@@ -98,19 +98,34 @@ export class Conversation {
     const feed = new MemberFeed(socket, this.id);
     this.members.set(socket.id, { socket, feed });
     this.clearTimers();
+    try {
+      await this.sendJoined(socket, feed, since, ref);
+    } catch (err) {
+      // A member that never got its snapshot must not stay subscribed.
+      this.leave(socket);
+      throw err;
+    }
+    this.schedulePresence();
+  }
+
+  private async sendJoined(socket: MemberSocket, feed: MemberFeed, since: number | undefined, ref: string | undefined): Promise<void> {
     const store = this.deps.store;
     await store.addMember(this.id, socket.id, socket.user);
     const replay = since === undefined ? undefined : await store.eventsSince(this.id, since);
     const members = await store.members(this.id);
+    const snap = replay ? undefined : await store.snapshot(this.id);
     if (this.members.get(socket.id)?.feed !== feed) return; // left (or rejoined) while we read
     if (replay) {
       const head = replay.length ? replay[replay.length - 1]!.event.seq : since!;
       socket.send({ type: 'joined', conversationId: this.id, ref, seq: head, members, history: [] });
-      for (const e of replay) feed.send(e.json, e.event);
+      for (const { json, event } of coalesceReplay(replay)) {
+        // Pace a long replay to the reader, or it would overflow the socket's send limit.
+        if (socket.backlogged) await socket.drained();
+        if (this.members.get(socket.id)?.feed !== feed) return;
+        feed.send(json, event);
+      }
       feed.open(head);
-    } else {
-      const snap = await store.snapshot(this.id);
-      if (this.members.get(socket.id)?.feed !== feed) return;
+    } else if (snap) {
       socket.send({
         type: 'joined',
         conversationId: this.id,
@@ -123,7 +138,6 @@ export class Conversation {
       });
       feed.open(snap.seq);
     }
-    this.schedulePresence();
   }
 
   /** Unsubscribe a socket (leave or disconnect). A reply keeps running for the grace period. */

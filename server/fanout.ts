@@ -4,6 +4,7 @@
 import type { ConversationEvent, ServerFrame } from '../shared/protocol.js';
 import type { Delivery } from './bus.js';
 import type { DeltaEvent } from './outbox.js';
+import type { StoredEvent } from './store.js';
 
 /** Serialize a frame the server built itself: typed here, never re-validated on the way out. */
 export function serialize(frame: ServerFrame): string {
@@ -17,6 +18,9 @@ export interface FrameSink {
   sendRaw(json: string, conversationId?: string, delta?: DeltaEvent): void;
   /** The member fell too far behind to keep (its buffer overflowed): close it so it resumes. */
   overflow(reason: string): void;
+  /** Resolves when the socket has room for a bulk send (a replay) to go on. */
+  drained(): Promise<void>;
+  readonly backlogged: boolean;
 }
 
 /** Live frames a joining member may buffer while its snapshot is being read. */
@@ -67,4 +71,48 @@ export class MemberFeed {
 /** Add `ref` to a serialized frame object without parsing it again. */
 export function withRef(json: string, ref: string): string {
   return `${json.slice(0, -1)},"ref":${JSON.stringify(ref)}}`;
+}
+
+/** Largest text a merged replay delta carries, so no replayed frame grows without bound. */
+const REPLAY_MERGE_CHARS = 16 * 1024;
+
+/**
+ * A replay with consecutive deltas of one reply merged (same text, the seq of
+ * the last): a client resuming after a long reply gets a few frames, not one
+ * per token.
+ */
+export function* coalesceReplay(events: readonly StoredEvent[]): Generator<{ json: string; event: ConversationEvent }> {
+  let pending: DeltaEvent | undefined;
+  let pendingJson: string | undefined;
+  for (const { event, json } of events) {
+    if (event.type === 'reply.delta' && pending && pending.replyId === event.replyId && size(pending) + size(event) <= REPLAY_MERGE_CHARS) {
+      pending = {
+        ...pending,
+        seq: event.seq,
+        text: join(pending.text, event.text),
+        reasoning: join(pending.reasoning, event.reasoning),
+        refusal: join(pending.refusal, event.refusal),
+      };
+      pendingJson = undefined;
+      continue;
+    }
+    if (pending) yield { json: pendingJson ?? serialize(pending), event: pending };
+    pending = undefined;
+    if (event.type === 'reply.delta') {
+      pending = event;
+      pendingJson = json;
+    } else {
+      yield { json, event };
+    }
+  }
+  if (pending) yield { json: pendingJson ?? serialize(pending), event: pending };
+}
+
+function size(d: DeltaEvent): number {
+  return (d.text?.length ?? 0) + (d.reasoning?.length ?? 0) + (d.refusal?.length ?? 0);
+}
+
+/** Undefined fields vanish when serialized, so an empty join leaves no empty field. */
+export function join(a: string | undefined, b: string | undefined): string | undefined {
+  return (a ?? '') + (b ?? '') || undefined;
 }

@@ -5,7 +5,7 @@
 // larger frames instead of memory. Past the hard limit the socket is closed
 // (4009) and the client resumes from its last seq.
 import type { ConversationEventOf } from '../shared/protocol.js';
-import { serialize } from './fanout.js';
+import { join, serialize } from './fanout.js';
 
 export type DeltaEvent = ConversationEventOf<'reply.delta'>;
 
@@ -75,9 +75,9 @@ export class Outbox {
       h.delta = {
         ...into,
         seq: delta.seq,
-        text: concat(into.text, delta.text),
-        reasoning: concat(into.reasoning, delta.reasoning),
-        refusal: concat(into.refusal, delta.refusal),
+        text: join(into.text, delta.text),
+        reasoning: join(into.reasoning, delta.reasoning),
+        refusal: join(into.refusal, delta.refusal),
       };
       h.json = undefined;
       this.heldChars += size(h);
@@ -98,6 +98,16 @@ export class Outbox {
     if (this.held.length) this.timer = setTimeout(() => this.flush(), FLUSH_POLL_MS);
   }
 
+  /** Above the high-water mark: a bulk sender (a replay) should wait for drained(). */
+  get backlogged(): boolean {
+    return this.held.length > 0 || this.wire.bufferedAmount >= this.limits.highWaterBytes;
+  }
+
+  /** Resolves once the reader has caught up below the high-water mark (or the outbox closed). */
+  async drained(): Promise<void> {
+    while (this.backlogged && !this.closed) await new Promise((r) => setTimeout(r, FLUSH_POLL_MS));
+  }
+
   /** Frames waiting here (not counting what the socket itself buffers). */
   get waiting(): number {
     return this.held.length;
@@ -110,11 +120,6 @@ export class Outbox {
     this.held = [];
     this.heldChars = 0;
   }
-}
-
-/** Undefined fields vanish when serialized, so an empty merge leaves no empty field. */
-function concat(a: string | undefined, b: string | undefined): string | undefined {
-  return (a ?? '') + (b ?? '') || undefined;
 }
 
 /** Characters a held frame stands for: its JSON, or a merged delta's text. */

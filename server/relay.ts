@@ -12,6 +12,7 @@ import { Connection } from './connection.js';
 import { Conversations } from './conversations.js';
 import { ConnectionGate, Throttle, UserLimits } from './limits.js';
 import type { Logger } from './log.js';
+import { servePage } from './page.js';
 import { MemoryStore, type ConversationStore } from './store.js';
 import { Upstream } from './upstream.js';
 
@@ -23,6 +24,8 @@ export interface RelayOptions {
   upstreamApiKey?: string;
   model?: string;
   auth?: Authenticator;
+  /** Where conversation state lives; in memory by default. */
+  store?: ConversationStore;
 }
 
 export interface RelayStats {
@@ -45,7 +48,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   if (!opts.auth && checkExposure(config) === 'anonymous-exposed') {
     log.warn({ host: config.HOST }, 'ANONYMOUS MODE ON A PUBLIC ADDRESS: anyone who can reach this port can use the upstream API key');
   }
-  const store: ConversationStore = new MemoryStore({
+  const store: ConversationStore = opts.store ?? new MemoryStore({
     historyLimit: config.HISTORY_LIMIT,
     eventLogMax: config.EVENT_LOG_MAX,
     eventLogMaxAgeMs: config.EVENT_LOG_MAX_AGE_MS,
@@ -115,6 +118,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       res.end(JSON.stringify({ ok: accepting }));
       return;
     }
+    if (servePage(req, res)) return;
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: 'not found' }));
   }

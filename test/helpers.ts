@@ -7,6 +7,7 @@ import { parseConfig } from '../server/config.js';
 import { LocalModel, type FaultPlan, type RecordedRequest } from '../server/localmodel.js';
 import { createLogger } from '../server/log.js';
 import { startRelay, type Relay } from '../server/relay.js';
+import type { ConversationStore } from '../server/store.js';
 
 export interface Stack {
   relay: Relay;
@@ -19,6 +20,7 @@ export interface Stack {
 
 export interface StackOptions {
   env?: Record<string, string>;
+  store?: ConversationStore;
   tokenDelayMs?: number;
   plan?: (req: RecordedRequest) => FaultPlan | undefined;
 }
@@ -32,6 +34,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     upstreamBaseURL: model.baseURL,
     upstreamApiKey: 'test',
     model: 'test-model',
+    ...(opts.store ? { store: opts.store } : {}),
   });
   const clients: TestClient[] = [];
   return {
@@ -147,7 +150,8 @@ export class TestClient {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.timer !== timer);
-        reject(new Error(`timed out waiting for ${what}; got: ${this.frames.map((f) => f.type).join(', ')}`));
+        const got = this.frames.map((f) => f.type);
+        reject(new Error(`timed out waiting for ${what}; got ${got.length} frames, the last: ${got.slice(-12).join(', ')}`));
       }, timeoutMs);
       this.waiters.push({ match: test, resolve: (f) => resolve(f as T), reject, timer });
     });
