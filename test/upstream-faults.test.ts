@@ -5,12 +5,10 @@ import { replyText, startStack, type Stack, type TestClient } from './helpers.js
 
 const TEXT = 'alpha beta gamma delta epsilon zeta eta theta';
 let plan: FaultPlan = {};
+const ENV = { UPSTREAM_IDLE_TIMEOUT_MS: '300', REPLY_MAX_MS: '2000', UPSTREAM_MAX_RETRIES: '0' };
 let stack: Stack;
 test.before(async () => {
-  stack = await startStack({
-    env: { UPSTREAM_IDLE_TIMEOUT_MS: '300', REPLY_MAX_MS: '2000', UPSTREAM_MAX_RETRIES: '0' },
-    plan: () => plan,
-  });
+  stack = await startStack({ env: ENV, plan: () => plan });
 });
 test.after(async () => {
   await stack.close();
@@ -112,7 +110,7 @@ test('UTF-8 split across TCP writes arrives intact', async () => {
 
 test('without an upstream usage chunk the relay counts tokens itself (estimated)', async () => {
   await stack.close();
-  stack = await startStack({ env: { UPSTREAM_INCLUDE_USAGE: 'false' }, plan: () => plan });
+  stack = await startStack({ env: { ...ENV, UPSTREAM_INCLUDE_USAGE: 'false' }, plan: () => plan });
   const { end } = await replyUnder({ text: 'The quick brown fox jumps over the lazy dog.' });
   assert.is(end.usage?.source, 'estimated');
   assert.is(end.usage?.completionTokens, 10);
@@ -126,6 +124,18 @@ test('an oversized upstream event is cut off with upstream_error, text kept', as
   assert.is(end.finishReason, 'error');
   assert.is(end.error?.code, 'upstream_error');
   assert.is(text, 'kept ');
+});
+
+test('keep-alive comments do not extend the total reply deadline', async () => {
+  const before = stack.model.requests.length;
+  // Comments every 50 ms keep the idle timer (300 ms) happy forever; REPLY_MAX_MS (2 s) still ends it.
+  const { end, text } = await replyUnder({ stallAfterTokens: 2, keepAliveMs: 50 });
+  assert.is(end.finishReason, 'error');
+  assert.is(end.error?.code, 'upstream_timeout');
+  assert.is(text, 'alpha beta');
+  const req = stack.model.requests[before]!;
+  await req.closed;
+  assert.ok(req.aborted);
 });
 
 test('after every fault the server still serves a normal exchange', async () => {
