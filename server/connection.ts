@@ -210,6 +210,7 @@ export class Connection implements MemberSocket {
     this.adopt(identity);
     this.state = 'open';
     this.log = this.log.child({ userId: this.user.id });
+    this.log.info('session open');
     this.send({
       type: 'welcome',
       ref: frame.ref,

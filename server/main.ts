@@ -39,7 +39,7 @@ const relay = await startRelay(config, {
   process.stderr.write(`chat-relay: ${err.message}\n`);
   process.exit(2);
 });
-log.info({ url: relay.url, health: `http://${config.HOST}:${relay.port}/healthz` }, 'relay listening');
+log.info({ listen: relay.url, health: `http://${config.HOST}:${relay.port}/healthz` }, 'relay listening');
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {

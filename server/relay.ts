@@ -124,6 +124,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   }
 
   function refuse(socket: Duplex, status: number, text: string): void {
+    log.info({ status }, 'upgrade refused');
     socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   }
 

@@ -50,6 +50,7 @@ export async function runReply(run: ReplyRun, emit: (event: EventInput) => Promi
     () => controller.abort(new RelayError('upstream_timeout', `the reply took longer than ${settings.maxReplyMs} ms`)),
     settings.maxReplyMs,
   );
+  log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
   let generated = '';
   let completion: Completion | undefined;
   let failure: RelayError | undefined;

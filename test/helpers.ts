@@ -1,6 +1,7 @@
 // Test harness: a real relay on port 0 in front of the real built-in model
 // (with fault injection), and a WebSocket client that records and validates
 // every frame the server sends.
+import type { DestinationStream } from 'pino';
 import { WebSocket } from 'ws';
 import { ServerFrame, type ClientFrame, type ServerFrameOf } from '../shared/protocol.js';
 import { parseConfig } from '../server/config.js';
@@ -20,6 +21,8 @@ export interface Stack {
 
 export interface StackOptions {
   env?: Record<string, string>;
+  /** Where the relay's logs go (JSON lines); by default nowhere. */
+  logTo?: DestinationStream;
   store?: ConversationStore;
   tokenDelayMs?: number;
   plan?: (req: RecordedRequest) => FaultPlan | undefined;
@@ -30,7 +33,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   await model.start();
   const config = parseConfig({ PORT: '0', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...opts.env });
   const relay = await startRelay(config, {
-    log: createLogger(config.LOG_LEVEL, false),
+    log: createLogger(config.LOG_LEVEL, false, opts.logTo),
     upstreamBaseURL: model.baseURL,
     upstreamApiKey: 'test',
     model: 'test-model',

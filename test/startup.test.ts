@@ -20,7 +20,7 @@ function start(env: Record<string, string>): { child: ChildProcess; output: () =
 
 async function listeningPort(output: () => string): Promise<number> {
   for (let i = 0; i < 400; i++) {
-    const m = output().match(/"url":"ws:\/\/127\.0\.0\.1:(\d+)\/ws"/);
+    const m = output().match(/"listen":"ws:\/\/127\.0\.0\.1:(\d+)\/ws"/);
     if (m) return Number(m[1]);
     await new Promise((r) => setTimeout(r, 25));
   }
