@@ -1,7 +1,6 @@
 // Fan-out between whoever produces a conversation's frames and the nodes that
-// have members in it. In one process that is a map of local subscribers; a
-// Redis-backed bus can carry the same Delivery between nodes.
-
+// have members in it. In one process that is a map of local subscribers; the
+// Redis bus carries the same messages between nodes.
 import type { ConversationEvent } from '../shared/protocol.js';
 
 /** One frame for every member of a conversation, serialized once. */
@@ -19,29 +18,51 @@ export interface Delivery {
   };
 }
 
-export type Deliver = (delivery: Delivery) => void;
+export interface Subscriber {
+  deliver(delivery: Delivery): void;
+  /** Some node asks whoever runs this reply to stop it. */
+  cancel(replyId: string, reason: 'cancel' | 'grace'): void;
+}
+
+export interface Subscription {
+  /** Resolves once every message published from now on will arrive. */
+  readonly ready: Promise<void>;
+  close(): void;
+}
 
 export interface Bus {
+  /** Frames that are not events (presence, typing): they get no seq and are not retained. */
   publish(conversationId: string, delivery: Delivery): void;
-  /** Returns the unsubscribe function. */
-  subscribe(conversationId: string, deliver: Deliver): () => void;
+  publishCancel(conversationId: string, replyId: string, reason: 'cancel' | 'grace'): void;
+  subscribe(conversationId: string, subscriber: Subscriber): Subscription;
+  close(): Promise<void>;
 }
 
 export class LocalBus implements Bus {
-  private readonly subscribers = new Map<string, Set<Deliver>>();
+  private readonly subscribers = new Map<string, Set<Subscriber>>();
 
   publish(conversationId: string, delivery: Delivery): void {
-    const set = this.subscribers.get(conversationId);
-    if (set) for (const deliver of set) deliver(delivery);
+    for (const s of this.subscribers.get(conversationId) ?? []) s.deliver(delivery);
   }
 
-  subscribe(conversationId: string, deliver: Deliver): () => void {
+  publishCancel(conversationId: string, replyId: string, reason: 'cancel' | 'grace'): void {
+    for (const s of this.subscribers.get(conversationId) ?? []) s.cancel(replyId, reason);
+  }
+
+  subscribe(conversationId: string, subscriber: Subscriber): Subscription {
     let set = this.subscribers.get(conversationId);
     if (!set) this.subscribers.set(conversationId, (set = new Set()));
-    set.add(deliver);
-    return () => {
-      set.delete(deliver);
-      if (set.size === 0 && this.subscribers.get(conversationId) === set) this.subscribers.delete(conversationId);
+    set.add(subscriber);
+    return {
+      ready: Promise.resolve(),
+      close: () => {
+        set.delete(subscriber);
+        if (set.size === 0 && this.subscribers.get(conversationId) === set) this.subscribers.delete(conversationId);
+      },
     };
+  }
+
+  async close(): Promise<void> {
+    this.subscribers.clear();
   }
 }

@@ -1,15 +1,16 @@
-// One conversation on this node: its member sockets, the reply running for it
-// and the timers that end it. Shared state (seq, history, log, queue) lives in
-// the store; frames reach members through the bus.
+// One conversation on this node: its member sockets, the reply this node runs
+// for it, and the timers that end things. Shared state (seq, history, log,
+// reply lease and queue, members) lives in the store; frames reach members
+// through the bus, so other nodes' members see the same events.
 import { randomUUID } from 'node:crypto';
 import type { ClientFrameOf, ServerFrame, User } from '../shared/protocol.js';
-import type { Bus, Delivery } from './bus.js';
+import type { Bus, Delivery, Subscription } from './bus.js';
 import { RelayError } from './errors.js';
 import { coalesceReplay, MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
 import type { Throttle, UserLimits } from './limits.js';
 import type { Logger } from './log.js';
 import { runReply, type AbortReason, type ReplyJob, type ReplySettings } from './reply.js';
-import type { ConversationStore, EventInput, StoredEvent } from './store.js';
+import type { ConversationStore, Snapshot } from './store.js';
 import type { Upstream } from './upstream.js';
 
 /** What a conversation needs of the connection it talks to. */
@@ -18,15 +19,24 @@ export interface MemberSocket extends FrameSink {
   send(frame: ServerFrame): void;
 }
 
+export interface ConversationSettings extends ReplySettings {
+  graceMs: number;
+  idleMs: number;
+  presenceCoalesceMs: number;
+  allowedModels: string[];
+  /** How often a running reply renews its lease in a shared store (0: no lease to renew). */
+  leaseRenewMs: number;
+}
+
 export interface ConversationDeps {
   store: ConversationStore;
   bus: Bus;
   upstream: Upstream;
   userLimits: UserLimits;
   typingThrottle: Throttle;
-  settings: ReplySettings & { graceMs: number; idleMs: number; presenceCoalesceMs: number; allowedModels: string[] };
+  settings: ConversationSettings;
   log: Logger;
-  /** Called once the conversation has been idle, memberless and replyless for idleMs. */
+  /** Called once the conversation has been idle, memberless and replyless here for idleMs. */
   onIdle(conversation: Conversation): void;
 }
 
@@ -38,19 +48,20 @@ interface Member {
 interface ActiveReply {
   replyId: string;
   controller: AbortController;
+  done: Promise<void>;
 }
 
 export class Conversation {
   private readonly members = new Map<string, Member>();
-  private readonly unsubscribe: () => void;
+  private readonly subscription: Subscription;
   private readonly log: Logger;
   private active: ActiveReply | undefined;
-  private queued = 0;
   private graceTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private presenceTimer: NodeJS.Timeout | undefined;
-  /** Set once evicted or shut down: late socket closes must not arm new timers. */
+  /** Set once evicted or shut down: late socket closes must not arm new timers, ended replies start no next one. */
   private disposed = false;
+  private stopping = false;
   /** Serializes state changes that span several store calls (send, cancel). */
   private chain: Promise<void> = Promise.resolve();
 
@@ -59,7 +70,12 @@ export class Conversation {
     private readonly deps: ConversationDeps,
   ) {
     this.log = deps.log.child({ conversationId: id });
-    this.unsubscribe = deps.bus.subscribe(id, (d) => this.fanOut(d));
+    this.subscription = deps.bus.subscribe(id, {
+      deliver: (d) => this.fanOut(d),
+      cancel: (replyId, reason) => {
+        if (this.active?.replyId === replyId) this.active.controller.abort(reason satisfies AbortReason);
+      },
+    });
     this.scheduleIdle();
   }
 
@@ -73,32 +89,25 @@ export class Conversation {
     return run;
   }
 
-  private async emit(event: EventInput, origin?: Delivery['origin']): Promise<StoredEvent> {
-    const stored = await this.deps.store.append(this.id, event);
-    this.deps.bus.publish(this.id, { json: stored.json, event: stored.event, ...(origin ? { origin } : {}) });
-    return stored;
-  }
-
-  get memberCount(): number {
-    return this.members.size;
-  }
-
+  /** A reply runs here right now. */
   get busy(): boolean {
-    return this.active !== undefined || this.queued > 0;
+    return this.active !== undefined;
   }
 
-  isMember(socket: MemberSocket): boolean {
-    return this.members.has(socket.id);
+  /** Resolves when the reply running here (if any) has written its reply.end. */
+  get idle(): Promise<void> {
+    return this.active?.done ?? Promise.resolve();
   }
 
   /** Subscribe a socket: snapshot (or replay after `since`), then live events, none lost or doubled. */
   async join(socket: MemberSocket, since: number | undefined, ref: string | undefined): Promise<void> {
-    if (this.members.has(socket.id)) this.members.delete(socket.id);
+    this.members.delete(socket.id);
     // Live frames from here on wait in the feed until the snapshot is out.
     const feed = new MemberFeed(socket, this.id);
     this.members.set(socket.id, { socket, feed });
     this.clearTimers();
     try {
+      await this.subscription.ready;
       await this.sendJoined(socket, feed, since, ref);
     } catch (err) {
       // A member that never got its snapshot must not stay subscribed.
@@ -112,20 +121,11 @@ export class Conversation {
     const store = this.deps.store;
     await store.addMember(this.id, socket.id, socket.user);
     const replay = since === undefined ? undefined : await store.eventsSince(this.id, since);
+    const snap: Snapshot | undefined = replay ? undefined : await store.snapshot(this.id);
     const members = await store.members(this.id);
-    const snap = replay ? undefined : await store.snapshot(this.id);
-    if (this.members.get(socket.id)?.feed !== feed) return; // left (or rejoined) while we read
-    if (replay) {
-      const head = replay.length ? replay[replay.length - 1]!.event.seq : since!;
-      socket.send({ type: 'joined', conversationId: this.id, ref, seq: head, members, history: [] });
-      for (const { json, event } of coalesceReplay(replay)) {
-        // Pace a long replay to the reader, or it would overflow the socket's send limit.
-        if (socket.backlogged) await socket.drained();
-        if (this.members.get(socket.id)?.feed !== feed) return;
-        feed.send(json, event);
-      }
-      feed.open(head);
-    } else if (snap) {
+    const current = () => this.members.get(socket.id)?.feed === feed;
+    if (!current()) return; // left (or rejoined) while we read
+    if (snap) {
       socket.send({
         type: 'joined',
         conversationId: this.id,
@@ -137,20 +137,47 @@ export class Conversation {
         ...(since !== undefined ? { reset: true } : {}),
       });
       feed.open(snap.seq);
+      return;
     }
+    const events = replay ?? [];
+    const head = events.length ? events[events.length - 1]!.event.seq : since!;
+    socket.send({ type: 'joined', conversationId: this.id, ref, seq: head, members, history: [] });
+    for (const { json, event } of coalesceReplay(events)) {
+      // Pace a long replay to the reader, or it would overflow the socket's send limit.
+      if (socket.backlogged) await socket.drained();
+      if (!current()) return;
+      feed.send(json, event);
+    }
+    feed.open(head);
   }
 
   /** Unsubscribe a socket (leave or disconnect). A reply keeps running for the grace period. */
   leave(socket: MemberSocket): boolean {
     if (!this.members.delete(socket.id)) return false;
-    void this.deps.store.removeMember(this.id, socket.id);
+    void this.deps.store.removeMember(this.id, socket.id).catch((err: unknown) => this.log.warn({ err }, 'removeMember failed'));
     this.deps.typingThrottle.forget(`${socket.id}:${this.id}`);
     this.schedulePresence();
     if (this.members.size === 0 && !this.disposed) {
-      if (this.busy) this.graceTimer = setTimeout(() => this.abandon(), this.deps.settings.graceMs);
-      else this.scheduleIdle();
+      this.graceTimer = setTimeout(() => void this.graceExpired(), this.deps.settings.graceMs);
+      if (!this.busy) this.scheduleIdle();
     }
     return true;
+  }
+
+  /** Nobody came back (here or on any node): stop what still runs for the conversation. */
+  private async graceExpired(): Promise<void> {
+    this.graceTimer = undefined;
+    const { store, userLimits, bus } = this.deps;
+    try {
+      if (this.members.size > 0 || (await store.members(this.id)).length > 0) return;
+      const { running } = await store.replyState(this.id);
+      for (const job of await store.clearQueue(this.id)) await userLimits.endReply(job.user.id);
+      if (!running) return;
+      if (this.active?.replyId === running) this.active.controller.abort('grace' satisfies AbortReason);
+      else bus.publishCancel(this.id, running, 'grace');
+    } catch (err) {
+      this.log.warn({ err }, 'grace period check failed');
+    }
   }
 
   typing(socket: MemberSocket): void {
@@ -163,102 +190,109 @@ export class Conversation {
     return this.serial(async () => {
       const { store, userLimits, settings } = this.deps;
       const user = socket.user;
-      if (frame.clientMessageId) {
-        const seen = await store.findMessage(this.id, frame.clientMessageId);
-        if (seen) {
-          socket.sendRaw(frame.ref === undefined ? seen.json : withRef(seen.json, frame.ref));
-          return;
-        }
-      }
-      const wantsReply = frame.reply ?? true;
       const messageId = randomUUID();
-      const replyId = wantsReply ? randomUUID() : undefined;
-      if (replyId) {
+      let job: ReplyJob | undefined;
+      if (frame.reply ?? true) {
         const model = frame.options?.model;
         if (model && model !== settings.defaultModel && !settings.allowedModels.includes(model) && !settings.allowedModels.includes('*')) {
           throw new RelayError('forbidden', `model ${model} is not allowed on this server`);
         }
-        userLimits.startReply(user.id);
-        const job: ReplyJob = { replyId, inReplyTo: messageId, user, options: frame.options };
-        if (this.active) {
-          if (!(await store.enqueueReply(this.id, job))) {
-            userLimits.endReply(user.id);
-            throw new RelayError('busy', 'the reply queue of this conversation is full');
-          }
-          this.queued++;
-        }
+        await userLimits.startReply(user.id);
+        job = { replyId: randomUUID(), inReplyTo: messageId, user, options: frame.options };
       }
-      await this.emit(
-        {
-          type: 'message',
-          conversationId: this.id,
-          message: {
-            id: messageId,
-            role: 'user',
-            author: user,
-            text: frame.text,
-            createdAt: Date.now(),
-            ...(frame.clientMessageId ? { clientMessageId: frame.clientMessageId } : {}),
-          },
-          ...(replyId ? { replyId } : {}),
-        },
-        { connectionId: socket.id, ref: frame.ref },
-      );
-      if (replyId && !this.active) this.start({ replyId, inReplyTo: messageId, user, options: frame.options });
+      const message = {
+        id: messageId,
+        role: 'user' as const,
+        author: user,
+        text: frame.text,
+        createdAt: Date.now(),
+        ...(frame.clientMessageId ? { clientMessageId: frame.clientMessageId } : {}),
+      };
+      const submission = await store
+        .submit(
+          this.id,
+          { type: 'message', conversationId: this.id, message, ...(job ? { replyId: job.replyId } : {}) },
+          job,
+          { connectionId: socket.id, ref: frame.ref },
+        )
+        .catch(async (err: unknown) => {
+          if (job) await userLimits.endReply(user.id);
+          throw err;
+        });
+      if (submission.kind !== 'appended' && job) await userLimits.endReply(user.id);
+      if (submission.kind === 'queue-full') throw new RelayError('busy', 'the reply queue of this conversation is full');
+      if (submission.kind === 'duplicate') {
+        socket.sendRaw(frame.ref === undefined ? submission.stored.json : withRef(submission.stored.json, frame.ref), this.id);
+        return;
+      }
+      if (job && submission.start) this.start(job);
     });
   }
 
-  /** Cancel the running reply, or the named one (running or queued). */
+  /** Cancel the running reply, or the named one (running here or on another node, or queued). */
   cancel(frame: ClientFrameOf<'cancel'>): Promise<void> {
     return this.serial(async () => {
       const { replyId } = frame;
+      const { store, userLimits, bus } = this.deps;
       if (this.active && (replyId === undefined || replyId === this.active.replyId)) {
         this.active.controller.abort('cancel' satisfies AbortReason);
         return;
       }
-      const removed = replyId ? await this.deps.store.removeReply(this.id, replyId) : undefined;
-      if (!removed) throw new RelayError('not_found', replyId ? `no reply ${replyId} to cancel` : 'no reply is running');
-      this.queued--;
-      this.deps.userLimits.endReply(removed.user.id);
+      const removed = replyId ? await store.removeQueued(this.id, replyId) : undefined;
+      if (removed) return userLimits.endReply(removed.user.id);
+      const { running } = await store.replyState(this.id);
+      if (running && (replyId === undefined || replyId === running)) return bus.publishCancel(this.id, running, 'cancel');
+      throw new RelayError('not_found', replyId ? `no reply ${replyId} to cancel` : 'no reply is running');
     });
   }
 
-  /** Stop everything this conversation runs (shutdown, or nobody came back within the grace period). */
-  async abandon(reason: AbortReason = 'grace'): Promise<void> {
-    clearTimeout(this.graceTimer);
-    this.graceTimer = undefined;
-    for (const job of await this.deps.store.clearReplies(this.id)) this.deps.userLimits.endReply(job.user.id);
-    this.queued = 0;
-    this.active?.controller.abort(reason);
+  /** Server shutdown: end the reply running here (it still gets its reply.end) and start no other. */
+  shutdown(): void {
+    this.stopping = true;
+    this.active?.controller.abort('shutdown' satisfies AbortReason);
+  }
+
+  /** A shared store: if the node that held this conversation's lease is gone, take its queue over. */
+  async adoptOrphan(): Promise<void> {
+    if (this.active || this.stopping || this.disposed) return;
+    const job = await this.deps.store.adopt(this.id);
+    if (job) this.start(job);
   }
 
   private start(job: ReplyJob): void {
     const controller = new AbortController();
-    this.active = { replyId: job.replyId, controller };
     const log = this.log.child({ replyId: job.replyId, userId: job.user.id });
-    const { upstream, settings, userLimits } = this.deps;
-    const meter = (tokens: number) => userLimits.quota.spend(job.user.id, tokens);
-    void this.deps.store
+    const { upstream, settings, userLimits, store } = this.deps;
+    const meter = (tokens: number) => userLimits.spend(job.user.id, tokens);
+    const renew = settings.leaseRenewMs
+      ? setInterval(() => void store.renewLease(this.id, job.replyId).catch((err: unknown) => log.warn({ err }, 'lease renewal failed')), settings.leaseRenewMs)
+      : undefined;
+    const done = store
       .context(this.id)
-      .then((history) => runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log }, (e) => this.emit(e)))
+      .then((history) =>
+        runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log }, (e, fence) => store.append(this.id, e, fence)),
+      )
       .catch((err: unknown) => log.error({ err }, 'reply runner failed'))
+      .then(() => userLimits.endReply(job.user.id))
+      .catch((err: unknown) => log.warn({ err }, 'releasing the reply slot failed'))
       .finally(() => {
-        userLimits.endReply(job.user.id);
+        clearInterval(renew);
         this.active = undefined;
         void this.startNext();
       });
+    this.active = { replyId: job.replyId, controller, done };
   }
 
   private async startNext(): Promise<void> {
-    const next = await this.deps.store.nextReply(this.id);
-    if (next) {
-      this.queued--;
-      this.start(next);
-    } else if (this.members.size === 0) {
-      clearTimeout(this.graceTimer);
-      this.graceTimer = undefined;
-      this.scheduleIdle();
+    // A stopping node leaves its queue to the others: the lease lapses and a live node adopts it.
+    if (this.stopping) return;
+    try {
+      const next = await this.deps.store.nextReply(this.id);
+      if (next) return this.start(next);
+    } catch (err) {
+      this.log.error({ err }, 'could not take the next reply');
     }
+    if (this.members.size === 0) this.scheduleIdle();
   }
 
   private schedulePresence(): void {
@@ -266,10 +300,12 @@ export class Conversation {
     // A burst of joins and leaves gives one presence frame.
     this.presenceTimer = setTimeout(async () => {
       this.presenceTimer = undefined;
-      if (this.members.size === 0) return;
-      const members = await this.deps.store.members(this.id);
-      const json = serialize({ type: 'presence', conversationId: this.id, members });
-      this.deps.bus.publish(this.id, { json });
+      try {
+        const members = await this.deps.store.members(this.id);
+        this.deps.bus.publish(this.id, { json: serialize({ type: 'presence', conversationId: this.id, members }) });
+      } catch (err) {
+        this.log.warn({ err }, 'presence update failed');
+      }
     }, this.deps.settings.presenceCoalesceMs);
   }
 
@@ -293,6 +329,7 @@ export class Conversation {
     this.clearTimers();
     clearTimeout(this.presenceTimer);
     this.presenceTimer = undefined;
-    this.unsubscribe();
+    this.subscription.close();
   }
 }
+

@@ -1,11 +1,26 @@
 // The conversations this node holds in memory, created on first use and
-// evicted once idle with no member and no reply.
+// evicted once idle with no member and no reply here. With a shared store it
+// also looks, now and then, for conversations whose lease holder died.
 import { Conversation, type ConversationDeps } from './conversation.js';
+
+export interface ConversationsDeps extends Omit<ConversationDeps, 'onIdle'> {
+  /** How often to look for orphaned conversations (0: never, one node). */
+  adoptEveryMs: number;
+}
 
 export class Conversations {
   private readonly byId = new Map<string, Conversation>();
+  private readonly adopter: NodeJS.Timeout | undefined;
 
-  constructor(private readonly deps: Omit<ConversationDeps, 'onIdle'>) {}
+  constructor(private readonly deps: ConversationsDeps) {
+    if (deps.adoptEveryMs > 0) {
+      this.adopter = setInterval(() => {
+        for (const c of this.byId.values()) {
+          c.adoptOrphan().catch((err: unknown) => deps.log.warn({ err, conversationId: c.id }, 'adoption check failed'));
+        }
+      }, deps.adoptEveryMs);
+    }
+  }
 
   get(id: string): Conversation {
     let c = this.byId.get(id);
@@ -24,7 +39,11 @@ export class Conversations {
     if (this.byId.get(c.id) !== c) return;
     this.byId.delete(c.id);
     c.dispose();
-    await this.deps.store.evict(c.id);
+    try {
+      await this.deps.store.evict(c.id);
+    } catch (err) {
+      this.deps.log.warn({ err, conversationId: c.id }, 'eviction failed');
+    }
     this.deps.log.debug({ conversationId: c.id }, 'conversation evicted');
   }
 
@@ -34,5 +53,10 @@ export class Conversations {
 
   all(): IterableIterator<Conversation> {
     return this.byId.values();
+  }
+
+  close(): void {
+    clearInterval(this.adopter);
+    for (const c of this.byId.values()) c.dispose();
   }
 }

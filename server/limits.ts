@@ -148,11 +148,23 @@ export interface UserLimitSettings {
   tokenQuotaWindowMs: number;
 }
 
-/** Everything a user may spend on replies, across all of their sockets. */
-export class UserLimits {
+/** Everything a user may spend on replies, across all of their sockets (and, in a cluster, nodes). */
+export interface UserLimits {
+  /** Reserve one reply for the user, or throw the RelayError that says why not. Pair with endReply. */
+  startReply(userId: string): Promise<void>;
+  endReply(userId: string): Promise<void>;
+  /** Count completion tokens against the user's quota; false once it is crossed. */
+  spend(userId: string, tokens: number): Promise<boolean>;
+  /** Users with replies in flight on this node (0 once everything has ended). */
+  usersWithReplies(): number;
+  sweep(): void;
+  close(): Promise<void>;
+}
+
+export class MemoryUserLimits implements UserLimits {
   private readonly slots: ReplySlots;
   private readonly replyRate: KeyedBuckets;
-  readonly quota: TokenQuota;
+  private readonly quota: TokenQuota;
 
   constructor(s: UserLimitSettings) {
     this.slots = new ReplySlots(s.maxActiveReplies);
@@ -160,8 +172,7 @@ export class UserLimits {
     this.quota = new TokenQuota(s.tokenQuota, s.tokenQuotaWindowMs);
   }
 
-  /** Reserve one reply for the user, or throw the code that says why not. Pair with endReply. */
-  startReply(userId: string): void {
+  async startReply(userId: string): Promise<void> {
     if (!this.quota.available(userId)) throw new RelayError('quota_exceeded', 'the token quota of this user is used up for now');
     if (!this.slots.tryAcquire(userId)) throw new RelayError('rate_limited', 'too many replies in flight for this user');
     if (!this.replyRate.take(userId)) {
@@ -170,11 +181,14 @@ export class UserLimits {
     }
   }
 
-  endReply(userId: string): void {
+  async endReply(userId: string): Promise<void> {
     this.slots.release(userId);
   }
 
-  /** Users with replies in flight (0 once everything has ended). */
+  async spend(userId: string, tokens: number): Promise<boolean> {
+    return this.quota.spend(userId, tokens);
+  }
+
   usersWithReplies(): number {
     return this.slots.size();
   }
@@ -183,6 +197,8 @@ export class UserLimits {
     this.replyRate.sweep(now);
     this.quota.sweep(now);
   }
+
+  async close(): Promise<void> {}
 }
 
 export type Admission = 'ok' | 'too-many-per-ip' | 'server-full';

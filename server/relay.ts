@@ -6,14 +6,13 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { closeCodes } from '../shared/codes.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
-import { LocalBus } from './bus.js';
+import { createBackend, type MemoryStoreFactory } from './backend.js';
 import { checkExposure, type Config } from './config.js';
 import { Connection } from './connection.js';
 import { Conversations } from './conversations.js';
-import { ConnectionGate, Throttle, UserLimits } from './limits.js';
+import { ConnectionGate, Throttle } from './limits.js';
 import type { Logger } from './log.js';
 import { servePage } from './page.js';
-import { MemoryStore, type ConversationStore } from './store.js';
 import { Upstream } from './upstream.js';
 
 export interface RelayOptions {
@@ -24,8 +23,8 @@ export interface RelayOptions {
   upstreamApiKey?: string;
   model?: string;
   auth?: Authenticator;
-  /** Where conversation state lives; in memory by default. */
-  store?: ConversationStore;
+  /** Substitute the in-memory store (tests inject faults with it). */
+  makeStore?: MemoryStoreFactory;
 }
 
 export interface RelayStats {
@@ -48,21 +47,11 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   if (!opts.auth && checkExposure(config) === 'anonymous-exposed') {
     log.warn({ host: config.HOST }, 'ANONYMOUS MODE ON A PUBLIC ADDRESS: anyone who can reach this port can use the upstream API key');
   }
-  const store: ConversationStore = opts.store ?? new MemoryStore({
-    historyLimit: config.HISTORY_LIMIT,
-    eventLogMax: config.EVENT_LOG_MAX,
-    eventLogMaxAgeMs: config.EVENT_LOG_MAX_AGE_MS,
-    maxQueuedReplies: config.MAX_QUEUED_REPLIES,
-  });
-  const userLimits = new UserLimits({
-    maxActiveReplies: config.MAX_ACTIVE_REPLIES,
-    repliesPerMinute: config.REPLIES_PER_MINUTE,
-    tokenQuota: config.TOKEN_QUOTA,
-    tokenQuotaWindowMs: config.TOKEN_QUOTA_WINDOW_MS,
-  });
+  const backend = await createBackend(config, log, opts.makeStore);
+  const { store, bus, userLimits } = backend;
   const conversations = new Conversations({
     store,
-    bus: new LocalBus(),
+    bus,
     upstream: new Upstream({
       apiKey: opts.upstreamApiKey ?? config.OPENAI_API_KEY ?? 'none',
       baseURL: opts.upstreamBaseURL ?? config.OPENAI_BASE_URL,
@@ -82,8 +71,10 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       idleMs: config.CONVERSATION_IDLE_MS,
       presenceCoalesceMs: config.PRESENCE_COALESCE_MS,
       allowedModels: config.ALLOWED_MODELS,
+      leaseRenewMs: backend.leaseMs ? Math.floor(backend.leaseMs / 3) : 0,
     },
     log,
+    adoptEveryMs: backend.leaseMs ? Math.floor(backend.leaseMs / 2) : 0,
   });
   const connections = new Set<Connection>();
   const allowedOrigins = config.ALLOWED_ORIGINS ? new Set(config.ALLOWED_ORIGINS) : undefined;
@@ -193,21 +184,20 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     accepting = false;
     clearInterval(heartbeat);
     clearInterval(sweeper);
-    const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && [...conversations.all()].some((c) => c.busy)) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await Promise.all([...conversations.all()].map((c) => c.abandon('shutdown')));
-    // Let the aborted replies write their reply.end before the sockets go.
-    for (let i = 0; i < 40 && [...conversations.all()].some((c) => c.busy); i++) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    // Running replies may finish within the grace; then they are cancelled and write their reply.end.
+    const running = Promise.all([...conversations.all()].map((c) => c.idle));
+    let graceTimer: NodeJS.Timeout | undefined;
+    await Promise.race([running, new Promise((r) => (graceTimer = setTimeout(r, graceMs)))]);
+    clearTimeout(graceTimer);
+    for (const c of conversations.all()) c.shutdown();
+    await Promise.all([...conversations.all()].map((c) => c.idle));
     for (const c of connections) c.close(closeCodes.goingAway, 'server shutting down');
-    for (const c of conversations.all()) c.dispose();
+    conversations.close();
     await new Promise<void>((resolve) => {
       http.close(() => resolve());
       http.closeAllConnections();
     });
+    await backend.close();
   }
 
   return {

@@ -5,7 +5,7 @@ import type { FinishReason, ReplyError, SendOptions, User, Usage } from '../shar
 import { buildContext, countTokens, type ContextMessage } from './context.js';
 import { RelayError } from './errors.js';
 import type { Logger } from './log.js';
-import type { EventInput } from './store.js';
+import type { EventInput, Fence } from './store.js';
 import { UpstreamError, type Completion, type Upstream } from './upstream.js';
 
 export interface ReplyJob {
@@ -34,13 +34,15 @@ export interface ReplyRun {
   /** The one controller of this reply: cancel, grace, shutdown, deadlines and quota all abort through it. */
   controller: AbortController;
   /** Counts completion tokens against the user's quota; false once it is crossed. */
-  meter: (tokens: number) => boolean;
+  meter: (tokens: number) => Promise<boolean>;
   log: Logger;
 }
 
-export async function runReply(run: ReplyRun, emit: (event: EventInput) => Promise<unknown>): Promise<FinishReason> {
+export async function runReply(run: ReplyRun, append: (event: EventInput, fence: Fence) => Promise<void>): Promise<FinishReason> {
   const { upstream, settings, conversationId, job, history, controller, meter, log } = run;
   const { replyId } = job;
+  let ordinal = 0;
+  const emit = (event: EventInput) => append(event, { ordinal: ordinal++ });
   const signal = controller.signal;
   const model = job.options?.model ?? settings.defaultModel;
   // A queued reply answers its own message, not the ones sent while it waited.
@@ -65,7 +67,7 @@ export async function runReply(run: ReplyRun, emit: (event: EventInput) => Promi
         const text = (piece.text ?? '') + (piece.reasoning ?? '') + (piece.refusal ?? '');
         generated += text;
         await emit({ type: 'reply.delta', conversationId, replyId, ...piece });
-        if (!meter(countTokens(text))) {
+        if (!(await meter(countTokens(text)))) {
           controller.abort(new RelayError('quota_exceeded', 'the token quota of this user ran out during the reply'));
         }
       },
@@ -100,7 +102,7 @@ export async function runReply(run: ReplyRun, emit: (event: EventInput) => Promi
   if (completion?.usage) {
     usage = { ...completion.usage, source: 'upstream' };
     // The quota was metered with our own count; the upstream's is the one that is billed.
-    meter(Math.max(0, usage.completionTokens - countTokens(generated)));
+    await meter(Math.max(0, usage.completionTokens - countTokens(generated))).catch((err: unknown) => log.warn({ err }, 'metering failed'));
   } else {
     const completionTokens = countTokens(generated + toolCalls.map((t) => t.name + t.arguments).join(''));
     usage = {

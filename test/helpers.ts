@@ -8,7 +8,7 @@ import { parseConfig } from '../server/config.js';
 import { LocalModel, type FaultPlan, type RecordedRequest } from '../server/localmodel.js';
 import { createLogger } from '../server/log.js';
 import { startRelay, type Relay } from '../server/relay.js';
-import type { ConversationStore } from '../server/store.js';
+import type { MemoryStoreFactory } from '../server/backend.js';
 
 export interface Stack {
   relay: Relay;
@@ -23,7 +23,7 @@ export interface StackOptions {
   env?: Record<string, string>;
   /** Where the relay's logs go (JSON lines); by default nowhere. */
   logTo?: DestinationStream;
-  store?: ConversationStore;
+  makeStore?: MemoryStoreFactory;
   tokenDelayMs?: number;
   plan?: (req: RecordedRequest) => FaultPlan | undefined;
 }
@@ -37,7 +37,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     upstreamBaseURL: model.baseURL,
     upstreamApiKey: 'test',
     model: 'test-model',
-    ...(opts.store ? { store: opts.store } : {}),
+    ...(opts.makeStore ? { makeStore: opts.makeStore } : {}),
   });
   const clients: TestClient[] = [];
   return {

@@ -1,7 +1,7 @@
 // A failure in one frame's handling answers `internal` and touches nothing else.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MemoryStore } from '../server/store.js';
+import { MemoryStore } from '../server/memory-store.js';
 import { replyText, startStack, type Stack } from './helpers.js';
 
 /** A store with a bug that shows only in one conversation. */
@@ -15,7 +15,7 @@ class BrokenStore extends MemoryStore {
 let stack: Stack;
 test.before(async () => {
   stack = await startStack({
-    store: new BrokenStore({ historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, maxQueuedReplies: 4 }),
+    makeStore: (limits, bus) => new BrokenStore(limits, bus),
     plan: () => ({ text: 'all good here' }),
   });
 });

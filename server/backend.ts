@@ -1,0 +1,52 @@
+// Where shared state lives: in this process (the default), or in Redis when
+// REDIS_URL is set, so that any number of relay nodes serve one consistent
+// set of conversations.
+import type { Bus } from './bus.js';
+import { LocalBus } from './bus.js';
+import type { Config } from './config.js';
+import { MemoryUserLimits, type UserLimits } from './limits.js';
+import type { Logger } from './log.js';
+import { MemoryStore } from './memory-store.js';
+import type { ConversationStore, StoreLimits } from './store.js';
+
+/** Builds the in-memory store (tests substitute one with injected faults). */
+export type MemoryStoreFactory = (limits: StoreLimits, bus: LocalBus) => ConversationStore;
+
+export interface Backend {
+  store: ConversationStore;
+  bus: Bus;
+  userLimits: UserLimits;
+  /** Reply lease time in a shared store; 0 when there is no one to share with. */
+  leaseMs: number;
+  close(): Promise<void>;
+}
+
+export async function createBackend(config: Config, log: Logger, makeStore?: MemoryStoreFactory): Promise<Backend> {
+  const userLimitSettings = {
+    maxActiveReplies: config.MAX_ACTIVE_REPLIES,
+    repliesPerMinute: config.REPLIES_PER_MINUTE,
+    tokenQuota: config.TOKEN_QUOTA,
+    tokenQuotaWindowMs: config.TOKEN_QUOTA_WINDOW_MS,
+  };
+  const storeLimits = {
+    historyLimit: config.HISTORY_LIMIT,
+    eventLogMax: config.EVENT_LOG_MAX,
+    eventLogMaxAgeMs: config.EVENT_LOG_MAX_AGE_MS,
+    maxQueuedReplies: config.MAX_QUEUED_REPLIES,
+  };
+  if (config.REDIS_URL) {
+    const { createRedisBackend } = await import('./redis-backend.js');
+    return createRedisBackend(config, log, storeLimits, userLimitSettings);
+  }
+  const bus = new LocalBus();
+  const userLimits = new MemoryUserLimits(userLimitSettings);
+  return {
+    store: makeStore ? makeStore(storeLimits, bus) : new MemoryStore(storeLimits, bus),
+    bus,
+    userLimits,
+    leaseMs: 0,
+    close: async () => {
+      await Promise.all([bus.close(), userLimits.close()]);
+    },
+  };
+}

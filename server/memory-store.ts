@@ -1,0 +1,250 @@
+// The in-memory ConversationStore: zero setup, one node. Appended events go
+// straight to the local bus. Memory stays bounded: the log by count and age,
+// the history and the queue by count, and a conversation no node needs is
+// evicted whole.
+import type { ConversationEvent, HistoryMessage, User } from '../shared/protocol.js';
+import type { LocalBus } from './bus.js';
+import { toContextMessage, type ContextMessage } from './context.js';
+import type {
+  ConversationStore,
+  EventInput,
+  MessageInput,
+  Origin,
+  QueuedReply,
+  Snapshot,
+  StoredEvent,
+  StoreLimits,
+  Submission,
+} from './store.js';
+
+interface LogEntry extends StoredEvent {
+  readonly at: number;
+}
+
+interface HistoryEntry {
+  message: HistoryMessage;
+  /** seq of the event that opened it: the message, or the reply.start. Orders the history. */
+  startSeq: number;
+  context: ContextMessage;
+}
+
+interface Streaming {
+  replyId: string;
+  startSeq: number;
+  seq: number;
+  createdAt: number;
+  text: string;
+  reasoning: string;
+  refusal: string;
+}
+
+/** How many clientMessageIds a conversation remembers for idempotent send. */
+const CLIENT_IDS_KEPT = 1_000;
+/** How many evicted conversations remember their last seq, so a recreated one never reuses a seq. */
+const TOMBSTONES_KEPT = 10_000;
+
+class MemoryConversation {
+  readonly log: LogEntry[] = [];
+  readonly history: HistoryEntry[] = [];
+  streaming: Streaming | undefined;
+  readonly clientIds = new Map<string, StoredEvent>();
+  readonly queue: QueuedReply[] = [];
+  /** The reply holding the lease: running, or about to start. */
+  running: string | undefined;
+  readonly members = new Map<string, User>();
+
+  constructor(public seq: number) {}
+}
+
+export class MemoryStore implements ConversationStore {
+  private readonly conversations = new Map<string, MemoryConversation>();
+  private readonly tombstones = new Map<string, number>();
+
+  constructor(
+    private readonly limits: StoreLimits,
+    private readonly bus: LocalBus,
+  ) {}
+
+  private get(id: string): MemoryConversation {
+    let c = this.conversations.get(id);
+    if (!c) {
+      c = new MemoryConversation(this.tombstones.get(id) ?? 0);
+      this.tombstones.delete(id);
+      this.conversations.set(id, c);
+    }
+    return c;
+  }
+
+  /** One process: no other node can hold the lease, so there is nothing to fence. */
+  async append(conversationId: string, input: EventInput): Promise<void> {
+    this.appendNow(conversationId, input);
+  }
+
+  private appendNow(conversationId: string, input: EventInput, origin?: Origin): StoredEvent {
+    const c = this.get(conversationId);
+    const seq = ++c.seq;
+    const event = { ...input, seq } as ConversationEvent; // seq is the one field EventInput lacks
+    const entry: LogEntry = { event, json: JSON.stringify(event), at: Date.now() };
+    c.log.push(entry);
+    this.trimLog(c, entry.at);
+    this.fold(c, entry);
+    this.bus.publish(conversationId, { json: entry.json, event, ...(origin ? { origin } : {}) });
+    return entry;
+  }
+
+  async submit(conversationId: string, message: MessageInput, reply: QueuedReply | undefined, origin: Origin): Promise<Submission> {
+    const c = this.get(conversationId);
+    const clientId = message.message.clientMessageId;
+    const seen = clientId ? c.clientIds.get(clientId) : undefined;
+    if (seen) return { kind: 'duplicate', stored: seen };
+    let start = false;
+    if (reply) {
+      if (c.running === undefined) {
+        c.running = reply.replyId;
+        start = true;
+      } else if (c.queue.length >= this.limits.maxQueuedReplies) {
+        return { kind: 'queue-full' };
+      } else {
+        c.queue.push(reply);
+      }
+    }
+    return { kind: 'appended', stored: this.appendNow(conversationId, message, origin), start };
+  }
+
+  private trimLog(c: MemoryConversation, now: number): void {
+    const { eventLogMax, eventLogMaxAgeMs } = this.limits;
+    // Trim in batches (a quarter over the cap, an eighth over the age) so the hot path stays O(1) amortized.
+    if (c.log.length > eventLogMax + (eventLogMax >> 2)) c.log.splice(0, c.log.length - eventLogMax);
+    const cutoff = now - eventLogMaxAgeMs;
+    if ((c.log[0]?.at ?? now) < cutoff - (eventLogMaxAgeMs >> 3)) {
+      let keepFrom = 0;
+      while (keepFrom < c.log.length && c.log[keepFrom]!.at < cutoff) keepFrom++;
+      c.log.splice(0, keepFrom);
+    }
+  }
+
+  private fold(c: MemoryConversation, entry: LogEntry): void {
+    const event = entry.event;
+    switch (event.type) {
+      case 'message': {
+        this.addHistory(c, { ...event.message }, event.seq);
+        const clientId = event.message.clientMessageId;
+        if (clientId) {
+          c.clientIds.set(clientId, entry);
+          if (c.clientIds.size > CLIENT_IDS_KEPT) c.clientIds.delete(c.clientIds.keys().next().value!);
+        }
+        return;
+      }
+      case 'reply.start':
+        c.streaming = { replyId: event.replyId, startSeq: event.seq, seq: event.seq, createdAt: entry.at, text: '', reasoning: '', refusal: '' };
+        return;
+      case 'reply.delta': {
+        const s = c.streaming;
+        if (!s || s.replyId !== event.replyId) return;
+        if (event.text) s.text += event.text;
+        if (event.reasoning) s.reasoning += event.reasoning;
+        if (event.refusal) s.refusal += event.refusal;
+        s.seq = event.seq;
+        return;
+      }
+      case 'reply.end': {
+        const s = c.streaming;
+        if (!s || s.replyId !== event.replyId) return;
+        c.streaming = undefined;
+        const message: HistoryMessage = { id: s.replyId, role: 'assistant', text: s.text, createdAt: s.createdAt, finishReason: event.finishReason };
+        if (s.reasoning) message.reasoning = s.reasoning;
+        if (s.refusal) message.refusal = s.refusal;
+        if (event.toolCalls?.length) message.toolCalls = event.toolCalls;
+        this.addHistory(c, message, s.startSeq);
+      }
+    }
+  }
+
+  /** Insert by startSeq: a reply lands after the message it answers, before messages sent while it streamed. */
+  private addHistory(c: MemoryConversation, message: HistoryMessage, startSeq: number): void {
+    let at = c.history.length;
+    while (at > 0 && c.history[at - 1]!.startSeq > startSeq) at--;
+    c.history.splice(at, 0, { message, startSeq, context: toContextMessage(message) });
+    if (c.history.length > this.limits.historyLimit) c.history.splice(0, c.history.length - this.limits.historyLimit);
+  }
+
+  async snapshot(conversationId: string): Promise<Snapshot> {
+    const c = this.get(conversationId);
+    const snap: Snapshot = { seq: c.seq, history: c.history.map((h) => h.message) };
+    if (c.streaming) snap.streaming = { replyId: c.streaming.replyId, text: c.streaming.text, seq: c.streaming.seq };
+    return snap;
+  }
+
+  async eventsSince(conversationId: string, since: number): Promise<StoredEvent[] | undefined> {
+    const c = this.get(conversationId);
+    if (since > c.seq) return undefined; // a seq from another life of this conversation
+    if (since === c.seq) return [];
+    const first = c.log[0]?.event.seq;
+    if (first === undefined || since + 1 < first) return undefined;
+    // Seqs in the log are consecutive, so the position is arithmetic.
+    return c.log.slice(since + 1 - first);
+  }
+
+  async context(conversationId: string): Promise<ContextMessage[]> {
+    const c = this.get(conversationId);
+    // Replies that ended before any text (errors, early cancels) say nothing worth sending upstream.
+    return c.history.filter((h) => h.message.role === 'user' || h.message.text).map((h) => h.context);
+  }
+
+  async nextReply(conversationId: string): Promise<QueuedReply | undefined> {
+    const c = this.conversations.get(conversationId);
+    if (!c) return undefined;
+    const next = c.queue.shift();
+    c.running = next?.replyId;
+    return next;
+  }
+
+  async removeQueued(conversationId: string, replyId: string): Promise<QueuedReply | undefined> {
+    const queue = this.conversations.get(conversationId)?.queue;
+    const at = queue?.findIndex((r) => r.replyId === replyId) ?? -1;
+    return at >= 0 ? queue!.splice(at, 1)[0] : undefined;
+  }
+
+  async clearQueue(conversationId: string): Promise<QueuedReply[]> {
+    return this.conversations.get(conversationId)?.queue.splice(0) ?? [];
+  }
+
+  async replyState(conversationId: string): Promise<{ running: string | undefined; queued: number }> {
+    const c = this.conversations.get(conversationId);
+    return { running: c?.running, queued: c?.queue.length ?? 0 };
+  }
+
+  /** One process: the lease cannot be lost, nobody else can hold it. */
+  async renewLease(): Promise<void> {}
+  async adopt(): Promise<QueuedReply | undefined> {
+    return undefined;
+  }
+
+  async addMember(conversationId: string, memberId: string, user: User): Promise<void> {
+    this.get(conversationId).members.set(memberId, user);
+  }
+
+  async removeMember(conversationId: string, memberId: string): Promise<void> {
+    this.conversations.get(conversationId)?.members.delete(memberId);
+  }
+
+  async members(conversationId: string): Promise<User[]> {
+    const users = new Map<string, User>();
+    for (const user of this.conversations.get(conversationId)?.members.values() ?? []) users.set(user.id, user);
+    return [...users.values()];
+  }
+
+  async evict(conversationId: string): Promise<void> {
+    const c = this.conversations.get(conversationId);
+    if (!c) return;
+    this.conversations.delete(conversationId);
+    this.tombstones.set(conversationId, c.seq);
+    if (this.tombstones.size > TOMBSTONES_KEPT) this.tombstones.delete(this.tombstones.keys().next().value!);
+  }
+
+  size(): number {
+    return this.conversations.size;
+  }
+
+  async close(): Promise<void> {}
+}
