@@ -62,6 +62,9 @@ export const ConfigSchema = z.object({
   ),
   ALLOW_ANONYMOUS: bool(false),
   REDIS_URL: optionalString,
+  REDIS_PREFIX: z.string().min(1).max(64).default('relay:'),
+  REDIS_LEASE_MS: int(5_000, 100),
+  REDIS_RETENTION_MS: int(7 * 24 * 3_600_000, 1_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -1,6 +1,7 @@
 // Test harness: a real relay on port 0 in front of the real built-in model
 // (with fault injection), and a WebSocket client that records and validates
 // every frame the server sends.
+import { randomUUID } from 'node:crypto';
 import type { DestinationStream } from 'pino';
 import { WebSocket } from 'ws';
 import { ServerFrame, type ClientFrame, type ServerFrameOf } from '../shared/protocol.js';
@@ -31,7 +32,9 @@ export interface StackOptions {
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const model = new LocalModel({ tokenDelayMs: opts.tokenDelayMs ?? 1, plan: opts.plan });
   await model.start();
-  const config = parseConfig({ PORT: '0', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...opts.env });
+  // TEST_REDIS_URL runs a suite against the Redis backend (each stack under its own key prefix).
+  const redis = process.env.TEST_REDIS_URL ? { REDIS_URL: process.env.TEST_REDIS_URL, REDIS_PREFIX: `test-${randomUUID()}:` } : {};
+  const config = parseConfig({ PORT: '0', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...redis, ...opts.env });
   const relay = await startRelay(config, {
     log: createLogger(config.LOG_LEVEL, false, opts.logTo),
     upstreamBaseURL: model.baseURL,

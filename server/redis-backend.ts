@@ -1,0 +1,49 @@
+// Wires the Redis store, bus and limits together for one node, with the
+// heartbeat that tells other nodes this one is alive.
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Backend } from './backend.js';
+import type { Config } from './config.js';
+import type { UserLimitSettings } from './limits.js';
+import type { Logger } from './log.js';
+import { RedisBus } from './redis-bus.js';
+import { RedisUserLimits } from './redis-limits.js';
+import { RedisStore } from './redis-store.js';
+import type { StoreLimits } from './store.js';
+
+export async function createRedisBackend(config: Config, log: Logger, storeLimits: StoreLimits, userLimitSettings: UserLimitSettings): Promise<Backend> {
+  const url = config.REDIS_URL!;
+  const nodeId = randomUUID();
+  const redisLog = log.child({ nodeId });
+  const onError = (err: Error) => redisLog.warn({ err: err.message }, 'redis connection error (reconnecting)');
+  const redis = new Redis(url, { lazyConnect: true });
+  const sub = new Redis(url, { lazyConnect: true });
+  redis.on('error', onError);
+  sub.on('error', onError);
+  await Promise.all([redis.connect(), sub.connect()]);
+
+  const leaseMs = config.REDIS_LEASE_MS;
+  const store = new RedisStore(redis, { ...storeLimits, prefix: config.REDIS_PREFIX, nodeId, leaseMs, retentionMs: config.REDIS_RETENTION_MS }, redisLog);
+  const bus = new RedisBus(redis, sub, store, redisLog);
+  const userLimits = new RedisUserLimits(redis, userLimitSettings, config.REDIS_PREFIX, 2 * config.REPLY_MAX_MS);
+
+  // A node is alive while its key exists; members it listed vanish with it.
+  const beat = () => redis.set(store.nodeKey(nodeId), '1', 'PX', leaseMs).catch(onError);
+  await beat();
+  const heartbeat = setInterval(() => void beat(), Math.floor(leaseMs / 3));
+  redisLog.info({ prefix: config.REDIS_PREFIX }, 'conversation state in redis');
+
+  return {
+    store,
+    bus,
+    userLimits,
+    leaseMs,
+    close: async () => {
+      clearInterval(heartbeat);
+      await bus.close();
+      await redis.del(store.nodeKey(nodeId)).catch(() => undefined);
+      sub.disconnect();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,130 @@
+// The Bus between relay nodes, on Redis pub/sub: one channel per
+// conversation. Events are published by the store's append script, in seq
+// order; each node delivers them to its members strictly in seq order, and
+// fills any gap (a message lost while the connection to Redis was down) from
+// the conversation's retained stream, so members never see a hole.
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { Bus, Delivery, Subscriber, Subscription } from './bus.js';
+import type { Logger } from './log.js';
+import { parseEvent, type RedisStore } from './redis-store.js';
+
+const Origin = z.object({ connectionId: z.string(), ref: z.string().optional(), skip: z.boolean().optional() });
+
+interface Channel {
+  conversationId: string;
+  subscribers: Set<Subscriber>;
+  /** The last seq delivered here. */
+  lastSeq: number;
+  ready: Promise<void>;
+  /** Event deliveries, one after another (a gap fill may have to read Redis first). */
+  chain: Promise<void>;
+}
+
+export class RedisBus implements Bus {
+  private readonly channels = new Map<string, Channel>();
+
+  constructor(
+    private readonly pub: Redis,
+    private readonly sub: Redis,
+    private readonly store: RedisStore,
+    private readonly log: Logger,
+  ) {
+    sub.on('message', (channel: string, message: string) => this.receive(channel, message));
+    // After a reconnect, whatever was published meanwhile is read back from the streams.
+    let connected = false;
+    sub.on('ready', () => {
+      if (connected) for (const ch of this.channels.values()) this.enqueue(ch, () => this.catchUp(ch));
+      connected = true;
+    });
+  }
+
+  publish(conversationId: string, delivery: Delivery): void {
+    const origin = delivery.origin ? JSON.stringify(delivery.origin) : '';
+    void this.pub.publish(this.store.channel(conversationId), `F${origin}\n${delivery.json}`).catch((err: unknown) => this.log.warn({ err }, 'publish failed'));
+  }
+
+  publishCancel(conversationId: string, replyId: string, reason: 'cancel' | 'grace'): void {
+    void this.pub.publish(this.store.channel(conversationId), `C${reason}\n${replyId}`).catch((err: unknown) => this.log.warn({ err }, 'publish failed'));
+  }
+
+  subscribe(conversationId: string, subscriber: Subscriber): Subscription {
+    const name = this.store.channel(conversationId);
+    let ch = this.channels.get(name);
+    if (!ch) {
+      const created: Channel = { conversationId, subscribers: new Set(), lastSeq: 0, ready: Promise.resolve(), chain: Promise.resolve() };
+      created.ready = (async () => {
+        await this.sub.subscribe(name);
+        // Everything up to the head is in the store; the channel carries what comes after.
+        created.lastSeq = Number((await this.pub.get(this.store.key(conversationId, 'seq'))) ?? 0);
+      })();
+      created.chain = created.ready.catch((err: unknown) => this.log.error({ err, conversationId }, 'subscribe failed'));
+      this.channels.set(name, (ch = created));
+    }
+    const channel = ch;
+    channel.subscribers.add(subscriber);
+    return {
+      ready: channel.ready,
+      close: () => {
+        channel.subscribers.delete(subscriber);
+        if (channel.subscribers.size > 0 || this.channels.get(name) !== channel) return;
+        this.channels.delete(name);
+        void this.sub.unsubscribe(name).catch(() => undefined);
+      },
+    };
+  }
+
+  private enqueue(ch: Channel, step: () => Promise<void>): void {
+    ch.chain = ch.chain.then(step).catch((err: unknown) => this.log.error({ err, conversationId: ch.conversationId }, 'delivery failed'));
+  }
+
+  private receive(name: string, message: string): void {
+    const ch = this.channels.get(name);
+    if (!ch) return;
+    const nl = message.indexOf('\n');
+    const head = message.slice(1, nl);
+    const body = message.slice(nl + 1);
+    switch (message[0]) {
+      case 'C':
+        for (const s of ch.subscribers) s.cancel(body, head === 'grace' ? 'grace' : 'cancel');
+        return;
+      case 'F': {
+        const origin = head ? Origin.parse(JSON.parse(head)) : undefined;
+        for (const s of ch.subscribers) s.deliver({ json: body, ...(origin ? { origin } : {}) });
+        return;
+      }
+      case 'E': {
+        const origin = head ? Origin.parse(JSON.parse(head)) : undefined;
+        this.enqueue(ch, async () => this.sequence(ch, { json: body, event: parseEvent(body), ...(origin ? { origin } : {}) }));
+      }
+    }
+  }
+
+  private async sequence(ch: Channel, d: Delivery & { event: NonNullable<Delivery['event']> }): Promise<void> {
+    const seq = d.event.seq;
+    if (seq <= ch.lastSeq) return;
+    if (seq > ch.lastSeq + 1) await this.catchUp(ch, seq);
+    if (seq <= ch.lastSeq) return;
+    ch.lastSeq = seq;
+    for (const s of ch.subscribers) s.deliver(d);
+  }
+
+  /** Deliver what the stream holds after lastSeq (and before `until`, when given). */
+  private async catchUp(ch: Channel, until = Number.POSITIVE_INFINITY): Promise<void> {
+    const missed = await this.store.eventsSince(ch.conversationId, ch.lastSeq);
+    if (!missed) {
+      this.log.warn({ conversationId: ch.conversationId, lastSeq: ch.lastSeq }, 'missed events are no longer retained');
+      return;
+    }
+    for (const { json, event } of missed) {
+      if (event.seq >= until) break;
+      if (event.seq <= ch.lastSeq) continue;
+      ch.lastSeq = event.seq;
+      for (const s of ch.subscribers) s.deliver({ json, event });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.channels.clear();
+  }
+}
