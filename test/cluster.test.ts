@@ -1,57 +1,11 @@
 // Many relay nodes on one Redis: three real relay processes (server/main.ts)
 // on port 0, one built-in model in this process as their upstream.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LocalModel, type FaultPlan } from '../server/localmodel.js';
-import { redisAvailable, REDIS_URL } from './redis.js';
+import { NODE_LEASE_MS, redisAvailable, REDIS_URL, startNode, stop, type Node } from './redis.js';
 import { eventually, replyText, TestClient } from './helpers.js';
-
-const MAIN = new URL('../server/main.ts', import.meta.url).pathname;
-const LEASE_MS = 1000;
-
-interface Node {
-  url: string;
-  child: ChildProcess;
-  output: () => string;
-}
-
-async function startNode(model: LocalModel, prefix: string, redisUrl = REDIS_URL): Promise<Node> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: {
-      PATH: process.env.PATH,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      OPENAI_API_KEY: 'test',
-      OPENAI_BASE_URL: model.baseURL,
-      OPENAI_MODEL: 'test-model',
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: prefix,
-      REDIS_LEASE_MS: String(LEASE_MS),
-      PRESENCE_COALESCE_MS: '10',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  for (let i = 0; i < 600; i++) {
-    const m = out.match(/"listen":"(ws:\/\/127\.0\.0\.1:\d+\/ws)"/);
-    if (m) return { url: m[1]!, child, output: () => out };
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`relay node did not start:\n${out}`);
-}
-
-function stop(node: Node): Promise<void> {
-  if (node.child.exitCode !== null || node.child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((r) => node.child.once('exit', () => r()));
-  node.child.kill('SIGTERM');
-  return exited;
-}
 
 const TEXT = Array.from({ length: 40 }, (_, i) => `token${i}`).join(' ');
 let plan: (req: { messages: Array<{ content: string }> }) => FaultPlan = () => ({ text: TEXT, tokenDelayMs: 15 });
@@ -164,10 +118,10 @@ if (!available) {
     const queued = await b.next('message', (m) => m.message.text === 'second');
 
     victim.child.kill('SIGKILL');
-    const end = await b.next('reply.end', (e) => e.replyId === start.replyId, 10 * LEASE_MS);
+    const end = await b.next('reply.end', (e) => e.replyId === start.replyId, 10 * NODE_LEASE_MS);
     assert.is(end.finishReason, 'error');
     assert.is(end.error?.code, 'internal');
-    const next = await b.next('reply.start', (s) => s.replyId === queued.replyId, 10 * LEASE_MS);
+    const next = await b.next('reply.start', (s) => s.replyId === queued.replyId, 10 * NODE_LEASE_MS);
     const nextEnd = await b.next('reply.end', (e) => e.replyId === next.replyId);
     assert.is(nextEnd.finishReason, 'stop');
     assert.is(replyText(b.frames, next.replyId), 'the queued one ran');

@@ -1,5 +1,11 @@
 // Where the Redis-backed tests find Redis, and whether it is there at all.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
+import type { LocalModel } from '../server/localmodel.js';
+
+const MAIN = new URL('../server/main.ts', import.meta.url).pathname;
+/** Short, so that a dead node is noticed quickly in tests. */
+export const NODE_LEASE_MS = 1000;
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -15,3 +21,47 @@ export async function redisAvailable(url = REDIS_URL): Promise<boolean> {
     probe.disconnect();
   }
 }
+
+export interface Node {
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+}
+
+/** A relay node (server/main.ts, as `npm start` runs it) on Redis, with `model` as its upstream. */
+export async function startNode(model: LocalModel, prefix: string, redisUrl = REDIS_URL): Promise<Node> {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+    env: {
+      PATH: process.env.PATH,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      OPENAI_API_KEY: 'test',
+      OPENAI_BASE_URL: model.baseURL,
+      OPENAI_MODEL: 'test-model',
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: prefix,
+      REDIS_LEASE_MS: String(NODE_LEASE_MS),
+      PRESENCE_COALESCE_MS: '10',
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  for (let i = 0; i < 600; i++) {
+    const m = out.match(/"listen":"(ws:\/\/127\.0\.0\.1:\d+\/ws)"/);
+    if (m) return { url: m[1]!, child, output: () => out };
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`relay node did not start:\n${out}`);
+}
+
+export function stop(node: Node): Promise<void> {
+  if (node.child.exitCode !== null || node.child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise<void>((r) => node.child.once('exit', () => r()));
+  node.child.kill('SIGTERM');
+  return exited;
+}
+
