@@ -18,6 +18,8 @@ export interface Backend {
   userLimits: UserLimits;
   /** Reply lease time in a shared store; 0 when there is no one to share with. */
   leaseMs: number;
+  /** Connected to what it depends on (always, in memory). */
+  ready(): boolean;
   close(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export async function createBackend(config: Config, log: Logger, makeStore?: Mem
     bus,
     userLimits,
     leaseMs: 0,
+    ready: () => true,
     close: async () => {
       await Promise.all([bus.close(), userLimits.close()]);
     },

@@ -2,6 +2,7 @@
 // once at the edge, and handing valid frames to their conversation. Frames of
 // one socket are handled one at a time, in the order they arrived.
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { WebSocket, type RawData } from 'ws';
 import { z } from 'zod';
 import { closeCodes, type ErrorCode } from '../shared/codes.js';
@@ -21,6 +22,7 @@ import { serialize } from './fanout.js';
 import { RelayError } from './errors.js';
 import { TokenBucket } from './limits.js';
 import type { Logger } from './log.js';
+import { frameType, type Metrics } from './metrics.js';
 import { Outbox, type DeltaEvent } from './outbox.js';
 
 export interface ConnectionSettings {
@@ -39,6 +41,7 @@ export interface ConnectionDeps {
   auth: Authenticator;
   settings: ConnectionSettings;
   log: Logger;
+  metrics: Metrics;
   onClose(connection: Connection): void;
 }
 
@@ -67,12 +70,37 @@ export class Connection implements MemberSocket {
   constructor(
     private readonly ws: WebSocket,
     private readonly deps: ConnectionDeps,
+    /** The TCP socket under `ws`, corked while a turn's frames are written. */
+    socket?: Socket,
   ) {
     this.log = deps.log.child({ connectionId: this.id });
     const s = deps.settings;
-    this.outbox = new Outbox(ws, { highWaterBytes: s.highWaterBytes, hardLimitBytes: s.sendBufferLimitBytes }, () =>
-      this.overflow('send buffer over its hard limit'),
-    );
+    const metrics = deps.metrics;
+    let corked = false;
+    const wire = {
+      get bufferedAmount() {
+        return ws.bufferedAmount;
+      },
+      send(json: string) {
+        // Frames produced in one turn of the event loop leave in one write.
+        if (!corked && socket) {
+          corked = true;
+          socket.cork();
+          process.nextTick(() => {
+            corked = false;
+            socket.uncork();
+          });
+        }
+        const type = frameType(json);
+        metrics.framesOut.inc({ type });
+        metrics.bytesOut.inc({ type }, json.length);
+        ws.send(json);
+      },
+    };
+    this.outbox = new Outbox(wire, { highWaterBytes: s.highWaterBytes, hardLimitBytes: s.sendBufferLimitBytes }, {
+      overflow: () => this.overflow('send buffer over its hard limit'),
+      merged: () => metrics.mergedDeltas.inc(),
+    });
     this.frameBucket = new TokenBucket(s.frameBurst, s.frameRatePerSec);
     this.strikes = new TokenBucket(s.frameAbuseStrikes, 1);
     this.helloTimer = setTimeout(() => this.close(closeCodes.helloTimeout, 'no hello in time'), deps.settings.helloTimeoutMs);
@@ -115,7 +143,13 @@ export class Connection implements MemberSocket {
     return this.outbox.drained();
   }
 
+  /** Events queued here that the client has yet to receive. */
+  get lag(): number {
+    return this.outbox.lag;
+  }
+
   overflow(reason: string): void {
+    this.deps.metrics.slowConsumerCloses.inc();
     this.outbox.close();
     this.log.warn({ reason }, 'slow consumer; closing');
     this.close(closeCodes.slowConsumer, 'slow consumer; reconnect and resume');
@@ -143,13 +177,16 @@ export class Connection implements MemberSocket {
 
   private async handle(data: RawData): Promise<void> {
     if (this.state === 'closed') return;
+    const text = data.toString();
     let json: unknown;
     try {
-      json = JSON.parse(data.toString());
+      json = JSON.parse(text);
     } catch {
+      this.countIn('invalid', text.length);
       return this.error('bad_frame', 'frame is not valid JSON', undefined);
     }
     const parsed = ClientFrame.safeParse(json);
+    this.countIn(parsed.success ? parsed.data.type : 'invalid', text.length);
     if (!parsed.success) {
       const envelope = FrameEnvelope.safeParse(json);
       const ref = envelope.success ? envelope.data.ref : undefined;
@@ -201,6 +238,11 @@ export class Connection implements MemberSocket {
       this.expiryTimer = setTimeout(arm, Math.min(left, 2 ** 31 - 1));
     };
     arm();
+  }
+
+  private countIn(type: string, bytes: number): void {
+    this.deps.metrics.framesIn.inc({ type });
+    this.deps.metrics.bytesIn.inc({ type }, bytes);
   }
 
   private async hello(frame: ClientFrameOf<'hello'>): Promise<void> {

@@ -9,6 +9,7 @@ import { RelayError } from './errors.js';
 import { coalesceReplay, MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
 import type { Throttle, UserLimits } from './limits.js';
 import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
 import { runReply, type AbortReason, type ReplyJob, type ReplySettings } from './reply.js';
 import type { ConversationStore, Snapshot } from './store.js';
 import type { Upstream } from './upstream.js';
@@ -36,6 +37,7 @@ export interface ConversationDeps {
   typingThrottle: Throttle;
   settings: ConversationSettings;
   log: Logger;
+  metrics: Metrics;
   /** Called once the conversation has been idle, memberless and replyless here for idleMs. */
   onIdle(conversation: Conversation): void;
 }
@@ -125,6 +127,7 @@ export class Conversation {
     const members = await store.members(this.id);
     const current = () => this.members.get(socket.id)?.feed === feed;
     if (!current()) return; // left (or rejoined) while we read
+    if (since !== undefined) this.deps.metrics.resumes.inc({ outcome: replay ? 'replayed' : 'reset' });
     if (snap) {
       socket.send({
         type: 'joined',
@@ -262,7 +265,7 @@ export class Conversation {
   private start(job: ReplyJob): void {
     const controller = new AbortController();
     const log = this.log.child({ replyId: job.replyId, userId: job.user.id });
-    const { upstream, settings, userLimits, store } = this.deps;
+    const { upstream, settings, userLimits, store, metrics } = this.deps;
     const meter = (tokens: number) => userLimits.spend(job.user.id, tokens);
     const renew = settings.leaseRenewMs
       ? setInterval(() => void store.renewLease(this.id, job.replyId).catch((err: unknown) => log.warn({ err }, 'lease renewal failed')), settings.leaseRenewMs)
@@ -270,7 +273,7 @@ export class Conversation {
     const done = store
       .context(this.id)
       .then((history) =>
-        runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log }, (e, fence) => store.append(this.id, e, fence)),
+        runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence) => store.append(this.id, e, fence)),
       )
       .catch((err: unknown) => log.error({ err }, 'reply runner failed'))
       .then(() => userLimits.endReply(job.user.id))

@@ -35,13 +35,15 @@ export class Outbox {
   private heldChars = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** Deltas merged away since the socket opened (for metrics and tests). */
+  /** Deltas merged away since the socket opened. */
   merged = 0;
+  /** Events held here: what the client is behind by. */
+  lag = 0;
 
   constructor(
     private readonly wire: Wire,
     private readonly limits: OutboxLimits,
-    private readonly onOverflow: () => void,
+    private readonly on: { overflow(): void; merged?(): void },
   ) {}
 
   send(json: string, delta?: DeltaEvent, conversationId = delta?.conversationId): void {
@@ -55,9 +57,10 @@ export class Outbox {
       this.held.push(h);
       this.heldChars += size(h);
     }
+    this.lag++;
     if (this.heldChars + this.wire.bufferedAmount > this.limits.hardLimitBytes) {
       this.close();
-      this.onOverflow();
+      this.on.overflow();
       return;
     }
     this.timer ??= setTimeout(() => this.flush(), FLUSH_POLL_MS);
@@ -82,6 +85,7 @@ export class Outbox {
       h.json = undefined;
       this.heldChars += size(h);
       this.merged++;
+      this.on.merged?.();
       return true;
     }
     return false;
@@ -96,6 +100,7 @@ export class Outbox {
       this.wire.send(h.json ?? serialize(h.delta!));
     }
     if (this.held.length) this.timer = setTimeout(() => this.flush(), FLUSH_POLL_MS);
+    else this.lag = 0;
   }
 
   /** Above the high-water mark: a bulk sender (a replay) should wait for drained(). */
@@ -119,6 +124,7 @@ export class Outbox {
     this.timer = undefined;
     this.held = [];
     this.heldChars = 0;
+    this.lag = 0;
   }
 }
 

@@ -38,6 +38,7 @@ export async function createRedisBackend(config: Config, log: Logger, storeLimit
     bus,
     userLimits,
     leaseMs,
+    ready: () => redis.status === 'ready' && sub.status === 'ready',
     close: async () => {
       clearInterval(heartbeat);
       await bus.close();

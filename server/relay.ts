@@ -1,7 +1,7 @@
 // The HTTP server: /healthz, the WebSocket upgrade at /ws, the heartbeat, and
 // shutdown. Wires config into the modules that do the work.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { closeCodes } from '../shared/codes.js';
@@ -10,6 +10,7 @@ import { createBackend, type MemoryStoreFactory } from './backend.js';
 import { checkExposure, type Config } from './config.js';
 import { Connection } from './connection.js';
 import { Conversations } from './conversations.js';
+import { Metrics } from './metrics.js';
 import { ConnectionGate, Throttle } from './limits.js';
 import type { Logger } from './log.js';
 import { servePage } from './page.js';
@@ -49,7 +50,19 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   }
   const backend = await createBackend(config, log, opts.makeStore);
   const { store, bus, userLimits } = backend;
-  const conversations = new Conversations({
+  const connections = new Set<Connection>();
+  const metrics: Metrics = new Metrics({
+    sockets: () => connections.size,
+    conversations: (): number => conversations.size,
+    activeReplies: () => [...conversations.all()].filter((c) => c.busy).length,
+    queuedReplies: async () => {
+      let queued = 0;
+      for (const c of conversations.all()) queued += (await store.replyState(c.id)).queued;
+      return queued;
+    },
+    maxMemberLag: () => Math.max(0, ...[...connections].map((c) => c.lag)),
+  });
+  const conversations: Conversations = new Conversations({
     store,
     bus,
     upstream: new Upstream({
@@ -74,9 +87,9 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       leaseRenewMs: backend.leaseMs ? Math.floor(backend.leaseMs / 3) : 0,
     },
     log,
+    metrics,
     adoptEveryMs: backend.leaseMs ? Math.floor(backend.leaseMs / 2) : 0,
   });
-  const connections = new Set<Connection>();
   const allowedOrigins = config.ALLOWED_ORIGINS ? new Set(config.ALLOWED_ORIGINS) : undefined;
   const gate = new ConnectionGate(config.MAX_CONNECTIONS, config.MAX_CONNECTIONS_PER_IP, config.CONNECTIONS_PER_IP_PER_MINUTE);
   const auth = opts.auth ?? createAuthenticator(config.AUTH_JWT_SECRET, config.AUTH_JWT_PUBLIC_KEY);
@@ -104,9 +117,24 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
 
   function handleRequest(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') {
-      res.writeHead(accepting ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok: accepting }));
+    if (path === '/healthz' || path === '/readyz') {
+      // Alive as long as it answers; ready while it accepts sockets.
+      const ok = path === '/healthz' ? accepting : accepting && backend.ready();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok }));
+      return;
+    }
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(body);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'metrics failed');
+          res.writeHead(500).end();
+        },
+      );
       return;
     }
     if (servePage(req, res)) return;
@@ -147,16 +175,21 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     };
     socket.once('close', release);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new Connection(ws, {
-        conversations,
-        auth,
-        settings: connectionSettings,
-        log,
-        onClose: (c) => {
-          connections.delete(c);
-          release();
+      const connection = new Connection(
+        ws,
+        {
+          conversations,
+          auth,
+          settings: connectionSettings,
+          log,
+          metrics,
+          onClose: (c) => {
+            connections.delete(c);
+            release();
+          },
         },
-      });
+        socket instanceof Socket ? socket : undefined,
+      );
       connections.add(connection);
     });
   }

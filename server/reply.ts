@@ -5,6 +5,7 @@ import type { FinishReason, ReplyError, SendOptions, User, Usage } from '../shar
 import { buildContext, countTokens, type ContextMessage } from './context.js';
 import { RelayError } from './errors.js';
 import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
 import type { EventInput, Fence } from './store.js';
 import { UpstreamError, type Completion, type Upstream } from './upstream.js';
 
@@ -36,10 +37,11 @@ export interface ReplyRun {
   /** Counts completion tokens against the user's quota; false once it is crossed. */
   meter: (tokens: number) => Promise<boolean>;
   log: Logger;
+  metrics: Metrics;
 }
 
 export async function runReply(run: ReplyRun, append: (event: EventInput, fence: Fence) => Promise<void>): Promise<FinishReason> {
-  const { upstream, settings, conversationId, job, history, controller, meter, log } = run;
+  const { upstream, settings, conversationId, job, history, controller, meter, log, metrics } = run;
   const { replyId } = job;
   let ordinal = 0;
   const emit = (event: EventInput) => append(event, { ordinal: ordinal++ });
@@ -54,6 +56,10 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
   );
   log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
   let generated = '';
+  const startedAt = performance.now();
+  let lastPieceAt = 0;
+  let abortedAt = 0;
+  signal.addEventListener('abort', () => (abortedAt = performance.now()), { once: true });
   let completion: Completion | undefined;
   let failure: RelayError | undefined;
   try {
@@ -66,6 +72,11 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
         if (signal.aborted) return;
         const text = (piece.text ?? '') + (piece.reasoning ?? '') + (piece.refusal ?? '');
         generated += text;
+        const now = performance.now();
+        if (lastPieceAt) metrics.interToken.observe((now - lastPieceAt) / 1000);
+        else metrics.ttft.observe((now - startedAt) / 1000);
+        lastPieceAt = now;
+        metrics.deltas.inc();
         await emit({ type: 'reply.delta', conversationId, replyId, ...piece });
         if (!(await meter(countTokens(text)))) {
           controller.abort(new RelayError('quota_exceeded', 'the token quota of this user ran out during the reply'));
@@ -80,6 +91,8 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
     clearTimeout(deadline);
   }
 
+  // The upstream call has returned: its request is closed.
+  if (abortedAt) metrics.cancelLatency.observe((performance.now() - abortedAt) / 1000);
   const reason: unknown = signal.aborted ? signal.reason : undefined;
   if (reason instanceof RelayError) failure = reason;
   let finishReason: FinishReason;
@@ -121,6 +134,9 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
     ...(toolCalls.length ? { toolCalls } : {}),
     ...(error ? { error } : {}),
   });
+  metrics.replies.inc({ finish_reason: finishReason });
+  metrics.completionTokens.inc({ source: usage.source }, usage.completionTokens);
+  if (error && error.code.startsWith('upstream')) metrics.upstreamErrors.inc({ code: error.code });
   log.info({ finishReason, code: error?.code, completionTokens: usage.completionTokens }, 'reply ended');
   return finishReason;
 }

@@ -32,7 +32,7 @@ const tick = () => new Promise((r) => setTimeout(r, 40));
 
 test('below the high-water mark every frame goes straight out', () => {
   const wire = new FakeWire();
-  const o = new Outbox(wire, { highWaterBytes: 10_000, hardLimitBytes: 100_000 }, () => assert.unreachable());
+  const o = new Outbox(wire, { highWaterBytes: 10_000, hardLimitBytes: 100_000 }, { overflow: () => assert.unreachable() });
   for (let i = 1; i <= 5; i++) send(o, delta(i, `t${i}`));
   assert.is(wire.sent.length, 5);
   assert.is(o.merged, 0);
@@ -41,7 +41,7 @@ test('below the high-water mark every frame goes straight out', () => {
 
 test('above it, consecutive deltas of a reply merge: same text, seq of the last', async () => {
   const wire = new FakeWire();
-  const o = new Outbox(wire, { highWaterBytes: 100, hardLimitBytes: 100_000 }, () => assert.unreachable());
+  const o = new Outbox(wire, { highWaterBytes: 100, hardLimitBytes: 100_000 }, { overflow: () => assert.unreachable() });
   wire.bufferedAmount = 500; // the reader stopped
   for (let i = 1; i <= 50; i++) send(o, delta(i, `w${i} `));
   assert.is(wire.sent.length, 0);
@@ -59,7 +59,7 @@ test('above it, consecutive deltas of a reply merge: same text, seq of the last'
 
 test('merging never reorders a conversation: a message between deltas splits the merge', async () => {
   const wire = new FakeWire();
-  const o = new Outbox(wire, { highWaterBytes: 100, hardLimitBytes: 100_000 }, () => assert.unreachable());
+  const o = new Outbox(wire, { highWaterBytes: 100, hardLimitBytes: 100_000 }, { overflow: () => assert.unreachable() });
   wire.bufferedAmount = 500;
   send(o, delta(1, 'a'));
   send(o, delta(2, 'b'));
@@ -89,7 +89,7 @@ test('merging never reorders a conversation: a message between deltas splits the
 test('past the hard limit the outbox gives up and reports the overflow once', () => {
   const wire = new FakeWire();
   let overflows = 0;
-  const o = new Outbox(wire, { highWaterBytes: 100, hardLimitBytes: 2_000 }, () => overflows++);
+  const o = new Outbox(wire, { highWaterBytes: 100, hardLimitBytes: 2_000 }, { overflow: () => overflows++ });
   wire.bufferedAmount = 1_500;
   const big = 'x'.repeat(300);
   for (let i = 1; i <= 10; i++) o.send(serialize({ type: 'typing', conversationId: 'c1', user: { id: 'u', name: big } }), undefined, 'c1');

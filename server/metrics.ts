@@ -1,0 +1,59 @@
+// Prometheus metrics (GET /metrics). One registry per relay instance, so
+// several relays in one process (tests) keep separate figures. Recording is a
+// counter increment or a histogram observation: nothing here allocates per
+// token beyond what prom-client does.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Live figures read at scrape time. */
+export interface MetricsSources {
+  sockets(): number;
+  conversations(): number;
+  activeReplies(): number;
+  queuedReplies(): Promise<number>;
+  /** The largest number of events any member socket is behind by. */
+  maxMemberLag(): number;
+}
+
+const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly framesIn = new Counter({ name: 'relay_frames_in_total', help: 'Client frames received, by type', labelNames: ['type'], registers: [this.registry] });
+  readonly bytesIn = new Counter({ name: 'relay_bytes_in_total', help: 'Bytes of client frames received, by type', labelNames: ['type'], registers: [this.registry] });
+  readonly framesOut = new Counter({ name: 'relay_frames_out_total', help: 'Frames sent to clients, by type', labelNames: ['type'], registers: [this.registry] });
+  readonly bytesOut = new Counter({ name: 'relay_bytes_out_total', help: 'Bytes of frames sent to clients, by type', labelNames: ['type'], registers: [this.registry] });
+  readonly ttft = new Histogram({ name: 'relay_time_to_first_token_seconds', help: 'From starting the upstream request to its first piece', buckets: SECONDS, registers: [this.registry] });
+  readonly interToken = new Histogram({ name: 'relay_inter_token_seconds', help: 'Time between consecutive upstream pieces of a reply', buckets: SECONDS, registers: [this.registry] });
+  readonly deltas = new Counter({ name: 'relay_reply_deltas_total', help: 'reply.delta events produced (before fan-out)', registers: [this.registry] });
+  readonly completionTokens = new Counter({ name: 'relay_completion_tokens_total', help: 'Completion tokens of ended replies, by where the count came from', labelNames: ['source'], registers: [this.registry] });
+  readonly replies = new Counter({ name: 'relay_replies_total', help: 'Ended replies, by finish reason', labelNames: ['finish_reason'], registers: [this.registry] });
+  readonly cancelLatency = new Histogram({ name: 'relay_cancel_to_abort_seconds', help: 'From a cancel to the upstream request being aborted', buckets: SECONDS, registers: [this.registry] });
+  readonly upstreamErrors = new Counter({ name: 'relay_upstream_errors_total', help: 'Replies ended by an upstream failure, by error code', labelNames: ['code'], registers: [this.registry] });
+  readonly resumes = new Counter({ name: 'relay_resumes_total', help: 'join with since, by outcome', labelNames: ['outcome'], registers: [this.registry] });
+  readonly mergedDeltas = new Counter({ name: 'relay_merged_deltas_total', help: 'reply.delta frames merged into another for a slow socket', registers: [this.registry] });
+  readonly slowConsumerCloses = new Counter({ name: 'relay_slow_consumer_closes_total', help: 'Sockets closed with 4009', registers: [this.registry] });
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    new Gauge({ name: 'relay_open_sockets', help: 'Open client sockets', registers, collect() { this.set(sources.sockets()); } });
+    new Gauge({ name: 'relay_conversations', help: 'Conversations held on this node', registers, collect() { this.set(sources.conversations()); } });
+    new Gauge({ name: 'relay_active_replies', help: 'Replies streaming on this node', registers, collect() { this.set(sources.activeReplies()); } });
+    new Gauge({
+      name: 'relay_queued_replies',
+      help: 'Replies waiting behind a running one, in conversations held on this node',
+      registers,
+      async collect() {
+        this.set(await sources.queuedReplies());
+      },
+    });
+    new Gauge({ name: 'relay_member_lag_seq_max', help: 'Events the furthest-behind member socket has yet to receive', registers, collect() { this.set(sources.maxMemberLag()); } });
+    collectDefaultMetrics({ register: this.registry });
+  }
+}
+
+/** The frame type of a serialized server frame, read without parsing it. */
+export function frameType(json: string): string {
+  const at = json.indexOf('"type":"');
+  if (at < 0) return 'unknown';
+  return json.slice(at + 8, json.indexOf('"', at + 8));
+}
