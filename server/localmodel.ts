@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { encode } from 'gpt-tokenizer';
+import { z } from 'zod';
 
 /** Per-request behaviour. "After N tokens" means once N reasoning/content pieces have been written. */
 export interface FaultPlan {
@@ -90,17 +91,29 @@ export function demoReply(prompt: string): string {
   return `${intro}\n\n${TEMPLATES[fnv1a(flat) % TEMPLATES.length]}`;
 }
 
-type RawMessage = { role?: unknown; content?: unknown; name?: unknown } | null;
+// What the model reads of a request: lenient, as an OpenAI-compatible server is.
+const optionalNumber = z.number().nullish().catch(null);
+const ChatRequest = z.object({
+  messages: z.array(
+    z.object({
+      role: z.string().catch(''),
+      // A string, or an array of parts of which only the text ones matter here.
+      content: z
+        .union([z.string(), z.array(z.object({ text: z.string().catch('') }).catch({ text: '' })).transform((parts) => parts.map((p) => p.text).join(''))])
+        .nullish()
+        .catch(''),
+      name: z.string().optional().catch(undefined),
+    }),
+  ),
+  stream: z.boolean().nullish().catch(false),
+  stream_options: z.object({ include_usage: z.boolean().nullish().catch(false) }).nullish().catch(null),
+  max_tokens: optionalNumber,
+  max_completion_tokens: optionalNumber,
+});
+type ChatRequest = z.infer<typeof ChatRequest>;
 
-function toMessages(body: { messages: RawMessage[] }): RecordedRequest['messages'] {
-  // Content may be a string or an array of parts; only the text parts matter here.
-  const text = (c: unknown): string =>
-    typeof c === 'string' ? c : Array.isArray(c) ? c.map((p: { text?: unknown }) => (typeof p?.text === 'string' ? p.text : '')).join('') : '';
-  return body.messages.map((m) => ({
-    role: String(m?.role ?? ''),
-    content: text(m?.content),
-    ...(typeof m?.name === 'string' ? { name: m.name } : {}),
-  }));
+function toMessages(body: ChatRequest): RecordedRequest['messages'] {
+  return body.messages.map((m) => ({ role: m.role, content: m.content ?? '', ...(m.name !== undefined ? { name: m.name } : {}) }));
 }
 
 function promptTokens(messages: RecordedRequest['messages']): number {
@@ -267,15 +280,15 @@ export class LocalModel {
     } catch {
       return sendJson(res, 400, errorBody('Request body is not valid JSON', 'invalid_request_error', 'invalid_json'));
     }
-    if (typeof body !== 'object' || body === null || !Array.isArray((body as { messages?: unknown }).messages)) {
-      return sendJson(res, 400, errorBody('`messages` must be an array', 'invalid_request_error', 'invalid_messages'));
-    }
+    const parsed = ChatRequest.safeParse(body);
+    if (!parsed.success) return sendJson(res, 400, errorBody('`messages` must be an array', 'invalid_request_error', 'invalid_messages'));
+    const request = parsed.data;
 
     let release!: () => void;
     const rec: RecordedRequest = {
       id: this.nextId++,
       body,
-      messages: toMessages(body as { messages: RawMessage[] }),
+      messages: toMessages(request),
       headers: { ...req.headers },
       tokensSent: 0,
       finished: false,
@@ -313,9 +326,8 @@ export class LocalModel {
       return sendJson(res, status, errorBody(`Injected HTTP ${status}`, type, code), headers);
     }
 
-    const b = body as { stream?: unknown; stream_options?: { include_usage?: unknown } };
-    const script = this.script(rec, plan, b.stream_options?.include_usage === true);
-    if (b.stream !== true) {
+    const script = this.script(rec, request, plan);
+    if (request.stream !== true) {
       live.ended = rec.finished = true;
       const { head, message, finish, usage } = script;
       return sendJson(res, 200, { ...head, object: 'chat.completion', choices: [{ index: 0, message, finish_reason: finish }], usage });
@@ -326,7 +338,8 @@ export class LocalModel {
   }
 
   /** Everything the response will say, decided up front so faults only pick where to cut it. */
-  private script(rec: RecordedRequest, plan: FaultPlan, includeUsage: boolean): Script {
+  private script(rec: RecordedRequest, request: ChatRequest, plan: FaultPlan): Script {
+    const includeUsage = request.stream_options?.include_usage === true;
     // One id and timestamp for every chunk of a response, as OpenAI does.
     const head = { id: `chatcmpl-demo${rec.id}`, created: Math.floor(Date.now() / 1000), model: this.model };
     const event = (choices: unknown[], extra: object = {}) =>
@@ -338,8 +351,7 @@ export class LocalModel {
       const body = events.map((e) => ({ sse: `${e}\n\n`, counts: e.trim() !== 'data: [DONE]' }));
       return { head, body, tail: [], message: {}, finish: 'stop', usage: {} };
     }
-    const b = rec.body as { max_tokens?: unknown; max_completion_tokens?: unknown };
-    const max = [b.max_completion_tokens, b.max_tokens].find((v): v is number => typeof v === 'number' && v > 0) ?? Infinity;
+    const max = [request.max_completion_tokens, request.max_tokens].find((v): v is number => typeof v === 'number' && v > 0) ?? Infinity;
     const lastUser = [...rec.messages].reverse().find((m) => m.role === 'user');
     const text = plan.text ?? (plan.toolCalls ? '' : demoReply(lastUser?.content ?? ''));
 
