@@ -12,6 +12,7 @@ import type {
   User,
 } from '../shared/protocol.js';
 import { AsyncQueue, Emitter } from './emitter.js';
+import { SendError } from './errors.js';
 import { randomId } from './ids.js';
 import { Reply } from './reply.js';
 
@@ -57,27 +58,19 @@ export interface ConversationHost {
 
 interface PendingSend {
   frame: ClientFrameOf<'send'>;
+  /** Refs it went out with on the current socket (an error answers one of them). */
+  refs: string[];
   resolve: (m: MessageFrame) => void;
   reject: (e: Error) => void;
 }
 
 /** Unacknowledged sends one conversation may hold; past it send() rejects at once. */
-const MAX_PENDING_SENDS = 64;
+const MAX_PENDING_SENDS = 16;
 /** Cancels waiting for a connection. */
 const MAX_QUEUED_CANCELS = 8;
 /** Reply handles kept per conversation; finished ones are evicted first. */
 const MAX_REPLY_HANDLES = 64;
 const ITERATOR_LIMIT = 2_000;
-
-export class SendError extends Error {
-  override name = 'SendError';
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
 
 export class Conversation extends Emitter<ConversationEvents> {
   private historyValue: HistoryMessage[] = [];
@@ -156,8 +149,9 @@ export class Conversation extends Emitter<ConversationEvents> {
       ...(Object.keys(model).length ? { options: model } : {}),
     };
     return new Promise((resolve, reject) => {
-      this.pending.set(clientMessageId, { frame, resolve, reject });
-      if (this.host.isOpen) this.transmitSend(frame);
+      const p: PendingSend = { frame, refs: [], resolve, reject };
+      this.pending.set(clientMessageId, p);
+      if (this.host.isOpen) this.transmitSend(p);
     });
   }
 
@@ -233,13 +227,14 @@ export class Conversation extends Emitter<ConversationEvents> {
       ref: this.host.nextRef(),
       ...(this.lastSeqValue !== undefined ? { since: this.lastSeqValue } : {}),
     });
-    for (const p of this.pending.values()) this.transmitSend(p.frame);
+    for (const p of this.pending.values()) this.transmitSend(p);
     for (const c of this.queuedCancels.splice(0)) c.run();
   }
 
   /** @internal The socket went away. */
   suspend(): void {
     this.joinSince = undefined;
+    for (const p of this.pending.values()) p.refs = [];
   }
 
   /** @internal The client is closing for good. */
@@ -277,7 +272,7 @@ export class Conversation extends Emitter<ConversationEvents> {
   /** @internal An error answering one of our refs: true if it was a pending send's. */
   rejectSend(ref: string, error: ErrorFrame): boolean {
     for (const [id, p] of this.pending) {
-      if (p.frame.ref !== ref) continue;
+      if (!p.refs.includes(ref)) continue;
       this.pending.delete(id);
       p.reject(new SendError(error.message, error.code));
       return true;
@@ -287,10 +282,11 @@ export class Conversation extends Emitter<ConversationEvents> {
 
   // ------------------------------------------------------------ internals
 
-  private transmitSend(frame: ClientFrameOf<'send'>): void {
-    // A fresh ref per transmission: an error for an old socket's ref cannot reach us anyway.
-    frame.ref = this.host.nextRef();
-    this.host.transmit(frame);
+  private transmitSend(p: PendingSend): void {
+    const ref = this.host.nextRef();
+    // Bounded: a send goes out once per socket, plus once per resync after dropped frames.
+    if (p.refs.push(ref) > 8) p.refs.shift();
+    this.host.transmit({ ...p.frame, ref });
   }
 
   private chain(p: PendingSend, resolve: (m: MessageFrame) => void, reject: (e: Error) => void): void {

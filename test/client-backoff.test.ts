@@ -185,7 +185,8 @@ test('1001 mid-reply: reconnects, resumes with since, and the reply completes on
   const front = await proxy(stack.url);
   const client = new RelayClient({ url: front.url, WebSocket, backoff: fast });
   const codes: number[] = [];
-  client.on('reconnecting', (s) => s.code !== undefined && codes.push(s.code));
+  const attempts: number[] = [];
+  client.on('reconnecting', (s) => s.code !== undefined && (codes.push(s.code), attempts.push(s.attempt!)));
   try {
     await client.connect();
     const room = client.conversation('going-away');
@@ -199,6 +200,7 @@ test('1001 mid-reply: reconnects, resumes with since, and the reply completes on
     front.goAway();
     const result = await reply.result;
     assert.equal(codes, [1001]);
+    assert.equal(attempts, [1], 'the backoff was reset by the earlier successful connect');
     assert.is(result.text, text);
     assert.is(deltas.join(''), text);
     assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), 'in order, no duplicates');

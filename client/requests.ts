@@ -1,0 +1,67 @@
+// Client frames whose outcome a caller awaits. The protocol answers a cancel
+// or leave only when it fails, so success is inferred from order: the server
+// handles a socket's frames one at a time, and a pong to a ping sent right
+// after the frame means the frame was handled without an error.
+import type { ServerFrameOf } from '../shared/protocol.js';
+import { SendError } from './errors.js';
+
+interface Waiter<T> {
+  resolve: (value: T) => void;
+  reject: (error: Error) => void;
+}
+
+/** Requests one socket may have outstanding. */
+const MAX_OUTSTANDING = 128;
+
+export class Requests {
+  /** By the ref of the frame; `pingRef` is the ping sent after it. */
+  private readonly confirms = new Map<string, Waiter<void> & { pingRef: string }>();
+  private readonly auths = new Map<string, Waiter<number | undefined>>();
+
+  get full(): boolean {
+    return this.confirms.size + this.auths.size >= MAX_OUTSTANDING;
+  }
+
+  confirm(ref: string, pingRef: string): Promise<void> {
+    return new Promise((resolve, reject) => this.confirms.set(ref, { pingRef, resolve, reject }));
+  }
+
+  auth(ref: string): Promise<number | undefined> {
+    return new Promise((resolve, reject) => this.auths.set(ref, { resolve, reject }));
+  }
+
+  pong(ref: string | undefined): void {
+    if (ref === undefined) return;
+    for (const [key, c] of this.confirms) {
+      if (c.pingRef !== ref) continue;
+      this.confirms.delete(key);
+      return c.resolve();
+    }
+  }
+
+  authed(frame: ServerFrameOf<'authed'>): void {
+    const waiter = frame.ref === undefined ? undefined : this.auths.get(frame.ref);
+    if (!waiter) return;
+    this.auths.delete(frame.ref!);
+    waiter.resolve(frame.expiresAt);
+  }
+
+  /** An error answering one of ours: true if it was (the caller's promise reports it). */
+  error(frame: ServerFrameOf<'error'>): boolean {
+    const ref = frame.ref;
+    if (ref === undefined) return false;
+    const waiter = this.confirms.get(ref) ?? this.auths.get(ref);
+    if (!waiter) return false;
+    this.confirms.delete(ref);
+    this.auths.delete(ref);
+    waiter.reject(new SendError(frame.message, frame.code));
+    return true;
+  }
+
+  failAll(error: Error): void {
+    const waiting = [...this.confirms.values(), ...this.auths.values()];
+    this.confirms.clear();
+    this.auths.clear();
+    for (const w of waiting) w.reject(error);
+  }
+}
