@@ -174,7 +174,10 @@ export class Conversation {
     try {
       if (this.members.size > 0 || (await store.members(this.id)).length > 0) return;
       const { running } = await store.replyState(this.id);
-      for (const job of await store.clearQueue(this.id)) await userLimits.endReply(job.user.id);
+      for (const job of await store.clearQueue(this.id)) {
+        await userLimits.endReply(job.user.id);
+        await store.endQueued(this.id, job);
+      }
       if (!running) return;
       if (this.active?.replyId === running) this.active.controller.abort('grace' satisfies AbortReason);
       else bus.publishCancel(this.id, running, 'grace');
@@ -242,7 +245,10 @@ export class Conversation {
         return;
       }
       const removed = replyId ? await store.removeQueued(this.id, replyId) : undefined;
-      if (removed) return userLimits.endReply(removed.user.id);
+      if (removed) {
+        await userLimits.endReply(removed.user.id);
+        return store.endQueued(this.id, removed);
+      }
       const { running } = await store.replyState(this.id);
       if (running && (replyId === undefined || replyId === running)) return bus.publishCancel(this.id, running, 'cancel');
       throw new RelayError('not_found', replyId ? `no reply ${replyId} to cancel` : 'no reply is running');

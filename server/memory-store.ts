@@ -30,6 +30,7 @@ interface HistoryEntry {
 
 interface Streaming {
   replyId: string;
+  model: string;
   startSeq: number;
   seq: number;
   createdAt: number;
@@ -136,7 +137,7 @@ export class MemoryStore implements ConversationStore {
         return;
       }
       case 'reply.start':
-        c.streaming = { replyId: event.replyId, startSeq: event.seq, seq: event.seq, createdAt: entry.at, text: '', reasoning: '', refusal: '' };
+        c.streaming = { replyId: event.replyId, model: event.model, startSeq: event.seq, seq: event.seq, createdAt: entry.at, text: '', reasoning: '', refusal: '' };
         return;
       case 'reply.delta': {
         const s = c.streaming;
@@ -151,7 +152,7 @@ export class MemoryStore implements ConversationStore {
         const s = c.streaming;
         if (!s || s.replyId !== event.replyId) return;
         c.streaming = undefined;
-        const message: HistoryMessage = { id: s.replyId, role: 'assistant', text: s.text, createdAt: s.createdAt, finishReason: event.finishReason };
+        const message: HistoryMessage = { id: s.replyId, role: 'assistant', text: s.text, createdAt: s.createdAt, finishReason: event.finishReason, model: s.model };
         if (s.reasoning) message.reasoning = s.reasoning;
         if (s.refusal) message.refusal = s.refusal;
         if (event.toolCalls?.length) message.toolCalls = event.toolCalls;
@@ -171,7 +172,7 @@ export class MemoryStore implements ConversationStore {
   async snapshot(conversationId: string): Promise<Snapshot> {
     const c = this.get(conversationId);
     const snap: Snapshot = { seq: c.seq, history: c.history.map((h) => h.message) };
-    if (c.streaming) snap.streaming = { replyId: c.streaming.replyId, text: c.streaming.text, seq: c.streaming.seq };
+    if (c.streaming) snap.streaming = { replyId: c.streaming.replyId, text: c.streaming.text, seq: c.streaming.seq, model: c.streaming.model };
     return snap;
   }
 
@@ -203,6 +204,10 @@ export class MemoryStore implements ConversationStore {
     const queue = this.conversations.get(conversationId)?.queue;
     const at = queue?.findIndex((r) => r.replyId === replyId) ?? -1;
     return at >= 0 ? queue!.splice(at, 1)[0] : undefined;
+  }
+
+  async endQueued(conversationId: string, job: QueuedReply): Promise<void> {
+    this.appendNow(conversationId, { type: 'reply.end', conversationId, replyId: job.replyId, finishReason: 'cancelled' });
   }
 
   async clearQueue(conversationId: string): Promise<QueuedReply[]> {

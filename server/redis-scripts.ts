@@ -24,7 +24,8 @@ export const CONVERSATION_KEYS = [
 // 6 history limit, 7 pub/sub channel, 8 origin JSON or "", 9 node,
 // 10 lease ms, then per type: message: 11 history message JSON, 12 id key;
 // reply.*: 11 replyId, 12 ordinal, 13 text, 14 reasoning, 15 refusal,
-// 16 finishReason, 17 toolCalls JSON or "".
+// 16 finishReason, 17 toolCalls JSON or "", 18 model. Type "reply.dropped"
+// writes a reply.end for a reply that never started (cancelled while queued).
 // Returns the event JSON with its seq, or a status string.
 const APPEND = `
 local function keepAlive(ms)
@@ -43,6 +44,8 @@ local function finishReply(replyId, finishReason, toolCalls)
     createdAt = tonumber(redis.call('HGET', st, 'createdAt')),
     finishReason = finishReason,
   }
+  local model = redis.call('HGET', st, 'model')
+  if model and model ~= '' then msg.model = model end
   local reasoning = redis.call('GET', KEYS[6])
   if reasoning and reasoning ~= '' then msg.reasoning = reasoning end
   local refusal = redis.call('GET', KEYS[7])
@@ -55,7 +58,10 @@ end
 local function append(argv)
   local t = argv[1]
   local node = argv[9]
-  if t ~= 'message' then
+  -- The end of a reply that never started (cancelled while queued): no lease, nothing to fold.
+  if t == 'reply.dropped' then
+    -- nothing to check
+  elseif t ~= 'message' then
     local replyId, ordinal = argv[11], tonumber(argv[12])
     -- Fencing: only the lease holder writes a reply's events.
     if redis.call('GET', KEYS[10]) ~= node .. '|' .. replyId then return 'lost-lease' end
@@ -85,7 +91,7 @@ local function append(argv)
     end
   elseif t == 'reply.start' then
     redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-    redis.call('HSET', KEYS[4], 'replyId', argv[11], 'startSeq', seq, 'seq', seq, 'createdAt', argv[3], 'ord', argv[12])
+    redis.call('HSET', KEYS[4], 'replyId', argv[11], 'startSeq', seq, 'seq', seq, 'createdAt', argv[3], 'ord', argv[12], 'model', argv[18])
   elseif t == 'reply.delta' then
     if argv[13] ~= '' then redis.call('APPEND', KEYS[5], argv[13]) end
     if argv[14] ~= '' then redis.call('APPEND', KEYS[6], argv[14]) end
@@ -94,7 +100,7 @@ local function append(argv)
   elseif t == 'reply.end' then
     finishReply(argv[11], argv[16], argv[17])
   end
-  if t ~= 'message' then redis.call('PEXPIRE', KEYS[10], argv[10]) end
+  if t ~= 'message' and t ~= 'reply.dropped' then redis.call('PEXPIRE', KEYS[10], argv[10]) end
   -- Deltas are the hot path; every other event keeps the conversation's keys alive.
   if t ~= 'reply.delta' then keepAlive(argv[5]) end
   redis.call('PUBLISH', argv[7], 'E' .. argv[8] .. '\\n' .. json)

@@ -105,19 +105,27 @@ export class RedisStore implements ConversationStore {
   }
 
   /** ARGV 1-10 of the append script. */
-  private commonArgs(conversationId: string, event: EventInput, origin: Origin | undefined): Array<string | number> {
+  private commonArgs(conversationId: string, event: EventInput, origin: Origin | undefined, type: string = event.type): Array<string | number> {
     const { eventLogMax, retentionMs, historyLimit, nodeId, leaseMs } = this.opts;
     const json = JSON.stringify(event);
-    return [event.type, json.slice(1), Date.now(), eventLogMax, retentionMs, historyLimit, this.channel(conversationId), origin ? JSON.stringify(origin) : '', nodeId, leaseMs];
+    return [type, json.slice(1), Date.now(), eventLogMax, retentionMs, historyLimit, this.channel(conversationId), origin ? JSON.stringify(origin) : '', nodeId, leaseMs];
   }
 
   async append(conversationId: string, event: EventInput, fence?: Fence): Promise<void> {
+    await this.appendReplyEvent(conversationId, event, fence?.ordinal ?? ORPHAN_ORDINAL);
+  }
+
+  async endQueued(conversationId: string, job: QueuedReply): Promise<void> {
+    const event: EventInput = { type: 'reply.end', conversationId, replyId: job.replyId, finishReason: 'cancelled' };
+    await this.appendReplyEvent(conversationId, event, 0, 'reply.dropped');
+  }
+
+  private async appendReplyEvent(conversationId: string, event: EventInput, ordinal: number, type: string = event.type): Promise<void> {
     if (event.type === 'message') throw new Error('messages are appended with submit()');
-    const ordinal = fence?.ordinal ?? ORPHAN_ORDINAL;
     const d = event.type === 'reply.delta' ? event : undefined;
     const end = event.type === 'reply.end' ? event : undefined;
     const args = [
-      ...this.commonArgs(conversationId, event, undefined),
+      ...this.commonArgs(conversationId, event, undefined, type),
       event.replyId,
       ordinal,
       d?.text ?? '',
@@ -125,6 +133,7 @@ export class RedisStore implements ConversationStore {
       d?.refusal ?? '',
       end?.finishReason ?? '',
       end?.toolCalls?.length ? JSON.stringify(end.toolCalls) : '',
+      event.type === 'reply.start' ? event.model : '',
     ];
     const result = await scripts.append.run(this.redis, this.keys(conversationId), args);
     if (result === 'lost-lease') throw new RelayError('internal', 'this node no longer holds the reply (lease lost)');
@@ -162,8 +171,11 @@ export class RedisStore implements ConversationStore {
       seq: Number(head ?? 0),
       history: z.array(z.string()).parse(members).map((json) => HistoryMessage.parse(JSON.parse(json))),
     };
-    const flight = z.object({ replyId: z.string(), seq: z.coerce.number() }).safeParse(inFlight);
-    if (flight.success) snap.streaming = { replyId: flight.data.replyId, seq: flight.data.seq, text: typeof streamed === 'string' ? streamed : '' };
+    const flight = z.object({ replyId: z.string(), seq: z.coerce.number(), model: z.string().optional() }).safeParse(inFlight);
+    if (flight.success) {
+      const { replyId, seq, model } = flight.data;
+      snap.streaming = { replyId, seq, text: typeof streamed === 'string' ? streamed : '', ...(model ? { model } : {}) };
+    }
     return snap;
   }
 

@@ -107,6 +107,8 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       maxActiveReplies: config.MAX_ACTIVE_REPLIES,
       maxQueuedReplies: config.MAX_QUEUED_REPLIES,
       maxTextChars: config.MAX_TEXT_CHARS,
+      frameRatePerSec: config.FRAME_RATE_PER_SEC,
+      frameBurst: config.FRAME_BURST,
     },
   };
   let accepting = true;

@@ -28,7 +28,7 @@ export interface StoredEvent {
 export interface Snapshot {
   seq: number;
   history: HistoryMessage[];
-  streaming?: { replyId: string; text: string; seq: number };
+  streaming?: { replyId: string; text: string; seq: number; model?: string };
 }
 
 export interface QueuedReply {
@@ -75,6 +75,8 @@ export interface ConversationStore {
   /** The reply this node ran has ended: the lease passes to the next queued reply (returned), or is released. */
   nextReply(conversationId: string): Promise<QueuedReply | undefined>;
   removeQueued(conversationId: string, replyId: string): Promise<QueuedReply | undefined>;
+  /** Tell every member that a queued reply will never run: its reply.end (cancelled), with no reply.start before it. */
+  endQueued(conversationId: string, job: QueuedReply): Promise<void>;
   clearQueue(conversationId: string): Promise<QueuedReply[]>;
   /** The reply holding the lease (running on some node) and how many wait behind it. */
   replyState(conversationId: string): Promise<{ running: string | undefined; queued: number }>;

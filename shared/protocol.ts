@@ -99,6 +99,8 @@ export const HistoryMessage = z.object({
   refusal: z.string().optional(),
   toolCalls: z.array(ToolCall).optional(),
   clientMessageId: z.string().optional(),
+  /** The model that wrote an assistant message. */
+  model: z.string().optional(),
 });
 export type HistoryMessage = z.infer<typeof HistoryMessage>;
 
@@ -108,6 +110,9 @@ export const Limits = z.object({
   maxActiveReplies: z.number().int(),
   maxQueuedReplies: z.number().int(),
   maxTextChars: z.number().int(),
+  /** Frames a socket may send per second, and in a burst, before `rate_limited`. */
+  frameRatePerSec: z.number().optional(),
+  frameBurst: z.number().int().optional(),
 });
 export type Limits = z.infer<typeof Limits>;
 
@@ -175,7 +180,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
     seq: Seq,
     members: z.array(User),
     history: z.array(HistoryMessage),
-    streaming: z.object({ replyId: z.string(), text: z.string(), seq: Seq }).optional(),
+    streaming: z.object({ replyId: z.string(), text: z.string(), seq: Seq, model: z.string().optional() }).optional(),
     reset: z.boolean().optional(),
   }),
   z.object({ type: z.literal('left'), ref: Ref, ...Conv }),

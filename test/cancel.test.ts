@@ -55,6 +55,7 @@ test('the partial text of a cancelled reply stays in history', async () => {
   assert.is(reply!.role, 'assistant');
   assert.is(reply!.text, partial);
   assert.is(reply!.finishReason, 'cancelled');
+  assert.is(reply!.model, 'test-model');
   assert.is(joined.streaming, undefined);
 });
 

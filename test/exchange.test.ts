@@ -20,6 +20,8 @@ test('a whole exchange: hello, send, message, reply.start, deltas, reply.end', a
   assert.is(welcome.limits.maxFrameBytes, 65536);
   assert.is(welcome.limits.maxConversations, 64);
   assert.is(welcome.limits.maxActiveReplies, 4);
+  assert.is(welcome.limits.frameRatePerSec, 20);
+  assert.is(welcome.limits.frameBurst, 60);
 
   c.send({ type: 'send', conversationId: 'room-1', text: 'Hi there', ref: 's1', clientMessageId: 'm1' });
   const joined = await c.next('joined');

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startStack, type Stack } from './helpers.js';
+import { replyText, startStack, type Stack } from './helpers.js';
 
 let stack: Stack;
 test.before.each(async () => {
@@ -42,8 +42,11 @@ test('replies queue behind the running one and run in order; past the bound: bus
   assert.not.ok(q2.messages.some((m) => m.content === 'q3'));
 });
 
-test('cancelling a queued reply by replyId removes it: it never starts', async () => {
+test('cancelling a queued reply by replyId removes it: it never starts, every member sees it end', async () => {
   const c = await stack.connect();
+  const other = await stack.connect();
+  other.send({ type: 'join', conversationId: 'qc' });
+  await other.next('joined');
   c.send({ type: 'send', conversationId: 'qc', text: 'first' });
   await c.next('reply.delta');
   c.send({ type: 'send', conversationId: 'qc', text: 'keep' });
@@ -51,15 +54,19 @@ test('cancelling a queued reply by replyId removes it: it never starts', async (
   const drop = await c.next('message', (m) => m.message.text === 'drop');
   assert.ok(drop.replyId);
   c.send({ type: 'cancel', conversationId: 'qc', replyId: drop.replyId });
-  c.send({ type: 'ping', ref: 'sync' });
-  await c.next('pong');
+  for (const x of [c, other]) {
+    const dropped = await x.next('reply.end', (e) => e.replyId === drop.replyId);
+    assert.is(dropped.finishReason, 'cancelled');
+    assert.ok(dropped.seq > drop.seq);
+  }
   c.send({ type: 'cancel', conversationId: 'qc' });
-  const ends = [await c.next('reply.end'), await c.next('reply.end')];
-  assert.equal(ends.map((e) => e.finishReason), ['cancelled', 'stop']);
-  c.send({ type: 'ping', ref: 'sync2' });
-  await c.next('pong');
-  assert.not.ok(c.frames.some((f) => 'replyId' in f && f.replyId === drop.replyId && f.type !== 'message'));
+  const kept = await c.next('reply.end', (e) => e.finishReason === 'stop');
+  assert.is(replyText(c.frames, kept.replyId), 're: keep');
+  assert.not.ok(c.frames.some((f) => f.type === 'reply.start' && f.replyId === drop.replyId), 'the dropped reply never started');
   assert.not.ok(stack.model.requests.some((r) => r.messages.at(-1)!.content === 'drop'));
+  // Cancelling it again: it is gone.
+  c.send({ type: 'cancel', conversationId: 'qc', replyId: drop.replyId, ref: 'again' });
+  assert.is((await c.next('error', (e) => e.ref === 'again')).code, 'not_found');
 });
 
 test.run();

@@ -40,6 +40,7 @@ test('a client joining mid-reply ends with the same full text', async () => {
   const joined = await late.next('joined');
   assert.ok(joined.streaming, 'a reply is in flight');
   assert.is(joined.streaming!.replyId, start.replyId);
+  assert.is(joined.streaming!.model, 'test-model');
   assert.ok(joined.streaming!.text.length > 0);
   const end = await late.next('reply.end');
   await a.next('reply.end');
