@@ -164,8 +164,9 @@ export class Conversation extends Emitter<ConversationEvents> {
 
   /**
    * Cancel the running reply, or the named one (running or queued). Resolves
-   * once the server accepted it. A queued reply that is cancelled never sends
-   * reply.end, so its handle is finished here.
+   * once the server accepted it. A queued reply that is cancelled gets a
+   * reply.end (cancelled) with no reply.start; its handle is also finished
+   * here, in case that frame is still on its way.
    */
   cancel(replyId?: string): Promise<void> {
     const attempt = (): Promise<void> => {
