@@ -64,6 +64,8 @@ export class Conversation {
   /** Set once evicted or shut down: late socket closes must not arm new timers, ended replies start no next one. */
   private disposed = false;
   private stopping = false;
+  /** The member list last announced, to notice members lost with a dead node. */
+  private lastPresence = '';
   /** Serializes state changes that span several store calls (send, cancel). */
   private chain: Promise<void> = Promise.resolve();
 
@@ -261,11 +263,18 @@ export class Conversation {
     this.active?.controller.abort('shutdown' satisfies AbortReason);
   }
 
-  /** A shared store: if the node that held this conversation's lease is gone, take its queue over. */
-  async adoptOrphan(): Promise<void> {
-    if (this.active || this.stopping || this.disposed) return;
-    const job = await this.deps.store.adopt(this.id);
-    if (job) this.start(job);
+  /**
+   * A shared store, now and then: if the node that held this conversation's
+   * lease is gone, take its queue over; if members vanished with a dead node,
+   * say so.
+   */
+  async checkCluster(): Promise<void> {
+    if (this.stopping || this.disposed) return;
+    if (!this.active) {
+      const job = await this.deps.store.adopt(this.id);
+      if (job) this.start(job);
+    }
+    if (this.members.size > 0 && presenceKey(await this.deps.store.members(this.id)) !== this.lastPresence) this.schedulePresence();
   }
 
   private start(job: ReplyJob): void {
@@ -311,6 +320,7 @@ export class Conversation {
       this.presenceTimer = undefined;
       try {
         const members = await this.deps.store.members(this.id);
+        this.lastPresence = presenceKey(members);
         this.deps.bus.publish(this.id, { json: serialize({ type: 'presence', conversationId: this.id, members }) });
       } catch (err) {
         this.log.warn({ err }, 'presence update failed');
@@ -342,3 +352,6 @@ export class Conversation {
   }
 }
 
+function presenceKey(members: User[]): string {
+  return members.map((m) => m.id).sort().join('\n');
+}

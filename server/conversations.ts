@@ -1,6 +1,7 @@
 // The conversations this node holds in memory, created on first use and
 // evicted once idle with no member and no reply here. With a shared store it
-// also looks, now and then, for conversations whose lease holder died.
+// also looks, now and then, for conversations whose lease holder died and
+// members who went with it.
 import { Conversation, type ConversationDeps } from './conversation.js';
 
 export interface ConversationsDeps extends Omit<ConversationDeps, 'onIdle'> {
@@ -16,7 +17,7 @@ export class Conversations {
     if (deps.adoptEveryMs > 0) {
       this.adopter = setInterval(() => {
         for (const c of this.byId.values()) {
-          c.adoptOrphan().catch((err: unknown) => deps.log.warn({ err, conversationId: c.id }, 'adoption check failed'));
+          c.checkCluster().catch((err: unknown) => deps.log.warn({ err, conversationId: c.id }, 'cluster check failed'));
         }
       }, deps.adoptEveryMs);
     }

@@ -117,6 +117,8 @@ if (!available) {
     b.send({ type: 'send', conversationId: 'crash', text: 'second' });
     const queued = await b.next('message', (m) => m.message.text === 'second');
 
+    await eventually(() => b.frames.some((f) => f.type === 'presence' && f.members.length === 2), 'presence of both');
+    const killedAt = b.frames.length;
     victim.child.kill('SIGKILL');
     const end = await b.next('reply.end', (e) => e.replyId === start.replyId, 10 * NODE_LEASE_MS);
     assert.is(end.finishReason, 'error');
@@ -125,6 +127,12 @@ if (!available) {
     const nextEnd = await b.next('reply.end', (e) => e.replyId === next.replyId);
     assert.is(nextEnd.finishReason, 'stop');
     assert.is(replyText(b.frames, next.replyId), 'the queued one ran');
+    // The dead node's member drops out of presence once its heartbeat lapses.
+    const me = (await b.waitFor('welcome')).user.id;
+    const alone = () => b.frames.slice(killedAt).find((f) => f.type === 'presence' && f.members.length === 1);
+    await eventually(() => alone() !== undefined, 'presence without the dead node\'s member', 10 * NODE_LEASE_MS);
+    const gone = alone();
+    assert.equal(gone?.type === 'presence' && gone.members.map((m) => m.id), [me]);
 
     // The dead node's client reconnects to a live node and catches up from where it was.
     await a.closed;
