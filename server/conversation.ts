@@ -11,7 +11,7 @@ import type { Throttle, UserLimits } from './limits.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { runReply, type AbortReason, type ReplyJob, type ReplySettings } from './reply.js';
-import type { ConversationStore, Snapshot } from './store.js';
+import type { ConversationStore, Snapshot, StoredEvent } from './store.js';
 import type { Upstream } from './upstream.js';
 
 /** What a conversation needs of the connection it talks to. */
@@ -198,6 +198,10 @@ export class Conversation {
     return this.serial(async () => {
       const { store, userLimits, settings } = this.deps;
       const user = socket.user;
+      const echo = (stored: StoredEvent) => socket.sendRaw(frame.ref === undefined ? stored.json : withRef(stored.json, frame.ref), this.id);
+      // A retry of a send that already went through costs nothing: no limit is consulted.
+      const seen = frame.clientMessageId ? await store.findMessage(this.id, frame.clientMessageId) : undefined;
+      if (seen) return echo(seen);
       const messageId = randomUUID();
       let job: ReplyJob | undefined;
       if (frame.reply ?? true) {
@@ -229,10 +233,7 @@ export class Conversation {
         });
       if (submission.kind !== 'appended' && job) await userLimits.endReply(user.id);
       if (submission.kind === 'queue-full') throw new RelayError('busy', 'the reply queue of this conversation is full');
-      if (submission.kind === 'duplicate') {
-        socket.sendRaw(frame.ref === undefined ? submission.stored.json : withRef(submission.stored.json, frame.ref), this.id);
-        return;
-      }
+      if (submission.kind === 'duplicate') return echo(submission.stored);
       if (job && submission.start) this.start(job);
     });
   }

@@ -112,6 +112,10 @@ export class MemoryStore implements ConversationStore {
     return { kind: 'appended', stored: this.appendNow(conversationId, message, origin), start };
   }
 
+  async findMessage(conversationId: string, clientMessageId: string): Promise<StoredEvent | undefined> {
+    return this.conversations.get(conversationId)?.clientIds.get(clientMessageId);
+  }
+
   private trimLog(c: MemoryConversation, now: number): void {
     const { eventLogMax, eventLogMaxAgeMs } = this.limits;
     // Trim in batches (a quarter over the cap, an eighth over the age) so the hot path stays O(1) amortized.

@@ -159,6 +159,11 @@ export class RedisStore implements ConversationStore {
     return kind === 'duplicate' ? { kind: 'duplicate', stored } : { kind: 'appended', stored, start: start === 1 };
   }
 
+  async findMessage(conversationId: string, clientMessageId: string): Promise<StoredEvent | undefined> {
+    const json = await this.redis.hget(this.key(conversationId, 'ids'), clientMessageId);
+    return json === null ? undefined : { json, event: parseEvent(json) };
+  }
+
   async snapshot(conversationId: string): Promise<Snapshot> {
     const key = (name: (typeof CONVERSATION_KEYS)[number]) => this.key(conversationId, name);
     const results = await this.redis.multi().get(key('seq')).zrange(key('hist'), 0, -1).hgetall(key('st')).get(key('st:text')).exec();

@@ -66,6 +66,8 @@ export interface ConversationStore {
    * means this node now holds the conversation's reply lease and runs it.
    */
   submit(conversationId: string, message: MessageInput, reply: QueuedReply | undefined, origin: Origin): Promise<Submission>;
+  /** The message a clientMessageId produced, if this conversation has seen it (submit still checks atomically). */
+  findMessage(conversationId: string, clientMessageId: string): Promise<StoredEvent | undefined>;
   snapshot(conversationId: string): Promise<Snapshot>;
   /** Every retained event with seq > since, in order; undefined when `since` is not covered (reset). */
   eventsSince(conversationId: string, since: number): Promise<StoredEvent[] | undefined>;

@@ -38,6 +38,19 @@ test('a retried send with the same clientMessageId is not appended again and sta
   assert.is(c.frames.filter((f) => f.type === 'message').length, 1);
 });
 
+test('a retry while the original reply still runs is answered, not rate limited', async () => {
+  await stack.close();
+  stack = await startStack({ env: { MAX_ACTIVE_REPLIES: '1' }, plan: () => ({ text: 'slow', stallAfterTokens: 1 }) });
+  const c = await stack.connect();
+  c.send({ type: 'send', conversationId: 'busy', text: 'q', clientMessageId: 'cm-9' });
+  const original = await c.next('message');
+  await c.next('reply.delta');
+  c.send({ type: 'send', conversationId: 'busy', text: 'q', clientMessageId: 'cm-9', ref: 'retry' });
+  const echoed = await c.next('message', (m) => m.ref === 'retry');
+  assert.is(echoed.message.id, original.message.id);
+  assert.not.ok(c.frames.some((f) => f.type === 'error'));
+});
+
 test('the same clientMessageId in another conversation is a different message', async () => {
   const c = await stack.connect();
   c.send({ type: 'send', conversationId: 'one', text: 'hi', clientMessageId: 'same', reply: false });
