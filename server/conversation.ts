@@ -172,14 +172,11 @@ export class Conversation {
   /** Nobody came back (here or on any node): stop what still runs for the conversation. */
   private async graceExpired(): Promise<void> {
     this.graceTimer = undefined;
-    const { store, userLimits, bus } = this.deps;
+    const { store, bus } = this.deps;
     try {
       if (this.members.size > 0 || (await store.members(this.id)).length > 0) return;
       const { running } = await store.replyState(this.id);
-      for (const job of await store.clearQueue(this.id)) {
-        await userLimits.endReply(job.user.id);
-        await store.endQueued(this.id, job);
-      }
+      await this.dropQueue();
       if (!running) return;
       if (this.active?.replyId === running) this.active.controller.abort('grace' satisfies AbortReason);
       else bus.publishCancel(this.id, running, 'grace');
@@ -258,10 +255,24 @@ export class Conversation {
     });
   }
 
-  /** Server shutdown: end the reply running here (it still gets its reply.end) and start no other. */
-  shutdown(): void {
+  /**
+   * Server shutdown: end the reply running here (it still gets its reply.end)
+   * and start no other. Alone (no shared store), also end the queued ones:
+   * nobody else will run them. In a cluster they wait for a live node.
+   */
+  async shutdown(): Promise<void> {
     this.stopping = true;
     this.active?.controller.abort('shutdown' satisfies AbortReason);
+    if (!this.deps.settings.leaseRenewMs) await this.dropQueue();
+  }
+
+  /** Every queued reply ends (cancelled) without having started. */
+  private async dropQueue(): Promise<void> {
+    const { store, userLimits } = this.deps;
+    for (const job of await store.clearQueue(this.id)) {
+      await userLimits.endReply(job.user.id);
+      await store.endQueued(this.id, job);
+    }
   }
 
   /**

@@ -224,7 +224,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     let graceTimer: NodeJS.Timeout | undefined;
     await Promise.race([running, new Promise((r) => (graceTimer = setTimeout(r, graceMs)))]);
     clearTimeout(graceTimer);
-    for (const c of conversations.all()) c.shutdown();
+    await Promise.all([...conversations.all()].map((c) => c.shutdown().catch((err: unknown) => log.warn({ err }, 'shutdown of a conversation failed'))));
     await Promise.all([...conversations.all()].map((c) => c.idle));
     for (const c of connections) c.close(closeCodes.goingAway, 'server shutting down');
     conversations.close();
