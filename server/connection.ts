@@ -22,7 +22,7 @@ import { serialize } from './fanout.js';
 import { RelayError } from './errors.js';
 import { TokenBucket } from './limits.js';
 import type { Logger } from './log.js';
-import { frameType, type Metrics } from './metrics.js';
+import type { Metrics } from './metrics.js';
 import { Outbox, type DeltaEvent } from './outbox.js';
 
 export interface ConnectionSettings {
@@ -91,9 +91,7 @@ export class Connection implements MemberSocket {
             socket.uncork();
           });
         }
-        const type = frameType(json);
-        metrics.framesOut.inc({ type });
-        metrics.bytesOut.inc({ type }, json.length);
+        metrics.countOut(json);
         ws.send(json);
       },
     };

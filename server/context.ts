@@ -14,6 +14,18 @@ export function countTokens(text: string): number {
   return text ? encode(text, PLAIN_TEXT).length : 0;
 }
 
+/** The tokenizer loads its rank tables on first use (hundreds of ms): pay that at start-up, not in a first reply. */
+export function warmTokenizer(): void {
+  countTokens('warm up');
+}
+
+/** Every reply counts the same system prompt: remember the last one. */
+let systemCount = { text: '', tokens: 0 };
+function systemTokens(text: string): number {
+  if (systemCount.text !== text) systemCount = { text, tokens: countTokens(text) + PER_MESSAGE_OVERHEAD };
+  return systemCount.tokens;
+}
+
 export interface ContextMessage {
   /** The history message it was made from. */
   id: string;
@@ -46,7 +58,7 @@ export interface BuiltContext {
  * request without the question would be useless.
  */
 export function buildContext(systemPrompt: string, history: readonly ContextMessage[], budget: number): BuiltContext {
-  const system = systemPrompt ? countTokens(systemPrompt) + PER_MESSAGE_OVERHEAD : 0;
+  const system = systemPrompt ? systemTokens(systemPrompt) : 0;
   let used = system;
   let first = history.length;
   while (first > 0) {

@@ -9,6 +9,7 @@ import { createAuthenticator, type Authenticator } from './auth.js';
 import { createBackend, type MemoryStoreFactory } from './backend.js';
 import { checkExposure, type Config } from './config.js';
 import { Connection } from './connection.js';
+import { warmTokenizer } from './context.js';
 import { Conversations } from './conversations.js';
 import { Metrics } from './metrics.js';
 import { ConnectionGate, Throttle } from './limits.js';
@@ -48,6 +49,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   if (!opts.auth && checkExposure(config) === 'anonymous-exposed') {
     log.warn({ host: config.HOST }, 'ANONYMOUS MODE ON A PUBLIC ADDRESS: anyone who can reach this port can use the upstream API key');
   }
+  warmTokenizer();
   const backend = await createBackend(config, log, opts.makeStore);
   const { store, bus, userLimits } = backend;
   const connections = new Set<Connection>();

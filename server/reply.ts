@@ -56,6 +56,9 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
   );
   log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
   let generated = '';
+  // Mid-reply the quota is metered at one token per upstream piece (what chunks nearly always
+  // carry), which keeps the tokenizer off the per-token path; the end reconciles exactly.
+  let metered = 0;
   const startedAt = performance.now();
   let lastPieceAt = 0;
   let abortedAt = 0;
@@ -70,15 +73,17 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
       async (piece) => {
         // Pieces that were already in flight when the reply was cancelled are dropped.
         if (signal.aborted) return;
-        const text = (piece.text ?? '') + (piece.reasoning ?? '') + (piece.refusal ?? '');
-        generated += text;
+        if (piece.text) generated += piece.text;
+        if (piece.reasoning) generated += piece.reasoning;
+        if (piece.refusal) generated += piece.refusal;
         const now = performance.now();
         if (lastPieceAt) metrics.interToken.observe((now - lastPieceAt) / 1000);
         else metrics.ttft.observe((now - startedAt) / 1000);
         lastPieceAt = now;
         metrics.deltas.inc();
         await emit({ type: 'reply.delta', conversationId, replyId, ...piece });
-        if (!(await meter(countTokens(text)))) {
+        metered++;
+        if (!(await meter(1))) {
           controller.abort(new RelayError('quota_exceeded', 'the token quota of this user ran out during the reply'));
         }
       },
@@ -114,8 +119,6 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
   let usage: Usage;
   if (completion?.usage) {
     usage = { ...completion.usage, source: 'upstream' };
-    // The quota was metered with our own count; the upstream's is the one that is billed.
-    await meter(Math.max(0, usage.completionTokens - countTokens(generated))).catch((err: unknown) => log.warn({ err }, 'metering failed'));
   } else {
     const completionTokens = countTokens(generated + toolCalls.map((t) => t.name + t.arguments).join(''));
     usage = {
@@ -124,6 +127,10 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
       totalTokens: context.promptTokens + completionTokens,
       source: 'estimated',
     };
+  }
+  // What is billed is the upstream's count (or ours): settle the difference with the per-piece meter.
+  if (usage.completionTokens > metered) {
+    await meter(usage.completionTokens - metered).catch((err: unknown) => log.warn({ err }, 'metering failed'));
   }
   await emit({
     type: 'reply.end',

@@ -9,7 +9,6 @@
 // still counts.
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import { z } from 'zod';
 import type { FinishReason, ToolCall } from '../shared/protocol.js';
 import { RelayError, upstreamFailure } from './errors.js';
 import { SseDecoder, type SseEvent } from './sse.js';
@@ -144,44 +143,20 @@ async function* readEvents(body: ReadableStream<Uint8Array>, maxEventChars: numb
   }
 }
 
-// Upstream chunks are other people's JSON: read leniently, every field
-// optional, a field of an unexpected type treated as absent.
-const str = z.string().nullish().catch(null);
-const UpstreamChunk = z.object({
-  choices: z
-    .array(
-      z.object({
-        index: z.number().catch(0),
-        finish_reason: str,
-        delta: z
-          .object({
-            content: str,
-            reasoning_content: str,
-            reasoning: str,
-            refusal: str,
-            tool_calls: z
-              .array(
-                z.object({
-                  index: z.number().int().nonnegative().catch(0),
-                  id: str,
-                  function: z.object({ name: str, arguments: str }).nullish().catch(null),
-                }),
-              )
-              .nullish()
-              .catch(null),
-          })
-          .nullish()
-          .catch(null),
-      }),
-    )
-    .nullish()
-    .catch(null),
-  usage: z
-    .object({ prompt_tokens: z.number(), completion_tokens: z.number(), total_tokens: z.number() })
-    .nullish()
-    .catch(null),
-  error: z.unknown().optional(),
-});
+// Upstream chunks are other people's JSON: read leniently (every field
+// optional, one of an unexpected type treated as absent) and by hand, since
+// this runs once per token.
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function text(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function count(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
 
 const FINISH_REASONS: Record<string, Completion['finishReason']> = {
   stop: 'stop',
@@ -199,40 +174,59 @@ class ChunkFolder {
 
   /** Throws a RelayError on an error event or a malformed one. */
   fold(event: SseEvent): Piece | undefined {
-    let json: unknown;
+    let chunk: unknown;
     try {
-      json = JSON.parse(event.data);
+      chunk = JSON.parse(event.data);
     } catch {
       throw new RelayError('upstream_error', 'the model API sent a malformed event');
     }
-    const parsed = UpstreamChunk.safeParse(json);
-    if (!parsed.success) throw new RelayError('upstream_error', 'the model API sent an event that is not a chunk');
-    const { choices, usage, error } = parsed.data;
+    if (!isRecord(chunk)) throw new RelayError('upstream_error', 'the model API sent an event that is not a chunk');
     // Some providers repeat cumulative usage on every chunk: the last one wins.
-    if (usage) {
-      this.usage = { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, totalTokens: usage.total_tokens };
+    const usage = chunk.usage;
+    if (isRecord(usage)) {
+      const promptTokens = count(usage.prompt_tokens);
+      const completionTokens = count(usage.completion_tokens);
+      const totalTokens = count(usage.total_tokens);
+      if (promptTokens !== undefined && completionTokens !== undefined && totalTokens !== undefined) {
+        this.usage = { promptTokens, completionTokens, totalTokens };
+      }
     }
     // An error comes as `event: error` or as a chunk with an `error` field; its usage (above) still counts.
-    if (event.event === 'error' || error) throw new RelayError('upstream_error', 'the model API failed (error event in the stream)');
+    if (event.event === 'error' || chunk.error) throw new RelayError('upstream_error', 'the model API failed (error event in the stream)');
     // The relay asks for one choice; a provider that sends more (n > 1) is read for index 0 only.
-    const choice = choices?.find((c) => c.index === 0);
-    if (!choice) return undefined;
-    if (choice.finish_reason) this.finishReason = FINISH_REASONS[choice.finish_reason] ?? 'stop';
+    const choices = chunk.choices;
+    if (!Array.isArray(choices)) return undefined;
+    const choice: unknown = choices.find((c: unknown) => isRecord(c) && (c.index ?? 0) === 0);
+    if (!isRecord(choice)) return undefined;
+    const finish = text(choice.finish_reason);
+    if (finish) this.finishReason = FINISH_REASONS[finish] ?? 'stop';
     const delta = choice.delta;
-    if (!delta) return undefined;
-    for (const call of delta.tool_calls ?? []) {
-      const acc = this.tools.get(call.index) ?? { id: '', name: '', arguments: '' };
-      if (call.id) acc.id = call.id;
-      if (call.function?.name) acc.name = call.function.name;
-      if (call.function?.arguments) acc.arguments += call.function.arguments;
-      this.tools.set(call.index, acc);
+    if (!isRecord(delta)) return undefined;
+    if (Array.isArray(delta.tool_calls)) {
+      for (const call of delta.tool_calls) {
+        if (!isRecord(call)) continue;
+        const index = count(call.index) ?? 0;
+        const acc = this.tools.get(index) ?? { id: '', name: '', arguments: '' };
+        const id = text(call.id);
+        if (id) acc.id = id;
+        const fn = call.function;
+        if (isRecord(fn)) {
+          const name = text(fn.name);
+          if (name) acc.name = name;
+          const args = text(fn.arguments);
+          if (args) acc.arguments += args;
+        }
+        this.tools.set(index, acc);
+      }
     }
     const piece: Piece = {};
-    if (delta.content) piece.text = delta.content;
+    const content = text(delta.content);
+    if (content) piece.text = content;
     // DeepSeek and vLLM say `reasoning_content`, OpenRouter and others `reasoning`.
-    const reasoning = delta.reasoning_content || delta.reasoning;
+    const reasoning = text(delta.reasoning_content) ?? text(delta.reasoning);
     if (reasoning) piece.reasoning = reasoning;
-    if (delta.refusal) piece.refusal = delta.refusal;
+    const refusal = text(delta.refusal);
+    if (refusal) piece.refusal = refusal;
     return piece.text || piece.reasoning || piece.refusal ? piece : undefined;
   }
 

@@ -31,6 +31,7 @@ test('GET /metrics counts what happened: frames, replies, cancels, resumes, erro
   const end = await c.next('reply.end');
   c.send({ type: 'send', conversationId: 'm2', text: 'stall' });
   await c.next('reply.delta', (d) => d.conversationId === 'm2');
+  await c.next('reply.delta', (d) => d.conversationId === 'm2');
   c.send({ type: 'cancel', conversationId: 'm2' });
   await c.next('reply.end', (e) => e.conversationId === 'm2');
   c.send({ type: 'send', conversationId: 'm3', text: 'fail' });
