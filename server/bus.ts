@@ -27,6 +27,12 @@ export interface Subscriber {
 export interface Subscription {
   /** Resolves once every message published from now on will arrive. */
   readonly ready: Promise<void>;
+  /**
+   * Resolves once the event with this seq has been handed to this node's
+   * members, so a sender gets its own message before the answers to its next
+   * frames. Gives up (resolving) after a bound rather than stall the socket.
+   */
+  delivered(seq: number): Promise<void>;
   close(): void;
 }
 
@@ -55,6 +61,8 @@ export class LocalBus implements Bus {
     set.add(subscriber);
     return {
       ready: Promise.resolve(),
+      // In one process an event reaches its subscribers before append() returns.
+      delivered: () => Promise.resolve(),
       close: () => {
         set.delete(subscriber);
         if (set.size === 0 && this.subscribers.get(conversationId) === set) this.subscribers.delete(conversationId);

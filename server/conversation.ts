@@ -232,6 +232,8 @@ export class Conversation {
       if (submission.kind === 'queue-full') throw new RelayError('busy', 'the reply queue of this conversation is full');
       if (submission.kind === 'duplicate') return echo(submission.stored);
       if (job && submission.start) this.start(job);
+      // The sender's answers to its next frames must not overtake its own message.
+      await this.subscription.delivered(submission.stored.event.seq);
     });
   }
 

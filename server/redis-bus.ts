@@ -19,7 +19,12 @@ interface Channel {
   ready: Promise<void>;
   /** Event deliveries, one after another (a gap fill may have to read Redis first). */
   chain: Promise<void>;
+  /** Senders waiting for their own event to go out here. */
+  waiters: Array<{ seq: number; resolve: () => void }>;
 }
+
+/** How long a sender waits for its own message to come back through Redis. */
+const DELIVERY_WAIT_MS = 2_000;
 
 export class RedisBus implements Bus {
   private readonly channels = new Map<string, Channel>();
@@ -52,7 +57,7 @@ export class RedisBus implements Bus {
     const name = this.store.channel(conversationId);
     let ch = this.channels.get(name);
     if (!ch) {
-      const created: Channel = { conversationId, subscribers: new Set(), lastSeq: 0, ready: Promise.resolve(), chain: Promise.resolve() };
+      const created: Channel = { conversationId, subscribers: new Set(), lastSeq: 0, ready: Promise.resolve(), chain: Promise.resolve(), waiters: [] };
       created.ready = (async () => {
         await this.sub.subscribe(name);
         // Everything up to the head is in the store; the channel carries what comes after.
@@ -65,13 +70,37 @@ export class RedisBus implements Bus {
     channel.subscribers.add(subscriber);
     return {
       ready: channel.ready,
+      delivered: (seq) => {
+        if (channel.lastSeq >= seq) return Promise.resolve();
+        return new Promise<void>((resolve) => {
+          const waiter = { seq, resolve: () => resolve() };
+          channel.waiters.push(waiter);
+          const timer = setTimeout(() => {
+            // Lost on the way (a Redis blip)? Read it back from the stream, and let the sender go on.
+            this.enqueue(channel, () => this.catchUp(channel));
+            this.release(channel, waiter);
+          }, DELIVERY_WAIT_MS);
+          waiter.resolve = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      },
       close: () => {
         channel.subscribers.delete(subscriber);
         if (channel.subscribers.size > 0 || this.channels.get(name) !== channel) return;
         this.channels.delete(name);
+        for (const w of channel.waiters.splice(0)) w.resolve();
         void this.sub.unsubscribe(name).catch(() => undefined);
       },
     };
+  }
+
+  private release(ch: Channel, waiter?: Channel['waiters'][number]): void {
+    const done = ch.waiters.filter((w) => w === waiter || w.seq <= ch.lastSeq);
+    if (done.length === 0) return;
+    ch.waiters = ch.waiters.filter((w) => !done.includes(w));
+    for (const w of done) w.resolve();
   }
 
   private enqueue(ch: Channel, step: () => Promise<void>): void {
@@ -107,6 +136,7 @@ export class RedisBus implements Bus {
     if (seq <= ch.lastSeq) return;
     ch.lastSeq = seq;
     for (const s of ch.subscribers) s.deliver(d);
+    if (ch.waiters.length) this.release(ch);
   }
 
   /** Deliver what the stream holds after lastSeq (and before `until`, when given). */
@@ -122,6 +152,7 @@ export class RedisBus implements Bus {
       ch.lastSeq = event.seq;
       for (const s of ch.subscribers) s.deliver({ json, event });
     }
+    if (ch.waiters.length) this.release(ch);
   }
 
   async close(): Promise<void> {

@@ -109,7 +109,7 @@ export class Upstream {
         )
         .asResponse();
       if (!response.body) throw new RelayError('upstream_error', 'the model API answered without a body');
-      for await (const event of readEvents(response.body, this.opts.maxEventChars, touch)) {
+      for await (const event of readEvents(response.body, this.opts.maxEventChars, touch, inner.signal)) {
         if (inner.signal.aborted || event.data === '[DONE]') break;
         const piece = folder.fold(event);
         if (piece) await onPiece(piece);
@@ -126,9 +126,13 @@ export class Upstream {
   }
 }
 
-async function* readEvents(body: ReadableStream<Uint8Array>, maxEventChars: number, onBytes: () => void): AsyncGenerator<SseEvent> {
+async function* readEvents(body: ReadableStream<Uint8Array>, maxEventChars: number, onBytes: () => void, signal: AbortSignal): AsyncGenerator<SseEvent> {
   const decoder = new SseDecoder(maxEventChars);
   const reader = body.getReader();
+  // Node's fetch leaves a pending read unsettled when the request is aborted after the whole
+  // body has arrived; cancelling the reader settles it, so an abort always ends the loop.
+  const cancel = () => void reader.cancel(signal.reason).catch(() => undefined);
+  signal.addEventListener('abort', cancel, { once: true });
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -138,6 +142,7 @@ async function* readEvents(body: ReadableStream<Uint8Array>, maxEventChars: numb
     }
     yield* decoder.end();
   } finally {
+    signal.removeEventListener('abort', cancel);
     // Ends the HTTP request when the caller stops reading early ([DONE], abort, error).
     void reader.cancel().catch(() => undefined);
   }
