@@ -14,7 +14,7 @@ const redis = new Redis(url);
 const prefix = `bench-mem-${randomUUID()}:`;
 const store = new RedisStore(
   redis,
-  { prefix, nodeId: 'bench', leaseMs: 60_000, retentionMs: 3_600_000, historyLimit: 200, eventLogMax: 20_000, eventLogMaxAgeMs: 900_000, maxQueuedReplies: 4 },
+  { prefix, nodeId: 'bench', leaseMs: 60_000, retentionMs: 3_600_000, historyLimit: 200, eventLogMax: 20_000, eventLogMaxAgeMs: 900_000, eventLogMaxBytes: 16 << 20, maxQueuedReplies: 4 },
   pino({ level: 'silent' }),
 );
 const user = { id: 'u-1', name: 'Bench User' };

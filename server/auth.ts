@@ -57,10 +57,17 @@ export function conversationMatcher(patterns: string[] | undefined): (conversati
 
 type VerifyKey = Uint8Array | KeyObject | JWTVerifyGetKey;
 
+/** Claims a token must carry beyond `sub` and `exp`, when configured. */
+export interface ExpectedClaims {
+  issuer?: string | undefined;
+  audience?: string | undefined;
+}
+
 export class JwtAuth implements Authenticator {
   constructor(
     private readonly key: VerifyKey,
     private readonly algorithms: string[],
+    private readonly expected: ExpectedClaims = {},
   ) {}
 
   async authenticate(token: string | undefined): Promise<Identity> {
@@ -68,10 +75,13 @@ export class JwtAuth implements Authenticator {
     let payload: unknown;
     try {
       // The algorithm list is what keeps `alg: none` and HS/RS confusion out.
-      const verified =
-        typeof this.key === 'function'
-          ? await jwtVerify(token, this.key, { algorithms: this.algorithms, requiredClaims: ['exp', 'sub'] })
-          : await jwtVerify(token, this.key, { algorithms: this.algorithms, requiredClaims: ['exp', 'sub'] });
+      const options = {
+        algorithms: this.algorithms,
+        requiredClaims: ['exp', 'sub'],
+        ...(this.expected.issuer ? { issuer: this.expected.issuer } : {}),
+        ...(this.expected.audience ? { audience: this.expected.audience } : {}),
+      };
+      const verified = typeof this.key === 'function' ? await jwtVerify(token, this.key, options) : await jwtVerify(token, this.key, options);
       payload = verified.payload;
     } catch (err) {
       const expired = err instanceof joseErrors.JWTExpired;
@@ -87,13 +97,13 @@ export class JwtAuth implements Authenticator {
 const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) });
 
 /** AUTH_JWT_PUBLIC_KEY: a PEM, or the path of a file holding a PEM, a JWK or a JWKS. */
-function publicKeyAuth(value: string): JwtAuth {
+function publicKeyAuth(value: string, expected: ExpectedClaims): JwtAuth {
   const text = !value.includes('-----BEGIN') && existsSync(value) ? readFileSync(value, 'utf8') : value;
   if (text.includes('-----BEGIN')) {
     const key = createPublicKey(text);
     const type = key.asymmetricKeyType;
-    if (type === 'rsa') return new JwtAuth(key, ['RS256']);
-    if (type === 'ec') return new JwtAuth(key, ['ES256', 'ES384', 'ES512']);
+    if (type === 'rsa') return new JwtAuth(key, ['RS256'], expected);
+    if (type === 'ec') return new JwtAuth(key, ['ES256', 'ES384', 'ES512'], expected);
     throw new ConfigError(`invalid configuration: AUTH_JWT_PUBLIC_KEY: unsupported key type ${type}`);
   }
   let json: unknown;
@@ -110,12 +120,12 @@ function publicKeyAuth(value: string): JwtAuth {
       ? { keys: [single.data] }
       : undefined;
   if (!jwks) throw new ConfigError('invalid configuration: AUTH_JWT_PUBLIC_KEY: JSON that is neither a JWK nor a JWKS');
-  return new JwtAuth(createLocalJWKSet(jwks), ['RS256', 'ES256', 'ES384', 'ES512']);
+  return new JwtAuth(createLocalJWKSet(jwks), ['RS256', 'ES256', 'ES384', 'ES512'], expected);
 }
 
-export function createAuthenticator(secret: string | undefined, publicKey: string | undefined): Authenticator {
+export function createAuthenticator(secret: string | undefined, publicKey: string | undefined, expected: ExpectedClaims = {}): Authenticator {
   if (secret && publicKey) throw new ConfigError('invalid configuration: set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY, not both');
-  if (secret) return new JwtAuth(new TextEncoder().encode(secret), ['HS256']);
-  if (publicKey) return publicKeyAuth(publicKey);
+  if (secret) return new JwtAuth(new TextEncoder().encode(secret), ['HS256'], expected);
+  if (publicKey) return publicKeyAuth(publicKey, expected);
   return new AnonymousAuth();
 }

@@ -25,6 +25,7 @@ export interface Backend {
 
 export async function createBackend(config: Config, log: Logger, makeStore?: MemoryStoreFactory): Promise<Backend> {
   const userLimitSettings = {
+    messagesPerMinute: config.MESSAGES_PER_MINUTE,
     maxActiveReplies: config.MAX_ACTIVE_REPLIES,
     repliesPerMinute: config.REPLIES_PER_MINUTE,
     tokenQuota: config.TOKEN_QUOTA,
@@ -35,6 +36,7 @@ export async function createBackend(config: Config, log: Logger, makeStore?: Mem
     eventLogMax: config.EVENT_LOG_MAX,
     eventLogMaxAgeMs: config.EVENT_LOG_MAX_AGE_MS,
     maxQueuedReplies: config.MAX_QUEUED_REPLIES,
+    eventLogMaxBytes: config.EVENT_LOG_MAX_BYTES,
   };
   if (config.REDIS_URL) {
     const { createRedisBackend } = await import('./redis-backend.js');

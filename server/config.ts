@@ -55,7 +55,13 @@ export const ConfigSchema = z.object({
   TRUST_PROXY: bool(false),
   ALLOWED_MODELS: optionalString.transform((v) => (v === undefined ? [] : v.split(',').map((m) => m.trim()).filter(Boolean))),
   LOCAL_MODEL_TOKEN_DELAY_MS: int(25),
-  AUTH_JWT_SECRET: optionalString,
+  // HS256 wants a key of at least 256 bits; a short secret can be brute-forced from one token.
+  AUTH_JWT_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  AUTH_JWT_ISSUER: optionalString,
+  AUTH_JWT_AUDIENCE: optionalString,
+  METRICS_TOKEN: optionalString,
+  MESSAGES_PER_MINUTE: int(60, 1),
+  EVENT_LOG_MAX_BYTES: int(16 * 1024 * 1024, 64 * 1024),
   AUTH_JWT_PUBLIC_KEY: optionalString,
   ALLOWED_ORIGINS: optionalString.transform((v) =>
     v === undefined ? undefined : v.split(',').map((o) => o.trim()).filter(Boolean),

@@ -199,6 +199,7 @@ export class Conversation {
       // A retry of a send that already went through costs nothing: no limit is consulted.
       const seen = frame.clientMessageId ? await store.findMessage(this.id, frame.clientMessageId) : undefined;
       if (seen) return echo(seen);
+      await userLimits.takeMessage(user.id);
       const messageId = randomUUID();
       let job: ReplyJob | undefined;
       if (frame.reply ?? true) {

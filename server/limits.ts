@@ -142,6 +142,7 @@ export class TokenQuota {
 }
 
 export interface UserLimitSettings {
+  messagesPerMinute: number;
   maxActiveReplies: number;
   repliesPerMinute: number;
   tokenQuota: number;
@@ -150,6 +151,8 @@ export interface UserLimitSettings {
 
 /** Everything a user may spend on replies, across all of their sockets (and, in a cluster, nodes). */
 export interface UserLimits {
+  /** Count one message (with or without a reply) against the user's per-minute allowance, or throw rate_limited. */
+  takeMessage(userId: string): Promise<void>;
   /** Reserve one reply for the user, or throw the RelayError that says why not. Pair with endReply. */
   startReply(userId: string): Promise<void>;
   endReply(userId: string): Promise<void>;
@@ -164,12 +167,18 @@ export interface UserLimits {
 export class MemoryUserLimits implements UserLimits {
   private readonly slots: ReplySlots;
   private readonly replyRate: KeyedBuckets;
+  private readonly messageRate: KeyedBuckets;
   private readonly quota: TokenQuota;
 
   constructor(s: UserLimitSettings) {
     this.slots = new ReplySlots(s.maxActiveReplies);
+    this.messageRate = new KeyedBuckets(s.messagesPerMinute, s.messagesPerMinute / 60);
     this.replyRate = new KeyedBuckets(s.repliesPerMinute, s.repliesPerMinute / 60);
     this.quota = new TokenQuota(s.tokenQuota, s.tokenQuotaWindowMs);
+  }
+
+  async takeMessage(userId: string): Promise<void> {
+    if (!this.messageRate.take(userId)) throw new RelayError('rate_limited', 'too many messages per minute for this user');
   }
 
   async startReply(userId: string): Promise<void> {
@@ -195,6 +204,7 @@ export class MemoryUserLimits implements UserLimits {
 
   sweep(now = Date.now()): void {
     this.replyRate.sweep(now);
+    this.messageRate.sweep(now);
     this.quota.sweep(now);
   }
 

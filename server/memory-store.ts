@@ -46,6 +46,7 @@ const TOMBSTONES_KEPT = 10_000;
 
 class MemoryConversation {
   readonly log: LogEntry[] = [];
+  logBytes = 0;
   readonly history: HistoryEntry[] = [];
   streaming: Streaming | undefined;
   readonly clientIds = new Map<string, StoredEvent>();
@@ -87,6 +88,7 @@ export class MemoryStore implements ConversationStore {
     const event = { ...input, seq } as ConversationEvent; // seq is the one field EventInput lacks
     const entry: LogEntry = { event, json: JSON.stringify(event), at: Date.now() };
     c.log.push(entry);
+    c.logBytes += entry.json.length;
     this.trimLog(c, entry.at);
     this.fold(c, entry);
     this.bus.publish(conversationId, { json: entry.json, event, ...(origin ? { origin } : {}) });
@@ -117,15 +119,20 @@ export class MemoryStore implements ConversationStore {
   }
 
   private trimLog(c: MemoryConversation, now: number): void {
-    const { eventLogMax, eventLogMaxAgeMs } = this.limits;
-    // Trim in batches (a quarter over the cap, an eighth over the age) so the hot path stays O(1) amortized.
-    if (c.log.length > eventLogMax + (eventLogMax >> 2)) c.log.splice(0, c.log.length - eventLogMax);
+    const { eventLogMax, eventLogMaxAgeMs, eventLogMaxBytes } = this.limits;
+    // Trim in batches (a quarter over a cap, an eighth over the age) so the hot path stays O(1) amortized.
+    let drop = c.log.length > eventLogMax + (eventLogMax >> 2) ? c.log.length - eventLogMax : 0;
     const cutoff = now - eventLogMaxAgeMs;
     if ((c.log[0]?.at ?? now) < cutoff - (eventLogMaxAgeMs >> 3)) {
-      let keepFrom = 0;
-      while (keepFrom < c.log.length && c.log[keepFrom]!.at < cutoff) keepFrom++;
-      c.log.splice(0, keepFrom);
+      while (drop < c.log.length && c.log[drop]!.at < cutoff) drop++;
     }
+    if (c.logBytes > eventLogMaxBytes + (eventLogMaxBytes >> 2)) {
+      let bytes = c.logBytes;
+      for (let i = 0; i < drop; i++) bytes -= c.log[i]!.json.length;
+      while (drop < c.log.length - 1 && bytes > eventLogMaxBytes) bytes -= c.log[drop++]!.json.length;
+    }
+    if (drop === 0) return;
+    for (const removed of c.log.splice(0, drop)) c.logBytes -= removed.json.length;
   }
 
   private fold(c: MemoryConversation, entry: LogEntry): void {

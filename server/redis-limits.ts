@@ -30,6 +30,14 @@ export class RedisUserLimits implements UserLimits {
     return this.key(userId, `q:${Math.floor(Date.now() / this.s.tokenQuotaWindowMs)}`);
   }
 
+  async takeMessage(userId: string): Promise<void> {
+    const key = this.key(userId, `mpm:${Math.floor(Date.now() / 60_000)}`);
+    const results = await this.redis.multi().incr(key).expire(key, 120).exec();
+    if (Number(results?.[0]?.[1] ?? 0) > this.s.messagesPerMinute) {
+      throw new RelayError('rate_limited', 'too many messages per minute for this user');
+    }
+  }
+
   async startReply(userId: string): Promise<void> {
     const keys = [this.key(userId, 'active'), this.key(userId, `rpm:${Math.floor(Date.now() / 60_000)}`), this.quotaKey(userId)];
     const verdict = await startReply.run(this.redis, keys, [this.s.maxActiveReplies, this.s.repliesPerMinute, this.s.tokenQuota, this.activeExpiryMs]);

@@ -1,5 +1,6 @@
 // The HTTP server: /healthz, the WebSocket upgrade at /ws, the heartbeat, and
 // shutdown. Wires config into the modules that do the work.
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -42,6 +43,13 @@ export interface Relay {
   stats(): RelayStats;
   /** Stop accepting, end every reply (each still gets its reply.end), close sockets with 1001. */
   close(graceMs?: number): Promise<void>;
+}
+
+/** Compare a presented credential in constant time. */
+function sameSecret(presented: string | undefined, expected: string): boolean {
+  const a = Buffer.from(presented ?? '');
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export async function startRelay(config: Config, opts: RelayOptions): Promise<Relay> {
@@ -94,7 +102,10 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   });
   const allowedOrigins = config.ALLOWED_ORIGINS ? new Set(config.ALLOWED_ORIGINS) : undefined;
   const gate = new ConnectionGate(config.MAX_CONNECTIONS, config.MAX_CONNECTIONS_PER_IP, config.CONNECTIONS_PER_IP_PER_MINUTE);
-  const auth = opts.auth ?? createAuthenticator(config.AUTH_JWT_SECRET, config.AUTH_JWT_PUBLIC_KEY);
+  const auth = opts.auth ?? createAuthenticator(config.AUTH_JWT_SECRET, config.AUTH_JWT_PUBLIC_KEY, {
+      issuer: config.AUTH_JWT_ISSUER,
+      audience: config.AUTH_JWT_AUDIENCE,
+    });
   const connectionSettings = {
     helloTimeoutMs: config.HELLO_TIMEOUT_MS,
     maxConversations: config.MAX_CONVERSATIONS,
@@ -129,6 +140,10 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       return;
     }
     if (path === '/metrics') {
+      if (config.METRICS_TOKEN && !sameSecret(req.headers.authorization, `Bearer ${config.METRICS_TOKEN}`)) {
+        res.writeHead(401, { 'www-authenticate': 'Bearer' }).end();
+        return;
+      }
       metrics.registry.metrics().then(
         (body) => {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });

@@ -48,6 +48,8 @@ export interface StoreLimits {
   historyLimit: number;
   eventLogMax: number;
   eventLogMaxAgeMs: number;
+  /** Bytes of retained events per conversation (the in-memory store; Redis bounds by count). */
+  eventLogMaxBytes: number;
   maxQueuedReplies: number;
 }
 

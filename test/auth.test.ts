@@ -75,6 +75,17 @@ test('RS256 with a PEM public key, ES256 with a JWKS file', async () => {
   assert.is((await es.next('welcome')).user.id, 'es');
 });
 
+test('with AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE, tokens from elsewhere close with 4401', async () => {
+  stack = await startStack({ env: { AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: 'https://id.example.com', AUTH_JWT_AUDIENCE: 'chat-relay' } });
+  const signed = (iss: string, aud: string) =>
+    new SignJWT({ sub: 'u-9' }).setProtectedHeader({ alg: 'HS256' }).setIssuer(iss).setAudience(aud).setExpirationTime('5m').sign(key);
+  const ok = await hello(await signed('https://id.example.com', 'chat-relay'));
+  assert.is((await ok.next('welcome')).user.id, 'u-9');
+  for (const t of [await signed('https://evil.example.net', 'chat-relay'), await signed('https://id.example.com', 'other-app'), await token({ sub: 'u-9' })]) {
+    assert.is((await (await hello(t)).closed).code, 4401);
+  }
+});
+
 test('a conversation the token does not allow: forbidden, nothing joined, nothing appended', async () => {
   stack = await startStack({ env: { AUTH_JWT_SECRET: SECRET }, plan: () => ({ text: 'ok' }) });
   const c = await hello(await token({ sub: 'u-2', conversations: ['team-1:*', 'lobby'] }));

@@ -16,7 +16,7 @@ test('defaults are what the protocol and the README promise', () => {
 });
 
 test('bad values are refused with the variable named', () => {
-  for (const [key, value] of [['PORT', 'x'], ['PORT', '70000'], ['MAX_FRAME_BYTES', '-1'], ['OPENAI_BASE_URL', 'not a url'], ['ALLOW_ANONYMOUS', 'maybe'], ['LOG_LEVEL', 'loud']]) {
+  for (const [key, value] of [['PORT', 'x'], ['PORT', '70000'], ['MAX_FRAME_BYTES', '-1'], ['OPENAI_BASE_URL', 'not a url'], ['ALLOW_ANONYMOUS', 'maybe'], ['LOG_LEVEL', 'loud'], ['AUTH_JWT_SECRET', 'short']]) {
     assert.throws(() => parseConfig({ [key!]: value }), (e: unknown) => e instanceof ConfigError && e.message.includes(key!), `${key}=${value}`);
   }
 });

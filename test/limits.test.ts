@@ -91,6 +91,17 @@ test('a token quota is enforced during a reply and before the next, across all o
   assert.is((await other.next('reply.end')).finishReason, 'length');
 });
 
+test('messages per minute per user, with or without a reply: rate_limited, nothing appended', async () => {
+  stack = await startStack({ env: { MESSAGES_PER_MINUTE: '3' } });
+  const c = await stack.connect();
+  for (let i = 0; i < 3; i++) c.send({ type: 'send', conversationId: 'mpm', text: `note ${i}`, reply: false });
+  c.send({ type: 'send', conversationId: 'mpm', text: 'one too many', reply: false, ref: 'x' });
+  const err = await c.next('error');
+  assert.is(err.code, 'rate_limited');
+  assert.is(err.ref, 'x');
+  assert.is(c.frames.filter((f) => f.type === 'message').length, 3);
+});
+
 test('a model not on the allow-list is forbidden', async () => {
   stack = await startStack({ env: { ALLOWED_MODELS: 'small-model' }, plan: () => ({ text: 'ok' }) });
   const c = await stack.connect();

@@ -65,6 +65,15 @@ test('GET /metrics counts what happened: frames, replies, cancels, resumes, erro
   assert.ok(m.has('process_cpu_user_seconds_total'), 'process metrics too');
 });
 
+test('with METRICS_TOKEN, /metrics wants it as a bearer token', async () => {
+  const guarded = await startStack({ env: { METRICS_TOKEN: 'scrape-me' } });
+  const url = `http://127.0.0.1:${guarded.relay.port}/metrics`;
+  assert.is((await fetch(url)).status, 401);
+  assert.is((await fetch(url, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+  assert.is((await fetch(url, { headers: { authorization: 'Bearer scrape-me' } })).status, 200);
+  await guarded.close();
+});
+
 test('/readyz and /healthz answer 200 while serving', async () => {
   for (const path of ['/readyz', '/healthz']) assert.is((await fetch(`http://127.0.0.1:${stack.relay.port}${path}`)).status, 200);
 });

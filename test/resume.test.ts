@@ -98,6 +98,23 @@ test('a since older than the retained log answers reset with a fresh snapshot', 
   assert.is(joined.history.at(-2)!.text, 'go');
 });
 
+test('the retained log is bounded in bytes too: past it, a resume answers reset', async () => {
+  stack = await startStack({ env: { EVENT_LOG_MAX_BYTES: '65536', MESSAGES_PER_MINUTE: '100' } });
+  const c = await stack.connect();
+  for (let i = 0; i < 12; i++) c.send({ type: 'send', conversationId: 'bytes', text: `${i} ${'x'.repeat(8000)}`, reply: false });
+  await c.next('message', (m) => m.message.text.startsWith('11 '));
+  const back = await stack.connect();
+  back.send({ type: 'join', conversationId: 'bytes', since: 1 });
+  const joined = await back.next('joined');
+  assert.is(joined.reset, true);
+  assert.is(joined.history.length, 12, 'the history itself is complete');
+  // A recent since is still covered.
+  const recent = await stack.connect();
+  recent.send({ type: 'join', conversationId: 'bytes', since: 10 });
+  assert.is((await recent.next('joined')).reset, undefined);
+  assert.is((await recent.next('message')).seq, 11);
+});
+
 test('a since from beyond the head (a conversation the server forgot) answers reset', async () => {
   stack = await startStack();
   const c = await stack.connect();
