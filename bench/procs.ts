@@ -1,0 +1,226 @@
+// Process plumbing for the orchestrator: start a server process and find the
+// URL it logs, ask the preloaded probe about its memory, read CPU and RSS from
+// /proc, and drive the load generators over IPC.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { FromLoadgen, ProbeMaps, ProbeReply, ToLoadgen } from './common.js';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
+const PROBE = pathToFileURL(join(ROOT, 'bench', 'probe.mjs')).href;
+const CLK_TCK = 100; // getconf CLK_TCK on Linux
+
+// ------------------------------------------------------------------ /proc
+
+/** utime + stime of a process, in ms; undefined once it is gone. */
+export function cpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident set size in bytes (VmRSS). */
+export function rssBytes(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whole-machine CPU jiffies: busy and total (from /proc/stat). */
+export function machineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+// ------------------------------------------------------------------ servers
+
+export interface ServerProc {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  url: string;
+  logFile: string;
+  exited: Promise<number | null>;
+  probe(cmd: 'mark' | 'mem', gc?: boolean): Promise<ProbeReply | undefined>;
+  /** Source maps of the given module URLs, from inside the process. */
+  sourceMaps(urls: string[]): Promise<Record<string, unknown>>;
+  /** SIGKILL (default) or SIGTERM and wait for the exit. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  name: string;
+  script: string;
+  env: Record<string, string | undefined>;
+  logFile: string;
+  /** Node flags before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** Working directory (default: the repository); `--import tsx` resolves from here. */
+  cwd?: string;
+  probe?: boolean;
+  timeoutMs?: number;
+}
+
+export async function startServer(o: StartOptions): Promise<ServerProc> {
+  const fd = openSync(o.logFile, 'a');
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...o.env })) if (v !== undefined) env[k] = v;
+  if (o.probe !== false) env.NODE_OPTIONS = `--expose-gc --import=${PROBE}`;
+  else delete env.NODE_OPTIONS;
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), '--import', 'tsx', o.script], {
+    cwd: o.cwd ?? ROOT,
+    env,
+    stdio: ['ignore', fd, fd, 'ipc'],
+  });
+  closeSync(fd);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let dead = false;
+  void exited.then(() => (dead = true));
+  const tail = () => (existsSync(o.logFile) ? readFileSync(o.logFile, 'utf8').split('\n').slice(-15).join('\n') : '');
+
+  let probeId = 0;
+  const waiting = new Map<number, (r: ProbeReply & Partial<ProbeMaps>) => void>();
+  child.on('message', (m: unknown) => {
+    const r = m as ProbeReply & Partial<ProbeMaps>;
+    if (r && typeof r.probe === 'number') {
+      waiting.get(r.probe)?.(r);
+      waiting.delete(r.probe);
+    }
+  });
+  child.on('error', () => undefined);
+
+  function ask(msg: object): Promise<(ProbeReply & Partial<ProbeMaps>) | undefined> {
+    if (dead || !child.connected) return Promise.resolve(undefined);
+    const id = ++probeId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        resolve(undefined);
+      }, 10_000);
+      waiting.set(id, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+      child.send({ probe: id, ...msg }, (err) => {
+        if (err) {
+          clearTimeout(timer);
+          waiting.delete(id);
+          resolve(undefined);
+        }
+      });
+    });
+  }
+
+  const deadline = Date.now() + (o.timeoutMs ?? 30_000);
+  let url: string | undefined;
+  while (!url) {
+    if (dead) throw new Error(`${o.name} exited during start-up:\n${tail()}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${o.name} did not log its listen URL in time:\n${tail()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const text = existsSync(o.logFile) ? readFileSync(o.logFile, 'utf8') : '';
+    for (const line of text.split('\n')) {
+      if (!line.includes('"listen"')) continue;
+      try {
+        const parsed = JSON.parse(line) as { listen?: string };
+        if (parsed.listen) url = parsed.listen;
+      } catch {
+        /* a partial line */
+      }
+    }
+  }
+
+  return {
+    name: o.name,
+    child,
+    pid: child.pid!,
+    url,
+    logFile: o.logFile,
+    exited,
+    async sourceMaps(urls) {
+      const r = await ask({ cmd: 'sourcemaps', urls });
+      return r?.maps ?? {};
+    },
+    probe(cmd, gc = false) {
+      return ask({ cmd, gc });
+    },
+    async stop(signal = 'SIGKILL', timeoutMs = 20_000) {
+      if (dead) return;
+      child.kill(signal);
+      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+// ------------------------------------------------------------------ load generators
+
+export class Loadgen {
+  readonly child: ChildProcess;
+  private readonly inbox: FromLoadgen[] = [];
+  private readonly waiters: Array<{ ev: FromLoadgen['ev']; resolve: (m: FromLoadgen) => void }> = [];
+  readonly exited: Promise<void>;
+
+  constructor(readonly id: number) {
+    this.child = fork(join(ROOT, 'bench', 'loadgen.ts'), [], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, LOADGEN_ID: String(id), NODE_OPTIONS: '' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
+    this.child.on('message', (m: FromLoadgen) => {
+      const i = this.waiters.findIndex((w) => w.ev === m.ev);
+      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
+      else this.inbox.push(m);
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  send(msg: ToLoadgen): void {
+    this.child.send(msg);
+  }
+
+  /** The next message of kind `ev` (queued or still to come). */
+  next<E extends FromLoadgen['ev']>(ev: E, timeoutMs: number): Promise<Extract<FromLoadgen, { ev: E }>> {
+    const i = this.inbox.findIndex((m) => m.ev === ev);
+    if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0] as Extract<FromLoadgen, { ev: E }>);
+    return new Promise((resolve, reject) => {
+      const w = { ev, resolve: (m: FromLoadgen) => (clearTimeout(timer), resolve(m as Extract<FromLoadgen, { ev: E }>)) };
+      const timer = setTimeout(() => {
+        const at = this.waiters.indexOf(w);
+        if (at >= 0) this.waiters.splice(at, 1);
+        reject(new Error(`load generator ${this.id}: no "${ev}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+
+  /** Drop stale messages (e.g. a late result after a timeout). */
+  flush(): void {
+    this.inbox.length = 0;
+  }
+
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}
