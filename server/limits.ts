@@ -157,7 +157,7 @@ export interface UserLimits {
   startReply(userId: string): Promise<void>;
   endReply(userId: string): Promise<void>;
   /** Count completion tokens against the user's quota; false once it is crossed. */
-  spend(userId: string, tokens: number): Promise<boolean>;
+  spend(userId: string, tokens: number): boolean | Promise<boolean>;
   /** Users with replies in flight on this node (0 once everything has ended). */
   usersWithReplies(): number;
   sweep(): void;
@@ -194,7 +194,8 @@ export class MemoryUserLimits implements UserLimits {
     this.slots.release(userId);
   }
 
-  async spend(userId: string, tokens: number): Promise<boolean> {
+  /** Synchronous: this runs once per token. */
+  spend(userId: string, tokens: number): boolean {
     return this.quota.spend(userId, tokens);
   }
 

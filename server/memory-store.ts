@@ -5,19 +5,23 @@
 import type { ConversationEvent, HistoryMessage, User } from '../shared/protocol.js';
 import type { LocalBus } from './bus.js';
 import { toContextMessage, type ContextMessage } from './context.js';
-import type {
-  ConversationStore,
-  EventInput,
-  MessageInput,
-  Origin,
-  QueuedReply,
-  Snapshot,
-  StoredEvent,
-  StoreLimits,
-  Submission,
+import {
+  parseEvent,
+  type ConversationStore,
+  type EventInput,
+  type MessageInput,
+  type Origin,
+  type QueuedReply,
+  type Snapshot,
+  type StoredEvent,
+  type StoreLimits,
+  type Submission,
 } from './store.js';
 
-interface LogEntry extends StoredEvent {
+/** What the log keeps of an event: its JSON (the event object is rebuilt on a replay, which is rare). */
+interface LogEntry {
+  readonly seq: number;
+  readonly json: string;
   readonly at: number;
 }
 
@@ -25,7 +29,8 @@ interface HistoryEntry {
   message: HistoryMessage;
   /** seq of the event that opened it: the message, or the reply.start. Orders the history. */
   startSeq: number;
-  context: ContextMessage;
+  /** Counted when a reply first needs it, not when the message lands. */
+  context?: ContextMessage;
 }
 
 interface Streaming {
@@ -77,8 +82,11 @@ export class MemoryStore implements ConversationStore {
     return c;
   }
 
-  /** One process: no other node can hold the lease, so there is nothing to fence. */
-  async append(conversationId: string, input: EventInput): Promise<void> {
+  /**
+   * One process: no other node can hold the lease, so there is nothing to
+   * fence; and nothing to wait for, so the per-token path takes no promise.
+   */
+  append(conversationId: string, input: EventInput): void {
     this.appendNow(conversationId, input);
   }
 
@@ -86,13 +94,14 @@ export class MemoryStore implements ConversationStore {
     const c = this.get(conversationId);
     const seq = ++c.seq;
     const event = { ...input, seq } as ConversationEvent; // seq is the one field EventInput lacks
-    const entry: LogEntry = { event, json: JSON.stringify(event), at: Date.now() };
-    c.log.push(entry);
-    c.logBytes += entry.json.length;
-    this.trimLog(c, entry.at);
-    this.fold(c, entry);
-    this.bus.publish(conversationId, { json: entry.json, event, ...(origin ? { origin } : {}) });
-    return entry;
+    const json = JSON.stringify(event);
+    const at = Date.now();
+    c.log.push({ seq, json, at });
+    c.logBytes += json.length;
+    this.trimLog(c, at);
+    this.fold(c, event, at, json);
+    this.bus.publish(conversationId, { json, event, ...(origin ? { origin } : {}) });
+    return { event, json };
   }
 
   async submit(conversationId: string, message: MessageInput, reply: QueuedReply | undefined, origin: Origin): Promise<Submission> {
@@ -135,20 +144,19 @@ export class MemoryStore implements ConversationStore {
     for (const removed of c.log.splice(0, drop)) c.logBytes -= removed.json.length;
   }
 
-  private fold(c: MemoryConversation, entry: LogEntry): void {
-    const event = entry.event;
+  private fold(c: MemoryConversation, event: ConversationEvent, at: number, json: string): void {
     switch (event.type) {
       case 'message': {
         this.addHistory(c, { ...event.message }, event.seq);
         const clientId = event.message.clientMessageId;
         if (clientId) {
-          c.clientIds.set(clientId, entry);
+          c.clientIds.set(clientId, { event, json });
           if (c.clientIds.size > CLIENT_IDS_KEPT) c.clientIds.delete(c.clientIds.keys().next().value!);
         }
         return;
       }
       case 'reply.start':
-        c.streaming = { replyId: event.replyId, model: event.model, startSeq: event.seq, seq: event.seq, createdAt: entry.at, text: '', reasoning: '', refusal: '' };
+        c.streaming = { replyId: event.replyId, model: event.model, startSeq: event.seq, seq: event.seq, createdAt: at, text: '', reasoning: '', refusal: '' };
         return;
       case 'reply.delta': {
         const s = c.streaming;
@@ -176,7 +184,7 @@ export class MemoryStore implements ConversationStore {
   private addHistory(c: MemoryConversation, message: HistoryMessage, startSeq: number): void {
     let at = c.history.length;
     while (at > 0 && c.history[at - 1]!.startSeq > startSeq) at--;
-    c.history.splice(at, 0, { message, startSeq, context: toContextMessage(message) });
+    c.history.splice(at, 0, { message, startSeq });
     if (c.history.length > this.limits.historyLimit) c.history.splice(0, c.history.length - this.limits.historyLimit);
   }
 
@@ -191,16 +199,16 @@ export class MemoryStore implements ConversationStore {
     const c = this.get(conversationId);
     if (since > c.seq) return undefined; // a seq from another life of this conversation
     if (since === c.seq) return [];
-    const first = c.log[0]?.event.seq;
+    const first = c.log[0]?.seq;
     if (first === undefined || since + 1 < first) return undefined;
     // Seqs in the log are consecutive, so the position is arithmetic.
-    return c.log.slice(since + 1 - first);
+    return c.log.slice(since + 1 - first).map(({ json }) => ({ json, event: parseEvent(json) }));
   }
 
   async context(conversationId: string): Promise<ContextMessage[]> {
     const c = this.get(conversationId);
     // Replies that ended before any text (errors, early cancels) say nothing worth sending upstream.
-    return c.history.filter((h) => h.message.role === 'user' || h.message.text).map((h) => h.context);
+    return c.history.filter((h) => h.message.role === 'user' || h.message.text).map((h) => (h.context ??= toContextMessage(h.message)));
   }
 
   async nextReply(conversationId: string): Promise<QueuedReply | undefined> {

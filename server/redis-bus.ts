@@ -7,7 +7,8 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Bus, Delivery, Subscriber, Subscription } from './bus.js';
 import type { Logger } from './log.js';
-import { parseEvent, type RedisStore } from './redis-store.js';
+import type { RedisStore } from './redis-store.js';
+import { parseEvent } from './store.js';
 
 const Origin = z.object({ connectionId: z.string(), ref: z.string().optional(), skip: z.boolean().optional() });
 

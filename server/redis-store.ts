@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { ConversationEvent, HistoryMessage, SendOptions, User } from '../shared/protocol.js';
+import { HistoryMessage, SendOptions, User } from '../shared/protocol.js';
 import { toContextMessage, type ContextMessage } from './context.js';
 import { RelayError } from './errors.js';
 import type { Logger } from './log.js';
@@ -19,17 +19,18 @@ import {
   renewScript,
   submitScript,
 } from './redis-scripts.js';
-import type {
-  ConversationStore,
-  EventInput,
-  Fence,
-  MessageInput,
-  Origin,
-  QueuedReply,
-  Snapshot,
-  StoredEvent,
-  StoreLimits,
-  Submission,
+import {
+  parseEvent,
+  type ConversationStore,
+  type EventInput,
+  type Fence,
+  type MessageInput,
+  type Origin,
+  type QueuedReply,
+  type Snapshot,
+  type StoredEvent,
+  type StoreLimits,
+  type Submission,
 } from './store.js';
 
 export interface RedisStoreOptions extends StoreLimits {
@@ -67,11 +68,6 @@ const scripts = {
 const Job = z.object({ replyId: z.string(), inReplyTo: z.string(), user: User, options: SendOptions.optional() });
 const Member = z.object({ n: z.string(), u: User });
 const ORPHAN_ORDINAL = Number.MAX_SAFE_INTEGER;
-
-/** Parse a retained or published event; what Redis holds was written by us, but is still checked. */
-export function parseEvent(json: string): ConversationEvent {
-  return ConversationEvent.parse(JSON.parse(json));
-}
 
 function toJob(json: string): QueuedReply {
   const job = Job.parse(JSON.parse(json));

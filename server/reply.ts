@@ -35,12 +35,12 @@ export interface ReplyRun {
   /** The one controller of this reply: cancel, grace, shutdown, deadlines and quota all abort through it. */
   controller: AbortController;
   /** Counts completion tokens against the user's quota; false once it is crossed. */
-  meter: (tokens: number) => Promise<boolean>;
+  meter: (tokens: number) => boolean | Promise<boolean>;
   log: Logger;
   metrics: Metrics;
 }
 
-export async function runReply(run: ReplyRun, append: (event: EventInput, fence: Fence) => Promise<void>): Promise<FinishReason> {
+export async function runReply(run: ReplyRun, append: (event: EventInput, fence: Fence) => void | Promise<void>): Promise<FinishReason> {
   const { upstream, settings, conversationId, job, history, controller, meter, log, metrics } = run;
   const { replyId } = job;
   let ordinal = 0;
@@ -63,6 +63,11 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
   let lastPieceAt = 0;
   let abortedAt = 0;
   signal.addEventListener('abort', () => (abortedAt = performance.now()), { once: true });
+  const overQuota = () => controller.abort(new RelayError('quota_exceeded', 'the token quota of this user ran out during the reply'));
+  const settle = async (appended: void | Promise<void>, allowed: boolean | Promise<boolean>) => {
+    await appended;
+    if (!(await allowed)) overQuota();
+  };
   let completion: Completion | undefined;
   let failure: RelayError | undefined;
   try {
@@ -70,9 +75,9 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
     completion = await upstream.stream(
       { model, messages: context.messages, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens },
       signal,
-      async (piece) => {
+      (piece) => {
         // Pieces that were already in flight when the reply was cancelled are dropped.
-        if (signal.aborted) return;
+        if (signal.aborted) return undefined;
         if (piece.text) generated += piece.text;
         if (piece.reasoning) generated += piece.reasoning;
         if (piece.refusal) generated += piece.refusal;
@@ -81,11 +86,13 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
         else metrics.ttft.observe((now - startedAt) / 1000);
         lastPieceAt = now;
         metrics.deltas.inc();
-        await emit({ type: 'reply.delta', conversationId, replyId, ...piece });
+        const appended = emit({ type: 'reply.delta', conversationId, replyId, ...piece });
         metered++;
-        if (!(await meter(1))) {
-          controller.abort(new RelayError('quota_exceeded', 'the token quota of this user ran out during the reply'));
-        }
+        const allowed = meter(1);
+        // A store and limits in this process answer at once: no promise per token then.
+        if (appended || allowed instanceof Promise) return settle(appended, allowed);
+        if (!allowed) overQuota();
+        return undefined;
       },
     );
   } catch (err) {
@@ -130,7 +137,9 @@ export async function runReply(run: ReplyRun, append: (event: EventInput, fence:
   }
   // What is billed is the upstream's count (or ours): settle the difference with the per-piece meter.
   if (usage.completionTokens > metered) {
-    await meter(usage.completionTokens - metered).catch((err: unknown) => log.warn({ err }, 'metering failed'));
+    await Promise.resolve()
+      .then(() => meter(usage.completionTokens - metered))
+      .catch((err: unknown) => log.warn({ err }, 'metering failed'));
   }
   await emit({
     type: 'reply.end',

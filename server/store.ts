@@ -3,7 +3,7 @@
 // complete messages, the reply lease and queue, the member set and the
 // clientMessageId index. Behind an async interface with two implementations:
 // in memory (one node) and Redis (many nodes).
-import type { ConversationEvent, ConversationEventOf, HistoryMessage, SendOptions, User } from '../shared/protocol.js';
+import { ConversationEvent, type ConversationEventOf, type HistoryMessage, type SendOptions, type User } from '../shared/protocol.js';
 import type { Delivery } from './bus.js';
 import type { ContextMessage } from './context.js';
 
@@ -23,6 +23,11 @@ export interface StoredEvent {
   readonly event: ConversationEvent;
   /** The event serialized once, shared by every member's socket and by replays. */
   readonly json: string;
+}
+
+/** Parse a retained or published event: written by this server, but checked all the same. */
+export function parseEvent(json: string): ConversationEvent {
+  return ConversationEvent.parse(JSON.parse(json));
 }
 
 export interface Snapshot {
@@ -60,7 +65,7 @@ export interface ConversationStore {
    * the store refuses them (RelayError) once this node no longer holds that
    * reply's lease, so a node presumed dead cannot write after its successor.
    */
-  append(conversationId: string, event: EventInput, fence?: Fence): Promise<void>;
+  append(conversationId: string, event: EventInput, fence?: Fence): void | Promise<void>;
   /**
    * A user message and the reply it asks for, in one atomic step: a
    * clientMessageId seen before gives the original message back; a reply that

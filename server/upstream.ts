@@ -112,7 +112,9 @@ export class Upstream {
       for await (const event of readEvents(response.body, this.opts.maxEventChars, touch, inner.signal)) {
         if (inner.signal.aborted || event.data === '[DONE]') break;
         const piece = folder.fold(event);
-        if (piece) await onPiece(piece);
+        if (!piece) continue;
+        const pending = onPiece(piece);
+        if (pending) await pending;
       }
       if (inner.signal.aborted && !signal.aborted) throw inner.signal.reason;
       return folder.completion();
