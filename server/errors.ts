@@ -26,7 +26,12 @@ export function upstreamFailure(err: unknown): RelayError {
     return new RelayError('upstream_error', `the model API failed (${where})`);
   }
   if (err instanceof SseOverflowError) return new RelayError('upstream_error', err.message);
-  // undici reports a connection cut mid-body as TypeError("terminated").
-  if (err instanceof TypeError) return new RelayError('upstream_error', 'the connection to the model API broke mid-stream');
+  // A connection cut mid-body: a Node socket error (ECONNRESET, "aborted", premature close), or undici's TypeError("terminated").
+  if (err instanceof TypeError || isSocketError(err)) return new RelayError('upstream_error', 'the connection to the model API broke mid-stream');
   return new RelayError('internal', 'unexpected failure while streaming the reply');
+}
+
+function isSocketError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.message === 'aborted' || ('code' in err && typeof err.code === 'string');
 }

@@ -7,10 +7,12 @@
 // bytes feed the idle watchdog, an oversized event is cut off, decoding stays
 // linear however the upstream fragments its writes, and an error chunk's usage
 // still counts.
+import type { Readable } from 'node:stream';
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { FinishReason, ToolCall } from '../shared/protocol.js';
 import { RelayError, upstreamFailure } from './errors.js';
+import { nodeBody, nodeFetch } from './http-fetch.js';
 import { SseDecoder, type SseEvent } from './sse.js';
 
 export interface UpstreamOptions {
@@ -70,6 +72,7 @@ export class Upstream {
       maxRetries: opts.maxRetries,
       // The SDK's logger would print raw response lines (model output) on some errors.
       logLevel: 'off',
+      fetch: nodeFetch(),
     });
   }
 
@@ -108,13 +111,16 @@ export class Upstream {
           { signal: inner.signal },
         )
         .asResponse();
-      if (!response.body) throw new RelayError('upstream_error', 'the model API answered without a body');
-      for await (const event of readEvents(response.body, this.opts.maxEventChars, touch, inner.signal)) {
-        if (inner.signal.aborted || event.data === '[DONE]') break;
-        const piece = folder.fold(event);
-        if (!piece) continue;
-        const pending = onPiece(piece);
-        if (pending) await pending;
+      const body = nodeBody(response);
+      if (!body) throw new RelayError('upstream_error', 'the model API answered without a body');
+      read: for await (const events of readEvents(body, this.opts.maxEventChars, touch, inner.signal)) {
+        for (const event of events) {
+          if (inner.signal.aborted || event.data === '[DONE]') break read;
+          const piece = folder.fold(event);
+          if (!piece) continue;
+          const pending = onPiece(piece);
+          if (pending) await pending;
+        }
       }
       if (inner.signal.aborted && !signal.aborted) throw inner.signal.reason;
       return folder.completion();
@@ -128,25 +134,24 @@ export class Upstream {
   }
 }
 
-async function* readEvents(body: ReadableStream<Uint8Array>, maxEventChars: number, onBytes: () => void, signal: AbortSignal): AsyncGenerator<SseEvent> {
+/** The events of a body, a batch per read (most reads carry one event). */
+async function* readEvents(body: Readable, maxEventChars: number, onBytes: () => void, signal: AbortSignal): AsyncGenerator<SseEvent[]> {
   const decoder = new SseDecoder(maxEventChars);
-  const reader = body.getReader();
-  // Node's fetch leaves a pending read unsettled when the request is aborted after the whole
-  // body has arrived; cancelling the reader settles it, so an abort always ends the loop.
-  const cancel = () => void reader.cancel(signal.reason).catch(() => undefined);
+  // Destroying the body closes the connection: an abort ends the read at once, and the upstream sees it.
+  const cancel = () => body.destroy();
   signal.addEventListener('abort', cancel, { once: true });
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
+    for await (const chunk of body) {
       onBytes();
-      yield* decoder.push(value);
+      const events = decoder.push(chunk);
+      if (events.length) yield events;
     }
-    yield* decoder.end();
+    const rest = decoder.end();
+    if (rest.length) yield rest;
   } finally {
     signal.removeEventListener('abort', cancel);
-    // Ends the HTTP request when the caller stops reading early ([DONE], abort, error).
-    void reader.cancel().catch(() => undefined);
+    // Stopping early ([DONE], abort, error) ends the request; a finished body keeps its connection for reuse.
+    if (!body.readableEnded) body.destroy();
   }
 }
 
