@@ -718,6 +718,8 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   mkdirSync(o.out, { recursive: true });
   const bench = new Bench(o);
+  // The output folder stays out of the report: it names no path of the machine it ran on.
+  const { out: _out, ...reportedOptions } = o;
   const report: BenchReport = {
     meta: {
       mode: o.mode,
@@ -734,7 +736,7 @@ async function main(): Promise<void> {
           return '?';
         }
       })(),
-      options: o,
+      options: reportedOptions,
       durationSec: 0,
       note: o.note,
     },
