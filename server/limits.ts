@@ -132,10 +132,6 @@ export class TokenQuota {
     return w.used <= this.limit;
   }
 
-  used(userId: string, now = Date.now()): number {
-    return this.limit === 0 ? 0 : this.window(userId, now).used;
-  }
-
   sweep(now = Date.now()): void {
     for (const [user, w] of this.windows) if (now - w.start >= this.windowMs) this.windows.delete(user);
   }

@@ -93,7 +93,9 @@ export class MemoryStore implements ConversationStore {
   private appendNow(conversationId: string, input: EventInput, origin?: Origin): StoredEvent {
     const c = this.get(conversationId);
     const seq = ++c.seq;
-    const event = { ...input, seq } as ConversationEvent; // seq is the one field EventInput lacks
+    // The store owns what it is given (every caller builds a fresh object): adding seq in place
+    // saves a copy per token.
+    const event: ConversationEvent = Object.assign(input, { seq });
     const json = JSON.stringify(event);
     const at = Date.now();
     c.log.push({ seq, json, at });

@@ -38,30 +38,22 @@ export class Metrics {
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
     const out = this.out;
-    new Counter({
-      name: 'relay_frames_out_total',
-      help: 'Frames sent to clients, by type',
-      labelNames: ['type'],
-      registers,
-      collect() {
-        for (const [type, n] of out) {
-          this.inc({ type }, n.frames);
-          n.frames = 0;
-        }
-      },
-    });
-    new Counter({
-      name: 'relay_bytes_out_total',
-      help: 'Bytes of frames sent to clients, by type',
-      labelNames: ['type'],
-      registers,
-      collect() {
-        for (const [type, n] of out) {
-          this.inc({ type }, n.bytes);
-          n.bytes = 0;
-        }
-      },
-    });
+    // Handed over at scrape time from the plain numbers countOut() keeps.
+    const drained = (name: string, help: string, field: 'frames' | 'bytes') =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['type'],
+        registers,
+        collect() {
+          for (const [type, n] of out) {
+            this.inc({ type }, n[field]);
+            n[field] = 0;
+          }
+        },
+      });
+    drained('relay_frames_out_total', 'Frames sent to clients, by type', 'frames');
+    drained('relay_bytes_out_total', 'Bytes of frames sent to clients, by type', 'bytes');
     new Gauge({ name: 'relay_open_sockets', help: 'Open client sockets', registers, collect() { this.set(sources.sockets()); } });
     new Gauge({ name: 'relay_conversations', help: 'Conversations held on this node', registers, collect() { this.set(sources.conversations()); } });
     new Gauge({ name: 'relay_active_replies', help: 'Replies streaming on this node', registers, collect() { this.set(sources.activeReplies()); } });

@@ -61,7 +61,8 @@ export interface StoreLimits {
 export interface ConversationStore {
   /**
    * Give the event the next seq, retain it, fold it into the history, and
-   * deliver it to every subscriber on every node. Reply events carry `fence`:
+   * deliver it to every subscriber on every node. The store may keep and
+   * change the object it is given: pass a fresh one. Reply events carry `fence`:
    * the store refuses them (RelayError) once this node no longer holds that
    * reply's lease, so a node presumed dead cannot write after its successor.
    */

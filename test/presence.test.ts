@@ -1,3 +1,4 @@
+import { SignJWT } from 'jose';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startStack, type Stack } from './helpers.js';
@@ -31,15 +32,26 @@ test('presence follows joins, leaves and disconnects; a burst of joins gives one
   assert.is((await a.next('presence')).members.length, 2);
 });
 
-test('a user with two sockets in the room is listed once', async () => {
-  const a = await stack.connect();
-  a.send({ type: 'join', conversationId: 'dup' });
-  await a.next('joined');
-  // The same user again: anonymous ids differ per socket, so one socket joining twice stands in.
-  a.send({ type: 'join', conversationId: 'dup' });
-  await a.next('joined');
-  const p = await a.next('presence');
-  assert.is(p.members.length, 1);
+test('a user with two sockets (two tabs) in the room is listed once', async () => {
+  const secret = 'presence-test-secret-presence-test-secret';
+  await stack.close();
+  stack = await startStack({ env: { AUTH_JWT_SECRET: secret, PRESENCE_COALESCE_MS: '30' } });
+  const token = await new SignJWT({ sub: 'same-user', name: 'Tabby' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setExpirationTime('5m')
+    .sign(new TextEncoder().encode(secret));
+  const tabs = [];
+  for (let i = 0; i < 2; i++) {
+    const tab = await stack.connect({ hello: false });
+    tab.send({ type: 'hello', token });
+    await tab.next('welcome');
+    tab.send({ type: 'join', conversationId: 'dup' });
+    await tab.next('joined');
+    tabs.push(tab);
+  }
+  const p = await tabs[1]!.next('presence');
+  assert.equal(p.members, [{ id: 'same-user', name: 'Tabby' }]);
+  assert.is(stack.relay.stats().sockets, 2);
 });
 
 test('typing is relayed to the other members, not echoed, and throttled', async () => {
