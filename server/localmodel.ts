@@ -2,7 +2,7 @@
 // `npm start` work without an API key, and it is the real HTTP upstream of the
 // integration tests, which steer it per request through a FaultPlan.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { encode } from 'gpt-tokenizer';
 import { z } from 'zod';
 
@@ -18,6 +18,7 @@ export interface FaultPlan {
   malformedAfterTokens?: number; // then a truncated JSON data line and end
   dropAfterTokens?: number; // then destroy the socket; recorded as neither finished nor aborted
   omitDone?: boolean; // end normally but without `data: [DONE]`
+  holdAfterDoneMs?: number; // after `data: [DONE]`, keep the response open this long before ending it
   omitFinishReason?: boolean; // no chunk carries finish_reason
   writeChunkBytes?: number; // split each event into socket writes of at most this many bytes, even mid-character
   replay?: string; // raw recorded SSE body sent event by event; each event other than [DONE] counts as a token
@@ -27,6 +28,7 @@ export interface FaultPlan {
 
 export interface RecordedRequest {
   id: number; // 1, 2, 3… in arrival order
+  connection: number; // the TCP connection that carried it: 1, 2, 3… in the order they were opened
   body: unknown;
   messages: Array<{ role: string; content: string; name?: string }>; // content parts flattened to text
   headers: Record<string, string | string[] | undefined>;
@@ -212,6 +214,8 @@ export class LocalModel {
   private readonly model: string;
   private planFor: LocalModelOptions['plan'];
   private nextId = 1;
+  private readonly connections = new WeakMap<Socket, number>();
+  private connectionCount = 0;
 
   constructor(opts: LocalModelOptions = {}) {
     this.host = opts.host ?? '127.0.0.1';
@@ -225,6 +229,7 @@ export class LocalModel {
         else res.destroy();
       });
     });
+    this.server.on('connection', (socket) => this.connections.set(socket, ++this.connectionCount));
   }
 
   start(): Promise<void> {
@@ -287,6 +292,7 @@ export class LocalModel {
     let release!: () => void;
     const rec: RecordedRequest = {
       id: this.nextId++,
+      connection: this.connections.get(req.socket) ?? 0,
       body,
       messages: toMessages(request),
       headers: { ...req.headers },
@@ -402,6 +408,7 @@ export class LocalModel {
     }
     if (await this.fault(live)) return;
     for (const sse of script.tail) if (!(await send(live, sse))) return;
+    if (plan.holdAfterDoneMs) await pause(live, plan.holdAfterDoneMs);
     end(live);
   }
 

@@ -24,9 +24,13 @@ export class SseDecoder {
 
   constructor(private readonly maxEventChars: number) {}
 
-  /** Feed bytes; returns the events they complete. */
-  push(bytes: Uint8Array): SseEvent[] {
-    return this.decode(this.text.decode(bytes, { stream: true }));
+  /**
+   * Feed bytes, or text from a stream that already decodes UTF-8 (Node's
+   * `setEncoding('utf8')`, the cheaper path); one decoder takes one kind.
+   * Returns the events they complete.
+   */
+  push(chunk: string | Uint8Array): SseEvent[] {
+    return this.decode(typeof chunk === 'string' ? chunk : this.text.decode(chunk, { stream: true }));
   }
 
   /** The body ended: flush what a final line break would have completed. */

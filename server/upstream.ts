@@ -7,7 +7,7 @@
 // bytes feed the idle watchdog, an oversized event is cut off, decoding stays
 // linear however the upstream fragments its writes, and an error chunk's usage
 // still counts.
-import type { Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { FinishReason, ToolCall } from '../shared/protocol.js';
@@ -113,15 +113,11 @@ export class Upstream {
         .asResponse();
       const body = nodeBody(response);
       if (!body) throw new RelayError('upstream_error', 'the model API answered without a body');
-      read: for await (const events of readEvents(body, this.opts.maxEventChars, touch, inner.signal)) {
-        for (const event of events) {
-          if (inner.signal.aborted || event.data === '[DONE]') break read;
-          const piece = folder.fold(event);
-          if (!piece) continue;
-          const pending = onPiece(piece);
-          if (pending) await pending;
-        }
-      }
+      await readEvents(body, this.opts.maxEventChars, touch, inner.signal, (event) => {
+        if (event.data === '[DONE]') return DONE;
+        const piece = folder.fold(event);
+        return piece && onPiece(piece);
+      });
       if (inner.signal.aborted && !signal.aborted) throw inner.signal.reason;
       return folder.completion();
     } catch (err) {
@@ -134,25 +130,106 @@ export class Upstream {
   }
 }
 
-/** The events of a body, a batch per read (most reads carry one event). */
-async function* readEvents(body: Readable, maxEventChars: number, onBytes: () => void, signal: AbortSignal): AsyncGenerator<SseEvent[]> {
-  const decoder = new SseDecoder(maxEventChars);
-  // Destroying the body closes the connection: an abort ends the read at once, and the upstream sees it.
-  const cancel = () => body.destroy();
-  signal.addEventListener('abort', cancel, { once: true });
-  try {
-    for await (const chunk of body) {
+/** What an event handler returns to stop reading: the stream said `[DONE]`. */
+const DONE = Symbol('done');
+
+/** How long a body may take to end after `[DONE]` before its connection is given up rather than reused. */
+const DRAIN_AFTER_DONE_MS = 1_000;
+
+/**
+ * Hands a body's SSE events to `onEvent` in order, from the socket's own
+ * 'data' events (no promise per read), pausing the body while `onEvent`'s
+ * promise is pending. Resolves at the end of the body, at `[DONE]`, or
+ * quietly when `signal` aborts; rejects on a broken body or a bad event.
+ */
+function readEvents(
+  body: IncomingMessage,
+  maxEventChars: number,
+  onBytes: () => void,
+  signal: AbortSignal,
+  onEvent: (event: SseEvent) => typeof DONE | void | Promise<void>,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const decoder = new SseDecoder(maxEventChars);
+    let queue: SseEvent[] = [];
+    let next = 0;
+    let waiting = false;
+    let ended = false;
+    let finished = false;
+    const finish = (err?: unknown, done = false) => {
+      if (finished) return;
+      finished = true;
+      body.off('data', onData).off('end', onEnd).off('error', finish).off('close', onClose);
+      signal.removeEventListener('abort', onAbort);
+      if (ended) {
+        // Read to its end: the connection goes back to the agent for the next reply.
+      } else if (done) {
+        // The upstream said [DONE] and normally ends the body right after: let it, so the connection is reused.
+        const giveUp = setTimeout(() => body.destroy(), DRAIN_AFTER_DONE_MS);
+        body.once('close', () => clearTimeout(giveUp)).on('error', () => undefined).resume();
+      } else {
+        // Cancelled or failed: destroying the body closes the connection, and the upstream sees it.
+        body.on('error', () => undefined).destroy();
+      }
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const drain = () => {
+      try {
+        while (next < queue.length && !signal.aborted) {
+          const result = onEvent(queue[next++]!);
+          if (result === DONE) return finish(undefined, true);
+          if (result) {
+            waiting = true;
+            body.pause();
+            result.then(() => {
+              waiting = false;
+              if (finished) return;
+              body.resume();
+              drain();
+            }, finish);
+            return;
+          }
+        }
+      } catch (err) {
+        return finish(err);
+      }
+      queue = [];
+      next = 0;
+      if (signal.aborted || ended) finish();
+    };
+    const take = (events: SseEvent[]) => {
+      if (events.length === 0) return;
+      if (next === queue.length) queue = events;
+      else queue.push(...events);
+      if (!waiting) drain();
+    };
+    const onData = (chunk: string) => {
       onBytes();
-      const events = decoder.push(chunk);
-      if (events.length) yield events;
-    }
-    const rest = decoder.end();
-    if (rest.length) yield rest;
-  } finally {
-    signal.removeEventListener('abort', cancel);
-    // Stopping early ([DONE], abort, error) ends the request; a finished body keeps its connection for reuse.
-    if (!body.readableEnded) body.destroy();
-  }
+      try {
+        take(decoder.push(chunk));
+      } catch (err) {
+        finish(err);
+      }
+    };
+    const onEnd = () => {
+      ended = true;
+      try {
+        take(decoder.end());
+      } catch (err) {
+        return finish(err);
+      }
+      if (!waiting) drain();
+    };
+    const onClose = () => {
+      if (!ended) finish(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    };
+    const onAbort = () => finish();
+    if (signal.aborted) return finish();
+    signal.addEventListener('abort', onAbort, { once: true });
+    body.setEncoding('utf8');
+    body.on('data', onData).on('end', onEnd).on('error', finish).on('close', onClose);
+  });
 }
 
 // Upstream chunks are other people's JSON: read leniently (every field

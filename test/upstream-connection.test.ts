@@ -1,0 +1,69 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { FaultPlan } from '../server/localmodel.js';
+import { replyText, startStack, type Stack } from './helpers.js';
+
+let plan: FaultPlan = {};
+let stack: Stack;
+test.before.each(async () => {
+  plan = {};
+  stack = await startStack({ plan: () => plan });
+});
+test.after.each(async () => {
+  await stack.close();
+});
+
+test('replies one after another reuse one upstream connection (no new handshake per reply)', async () => {
+  const c = await stack.connect();
+  for (const [i, text] of ['one two', 'three four', 'five six'].entries()) {
+    plan = { text };
+    c.send({ type: 'send', conversationId: 'k1', text: `go ${i}` });
+    const start = await c.next('reply.start');
+    const end = await c.next('reply.end');
+    assert.is(end.finishReason, 'stop');
+    assert.is(replyText(c.frames, start.replyId), text);
+    await stack.model.requests[i]!.closed;
+  }
+  const connections = stack.model.requests.map((r) => r.connection);
+  assert.equal(connections, [connections[0], connections[0], connections[0]]);
+});
+
+test('a reply ends at [DONE] even when the upstream holds the body open, and that connection is then given up', async () => {
+  plan = { text: 'alpha beta', holdAfterDoneMs: 60_000 };
+  const c = await stack.connect();
+  c.send({ type: 'send', conversationId: 'k2', text: 'go' });
+  const start = await c.next('reply.start');
+  const end = await c.next('reply.end');
+  assert.is(end.finishReason, 'stop');
+  assert.is(replyText(c.frames, start.replyId), 'alpha beta');
+  const held = stack.model.requests[0]!;
+  assert.not.ok(held.finished, 'the upstream had not ended its body when the reply ended');
+  await held.closed;
+  assert.ok(held.aborted, 'the relay closed the held connection rather than keep it forever');
+
+  plan = { text: 'gamma' };
+  c.send({ type: 'send', conversationId: 'k2', text: 'again' });
+  await c.next('reply.end', (f) => f.replyId !== start.replyId);
+  assert.is.not(stack.model.requests[1]!.connection, held.connection);
+});
+
+test('a cancelled reply closes its connection; the next reply opens a fresh one and streams normally', async () => {
+  plan = { text: 'one two three four five', stallAfterTokens: 2 };
+  const c = await stack.connect();
+  c.send({ type: 'send', conversationId: 'k3', text: 'go' });
+  await c.next('reply.delta');
+  c.send({ type: 'cancel', conversationId: 'k3' });
+  assert.is((await c.next('reply.end')).finishReason, 'cancelled');
+  const cancelled = stack.model.requests[0]!;
+  await cancelled.closed;
+  assert.ok(cancelled.aborted);
+
+  plan = { text: 'six seven' };
+  c.send({ type: 'send', conversationId: 'k3', text: 'again' });
+  const start = await c.next('reply.start');
+  await c.next('reply.end', (f) => f.replyId === start.replyId);
+  assert.is(replyText(c.frames, start.replyId), 'six seven');
+  assert.is.not(stack.model.requests[1]!.connection, cancelled.connection);
+});
+
+test.run();
