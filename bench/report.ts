@@ -113,6 +113,8 @@ export interface BenchReport {
       directReps: number;
       loadgens: number;
       rampMs: number;
+      /** Absent in reports from before it was an option, which warmed with 16. */
+      warmReplies?: number;
       sloMs: number;
       pace: number;
       contenders: string[];
@@ -333,6 +335,7 @@ export function renderMarkdown(r: BenchReport): string {
   L.push('');
   L.push(
     `Medians of ${o.reps} alternating repetition${o.reps > 1 ? 's' : ''} (floor, socketio, relay, floor, …); every contender is a fresh process per trial, ` +
+      `warmed with ${o.warmReplies ?? 16} short replies before its window, ` +
       `fed by one local upstream (bench/upstream.ts) pacing ${o.pace} tokens/s per stream with one shared ticker, each token stamped with its send time. ` +
       `Added latency = upstream send → load-generator receive, per token. Throughput = tokens (frames) received by all clients ÷ the window from the first send to the last reply end (start ramp ${o.rampMs} ms included). ` +
       `Server CPU = utime+stime of the contender process from /proc over that window; "per CPU-s" divides by it. ${o.loadgens} load generator process(es).`,

@@ -44,6 +44,8 @@ export interface Options {
   workloads: string[];
   loadgens: number;
   rampMs: number;
+  /** Short replies each fresh contender process serves before a measured window. */
+  warmReplies: number;
   sloMs: number;
   profileStreams: number;
   profileSeconds: number;
@@ -63,7 +65,7 @@ const WORKLOADS = ['micro', 'streams', 'fanout', 'idle', 'slow', 'profile'];
 const HELP = `npm run bench -- [flags]
   --quick                 small sizes, one repetition (~1–2 min)
   --reps N                alternating repetitions per level (default 3)
-  --streams a,b,c         concurrent 1:1 streams per level (default 250,1000,2000; 4000 if the machine holds it)
+  --streams a,b,c         concurrent 1:1 streams per level (default 250,500,1000,2000)
   --stream-seconds S      length of each stream (default 10)
   --direct-seconds S      length of the direct-SDK baseline streams (default 2)
   --fanout-rooms a,b      rooms per fan-out level (default 10,40)
@@ -80,6 +82,7 @@ const HELP = `npm run bench -- [flags]
   --workloads list        ${WORKLOADS.join(',')}
   --loadgens N            load generator processes, 1 or 2 (default 2)
   --ramp-ms MS            spread of stream starts (default 500)
+  --warm-replies N        short replies a fresh contender serves before it is measured (default 400)
   --slo-ms MS             p99 bound for "throughput at the same p99" (default 100)
   --profile-streams N     streams in the --cpu-prof run of the relay (default 1000)
   --profile-seconds S     (default 8)
@@ -105,6 +108,7 @@ export function parseOptions(argv: string[]): Options {
     workloads: [...WORKLOADS],
     loadgens: 2,
     rampMs: 500,
+    warmReplies: 400,
     sloMs: 100,
     pace: 30,
     out: join(ROOT, 'bench', 'results'),
@@ -134,7 +138,7 @@ export function parseOptions(argv: string[]): Options {
         ...common,
         mode: 'full',
         reps: 3,
-        streams: [250, 1000, 2000],
+        streams: [250, 500, 1000, 2000],
         streamSeconds: 10,
         directSeconds: 2,
         fanoutRooms: [10, 40],
@@ -184,6 +188,7 @@ export function parseOptions(argv: string[]): Options {
       case '--workloads': o.workloads = list(v).filter((w) => WORKLOADS.includes(w)); break;
       case '--loadgens': o.loadgens = Math.min(2, Math.max(1, Number(v))); break;
       case '--ramp-ms': o.rampMs = Number(v); break;
+      case '--warm-replies': o.warmReplies = Number(v); break;
       case '--slo-ms': o.sloMs = Number(v); break;
       case '--profile-streams': o.profileStreams = Number(v); break;
       case '--profile-seconds': o.profileSeconds = Number(v); break;
@@ -391,8 +396,6 @@ class Bench {
     let mem: Awaited<ReturnType<ServerProc['probe']>>;
     let cpu1: typeof cpu0;
     try {
-      // A fresh process is cold (lazy module loading, unoptimised code, no upstream connections): serve a few
-      // short replies first, as a long-running server would have, so the window measures steady state.
       if (server) await this.warmServer(server.url, p.target, p.members);
       this.loadgens.forEach((lg, k) =>
         lg.send({
@@ -584,15 +587,24 @@ class Bench {
     return m;
   }
 
+  /**
+   * A fresh process runs cold code (lazy module loading, V8 not yet optimising, no upstream connections);
+   * a long-running server is warm. Serve short replies in batches first, the same for every contender:
+   * measured on the relay, its CPU per reply stops falling after a few hundred.
+   */
   private async warmServer(url: string, target: Target, members: number): Promise<void> {
     const lg = this.loadgens[0]!;
-    const id = `w${++this.seq}`;
-    const rooms = Array.from({ length: 16 }, (_, i) => ({ id: `${id}-r${i}`, index: i, members: Math.min(members, 4) }));
-    lg.send({ cmd: 'prepare', spec: { trialId: id, target, url, rooms, totalRooms: rooms.length, tokens: 8, rampMs: 100, deadlineMs: 10_000 } });
-    await lg.next('prepared', 30_000);
-    lg.send({ cmd: 'go', t0: now() });
-    await lg.next('result', 40_000);
-    await this.resetLoadgens();
+    const batch = 100;
+    for (let done = 0; done < this.o.warmReplies; done += batch) {
+      const id = `w${++this.seq}`;
+      const n = Math.min(batch, this.o.warmReplies - done);
+      const rooms = Array.from({ length: n }, (_, i) => ({ id: `${id}-r${i}`, index: i, members: Math.min(members, 4) }));
+      lg.send({ cmd: 'prepare', spec: { trialId: id, target, url, rooms, totalRooms: rooms.length, tokens: 8, rampMs: 100, deadlineMs: 10_000 } });
+      await lg.next('prepared', 30_000);
+      lg.send({ cmd: 'go', t0: now() });
+      await lg.next('result', 40_000);
+      await this.resetLoadgens();
+    }
   }
 
   /** Idle sockets: memory per connection at each level, one process ramped through the levels. */
