@@ -26,6 +26,13 @@ export interface TrialMetrics {
   latencyP50: number | undefined;
   latencyP99: number | undefined;
   latencyMax: number | undefined;
+  /**
+   * Added latency of tokens received in steady state: from 2 s after the last stream started until
+   * the first reply ends. The whole-trial figures also hold the start burst (every stream opening
+   * within the ramp), which costs a relay far more per stream than relaying a token.
+   */
+  steadyP50?: number | undefined;
+  steadyP99?: number | undefined;
   ttftP50: number | undefined;
   ttftP99: number | undefined;
   serverCpuSec?: number;
@@ -153,7 +160,11 @@ export interface Summary {
     sustained: Record<string, { level: number; tokensPerSec: number } | undefined>;
     relayOverFloorSustained?: number;
     relayOverSocketioSustained?: number;
-    p99AtTop: { level: number; byTarget: Record<string, number | undefined> } | undefined;
+    /** The same with the steady-state p99. */
+    sustainedSteady: Record<string, { level: number; tokensPerSec: number } | undefined>;
+    relayOverFloorSustainedSteady?: number;
+    relayOverSocketioSustainedSteady?: number;
+    p99AtTop: { level: number; byTarget: Record<string, number | undefined>; steadyByTarget?: Record<string, number | undefined> } | undefined;
   };
 }
 
@@ -168,6 +179,8 @@ const NUM_KEYS: NumKey[] = [
   'latencyP50',
   'latencyP99',
   'latencyMax',
+  'steadyP50',
+  'steadyP99',
   'ttftP50',
   'ttftP99',
   'serverCpuSec',
@@ -257,27 +270,37 @@ export function summarizeReport(r: BenchReport): Summary {
     });
 
   const slo = r.meta.options.sloMs;
-  const sustained: Summary['ratios']['sustained'] = {};
-  for (const t of ['floor', 'socketio', 'relay']) {
-    const held = streams
-      .filter((m) => m.target === t && (m.latencyP99 ?? Infinity) <= slo && (m.deliveredPct ?? 0) >= 99)
-      .sort((a, b) => b.level - a.level)[0];
-    sustained[t] = held ? { level: held.level, tokensPerSec: held.tokensPerSec ?? 0 } : undefined;
-  }
+  const heldAt = (p99: (m: Medians) => number | undefined): Summary['ratios']['sustained'] => {
+    const out: Summary['ratios']['sustained'] = {};
+    for (const t of ['floor', 'socketio', 'relay']) {
+      const held = streams
+        .filter((m) => m.target === t && (p99(m) ?? Infinity) <= slo && (m.deliveredPct ?? 0) >= 99)
+        .sort((a, b) => b.level - a.level)[0];
+      out[t] = held ? { level: held.level, tokensPerSec: held.tokensPerSec ?? 0 } : undefined;
+    }
+    return out;
+  };
+  const sustained = heldAt((m) => m.latencyP99);
+  const sustainedSteady = heldAt((m) => m.steadyP99);
   const levels = [...new Set(streams.map((m) => m.level))].sort((a, b) => a - b);
   const top = levels.includes(2000) ? 2000 : levels.at(-1);
+  const atTop = streams.filter((m) => m.level === top);
   const p99AtTop =
     top === undefined
       ? undefined
       : {
           level: top,
-          byTarget: Object.fromEntries(streams.filter((m) => m.level === top).map((m) => [m.target, m.latencyP99])) as Record<string, number | undefined>,
+          byTarget: Object.fromEntries(atTop.map((m) => [m.target, m.latencyP99])) as Record<string, number | undefined>,
+          steadyByTarget: Object.fromEntries(atTop.map((m) => [m.target, m.steadyP99])) as Record<string, number | undefined>,
         };
-  const ratios: Summary['ratios'] = { sloMs: slo, streams: perLevel(streams), fanout: perLevel(fanout), sustained, p99AtTop };
-  const rf = ratio(sustained.relay?.tokensPerSec, sustained.floor?.tokensPerSec);
-  const rs = ratio(sustained.relay?.tokensPerSec, sustained.socketio?.tokensPerSec);
-  if (rf !== undefined) ratios.relayOverFloorSustained = rf;
-  if (rs !== undefined) ratios.relayOverSocketioSustained = rs;
+  const ratios: Summary['ratios'] = { sloMs: slo, streams: perLevel(streams), fanout: perLevel(fanout), sustained, sustainedSteady, p99AtTop };
+  const put = (key: 'relayOverFloorSustained' | 'relayOverSocketioSustained' | 'relayOverFloorSustainedSteady' | 'relayOverSocketioSustainedSteady', v: number | undefined) => {
+    if (v !== undefined) ratios[key] = v;
+  };
+  put('relayOverFloorSustained', ratio(sustained.relay?.tokensPerSec, sustained.floor?.tokensPerSec));
+  put('relayOverSocketioSustained', ratio(sustained.relay?.tokensPerSec, sustained.socketio?.tokensPerSec));
+  put('relayOverFloorSustainedSteady', ratio(sustainedSteady.relay?.tokensPerSec, sustainedSteady.floor?.tokensPerSec));
+  put('relayOverSocketioSustainedSteady', ratio(sustainedSteady.relay?.tokensPerSec, sustainedSteady.socketio?.tokensPerSec));
   return { streams, fanout, slow, idle, ratios };
 }
 
@@ -295,8 +318,8 @@ function label(t: string, r: BenchReport): string {
 function streamTable(rows: Medians[], r: BenchReport, unit: string, receivers: (m: Medians) => string): string[] {
   const direct = new Map(rows.filter((m) => m.target === 'direct').map((m) => [m.level, m]));
   const out = [
-    `| ${unit} | contender | tokens/s | frames/s | added latency p50 / p99 ms | TTFT p50 / p99 ms | TTFT over direct SDK, p50 ms | server CPU % | tokens per CPU-s | frames per CPU-s | RSS max MB | heap kept MB | delivered |`,
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| ${unit} | contender | tokens/s | frames/s | added latency p50 / p99 ms | steady p50 / p99 ms | TTFT p50 / p99 ms | TTFT over direct SDK, p50 ms | server CPU % | tokens per CPU-s | frames per CPU-s | RSS max MB | heap kept MB | delivered |`,
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const m of rows) {
     const d = direct.get(m.level);
@@ -304,7 +327,7 @@ function streamTable(rows: Medians[], r: BenchReport, unit: string, receivers: (
     // When the SDK client in the load generator is itself past its limit, the baseline says little.
     const dagger = d && (d.latencyP99 ?? 0) > r.meta.options.sloMs ? ' †' : '';
     out.push(
-      `| ${receivers(m)} | ${label(m.target, r)} | ${k(m.tokensPerSec)} | ${k(m.framesPerSec)} | ${lat(m.latencyP50)} / ${lat(m.latencyP99)} | ` +
+      `| ${receivers(m)} | ${label(m.target, r)} | ${k(m.tokensPerSec)} | ${k(m.framesPerSec)} | ${lat(m.latencyP50)} / ${lat(m.latencyP99)} | ${lat(m.steadyP50)} / ${lat(m.steadyP99)} | ` +
         `${lat(m.ttftP50)} / ${lat(m.ttftP99)} | ${over === undefined ? '–' : `${over >= 0 ? '+' : ''}${lat(over)}${dagger}`} | ${f(m.serverCpuPct, 0)} | ` +
         `${k(m.tokensPerCpuSec)} | ${k(m.framesPerCpuSec)} | ${f(m.rssMaxMb, 0)} | ${f(m.heapEndMb, 0)} | ${f(m.deliveredPct, 1)} %${m.errors ? ` (${m.errors} errors)` : ''} |`,
     );
@@ -348,30 +371,37 @@ export function renderMarkdown(r: BenchReport): string {
   L.push('');
   const sLevels = [...new Set(s.streams.map((m) => m.level))];
   if (sLevels.length) {
-    L.push('| streams | tokens/s floor · socketio · relay | relay ÷ floor | relay ÷ socketio | p99 ms floor · socketio · relay | server CPU % floor · socketio · relay | tokens per CPU-s floor · socketio · relay | relay ÷ floor per CPU-s | relay ÷ socketio per CPU-s |');
-    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    L.push('| streams | tokens/s floor · socketio · relay | relay ÷ floor | relay ÷ socketio | p99 ms floor · socketio · relay | steady p99 ms floor · socketio · relay | server CPU % floor · socketio · relay | tokens per CPU-s floor · socketio · relay | relay ÷ floor per CPU-s | relay ÷ socketio per CPU-s |');
+    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const level of sLevels) {
       const g = (t: string) => s.streams.find((m) => m.level === level && m.target === t);
       const [fl, si, re] = [g('floor'), g('socketio'), g('relay')];
       const rr = ratios.streams.find((x) => x.level === level);
       L.push(
         `| ${level} | ${k(fl?.tokensPerSec)} · ${k(si?.tokensPerSec)} · ${k(re?.tokensPerSec)} | ${x2(rr?.relayOverFloorTps)} | ${x2(rr?.relayOverSocketioTps)} | ` +
-          `${lat(fl?.latencyP99)} · ${lat(si?.latencyP99)} · ${lat(re?.latencyP99)} | ${f(fl?.serverCpuPct, 0)} · ${f(si?.serverCpuPct, 0)} · ${f(re?.serverCpuPct, 0)} | ` +
+          `${lat(fl?.latencyP99)} · ${lat(si?.latencyP99)} · ${lat(re?.latencyP99)} | ${lat(fl?.steadyP99)} · ${lat(si?.steadyP99)} · ${lat(re?.steadyP99)} | ${f(fl?.serverCpuPct, 0)} · ${f(si?.serverCpuPct, 0)} · ${f(re?.serverCpuPct, 0)} | ` +
           `${k(fl?.tokensPerCpuSec)} · ${k(si?.tokensPerCpuSec)} · ${k(re?.tokensPerCpuSec)} | ${x2(rr?.relayOverFloorEff)} | ${x2(rr?.relayOverSocketioEff)} |`,
       );
     }
     L.push('');
-    const sus = (t: string) => {
-      const v = ratios.sustained[t];
+    const sus = (t: string, held = ratios.sustained) => {
+      const v = held[t];
       return v ? `${v.level} streams (${k(v.tokensPerSec)} tokens/s)` : `none of the levels run`;
     };
     L.push(`- **Throughput at the same p99** (highest streams level with added-latency p99 ≤ ${ratios.sloMs} ms and ≥ 99 % of tokens delivered): ` +
       `floor ${sus('floor')}, socketio ${sus('socketio')}, relay ${sus('relay')}; ` +
       `relay ÷ floor **${x2(ratios.relayOverFloorSustained)}**, relay ÷ socketio **${x2(ratios.relayOverSocketioSustained)}**. ` +
       'Below saturation every contender delivers the offered load, so tokens/s ratios sit at 1.00× and the per-CPU-second columns are what tell them apart.');
+    if (ratios.sustainedSteady) {
+      const held = ratios.sustainedSteady;
+      L.push(`- **The same in steady state** (steady p99 ≤ ${ratios.sloMs} ms: tokens from 2 s after the last stream opened, so the start burst is left out): ` +
+        `floor ${sus('floor', held)}, socketio ${sus('socketio', held)}, relay ${sus('relay', held)}; ` +
+        `relay ÷ floor **${x2(ratios.relayOverFloorSustainedSteady)}**, relay ÷ socketio **${x2(ratios.relayOverSocketioSustainedSteady)}**.`);
+    }
     if (ratios.p99AtTop) {
       const p = ratios.p99AtTop;
-      L.push(`- **Added latency p99 at ${p.level} streams**: ${Object.entries(p.byTarget).map(([t, v]) => `${t} ${lat(v)} ms`).join(', ')}.`);
+      const steady = p.steadyByTarget ? `; steady state: ${Object.entries(p.steadyByTarget).map(([t, v]) => `${t} ${lat(v)} ms`).join(', ')}` : '';
+      L.push(`- **Added latency p99 at ${p.level} streams**: ${Object.entries(p.byTarget).map(([t, v]) => `${t} ${lat(v)} ms`).join(', ')}${steady}.`);
     }
     L.push('');
   }

@@ -61,6 +61,8 @@ export interface Options {
 }
 
 const WORKLOADS = ['micro', 'streams', 'fanout', 'idle', 'slow', 'profile'];
+/** Where a trial's steady-state window opens, after the last stream has started. */
+const STEADY_AFTER_RAMP_MS = 2000;
 
 const HELP = `npm run bench -- [flags]
   --quick                 small sizes, one repetition (~1–2 min)
@@ -384,6 +386,9 @@ class Bench {
           ...(o.slowPad ? { tokenPad: o.slowPad } : {}),
         }
       : {};
+    // Steady state: every stream has opened and the start burst has been worked off; no reply has ended yet.
+    const steady = { aFrom: o.rampMs + STEADY_AFTER_RAMP_MS, aTo: p.seconds * 1000 - 300 };
+    const steadySpec = !p.slow && steady.aTo > steady.aFrom ? { split: { ...steady, bFrom: 0, bTo: 0 } } : {};
     const L = this.loadgens.length;
     let prepareErrors = 0;
     let firstError: string | undefined;
@@ -410,6 +415,7 @@ class Bench {
             rampMs: o.rampMs,
             deadlineMs,
             ...slowSpec,
+            ...steadySpec,
             ...(p.slow && k === 0 ? { slowRooms: rooms.map((r) => r.id) } : {}),
           },
         }),
@@ -531,6 +537,7 @@ class Bench {
       latencyP50: latency.percentile(50),
       latencyP99: latency.percentile(99),
       latencyMax: latency.count ? latency.max : undefined,
+      ...(!p.slow && latencyA.count ? { steadyP50: latencyA.percentile(50), steadyP99: latencyA.percentile(99) } : {}),
       ttftP50: ttft.percentile(50),
       ttftP99: ttft.percentile(99),
       ...(serverCpuSec !== undefined
@@ -580,7 +587,7 @@ class Bench {
       : '';
     log(
       `${p.warmup ? 'warm-up: ' : ''}${p.workload} ${p.level}${p.phase ? ` ${p.phase}` : ''} rep ${p.rep} ${p.target.padEnd(8)} ` +
-        `${fmt(m.tokensPerSec / 1000)}k tok/s  p50 ${fmt(m.latencyP50, 2)} p99 ${fmt(m.latencyP99, 1)} ms  ttft ${fmt(m.ttftP50, 1)} ms  ` +
+        `${fmt(m.tokensPerSec / 1000)}k tok/s  p50 ${fmt(m.latencyP50, 2)} p99 ${fmt(m.latencyP99, 1)} (steady ${fmt(m.steadyP99, 1)}) ms  ttft ${fmt(m.ttftP50, 1)} ms  ` +
         `cpu ${fmt(m.serverCpuPct, 0)}%  rss ${fmt(m.rssMaxMb, 0)} MB  delivered ${fmt(m.deliveredPct, 1)}%` +
         `${errors ? `  errors ${errors} (${firstError})` : ''}${slowNote}  [${fmt(m.wallSec, 1)} s]`,
     );

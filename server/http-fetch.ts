@@ -20,13 +20,12 @@ function abortError(): Error {
   return err;
 }
 
-function responseHeaders(res: IncomingMessage): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(res.headers)) {
-    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
-    else if (value !== undefined) headers.set(name, value);
-  }
-  return headers;
+/** The response's header lines as name/value pairs, repeated names (set-cookie) kept. */
+function responseHeaders(res: IncomingMessage): Array<[string, string]> {
+  const raw = res.rawHeaders;
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!]);
+  return pairs;
 }
 
 export function nodeFetch(): typeof fetch {
@@ -40,7 +39,8 @@ export function nodeFetch(): typeof fetch {
       if (signal?.aborted) return reject(abortError());
       const req = (secure ? httpsRequest : httpRequest)(url, {
         method: init?.method ?? 'GET',
-        headers: Object.fromEntries(new Headers(init?.headers)),
+        // The SDK hands a Headers; copying it into another first would cost a second pass per request.
+        headers: Object.fromEntries(init?.headers instanceof Headers ? init.headers : new Headers(init?.headers)),
         agent: secure ? https : http,
       });
       // Aborting closes the connection: the upstream sees it and stops generating.

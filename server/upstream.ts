@@ -161,22 +161,24 @@ function readEvents(
       finished = true;
       body.off('data', onData).off('end', onEnd).off('error', finish).off('close', onClose);
       signal.removeEventListener('abort', onAbort);
+      // Whatever the body does from here on is no longer this reply's concern.
+      body.on('error', () => undefined);
       if (ended) {
         // Read to its end: the connection goes back to the agent for the next reply.
       } else if (done) {
         // The upstream said [DONE] and normally ends the body right after: let it, so the connection is reused.
         const giveUp = setTimeout(() => body.destroy(), DRAIN_AFTER_DONE_MS);
-        body.once('close', () => clearTimeout(giveUp)).on('error', () => undefined).resume();
+        body.once('close', () => clearTimeout(giveUp)).resume();
       } else {
         // Cancelled or failed: destroying the body closes the connection, and the upstream sees it.
-        body.on('error', () => undefined).destroy();
+        body.destroy();
       }
       if (err === undefined) resolve();
       else reject(err);
     };
     const drain = () => {
       try {
-        while (next < queue.length && !signal.aborted) {
+        while (next < queue.length && !finished && !signal.aborted) {
           const result = onEvent(queue[next++]!);
           if (result === DONE) return finish(undefined, true);
           if (result) {
@@ -194,14 +196,19 @@ function readEvents(
       } catch (err) {
         return finish(err);
       }
+      if (finished) return;
       queue = [];
       next = 0;
       if (signal.aborted || ended) finish();
     };
     const take = (events: SseEvent[]) => {
       if (events.length === 0) return;
-      if (next === queue.length) queue = events;
-      else queue.push(...events);
+      if (next === queue.length) {
+        queue = events;
+        next = 0;
+      } else {
+        queue.push(...events);
+      }
       if (!waiting) drain();
     };
     const onData = (chunk: string) => {
