@@ -102,7 +102,7 @@ export class MemoryStore implements ConversationStore {
     c.logBytes += json.length;
     this.trimLog(c, at);
     this.fold(c, event, at, json);
-    this.bus.publish(conversationId, { json, event, ...(origin ? { origin } : {}) });
+    this.bus.publish(conversationId, origin ? { json, event, origin } : { json, event });
     return { event, json };
   }
 

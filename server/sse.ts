@@ -16,7 +16,9 @@ export class SseDecoder {
   private readonly text = new TextDecoder('utf-8');
   private partial: string[] = [];
   private partialLength = 0;
-  private data: string[] = [];
+  /** The event's data lines: the first on its own (nearly every event has one), the rest in `more`. */
+  private data: string | undefined;
+  private more: string[] = [];
   private dataLength = 0;
   private event = '';
   /** A chunk ended in \r: a \n opening the next one belongs to the same line break. */
@@ -43,9 +45,12 @@ export class SseDecoder {
     let start = 0;
     if (this.skipLineFeed && chunk.charCodeAt(0) === 10) start = 1;
     this.skipLineFeed = false;
+    // The next \r is looked up again only once passed: most bodies have none, and rescanning the rest of
+    // the chunk for every line would be quadratic in a read that carries many events.
+    let cr = -2;
     while (start < chunk.length) {
       const lf = chunk.indexOf('\n', start);
-      const cr = chunk.indexOf('\r', start);
+      if (cr !== -1 && cr < start) cr = chunk.indexOf('\r', start);
       const end = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
       if (end < 0) break;
       let line = chunk.slice(start, end);
@@ -76,12 +81,14 @@ export class SseDecoder {
 
   private line(line: string): SseEvent | undefined {
     if (line === '') {
-      if (this.data.length === 0) {
+      if (this.data === undefined) {
         this.event = '';
         return undefined;
       }
-      const event = { event: this.event, data: this.data.join('\n') };
-      this.data = [];
+      const data = this.more.length ? [this.data, ...this.more].join('\n') : this.data;
+      const event = { event: this.event, data };
+      this.data = undefined;
+      if (this.more.length) this.more = [];
       this.dataLength = 0;
       this.event = '';
       return event;
@@ -96,7 +103,8 @@ export class SseDecoder {
       if (this.dataLength > this.maxEventChars) {
         throw new SseOverflowError(`an upstream event exceeded ${this.maxEventChars} characters`);
       }
-      this.data.push(value);
+      if (this.data === undefined) this.data = value;
+      else this.more.push(value);
     } else if (field === 'event') {
       this.event = value;
     }

@@ -292,8 +292,15 @@ class ChunkFolder {
     // The relay asks for one choice; a provider that sends more (n > 1) is read for index 0 only.
     const choices = chunk.choices;
     if (!Array.isArray(choices)) return undefined;
-    const choice: unknown = choices.find((c: unknown) => isRecord(c) && (c.index ?? 0) === 0);
-    if (!isRecord(choice)) return undefined;
+    const list: unknown[] = choices;
+    let choice: Record<string, unknown> | undefined;
+    for (const c of list) {
+      if (isRecord(c) && (c.index ?? 0) === 0) {
+        choice = c;
+        break;
+      }
+    }
+    if (!choice) return undefined;
     const finish = text(choice.finish_reason);
     if (finish) this.finishReason = FINISH_REASONS[finish] ?? 'stop';
     const delta = choice.delta;
