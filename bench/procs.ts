@@ -5,7 +5,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { FromLoadgen, ProbeMaps, ProbeReply, ToLoadgen } from './common.js';
+import type { Contender, FromLoadgen, ProbeMaps, ProbeReply, ToLoadgen } from './common.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const PROBE = pathToFileURL(join(ROOT, 'bench', 'probe.mjs')).href;
@@ -223,4 +223,40 @@ export class Loadgen {
     this.child.kill('SIGKILL');
     await this.exited;
   }
+}
+
+/** How each contender is started: its script and environment, with the relay's limits out of the way. */
+export function contenderEnv(target: Contender, upstreamUrl: string, relayLogLevel = 'info'): { script: string; env: Record<string, string | undefined> } {
+  const common = { PORT: '0', HOST: '127.0.0.1' };
+  if (target === 'floor') return { script: 'bench/floor.ts', env: { ...common, UPSTREAM_URL: upstreamUrl } };
+  if (target === 'socketio') return { script: 'bench/socketio.ts', env: { ...common, UPSTREAM_URL: upstreamUrl } };
+  return {
+    script: 'server/main.ts',
+    env: {
+      ...common,
+      OPENAI_API_KEY: 'bench',
+      OPENAI_BASE_URL: upstreamUrl,
+      OPENAI_MODEL: 'bench-model',
+      LOG_LEVEL: relayLogLevel,
+      // Every limit out of the way: the bench measures the relay's cost, not its policy.
+      FRAME_RATE_PER_SEC: '100000',
+      FRAME_BURST: '100000',
+      FRAME_ABUSE_STRIKES: '100000',
+      MAX_CONNECTIONS: '100000',
+      MAX_CONNECTIONS_PER_IP: '100000',
+      CONNECTIONS_PER_IP_PER_MINUTE: '100000000',
+      REPLIES_PER_MINUTE: '100000',
+      MAX_ACTIVE_REPLIES: '1000',
+      MAX_QUEUED_REPLIES: '16',
+      MAX_CONVERSATIONS: '1000',
+      TOKEN_QUOTA: '0',
+      SHUTDOWN_GRACE_MS: '0',
+      // Not ours to inherit from the shell: this is a one-node, anonymous, loopback relay.
+      REDIS_URL: '',
+      AUTH_JWT_SECRET: '',
+      AUTH_JWT_PUBLIC_KEY: '',
+      ALLOWED_ORIGINS: '',
+      TRUST_PROXY: 'false',
+    },
+  };
 }

@@ -524,7 +524,7 @@ export function renderMarkdown(r: BenchReport): string {
     L.push('');
     L.push(
       'One event split over many reads (as when the upstream writes it in small TCP writes), decoded by the openai 6 SDK (`Stream.fromSSEResponse`) and by the relay\'s `SseDecoder` ' +
-        '(read as server/upstream.ts reads a body); both JSON.parse every event. Medians of repeated runs in one process (bench/sse-micro.ts).',
+        '(both fed the same bytes; in the relay itself Node decodes the UTF-8 in the stream before the decoder sees it); both JSON.parse every event. Medians of repeated runs in one process (bench/sse-micro.ts).',
     );
     L.push('');
     L.push(microMarkdown(r.micro));

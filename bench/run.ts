@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Histogram, now, sleep, type Contender, type RoomSpec, type Target, type TrialResult } from './common.js';
 import { profileMarkdown, summarize, type ProfileSummary } from './cpuprofile.js';
-import { cpuMs, Loadgen, machineCpu, ROOT, rssBytes, startServer, type ServerProc } from './procs.js';
+import { contenderEnv, cpuMs, Loadgen, machineCpu, ROOT, rssBytes, startServer, type ServerProc } from './procs.js';
 import { renderMarkdown, type BenchReport, type IdleMetrics, type TrialMetrics } from './report.js';
 import type { MicroCase } from './sse-micro.js';
 
@@ -286,38 +286,7 @@ class Bench {
   }
 
   contenderEnv(target: Contender): { script: string; env: Record<string, string | undefined> } {
-    const common = { PORT: '0', HOST: '127.0.0.1' };
-    if (target === 'floor') return { script: 'bench/floor.ts', env: { ...common, UPSTREAM_URL: this.upstream.url } };
-    if (target === 'socketio') return { script: 'bench/socketio.ts', env: { ...common, UPSTREAM_URL: this.upstream.url } };
-    return {
-      script: 'server/main.ts',
-      env: {
-        ...common,
-        OPENAI_API_KEY: 'bench',
-        OPENAI_BASE_URL: this.upstream.url,
-        OPENAI_MODEL: 'bench-model',
-        LOG_LEVEL: this.o.relayLogLevel,
-        // Every limit out of the way: the bench measures the relay's cost, not its policy.
-        FRAME_RATE_PER_SEC: '100000',
-        FRAME_BURST: '100000',
-        FRAME_ABUSE_STRIKES: '100000',
-        MAX_CONNECTIONS: '100000',
-        MAX_CONNECTIONS_PER_IP: '100000',
-        CONNECTIONS_PER_IP_PER_MINUTE: '100000000',
-        REPLIES_PER_MINUTE: '100000',
-        MAX_ACTIVE_REPLIES: '1000',
-        MAX_QUEUED_REPLIES: '16',
-        MAX_CONVERSATIONS: '1000',
-        TOKEN_QUOTA: '0',
-        SHUTDOWN_GRACE_MS: '0',
-        // Not ours to inherit from the shell: this is a one-node, anonymous, loopback relay.
-        REDIS_URL: '',
-        AUTH_JWT_SECRET: '',
-        AUTH_JWT_PUBLIC_KEY: '',
-        ALLOWED_ORIGINS: '',
-        TRUST_PROXY: 'false',
-      },
-    };
+    return contenderEnv(target, this.upstream.url, this.o.relayLogLevel);
   }
 
   startContender(target: Contender, nodeArgs: string[] = []): Promise<ServerProc> {

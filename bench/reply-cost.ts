@@ -1,0 +1,90 @@
+// CPU a server spends to open and finish one short reply, warm: N sockets
+// each send one 2-token reply per round; the server's CPU over the round
+// (from /proc) divided by N. Early rounds show the cold cost (lazy loading,
+// unoptimised code, new upstream connections), later ones the steady cost.
+//
+//   npx tsx bench/reply-cost.ts [--sockets 300] [--rounds 10] [--contenders floor,relay]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import type { Contender } from './common.js';
+import { contenderEnv, cpuMs, startServer } from './procs.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+};
+const SOCKETS = Number(flag('--sockets', '300'));
+const ROUNDS = Number(flag('--rounds', '10'));
+const CONTENDERS = flag('--contenders', 'floor,relay')
+  .split(',')
+  .filter((c): c is Contender => c === 'floor' || c === 'relay');
+
+function open(url: string, hello: boolean): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once('error', reject);
+    ws.once('open', () => {
+      if (!hello) return resolve(ws);
+      ws.send(JSON.stringify({ type: 'hello' }));
+      ws.once('message', () => resolve(ws));
+    });
+  });
+}
+
+/** One reply on `ws`: resolves at its end (or at an error frame, counted as a failure). */
+function reply(ws: WebSocket, target: Contender, conversation: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const on = (data: Buffer) => {
+      const text = data.toString();
+      const failed = text.includes('"type":"error"');
+      if (!failed && !text.includes('"type":"reply.end"')) return;
+      ws.off('message', on);
+      resolve(!failed);
+    };
+    ws.on('message', on);
+    const frame =
+      target === 'floor'
+        ? { type: 'send', room: conversation, text: 'hello there', maxTokens: 2 }
+        : { type: 'send', conversationId: conversation, text: 'hello there', options: { maxTokens: 2 } };
+    ws.send(JSON.stringify(frame));
+  });
+}
+
+const work = mkdtempSync(join(tmpdir(), 'reply-cost-'));
+const upstream = await startServer({
+  name: 'upstream',
+  script: 'bench/upstream.ts',
+  env: { PORT: '0', HOST: '127.0.0.1', BENCH_PACE: '1000' },
+  logFile: join(work, 'upstream.log'),
+  probe: false,
+});
+try {
+  for (const target of CONTENDERS) {
+    const { script, env } = contenderEnv(target, upstream.url, 'info');
+    const server = await startServer({ name: target, script, env, logFile: join(work, `${target}.log`), probe: false });
+    try {
+      const sockets: WebSocket[] = [];
+      for (let i = 0; i < SOCKETS; i++) sockets.push(await open(server.url, target === 'relay'));
+      const perReply: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const before = cpuMs(server.pid) ?? 0;
+        const ok = await Promise.all(sockets.map((ws, i) => reply(ws, target, `r${round}-${i}`)));
+        const us = (((cpuMs(server.pid) ?? 0) - before) * 1000) / SOCKETS;
+        perReply.push(us);
+        const failed = ok.filter((x) => !x).length;
+        console.log(`${target.padEnd(6)} round ${round + 1}: ${us.toFixed(0)} µs of server CPU per reply${failed ? ` (${failed} failed)` : ''}`);
+      }
+      for (const ws of sockets) ws.terminate();
+      const warm = perReply.slice(Math.floor(ROUNDS / 2)).sort((a, b) => a - b);
+      console.log(`${target.padEnd(6)} warm (median of the last ${warm.length} rounds): ${warm[Math.floor(warm.length / 2)]!.toFixed(0)} µs per reply`);
+    } finally {
+      await server.stop();
+    }
+  }
+} finally {
+  await upstream.stop();
+  rmSync(work, { recursive: true, force: true });
+}
