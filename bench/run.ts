@@ -65,7 +65,7 @@ const WORKLOADS = ['micro', 'streams', 'fanout', 'idle', 'slow', 'profile'];
 const STEADY_AFTER_RAMP_MS = 2000;
 
 const HELP = `npm run bench -- [flags]
-  --quick                 small sizes, one repetition (~1–2 min)
+  --quick                 small sizes, one repetition (~3 min)
   --reps N                alternating repetitions per level (default 3)
   --streams a,b,c         concurrent 1:1 streams per level (default 250,500,1000,2000)
   --stream-seconds S      length of each stream (default 10)
