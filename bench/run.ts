@@ -4,7 +4,7 @@
 // process, started fresh for each trial; repetitions alternate contenders
 // (floor, socketio, relay, floor, …) and the report gives medians.
 //
-//   npm run bench                 the default run (~10 minutes on 2 cores)
+//   npm run bench                 the default run (~13 minutes on 2 cores)
 //   npm run bench -- --quick      a smoke run (~1–2 minutes, one repetition)
 //   npm run bench -- --help       every flag
 //
