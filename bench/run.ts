@@ -5,7 +5,7 @@
 // (floor, socketio, relay, floor, …) and the report gives medians.
 //
 //   npm run bench                 the default run (~13 minutes on 2 cores)
-//   npm run bench -- --quick      a smoke run (~1–2 minutes, one repetition)
+//   npm run bench -- --quick      a smoke run (~3 minutes, one repetition)
 //   npm run bench -- --help       every flag
 //
 // Results: bench/results/latest.{json,md} (and <mode>.{json,md}), plus
