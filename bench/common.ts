@@ -109,6 +109,16 @@ export class Histogram {
 // ------------------------------------------------------------ orchestrator ⇄ load generator
 
 export type Contender = 'floor' | 'socketio' | 'relay';
+
+/** The contenders spoken to in plain WebSocket frames. */
+export type WsContender = 'floor' | 'relay';
+
+/** The frame that asks a plain-WebSocket contender for a reply of `maxTokens` tokens. */
+export function sendFrame(target: WsContender, room: string, text: string, maxTokens: number): string {
+  return JSON.stringify(
+    target === 'floor' ? { type: 'send', room, text, maxTokens } : { type: 'send', conversationId: room, text, options: { maxTokens } },
+  );
+}
 export type Target = Contender | 'direct';
 
 export interface RoomSpec {
@@ -134,10 +144,11 @@ export interface TrialSpec {
   /** When (ms after t0) that socket stops reading (ws pause()); never if absent. */
   slowPauseAtMs?: number;
   /**
-   * Also record latency in two windows (ms after t0, by receive time):
-   * A = [aFrom, aTo), B = [bFrom, bTo). The slow-consumer test compares them.
+   * Also record latency in one or two windows (ms after t0, by receive time):
+   * A = [aFrom, aTo), B = [bFrom, bTo). The slow-consumer test compares them;
+   * the other trials use A alone, for steady state.
    */
-  split?: { aFrom: number; aTo: number; bFrom: number; bTo: number };
+  split?: { aFrom: number; aTo: number; bFrom?: number; bTo?: number };
   /** Ask the upstream to pad every token with this many bytes of text (prompt directive `[pad=N]`). */
   tokenPad?: number;
 }

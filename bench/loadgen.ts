@@ -12,6 +12,7 @@ import {
   forEachStamp,
   Histogram,
   now,
+  sendFrame,
   type Contender,
   type FromLoadgen,
   type RoomSpec,
@@ -100,7 +101,11 @@ class Trial {
     if (split) {
       const since = t - this.startedAt;
       const into =
-        since >= split.bFrom && since < split.bTo ? this.latencyB : since >= split.aFrom && since < split.aTo ? this.latencyA : undefined;
+        split.bFrom !== undefined && split.bTo !== undefined && since >= split.bFrom && since < split.bTo
+          ? this.latencyB
+          : since >= split.aFrom && since < split.aTo
+            ? this.latencyA
+            : undefined;
       n = forEachStamp(raw, (stamp) => {
         this.latency.record(t - stamp);
         into?.record(t - stamp);
@@ -300,7 +305,7 @@ class RelayClient extends WsClient {
   }
 
   send(conversationId: string, text: string, maxTokens: number): void {
-    this.ws!.send(JSON.stringify({ type: 'send', conversationId, text, options: { maxTokens } }));
+    this.ws!.send(sendFrame('relay', conversationId, text, maxTokens));
   }
 
   protected message(s: string): void {
@@ -358,7 +363,7 @@ class FloorClient extends WsClient {
   }
 
   send(room: string, text: string, maxTokens: number): void {
-    this.ws!.send(JSON.stringify({ type: 'send', room, text, maxTokens }));
+    this.ws!.send(sendFrame('floor', room, text, maxTokens));
   }
 
   protected message(s: string): void {

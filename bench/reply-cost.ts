@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import type { Contender } from './common.js';
+import { sendFrame, type WsContender } from './common.js';
 import { contenderEnv, cpuMs, startServer } from './procs.js';
 
 const args = process.argv.slice(2);
@@ -20,7 +20,7 @@ const SOCKETS = Number(flag('--sockets', '300'));
 const ROUNDS = Number(flag('--rounds', '10'));
 const CONTENDERS = flag('--contenders', 'floor,relay')
   .split(',')
-  .filter((c): c is Contender => c === 'floor' || c === 'relay');
+  .filter((c): c is WsContender => c === 'floor' || c === 'relay');
 
 function open(url: string, hello: boolean): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -35,7 +35,7 @@ function open(url: string, hello: boolean): Promise<WebSocket> {
 }
 
 /** One reply on `ws`: resolves at its end (or at an error frame, counted as a failure). */
-function reply(ws: WebSocket, target: Contender, conversation: string): Promise<boolean> {
+function reply(ws: WebSocket, target: WsContender, conversation: string): Promise<boolean> {
   return new Promise((resolve) => {
     const on = (data: Buffer) => {
       const text = data.toString();
@@ -45,11 +45,7 @@ function reply(ws: WebSocket, target: Contender, conversation: string): Promise<
       resolve(!failed);
     };
     ws.on('message', on);
-    const frame =
-      target === 'floor'
-        ? { type: 'send', room: conversation, text: 'hello there', maxTokens: 2 }
-        : { type: 'send', conversationId: conversation, text: 'hello there', options: { maxTokens: 2 } };
-    ws.send(JSON.stringify(frame));
+    ws.send(sendFrame(target, conversation, 'hello there', 2));
   });
 }
 

@@ -285,12 +285,8 @@ class Bench {
     await this.upstream?.stop();
   }
 
-  contenderEnv(target: Contender): { script: string; env: Record<string, string | undefined> } {
-    return contenderEnv(target, this.upstream.url, this.o.relayLogLevel);
-  }
-
   startContender(target: Contender, nodeArgs: string[] = []): Promise<ServerProc> {
-    const { script, env } = this.contenderEnv(target);
+    const { script, env } = contenderEnv(target, this.upstream.url, this.o.relayLogLevel);
     const relay = target === 'relay';
     return startServer({
       name: target,
@@ -357,7 +353,7 @@ class Bench {
       : {};
     // Steady state: every stream has opened and the start burst has been worked off; no reply has ended yet.
     const steady = { aFrom: o.rampMs + STEADY_AFTER_RAMP_MS, aTo: p.seconds * 1000 - 300 };
-    const steadySpec = !p.slow && steady.aTo > steady.aFrom ? { split: { ...steady, bFrom: 0, bTo: 0 } } : {};
+    const steadySpec = !p.slow && steady.aTo > steady.aFrom ? { split: steady } : {};
     const L = this.loadgens.length;
     let prepareErrors = 0;
     let firstError: string | undefined;
