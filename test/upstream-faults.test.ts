@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { FaultPlan } from '../server/localmodel.js';
+import type { ErrorCode } from '../shared/codes.js';
 import { replyText, startStack, type Stack, type TestClient } from './helpers.js';
 
 const TEXT = 'alpha beta gamma delta epsilon zeta eta theta';
@@ -29,61 +30,48 @@ async function replyUnder(fault: FaultPlan): Promise<{ c: TestClient; end: Await
   return { c, end, text: replyText(c.frames, start.replyId) };
 }
 
-test('HTTP 429 before the first token: upstream_rate_limited', async () => {
-  const { end, text } = await replyUnder({ httpStatus: 429 });
-  assert.is(end.finishReason, 'error');
-  assert.is(end.error?.code, 'upstream_rate_limited');
-  assert.is(text, '');
-});
+const chunk = (content: string) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content } }] })}\n\n`;
 
-test('HTTP 500 before the first token: upstream_error', async () => {
-  const { end } = await replyUnder({ httpStatus: 500 });
-  assert.is(end.finishReason, 'error');
-  assert.is(end.error?.code, 'upstream_error');
-});
+// Each fault ends the reply as an error with this code, keeping the text that arrived before it.
+const FAILURES: Array<{ name: string; fault: FaultPlan; code: ErrorCode; text: string }> = [
+  { name: 'HTTP 429 before the first token', fault: { httpStatus: 429 }, code: 'upstream_rate_limited', text: '' },
+  { name: 'HTTP 500 before the first token', fault: { httpStatus: 500 }, code: 'upstream_error', text: '' },
+  { name: 'an error event mid-stream', fault: { errorAfterTokens: 3 }, code: 'upstream_error', text: 'alpha beta gamma' },
+  { name: 'a malformed line mid-stream', fault: { malformedAfterTokens: 2 }, code: 'upstream_error', text: 'alpha beta' },
+  { name: 'a connection dropped mid-stream', fault: { dropAfterTokens: 4 }, code: 'upstream_error', text: 'alpha beta gamma delta' },
+  { name: 'a stream without a finish reason (truncated, not stop)', fault: { omitFinishReason: true }, code: 'upstream_error', text: TEXT },
+  { name: 'an oversized event (cut off)', fault: { replay: chunk('kept ') + chunk('x'.repeat(2 * 1024 * 1024)) + 'data: [DONE]\n\n' }, code: 'upstream_error', text: 'kept ' },
+];
+for (const { name, fault, code, text: kept } of FAILURES) {
+  test(`${name}: ${code}, text kept`, async () => {
+    const { end, text } = await replyUnder(fault);
+    assert.is(end.finishReason, 'error');
+    assert.is(end.error?.code, code);
+    assert.is(text, kept);
+  });
+}
 
-test('silence longer than the idle timeout: upstream_timeout, text kept, upstream aborted', async () => {
+/** A reply under `fault` ends with upstream_timeout after two tokens, and its upstream request is aborted. */
+async function timesOut(fault: FaultPlan): ReturnType<typeof replyUnder> {
   const before = stack.model.requests.length;
-  const { c, end, text } = await replyUnder({ stallAfterTokens: 2 });
-  assert.is(end.finishReason, 'error');
-  assert.is(end.error?.code, 'upstream_timeout');
-  assert.is(text, 'alpha beta');
+  const reply = await replyUnder(fault);
+  assert.is(reply.end.finishReason, 'error');
+  assert.is(reply.end.error?.code, 'upstream_timeout');
+  assert.is(reply.text, 'alpha beta');
   const req = stack.model.requests[before]!;
   await req.closed;
   assert.ok(req.aborted);
+  return reply;
+}
+
+test('silence longer than the idle timeout: upstream_timeout, text kept, upstream aborted', async () => {
+  const { c, end } = await timesOut({ stallAfterTokens: 2 });
   // Kept in history too.
   c.send({ type: 'join', conversationId: end.conversationId, since: 0 });
   const other = await stack.connect();
   other.send({ type: 'join', conversationId: end.conversationId });
   const joined = await other.next('joined');
   assert.is(joined.history.find((m) => m.id === end.replyId)?.text, 'alpha beta');
-});
-
-test('an error event mid-stream: upstream_error, text kept', async () => {
-  const { end, text } = await replyUnder({ errorAfterTokens: 3 });
-  assert.is(end.finishReason, 'error');
-  assert.is(end.error?.code, 'upstream_error');
-  assert.is(text, 'alpha beta gamma');
-});
-
-test('a malformed line mid-stream: upstream_error, text kept', async () => {
-  const { end, text } = await replyUnder({ malformedAfterTokens: 2 });
-  assert.is(end.error?.code, 'upstream_error');
-  assert.is(text, 'alpha beta');
-});
-
-test('a connection dropped mid-stream: upstream_error, text kept', async () => {
-  const { end, text } = await replyUnder({ dropAfterTokens: 4 });
-  assert.is(end.finishReason, 'error');
-  assert.is(end.error?.code, 'upstream_error');
-  assert.is(text, 'alpha beta gamma delta');
-});
-
-test('a stream without a finish reason is truncated, not stop', async () => {
-  const { end, text } = await replyUnder({ omitFinishReason: true });
-  assert.is(end.finishReason, 'error');
-  assert.is(end.error?.code, 'upstream_error');
-  assert.is(text, TEXT);
 });
 
 test('a missing [DONE] after a finish reason is still a clean stop', async () => {
@@ -118,24 +106,9 @@ test('without an upstream usage chunk the relay counts tokens itself (estimated)
   assert.is(end.usage!.totalTokens, end.usage!.promptTokens + end.usage!.completionTokens);
 });
 
-test('an oversized upstream event is cut off with upstream_error, text kept', async () => {
-  const chunk = (content: string) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content } }] })}\n\n`;
-  const { end, text } = await replyUnder({ replay: chunk('kept ') + chunk('x'.repeat(2 * 1024 * 1024)) + 'data: [DONE]\n\n' });
-  assert.is(end.finishReason, 'error');
-  assert.is(end.error?.code, 'upstream_error');
-  assert.is(text, 'kept ');
-});
-
 test('keep-alive comments do not extend the total reply deadline', async () => {
-  const before = stack.model.requests.length;
   // Comments every 50 ms keep the idle timer (300 ms) happy forever; REPLY_MAX_MS (2 s) still ends it.
-  const { end, text } = await replyUnder({ stallAfterTokens: 2, keepAliveMs: 50 });
-  assert.is(end.finishReason, 'error');
-  assert.is(end.error?.code, 'upstream_timeout');
-  assert.is(text, 'alpha beta');
-  const req = stack.model.requests[before]!;
-  await req.closed;
-  assert.ok(req.aborted);
+  await timesOut({ stallAfterTokens: 2, keepAliveMs: 50 });
 });
 
 test('after every fault the server still serves a normal exchange', async () => {
