@@ -18,14 +18,25 @@ interface Channel {
   /** The last seq delivered here. */
   lastSeq: number;
   ready: Promise<void>;
-  /** Event deliveries, one after another (a gap fill may have to read Redis first). */
+  /** Deliveries that had to wait (for the subscription, or behind a gap fill that reads Redis), one after another. */
   chain: Promise<void>;
+  /** Steps on the chain not yet done; while there are none, an in-order event is delivered at once. */
+  queued: number;
+  /** A catch-up is queued behind a full chain: the events dropped meanwhile are read back from the stream. */
+  catchUpQueued: boolean;
   /** Senders waiting for their own event to go out here. */
   waiters: Array<{ seq: number; resolve: () => void }>;
 }
 
 /** How long a sender waits for its own message to come back through Redis. */
 const DELIVERY_WAIT_MS = 2_000;
+
+type EventDelivery = Delivery & { event: NonNullable<Delivery['event']> };
+
+export interface RedisBusOptions {
+  /** Events a channel holds while a gap fill waits on Redis; past it, they are read back from the stream afterwards. */
+  maxQueuedDeliveries: number;
+}
 
 export class RedisBus implements Bus {
   private readonly channels = new Map<string, Channel>();
@@ -35,6 +46,7 @@ export class RedisBus implements Bus {
     private readonly sub: Redis,
     private readonly store: RedisStore,
     private readonly log: Logger,
+    private readonly opts: RedisBusOptions = { maxQueuedDeliveries: 10_000 },
   ) {
     sub.on('message', (channel: string, message: string) => this.receive(channel, message));
     // After a reconnect, whatever was published meanwhile is read back from the streams.
@@ -58,13 +70,23 @@ export class RedisBus implements Bus {
     const name = this.store.channel(conversationId);
     let ch = this.channels.get(name);
     if (!ch) {
-      const created: Channel = { conversationId, subscribers: new Set(), lastSeq: 0, ready: Promise.resolve(), chain: Promise.resolve(), waiters: [] };
+      const created: Channel = {
+        conversationId,
+        subscribers: new Set(),
+        lastSeq: 0,
+        ready: Promise.resolve(),
+        chain: Promise.resolve(),
+        queued: 0,
+        catchUpQueued: false,
+        waiters: [],
+      };
       created.ready = (async () => {
         await this.sub.subscribe(name);
         // Everything up to the head is in the store; the channel carries what comes after.
         created.lastSeq = Number((await this.pub.get(this.store.key(conversationId, 'seq'))) ?? 0);
       })();
-      created.chain = created.ready.catch((err: unknown) => this.log.error({ err, conversationId }, 'subscribe failed'));
+      // Until lastSeq is known, every event waits on the chain.
+      this.enqueue(created, () => created.ready.catch((err: unknown) => this.log.error({ err, conversationId }, 'subscribe failed')));
       this.channels.set(name, (ch = created));
     }
     const channel = ch;
@@ -105,7 +127,13 @@ export class RedisBus implements Bus {
   }
 
   private enqueue(ch: Channel, step: () => Promise<void>): void {
-    ch.chain = ch.chain.then(step).catch((err: unknown) => this.log.error({ err, conversationId: ch.conversationId }, 'delivery failed'));
+    ch.queued++;
+    ch.chain = ch.chain
+      .then(step)
+      .catch((err: unknown) => this.log.error({ err, conversationId: ch.conversationId }, 'delivery failed'))
+      .then(() => {
+        ch.queued--;
+      });
   }
 
   private receive(name: string, message: string): void {
@@ -125,19 +153,40 @@ export class RedisBus implements Bus {
       }
       case 'E': {
         const origin = head ? Origin.parse(JSON.parse(head)) : undefined;
-        this.enqueue(ch, async () => this.sequence(ch, { json: body, event: parseEvent(body), ...(origin ? { origin } : {}) }));
+        const d: EventDelivery = { json: body, event: parseEvent(body), ...(origin ? { origin } : {}) };
+        // The usual case, once per token: the next seq with nothing waiting goes out now, without a promise.
+        if (ch.queued === 0 && this.deliverNext(ch, d)) return;
+        if (ch.queued < this.opts.maxQueuedDeliveries) return this.enqueue(ch, () => this.sequence(ch, d));
+        // The stream retains it: one catch-up behind the queue reads back everything dropped here.
+        if (ch.catchUpQueued) return;
+        ch.catchUpQueued = true;
+        this.enqueue(ch, () => {
+          ch.catchUpQueued = false;
+          return this.catchUp(ch);
+        });
       }
     }
   }
 
-  private async sequence(ch: Channel, d: Delivery & { event: NonNullable<Delivery['event']> }): Promise<void> {
+  /** Delivers `d` if it is the next seq, drops it if it is an old one; false when there is a gap before it. */
+  private deliverNext(ch: Channel, d: EventDelivery): boolean {
     const seq = d.event.seq;
-    if (seq <= ch.lastSeq) return;
-    if (seq > ch.lastSeq + 1) await this.catchUp(ch, seq);
-    if (seq <= ch.lastSeq) return;
-    ch.lastSeq = seq;
+    if (seq > ch.lastSeq + 1) return false;
+    if (seq === ch.lastSeq + 1) this.deliver(ch, d);
+    return true;
+  }
+
+  private deliver(ch: Channel, d: EventDelivery): void {
+    ch.lastSeq = d.event.seq;
     for (const s of ch.subscribers) s.deliver(d);
     if (ch.waiters.length) this.release(ch);
+  }
+
+  private async sequence(ch: Channel, d: EventDelivery): Promise<void> {
+    if (this.deliverNext(ch, d)) return;
+    await this.catchUp(ch, d.event.seq);
+    // What the stream no longer held is lost (catchUp said so); this event still goes out.
+    if (d.event.seq > ch.lastSeq) this.deliver(ch, d);
   }
 
   /** Deliver what the stream holds after lastSeq (and before `until`, when given). */
@@ -147,13 +196,10 @@ export class RedisBus implements Bus {
       this.log.warn({ conversationId: ch.conversationId, lastSeq: ch.lastSeq }, 'missed events are no longer retained');
       return;
     }
-    for (const { json, event } of missed) {
-      if (event.seq >= until) break;
-      if (event.seq <= ch.lastSeq) continue;
-      ch.lastSeq = event.seq;
-      for (const s of ch.subscribers) s.deliver({ json, event });
+    for (const stored of missed) {
+      if (stored.event.seq >= until) break;
+      if (stored.event.seq > ch.lastSeq) this.deliver(ch, stored);
     }
-    if (ch.waiters.length) this.release(ch);
   }
 
   async close(): Promise<void> {
