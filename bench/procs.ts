@@ -226,7 +226,7 @@ export class Loadgen {
 }
 
 /** How each contender is started: its script and environment, with the relay's limits out of the way. */
-export function contenderEnv(target: Contender, upstreamUrl: string, relayLogLevel = 'info'): { script: string; env: Record<string, string | undefined> } {
+export function contenderEnv(target: Contender, upstreamUrl: string, relayLogLevel = 'info', relayRedis = ''): { script: string; env: Record<string, string | undefined> } {
   const common = { PORT: '0', HOST: '127.0.0.1' };
   if (target === 'floor') return { script: 'bench/floor.ts', env: { ...common, UPSTREAM_URL: upstreamUrl } };
   if (target === 'socketio') return { script: 'bench/socketio.ts', env: { ...common, UPSTREAM_URL: upstreamUrl } };
@@ -251,8 +251,9 @@ export function contenderEnv(target: Contender, upstreamUrl: string, relayLogLev
       MAX_CONVERSATIONS: '1000',
       TOKEN_QUOTA: '0',
       SHUTDOWN_GRACE_MS: '0',
-      // Not ours to inherit from the shell: this is a one-node, anonymous, loopback relay.
-      REDIS_URL: '',
+      // Not ours to inherit from the shell: this is a one-node, anonymous, loopback relay (on Redis only when asked).
+      REDIS_URL: relayRedis,
+      REDIS_PREFIX: `bench-${process.pid}-${Date.now()}:`,
       AUTH_JWT_SECRET: '',
       AUTH_JWT_PUBLIC_KEY: '',
       ALLOWED_ORIGINS: '',

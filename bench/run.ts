@@ -55,6 +55,8 @@ export interface Options {
   pace: number;
   out: string;
   relayLogLevel: string;
+  /** Run the relay on this Redis (a one-node cluster) instead of its in-memory store. */
+  relayRedis: string;
   note: string;
   /** Keep the work directory (server logs, .cpuprofile files). */
   keep: boolean;
@@ -92,6 +94,7 @@ const HELP = `npm run bench -- [flags]
   --micro-ms MS           time budget per side and case of the SSE micro-benchmark (default 1200)
   --pace N                upstream tokens/s per stream (default 30)
   --relay-log-level L     LOG_LEVEL of the relay (default info, its default)
+  --relay-redis URL       run the relay on this Redis (one node, its own key prefix) instead of in memory
   --note TEXT             a line for the report (e.g. "machine busy with other tests")
   --out DIR               (default bench/results)
   --keep                  keep the work directory (server logs, .cpuprofile files)
@@ -115,6 +118,7 @@ export function parseOptions(argv: string[]): Options {
     pace: 30,
     out: join(ROOT, 'bench', 'results'),
     relayLogLevel: 'info',
+    relayRedis: '',
     note: '',
     keep: false,
   } satisfies Partial<Options>;
@@ -198,6 +202,7 @@ export function parseOptions(argv: string[]): Options {
       case '--profile-workload': o.profileWorkload = v === 'slow' ? 'slow' : 'streams'; break;
       case '--pace': o.pace = Number(v); break;
       case '--relay-log-level': o.relayLogLevel = v; break;
+      case '--relay-redis': o.relayRedis = v; break;
       case '--note': o.note = v; break;
       case '--out': o.out = resolve(v); break;
       default:
@@ -286,7 +291,7 @@ class Bench {
   }
 
   startContender(target: Contender, nodeArgs: string[] = []): Promise<ServerProc> {
-    const { script, env } = contenderEnv(target, this.upstream.url, this.o.relayLogLevel);
+    const { script, env } = contenderEnv(target, this.upstream.url, this.o.relayLogLevel, this.o.relayRedis);
     const relay = target === 'relay';
     return startServer({
       name: target,
