@@ -1,8 +1,9 @@
 // Reads a V8 .cpuprofile (written by `node --cpu-prof`) without any tool:
 // self time per function, self time per module (file or package), and
 // inclusive time of the functions in this repository's own code.
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { SourceMap, type SourceMapPayload } from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 interface CallFrame {
@@ -43,6 +44,17 @@ export interface ProfileSummary {
   modules: ProfileRow[];
   /** Inclusive time of functions under server/ and shared/. */
   ownInclusive: ProfileRow[];
+}
+
+/**
+ * The main thread's profile in a `--cpu-prof-dir`. Node writes one per thread
+ * (tsx's module-loader thread too), named CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile;
+ * the main thread is 0.
+ */
+export function mainThreadProfile(dir: string): string | undefined {
+  const files = existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.cpuprofile')) : [];
+  const main = files.find((n) => n.split('.')[4] === '0') ?? files[0];
+  return main && join(dir, main);
 }
 
 /** `file:///…/server/x.ts` → `server/x.ts`, node_modules paths → `pkg/…`. */

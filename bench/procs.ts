@@ -2,7 +2,7 @@
 // URL it logs, ask the preloaded probe about its memory, read CPU and RSS from
 // /proc, and drive the load generators over IPC.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Contender, FromLoadgen, ProbeMaps, ProbeReply, ToLoadgen } from './common.js';
@@ -165,6 +165,16 @@ export async function startServer(o: StartOptions): Promise<ServerProc> {
       clearTimeout(t);
     },
   };
+}
+
+/** The source maps of the relay's own modules (server/ and shared/ under `root`), as `server` loaded them. */
+export function ownSourceMaps(server: ServerProc, root: string): Promise<Record<string, unknown>> {
+  const urls = ['server', 'shared'].flatMap((d) =>
+    readdirSync(join(root, d))
+      .filter((n) => n.endsWith('.ts'))
+      .map((n) => pathToFileURL(join(root, d, n)).href),
+  );
+  return server.sourceMaps(urls);
 }
 
 // ------------------------------------------------------------------ load generators

@@ -17,8 +17,8 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Histogram, now, sleep, type Contender, type RoomSpec, type Target, type TrialResult } from './common.js';
-import { profileMarkdown, summarize, type ProfileSummary } from './cpuprofile.js';
-import { contenderEnv, cpuMs, Loadgen, machineCpu, ROOT, rssBytes, startServer, type ServerProc } from './procs.js';
+import { mainThreadProfile, profileMarkdown, summarize, type ProfileSummary } from './cpuprofile.js';
+import { contenderEnv, cpuMs, Loadgen, machineCpu, ownSourceMaps, ROOT, rssBytes, startServer, type ServerProc } from './procs.js';
 import { renderMarkdown, type BenchReport, type IdleMetrics, type TrialMetrics } from './report.js';
 import type { MicroCase } from './sse-micro.js';
 
@@ -660,24 +660,17 @@ class Bench {
       nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
       stopWith: 'SIGTERM',
       beforeStop: async (server) => {
-        const urls = ['server', 'shared'].flatMap((d) =>
-          readdirSync(join(this.snapshot, d))
-            .filter((n) => n.endsWith('.ts'))
-            .map((n) => pathToFileURL(join(this.snapshot, d, n)).href),
-        );
-        maps = await server.sourceMaps(urls);
+        maps = await ownSourceMaps(server, this.snapshot);
       },
     });
-    // One profile per thread (tsx's module-loader thread writes one too): CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; the main thread is 0.
-    const files = existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.cpuprofile')) : [];
-    const main = files.find((n) => n.split('.')[4] === '0') ?? files[0];
+    const main = mainThreadProfile(dir);
     if (!main) {
       log('profile: the relay wrote no .cpuprofile');
       return undefined;
     }
     // Only the measured window: not start-up (module loading), connecting, or shutdown.
     const window = { fromUs: trial.windowStartMs * 1000, toUs: trial.windowEndMs * 1000 };
-    return { summary: summarize(join(dir, main), this.snapshot, 15, maps, window), trial };
+    return { summary: summarize(main, this.snapshot, 15, maps, window), trial };
   }
 
   async micro(): Promise<MicroCase[] | undefined> {

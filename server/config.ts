@@ -27,6 +27,7 @@ export const ConfigSchema = z.object({
   UPSTREAM_MAX_RETRIES: int(2),
   UPSTREAM_INCLUDE_USAGE: bool(true),
   UPSTREAM_MAX_EVENT_BYTES: int(1024 * 1024, 1024),
+  UPSTREAM_MAX_IDLE_CONNECTIONS: int(1024, 1),
   REPLY_GRACE_MS: int(30_000),
   REPLY_MAX_MS: int(300_000, 10),
   SHUTDOWN_GRACE_MS: int(10_000),

@@ -28,9 +28,16 @@ function responseHeaders(res: IncomingMessage): Array<[string, string]> {
   return pairs;
 }
 
-export function nodeFetch(): typeof fetch {
-  const http = new HttpAgent({ keepAlive: true });
-  const https = new HttpsAgent({ keepAlive: true });
+/**
+ * `maxIdleConnections` bounds the connections kept for reuse between replies.
+ * Node's default (256) is below what a busy relay runs at once: past it, every
+ * reply that ends closes its connection and the next one pays a new TCP (and
+ * TLS) handshake.
+ */
+export function nodeFetch(maxIdleConnections: number): typeof fetch {
+  const pool = { keepAlive: true, maxFreeSockets: maxIdleConnections };
+  const http = new HttpAgent(pool);
+  const https = new HttpsAgent(pool);
   return (input, init) =>
     new Promise<Response>((resolve, reject) => {
       const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);

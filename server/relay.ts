@@ -82,6 +82,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       includeUsage: config.UPSTREAM_INCLUDE_USAGE,
       idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
       maxEventChars: config.UPSTREAM_MAX_EVENT_BYTES,
+      maxIdleConnections: config.UPSTREAM_MAX_IDLE_CONNECTIONS,
     }),
     userLimits,
     typingThrottle: new Throttle(config.TYPING_MIN_INTERVAL_MS),

@@ -23,6 +23,8 @@ export interface UpstreamOptions {
   idleTimeoutMs: number;
   /** An SSE event longer than this is cut off with an error. */
   maxEventChars: number;
+  /** Keep-alive connections kept open between replies (the rest are closed when their reply ends). */
+  maxIdleConnections: number;
 }
 
 export interface CompletionRequest {
@@ -72,7 +74,7 @@ export class Upstream {
       maxRetries: opts.maxRetries,
       // The SDK's logger would print raw response lines (model output) on some errors.
       logLevel: 'off',
-      fetch: nodeFetch(),
+      fetch: nodeFetch(opts.maxIdleConnections),
     });
   }
 

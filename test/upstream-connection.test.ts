@@ -66,4 +66,25 @@ test('a cancelled reply closes its connection; the next reply opens a fresh one 
   assert.is.not(stack.model.requests[1]!.connection, cancelled.connection);
 });
 
+test('replies that ran at once keep their connections for the next ones, up to UPSTREAM_MAX_IDLE_CONNECTIONS', async () => {
+  await stack.close();
+  // Every request waits before its first token, so a burst's replies all run at once, each on its own connection.
+  stack = await startStack({ env: { UPSTREAM_MAX_IDLE_CONNECTIONS: '3', MAX_ACTIVE_REPLIES: '10' }, plan: () => ({ text: 'a b', firstTokenDelayMs: 300 }) });
+  const c = await stack.connect();
+  const burst = async (round: number) => {
+    const ids = [1, 2, 3, 4, 5].map((i) => `burst-${round}-${i}`);
+    for (const id of ids) c.send({ type: 'send', conversationId: id, text: 'go' });
+    for (const id of ids) assert.is((await c.next('reply.end', (f) => f.conversationId === id)).finishReason, 'stop');
+    const requests = stack.model.requests.slice(-5);
+    await Promise.all(requests.map((r) => r.closed));
+    return new Set(requests.map((r) => r.connection));
+  };
+  const first = await burst(1);
+  assert.is(first.size, 5, 'the first burst ran on five connections');
+  const second = await burst(2);
+  const reused = [...second].filter((connection) => first.has(connection));
+  assert.is(reused.length, 3, 'three connections were kept and reused; the other two were closed when their replies ended');
+  assert.is(second.size, 5);
+});
+
 test.run();
