@@ -1,0 +1,307 @@
+// The Markdown report of a bench run (bench/results/latest.md): tables of the
+// medians and ratios from bench/report.ts, with the method beside them.
+import { median } from './common.js';
+import { summarizeReport, type BenchReport, type Medians, type TrialMetrics } from './report.js';
+import { microMarkdown } from './sse-micro.js';
+
+const f = (x: number | undefined, d = 1): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
+const k = (x: number | undefined): string => (x === undefined ? '–' : x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0));
+const x2 = (x: number | undefined): string => (x === undefined ? '–' : `${x.toFixed(2)}×`);
+const lat = (x: number | undefined): string => (x === undefined ? '–' : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0));
+
+function label(t: string, r: BenchReport): string {
+  return t === 'direct' ? `direct SDK (no relay, ${r.meta.options.directSeconds} s streams)` : t;
+}
+
+function streamTable(rows: Medians[], r: BenchReport, unit: string, receivers: (m: Medians) => string): string[] {
+  const direct = new Map(rows.filter((m) => m.target === 'direct').map((m) => [m.level, m]));
+  const out = [
+    `| ${unit} | contender | tokens/s | frames/s | added latency p50 / p99 ms | steady p50 / p99 ms | TTFT p50 / p99 ms | TTFT over direct SDK, p50 ms | server CPU % | tokens per CPU-s | frames per CPU-s | RSS max MB | heap kept MB | delivered |`,
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const m of rows) {
+    const d = direct.get(m.level);
+    const over = m.target !== 'direct' && d?.ttftP50 !== undefined && m.ttftP50 !== undefined ? m.ttftP50 - d.ttftP50 : undefined;
+    // When the SDK client in the load generator is itself past its limit, the baseline says little.
+    const dagger = d && (d.latencyP99 ?? 0) > r.meta.options.sloMs ? ' †' : '';
+    out.push(
+      `| ${receivers(m)} | ${label(m.target, r)} | ${k(m.tokensPerSec)} | ${k(m.framesPerSec)} | ${lat(m.latencyP50)} / ${lat(m.latencyP99)} | ${lat(m.steadyP50)} / ${lat(m.steadyP99)} | ` +
+        `${lat(m.ttftP50)} / ${lat(m.ttftP99)} | ${over === undefined ? '–' : `${over >= 0 ? '+' : ''}${lat(over)}${dagger}`} | ${f(m.serverCpuPct, 0)} | ` +
+        `${k(m.tokensPerCpuSec)} | ${k(m.framesPerCpuSec)} | ${f(m.rssMaxMb, 0)} | ${f(m.heapEndMb, 0)} | ${f(m.deliveredPct, 1)} %${m.errors ? ` (${m.errors} errors)` : ''} |`,
+    );
+  }
+  return out;
+}
+
+export function renderMarkdown(r: BenchReport): string {
+  const s = (r.summary = summarizeReport(r));
+  const o = r.meta.options;
+  const L: string[] = [];
+  L.push(`# chat-relay benchmark — ${r.meta.mode} run`);
+  L.push('');
+  L.push(
+    `${r.meta.date} · Node ${r.meta.node} · ${r.meta.cpus} × ${r.meta.cpuModel} · ${r.meta.memoryGb} GB · ulimit -n ${r.meta.ulimitNofile} · ` +
+      `took ${f(r.meta.durationSec / 60, 1)} min · load average at start ${r.meta.loadavgAtStart.map((x) => x.toFixed(2)).join(' / ')}` +
+      (r.meta.loadavgAtEnd ? `, at end ${r.meta.loadavgAtEnd.map((x) => x.toFixed(2)).join(' / ')}` : ''),
+  );
+  const v = r.meta.relayVersion;
+  if (v) {
+    L.push(
+      '',
+      `Relay code: commit \`${v.commit}\`${v.dirty.length ? ` plus uncommitted changes to ${v.dirty.map((d) => `\`${d.slice(3)}\``).join(', ')}` : ''} ` +
+        `(server/ + shared/ sha256 \`${v.sha256}\`), copied when the run started so that every relay process ran the same code.`,
+    );
+  }
+  if (r.meta.note) L.push('', `> ${r.meta.note}`);
+  L.push('');
+  L.push(
+    `Medians of ${o.reps} alternating repetition${o.reps > 1 ? 's' : ''} (floor, socketio, relay, floor, …); every contender is a fresh process per trial, ` +
+      `warmed with ${o.warmReplies ?? 16} short replies before its window, ` +
+      `fed by one local upstream (bench/upstream.ts) pacing ${o.pace} tokens/s per stream with one shared ticker, each token stamped with its send time. ` +
+      `Added latency = upstream send → load-generator receive, per token. Throughput = tokens (frames) received by all clients ÷ the window from the first send to the last reply end (start ramp ${o.rampMs} ms included). ` +
+      `Server CPU = utime+stime of the contender process from /proc over that window; "per CPU-s" divides by it. ${o.loadgens} load generator process(es).`,
+  );
+  L.push('');
+
+  // ---------------------------------------------------------------- headline
+  const ratios = s.ratios;
+  L.push('## Headline');
+  L.push('');
+  const sLevels = [...new Set(s.streams.map((m) => m.level))];
+  if (sLevels.length) {
+    L.push('| streams | tokens/s floor · socketio · relay | relay ÷ floor | relay ÷ socketio | p99 ms floor · socketio · relay | steady p99 ms floor · socketio · relay | server CPU % floor · socketio · relay | tokens per CPU-s floor · socketio · relay | relay ÷ floor per CPU-s | relay ÷ socketio per CPU-s |');
+    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const level of sLevels) {
+      const g = (t: string) => s.streams.find((m) => m.level === level && m.target === t);
+      const [fl, si, re] = [g('floor'), g('socketio'), g('relay')];
+      const rr = ratios.streams.find((x) => x.level === level);
+      L.push(
+        `| ${level} | ${k(fl?.tokensPerSec)} · ${k(si?.tokensPerSec)} · ${k(re?.tokensPerSec)} | ${x2(rr?.relayOverFloorTps)} | ${x2(rr?.relayOverSocketioTps)} | ` +
+          `${lat(fl?.latencyP99)} · ${lat(si?.latencyP99)} · ${lat(re?.latencyP99)} | ${lat(fl?.steadyP99)} · ${lat(si?.steadyP99)} · ${lat(re?.steadyP99)} | ${f(fl?.serverCpuPct, 0)} · ${f(si?.serverCpuPct, 0)} · ${f(re?.serverCpuPct, 0)} | ` +
+          `${k(fl?.tokensPerCpuSec)} · ${k(si?.tokensPerCpuSec)} · ${k(re?.tokensPerCpuSec)} | ${x2(rr?.relayOverFloorEff)} | ${x2(rr?.relayOverSocketioEff)} |`,
+      );
+    }
+    L.push('');
+    const sus = (t: string, held = ratios.sustained) => {
+      const v = held[t];
+      return v ? `${v.level} streams (${k(v.tokensPerSec)} tokens/s)` : `none of the levels run`;
+    };
+    L.push(`- **Throughput at the same p99** (highest streams level with added-latency p99 ≤ ${ratios.sloMs} ms and ≥ 99 % of tokens delivered): ` +
+      `floor ${sus('floor')}, socketio ${sus('socketio')}, relay ${sus('relay')}; ` +
+      `relay ÷ floor **${x2(ratios.relayOverFloorSustained)}**, relay ÷ socketio **${x2(ratios.relayOverSocketioSustained)}**. ` +
+      'Below saturation every contender delivers the offered load, so tokens/s ratios sit at 1.00× and the per-CPU-second columns are what tell them apart.');
+    if (ratios.sustainedSteady) {
+      const held = ratios.sustainedSteady;
+      L.push(`- **The same in steady state** (steady p99 ≤ ${ratios.sloMs} ms: tokens from 2 s after the last stream opened, so the start burst is left out): ` +
+        `floor ${sus('floor', held)}, socketio ${sus('socketio', held)}, relay ${sus('relay', held)}; ` +
+        `relay ÷ floor **${x2(ratios.relayOverFloorSustainedSteady)}**, relay ÷ socketio **${x2(ratios.relayOverSocketioSustainedSteady)}**.`);
+    }
+    if (ratios.p99AtTop) {
+      const p = ratios.p99AtTop;
+      const steady = p.steadyByTarget ? `; steady state: ${Object.entries(p.steadyByTarget).map(([t, v]) => `${t} ${lat(v)} ms`).join(', ')}` : '';
+      L.push(`- **Added latency p99 at ${p.level} streams**: ${Object.entries(p.byTarget).map(([t, v]) => `${t} ${lat(v)} ms`).join(', ')}${steady}.`);
+    }
+    L.push('');
+  }
+
+  // ---------------------------------------------------------------- streams
+  if (s.streams.length) {
+    L.push(`## Streams: 1:1 conversations, ${o.streamSeconds} s each at ${o.pace} tokens/s`);
+    L.push('');
+    L.push(...streamTable(s.streams, r, 'streams', (m) => String(m.level)));
+    L.push('');
+    L.push(
+      'TTFT is measured from the client writing its request to the first token arriving; "over direct SDK" subtracts the TTFT of the openai SDK reading the ' +
+        'same upstream with no relay at the same concurrency (short streams; its load-generator cost is part of both). ' +
+        `† the direct SDK client's own p99 was over ${o.sloMs} ms at that level: the load generator, not a relay, was the bottleneck, so that baseline is inflated.`,
+    );
+    L.push('');
+  }
+  if (s.fanout.length) {
+    L.push(`## Fan-out: rooms of ${o.roomSize} (1 sender, ${o.roomSize - 1} members already joined), ${o.fanoutSeconds} s replies`);
+    L.push('');
+    L.push(...streamTable(s.fanout, r, 'rooms (receivers)', (m) => `${m.level} (${m.level * o.roomSize})`));
+    L.push('');
+    if (ratios.fanout.length) {
+      L.push(
+        ratios.fanout
+          .map((x) => `${x.level} rooms: relay ÷ floor ${x2(x.relayOverFloorTps)} tokens/s, ${x2(x.relayOverFloorEff)} per CPU-s; relay ÷ socketio ${x2(x.relayOverSocketioTps)}, ${x2(x.relayOverSocketioEff)} per CPU-s`)
+          .map((line) => `- ${line}`)
+          .join('\n'),
+      );
+      L.push('');
+    }
+  }
+
+  // ---------------------------------------------------------------- idle
+  if (s.idle.length) {
+    L.push('## Idle sockets');
+    L.push('');
+    L.push('Each contender ramps one process through the levels (relay sockets have done `hello`; socket.io ones are connected on the websocket transport). Memory after two forced full GCs (`--expose-gc` via NODE_OPTIONS, read by bench/probe.mjs); per-socket figures subtract the process before any socket.');
+    L.push('');
+    L.push('| sockets | contender | open | RSS MB | RSS per socket KB | heap used MB | heap per socket KB | idle CPU % | connect time s |');
+    L.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const i of s.idle) {
+      L.push(
+        `| ${i.level} | ${i.target} | ${f(i.open, 0)} | ${f(i.rssMb, 0)} | ${f(i.rssPerConnKb, 1)} | ${f(i.heapUsedMb, 0)} | ${f(i.heapPerConnKb, 1)} | ${f(i.idleCpuPct, 1)} | ${f(i.connectSec, 1)} |`,
+      );
+    }
+    L.push('');
+  }
+
+  // ---------------------------------------------------------------- slow consumer
+  const slowTrials = r.trials.filter((t) => t.workload === 'slow' && t.slow);
+  if (slowTrials.length) {
+    const st = slowTrials[0]!.slow!;
+    L.push(`## Slow consumer: ${o.slowRooms} fan-out rooms of ${o.roomSize}, plus one member in all ${o.slowRooms} rooms that stops reading`);
+    L.push('');
+    L.push(
+      `Replies of ${o.slowSeconds} s; each token padded to ~${st.padBytes} bytes (upstream \`[pad=N]\`) so the slow member falls megabytes behind within seconds. ` +
+        `At ${st.pauseAtSec.toFixed(1)} s the slow member's socket is \`pause()\`d and never read again. "reading" = the other members' latency from ${(o.rampMs / 1000 + 0.5).toFixed(1)} s until the pause; ` +
+        '"paused" = from 1 s after the pause until just before the first reply ends, in the same trial. RSS is sampled every 250 ms. Loopback kernel buffers absorb about 4 MB of a paused socket before the server sees any backlog.' +
+        (o.slowReps > 1 ? ` Medians of ${o.slowReps} repetitions.` : ' One repetition (see --slow-reps).'),
+    );
+    L.push('');
+    L.push('| contender | others p50 / p99 ms, reading | others p50 / p99 ms, paused | p99 change | others p99 ms, whole trial | RSS MB at pause → max → end | slow member |');
+    L.push('| --- | ---: | ---: | ---: | ---: | ---: | --- |');
+    for (const t of ['floor', 'socketio', 'relay']) {
+      const ts = slowTrials.filter((x) => x.target === t);
+      if (!ts.length) continue;
+      const med = (g: (x: TrialMetrics) => number | undefined) => median(ts.map(g));
+      const a50 = med((x) => x.slow?.readingP50);
+      const a99 = med((x) => x.slow?.readingP99);
+      const b50 = med((x) => x.slow?.pausedP50);
+      const b99 = med((x) => x.slow?.pausedP99);
+      const closes = ts.map((x) => x.slow?.closeCode).filter((c) => c !== undefined);
+      const mb = med((x) => x.slow?.bytesAfter);
+      const after =
+        `on resuming after the trial it read ${f(med((x) => x.slow?.framesAfter), 0)} frames carrying ${f(med((x) => x.slow?.tokensAfter), 0)} tokens` +
+        (mb !== undefined ? ` (${f(mb / 1048576, 1)} MB: what the kernel and the server had queued for it)` : '');
+      const outcome = closes.length
+        ? `closed by the server (code ${[...new Set(closes)].join(', ')}) in ${closes.length}/${ts.length} runs; ${after}`
+        : `kept open; ${after}`;
+      const change = a99 !== undefined && b99 !== undefined ? b99 - a99 : undefined;
+      L.push(
+        `| ${t} | ${lat(a50)} / ${lat(a99)} | ${lat(b50)} / ${lat(b99)} | ${change === undefined ? '–' : `${change >= 0 ? '+' : ''}${lat(change)} ms`} | ${lat(med((x) => x.latencyP99))} | ` +
+          `${f(med((x) => x.slow?.rssAtPauseMb), 0)} → ${f(med((x) => x.rssMaxMb), 0)} → ${f(med((x) => x.rssSeries?.at(-1)?.[1]), 0)} | ${outcome} |`,
+      );
+    }
+    L.push('');
+    L.push(
+      `"whole trial" also covers the ramp and the moment the ${o.slowSeconds}-s replies end (≈ ${(o.slowSeconds + o.rampMs / 1000).toFixed(0)} s): a jump there that the "paused" column does not show ` +
+        'comes from ending the replies (each is ' +
+        `~${((o.slowSeconds * o.pace * (st.padBytes + 15)) / 1048576).toFixed(1)} MB of text here), not from the slow member.`,
+    );
+    L.push('');
+    L.push('Server RSS over time (first repetition; seconds after the first send → MB; ⏸ marks the pause):');
+    L.push('');
+    for (const t of ['floor', 'socketio', 'relay']) {
+      const trial = slowTrials.find((x) => x.target === t);
+      if (!trial?.rssSeries?.length) continue;
+      const pts: string[] = [];
+      let next = 0;
+      let marked = false;
+      for (const [sec, mb] of trial.rssSeries) {
+        if (!marked && sec >= trial.slow!.pauseAtSec) {
+          pts.push('⏸');
+          marked = true;
+        }
+        if (sec >= next) {
+          pts.push(`${sec.toFixed(0)}s ${mb}`);
+          next = Math.floor(sec) + 1;
+        }
+      }
+      L.push(`- ${t}: ${pts.join(' · ')}`);
+    }
+    L.push('');
+  }
+
+  // ---------------------------------------------------------------- micro + profile
+  if (r.micro?.length) {
+    L.push('## SSE decoding: openai SDK vs server/sse.ts');
+    L.push('');
+    L.push(
+      'One event split over many reads (as when the upstream writes it in small TCP writes), decoded by the openai 6 SDK (`Stream.fromSSEResponse`) and by the relay\'s `SseDecoder` ' +
+        '(both fed the same bytes; in the relay itself Node decodes the UTF-8 in the stream before the decoder sees it); both JSON.parse every event. Medians of repeated runs in one process (bench/sse-micro.ts).',
+    );
+    L.push('');
+    L.push(microMarkdown(r.micro));
+    L.push('');
+  }
+  if (r.profile) {
+    L.push(`## Where the relay spends its CPU (\`--cpu-prof\`, ${r.profile.level} streams)`);
+    L.push('');
+    L.push('Top self time; the full table, by module and inclusive, is in [profile-relay.md](profile-relay.md).');
+    L.push('');
+    L.push('| # | function | where | self % |');
+    L.push('| ---: | --- | --- | ---: |');
+    r.profile.summary.self.slice(0, 15).forEach((row, i) => L.push(`| ${i + 1} | \`${row.name}\` | ${row.where ? `\`${row.where}\`` : ''} | ${row.pct.toFixed(1)} % |`));
+    L.push('');
+  }
+
+  // ---------------------------------------------------------------- health and limits
+  const all = r.trials.filter((t) => t.workload !== 'profile');
+  if (all.length) {
+    const mx = (xs: Array<number | undefined>) => Math.max(...xs.filter((x): x is number => x !== undefined));
+    L.push('## Run health');
+    L.push('');
+    L.push(
+      `- Upstream ticker: worst lateness ${f(mx(all.map((t) => t.upstreamTickLateMaxMs)), 1)} ms, ${mx(all.map((t) => t.upstreamTicksSkipped ?? 0))} skipped ticks in the worst trial; ` +
+        `upstream CPU up to ${f(mx(all.map((t) => t.upstreamCpuPct)), 0)} % of a core.`,
+    );
+    L.push(
+      `- Load generators: up to ${f(mx(all.map((t) => t.loadgenCpuPct)), 0)} % CPU (sum of ${o.loadgens} processes); whole machine up to ${f(mx(all.map((t) => t.machineBusyPct)), 0)} % busy ` +
+        `(CPU figures are % of one core: ${r.meta.cpus * 100} % = every core).`,
+    );
+    const foreign = all.map((t) => t.foreignCpuPct).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+    if (foreign.length) {
+      L.push(
+        `- Other work on the machine (CPU of processes outside the bench during the trials): median ${f(foreign[foreign.length >> 1], 0)} %, worst ${f(foreign.at(-1), 0)} % of a core` +
+          `${(foreign.at(-1) ?? 0) > 20 ? ' — the machine was shared while this ran; trials it hit are noisier' : ''}.`,
+      );
+    }
+    const noisy = all.filter((t) => (t.foreignCpuPct ?? 0) > 50);
+    if (noisy.length) {
+      const hits = new Map<string, number>();
+      for (const t of noisy) hits.set(`${t.workload} ${t.level} ${t.target}`, (hits.get(`${t.workload} ${t.level} ${t.target}`) ?? 0) + 1);
+      const spoilt = [...hits].filter(([key, n]) => n >= 2 && n * 2 > all.filter((t) => `${t.workload} ${t.level} ${t.target}` === key).length).map(([key]) => key);
+      L.push(
+        `- Trials during which other processes used more than half a core: ${noisy.map((t) => `${t.workload} ${t.level} ${t.target} rep ${t.rep} (${f(t.foreignCpuPct, 0)} %)`).join('; ')}. ` +
+          'A median absorbs one such repetition out of three' +
+          (spoilt.length ? `, not more: the medians of ${spoilt.join(', ')} are affected (read them with care).` : '.'),
+      );
+    }
+    const bad = all.filter((t) => t.errors || t.roomsTimedOut || t.deliveredPct < 99);
+    if (bad.length) {
+      L.push(`- Trials with errors, timeouts or < 99 % delivered: ${bad.map((t) => `${t.workload} ${t.level}${t.phase ? ` ${t.phase}` : ''} ${t.target} rep ${t.rep} (${f(t.deliveredPct, 1)} %${t.firstError ? `, ${t.firstError}` : ''})`).join('; ')}.`);
+    } else {
+      L.push('- Every trial delivered ≥ 99 % of its tokens with no errors or timeouts.');
+    }
+    L.push('');
+  }
+  L.push('## Limits of this measurement');
+  L.push('');
+  L.push(
+    `- **${r.meta.cpus} cores for everything.** The contender, the upstream and the load generators share them: at the higher levels the machine is close to fully busy, ` +
+      'so a contender that needs more CPU is also starved by the load generator, and latency includes time the clients waited for a core. The numbers rank the contenders on this box; ' +
+      'they are not the capacity of a dedicated server.',
+  );
+  L.push(
+    '- **Latency includes the client.** A token\'s latency ends when a load-generator process gets to read it; its event loop is busy with thousands of other sockets, so p99 carries load-generator queuing ' +
+      '(the same for every contender, and heavier for socket.io, whose client decodes more per frame).',
+  );
+  L.push(
+    '- **A synchronised upstream.** One ticker writes every stream\'s next token at the same instant, so each contender receives a burst of N chunks every ' +
+      `${f(1000 / o.pace, 1)} ms rather than a smooth flow — a worst case for p99, the same for all.`,
+  );
+  L.push(
+    '- **Loopback only**: no network latency, no TLS, no proxy; kernel socket buffers are large (a paused reader absorbs about 4 MB in the kernel before the server sees any backlog).',
+  );
+  L.push(
+    '- **Different jobs.** floor and socketio forward text and nothing else; the relay also validates frames, assigns seqs, keeps a resumable event log and history, counts tokens and ' +
+      'enforces limits. The gap to floor is the price of those features, not only overhead.',
+  );
+  L.push('- Per-trial medians over few repetitions: differences under ~10 % are within the noise of a shared 2-core machine.');
+  L.push('');
+  return L.join('\n');
+}
