@@ -1,7 +1,7 @@
 // The Markdown report of a bench run (bench/results/latest.md): tables of the
 // medians and ratios from bench/report.ts, with the method beside them.
 import { median } from './common.js';
-import { summarizeReport, type BenchReport, type Medians, type TrialMetrics } from './report.js';
+import { ratio, summarizeReport, type BenchReport, type Medians, type Summary, type TrialMetrics } from './report.js';
 import { microMarkdown } from './sse-micro.js';
 
 const f = (x: number | undefined, d = 1): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
@@ -90,11 +90,25 @@ export function renderMarkdown(r: BenchReport): string {
       `floor ${sus('floor')}, socketio ${sus('socketio')}, relay ${sus('relay')}; ` +
       `relay ÷ floor **${x2(ratios.relayOverFloorSustained)}**, relay ÷ socketio **${x2(ratios.relayOverSocketioSustained)}**. ` +
       'Below saturation every contender delivers the offered load, so tokens/s ratios sit at 1.00× and the per-CPU-second columns are what tell them apart.');
+    const crossing = (label: string, held: Summary['ratios']['sustained']) => {
+      const at = (t: string) => held[t]?.streamsAtSlo;
+      const shown = (t: string) => {
+        const h = held[t];
+        if (h?.streamsAtSlo !== undefined) return f(h.streamsAtSlo, 0);
+        return h ? `≥ ${h.level} (held every level run)` : 'none';
+      };
+      const r = ratio(at('relay'), at('socketio'));
+      if (r === undefined) return;
+      L.push(`- **Streams at p99 = ${ratios.sloMs} ms, ${label}** (interpolated linearly between the two levels around it, which understates both where p99 curves upward): ` +
+        `floor ${shown('floor')}, socketio ${shown('socketio')}, relay ${shown('relay')}; relay ÷ socketio **${x2(r)}**.`);
+    };
+    crossing('whole trial', ratios.sustained);
     if (ratios.sustainedSteady) {
       const held = ratios.sustainedSteady;
       L.push(`- **The same in steady state** (steady p99 ≤ ${ratios.sloMs} ms: tokens from 2 s after the last stream opened, so the start burst is left out): ` +
         `floor ${sus('floor', held)}, socketio ${sus('socketio', held)}, relay ${sus('relay', held)}; ` +
         `relay ÷ floor **${x2(ratios.relayOverFloorSustainedSteady)}**, relay ÷ socketio **${x2(ratios.relayOverSocketioSustainedSteady)}**.`);
+      crossing('steady state', held);
     }
     if (ratios.p99AtTop) {
       const p = ratios.p99AtTop;

@@ -147,6 +147,12 @@ type NumKey = {
 
 export type Medians = Partial<Record<NumKey, number>> & { target: Target; level: number; phase?: string; reps: number; errors: number };
 
+export interface Held {
+  level: number;
+  tokensPerSec: number;
+  streamsAtSlo?: number;
+}
+
 export interface Summary {
   streams: Medians[];
   fanout: Medians[];
@@ -157,12 +163,16 @@ export interface Summary {
     /** Per level: relay ÷ floor and relay ÷ socketio, throughput and efficiency. */
     streams: Array<{ level: number; relayOverFloorTps?: number; relayOverSocketioTps?: number; relayOverFloorEff?: number; relayOverSocketioEff?: number }>;
     fanout: Array<{ level: number; relayOverFloorTps?: number; relayOverSocketioTps?: number; relayOverFloorEff?: number; relayOverSocketioEff?: number }>;
-    /** Highest streams level each contender held with p99 ≤ SLO and ≥ 99 % delivered, and its tokens/s. */
-    sustained: Record<string, { level: number; tokensPerSec: number } | undefined>;
+    /**
+     * Highest streams level each contender held with p99 ≤ SLO and ≥ 99 % delivered, and its tokens/s;
+     * `streamsAtSlo`: the streams at which its p99 reaches the SLO, interpolated linearly between that
+     * level and the next one run (absent when it held every level).
+     */
+    sustained: Record<string, Held | undefined>;
     relayOverFloorSustained?: number;
     relayOverSocketioSustained?: number;
     /** The same with the steady-state p99. */
-    sustainedSteady: Record<string, { level: number; tokensPerSec: number } | undefined>;
+    sustainedSteady: Record<string, Held | undefined>;
     relayOverFloorSustainedSteady?: number;
     relayOverSocketioSustainedSteady?: number;
     p99AtTop: { level: number; byTarget: Record<string, number | undefined>; steadyByTarget?: Record<string, number | undefined> } | undefined;
@@ -227,7 +237,7 @@ const ORDER: Record<string, number> = { direct: 0, floor: 1, socketio: 2, relay:
 const byLevel = (a: { level: number; target: string; phase?: string }, b: { level: number; target: string; phase?: string }) =>
   a.level - b.level || (a.phase ?? '').localeCompare(b.phase ?? '') || (ORDER[a.target] ?? 9) - (ORDER[b.target] ?? 9);
 
-function ratio(a: number | undefined, b: number | undefined): number | undefined {
+export function ratio(a: number | undefined, b: number | undefined): number | undefined {
   return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
 }
 
@@ -274,10 +284,16 @@ export function summarizeReport(r: BenchReport): Summary {
   const heldAt = (p99: (m: Medians) => number | undefined): Summary['ratios']['sustained'] => {
     const out: Summary['ratios']['sustained'] = {};
     for (const t of ['floor', 'socketio', 'relay']) {
-      const held = streams
-        .filter((m) => m.target === t && (p99(m) ?? Infinity) <= slo && (m.deliveredPct ?? 0) >= 99)
-        .sort((a, b) => b.level - a.level)[0];
-      out[t] = held ? { level: held.level, tokensPerSec: held.tokensPerSec ?? 0 } : undefined;
+      const mine = streams.filter((m) => m.target === t).sort((a, b) => a.level - b.level);
+      const held = mine.filter((m) => (p99(m) ?? Infinity) <= slo && (m.deliveredPct ?? 0) >= 99).at(-1);
+      if (!held) continue;
+      out[t] = { level: held.level, tokensPerSec: held.tokensPerSec ?? 0 };
+      // The ladder is coarse (each level doubles): where between it and the next level the p99 crosses the SLO.
+      const next = mine.find((m) => m.level > held.level);
+      const [pa, pb] = [p99(held), next && p99(next)];
+      if (next && pa !== undefined && pb !== undefined && pb > pa) {
+        out[t].streamsAtSlo = held.level + ((slo - pa) / (pb - pa)) * (next.level - held.level);
+      }
     }
     return out;
   };
