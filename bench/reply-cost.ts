@@ -7,11 +7,10 @@
 //
 // --profile runs the relay under `node --cpu-prof` and writes FILE, a Markdown
 // summary of where the warm rounds spent their CPU.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { writeFileSync } from 'node:fs';
 import { now, sendFrame, type WsContender } from './common.js';
 import { mainThreadProfile, profileMarkdown, summarize } from './cpuprofile.js';
 import { contenderEnv, cpuMs, ownSourceMaps, ROOT, startServer } from './procs.js';
