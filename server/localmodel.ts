@@ -254,6 +254,11 @@ export class LocalModel {
     });
   }
 
+  /** TCP connections open now, clients' idle keep-alive ones included. */
+  openConnections(): Promise<number> {
+    return new Promise((resolve, reject) => this.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+  }
+
   get baseURL(): string {
     const addr = this.server.address() as AddressInfo | null;
     if (!addr) throw new Error('LocalModel is not listening');

@@ -183,9 +183,9 @@ export class TestClient {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Poll a condition (state the test cannot be told about directly); fails after `timeoutMs`. */
-export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > until) throw new Error(`timed out waiting until ${what}`);
     await sleep(10);
   }

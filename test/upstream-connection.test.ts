@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { FaultPlan } from '../server/localmodel.js';
-import { replyText, startStack, type Stack } from './helpers.js';
+import { eventually, replyText, startStack, type Stack } from './helpers.js';
 
 let plan: FaultPlan = {};
 let stack: Stack;
@@ -69,18 +69,21 @@ test('a cancelled reply closes its connection; the next reply opens a fresh one 
 test('replies that ran at once keep their connections for the next ones, up to UPSTREAM_MAX_IDLE_CONNECTIONS', async () => {
   await stack.close();
   // Every request waits before its first token, so a burst's replies all run at once, each on its own connection.
-  stack = await startStack({ env: { UPSTREAM_MAX_IDLE_CONNECTIONS: '3', MAX_ACTIVE_REPLIES: '10' }, plan: () => ({ text: 'a b', firstTokenDelayMs: 300 }) });
+  stack = await startStack({ env: { UPSTREAM_MAX_IDLE_CONNECTIONS: '3', MAX_ACTIVE_REPLIES: '10' }, plan: () => ({ text: 'a b', firstTokenDelayMs: 1000 }) });
   const c = await stack.connect();
   const burst = async (round: number) => {
     const ids = [1, 2, 3, 4, 5].map((i) => `burst-${round}-${i}`);
     for (const id of ids) c.send({ type: 'send', conversationId: id, text: 'go' });
-    for (const id of ids) assert.is((await c.next('reply.end', (f) => f.conversationId === id)).finishReason, 'stop');
+    // They end in any order: each is looked up among all frames, not after the previous one.
+    for (const id of ids) assert.is((await c.waitFor('reply.end', (f) => f.conversationId === id)).finishReason, 'stop');
     const requests = stack.model.requests.slice(-5);
     await Promise.all(requests.map((r) => r.closed));
     return new Set(requests.map((r) => r.connection));
   };
   const first = await burst(1);
   assert.is(first.size, 5, 'the first burst ran on five connections');
+  // A reply ends at [DONE]; its connection returns to the pool only once the body has ended after it.
+  await eventually(async () => (await stack.model.openConnections()) === 3, 'the relay keeps three idle connections and closes the other two');
   const second = await burst(2);
   const reused = [...second].filter((connection) => first.has(connection));
   assert.is(reused.length, 3, 'three connections were kept and reused; the other two were closed when their replies ended');
