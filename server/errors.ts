@@ -26,12 +26,12 @@ export function upstreamFailure(err: unknown): RelayError {
     return new RelayError('upstream_error', `the model API failed (${where})`);
   }
   if (err instanceof SseOverflowError) return new RelayError('upstream_error', err.message);
-  // A connection cut mid-body: a Node socket error (ECONNRESET, "aborted", premature close), or undici's TypeError("terminated").
-  if (err instanceof TypeError || isSocketError(err)) return new RelayError('upstream_error', 'the connection to the model API broke mid-stream');
+  // A connection cut mid-body: a Node socket or stream error (ECONNRESET, ERR_STREAM_PREMATURE_CLOSE…), or undici's TypeError("terminated").
+  if (err instanceof TypeError || isSystemError(err)) return new RelayError('upstream_error', 'the connection to the model API broke mid-stream');
   return new RelayError('internal', 'unexpected failure while streaming the reply');
 }
 
-function isSocketError(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  return err.message === 'aborted' || ('code' in err && typeof err.code === 'string');
+/** Node's socket and stream errors carry a string `code`. */
+function isSystemError(err: unknown): boolean {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string';
 }

@@ -89,5 +89,3 @@ function typeOf(json: string): string {
   if (at < 0) return 'unknown';
   return json.slice(at + 8, json.indexOf('"', at + 8));
 }
-
-
