@@ -167,13 +167,19 @@ export async function startServer(o: StartOptions): Promise<ServerProc> {
   };
 }
 
+/** The code a relay process runs: copied whole for a bench run, hashed to name it. */
+export const RELAY_DIRS = ['server', 'shared', 'demo'];
+
+/** Every .ts file under `dir` (relative paths, sorted), subfolders included. */
+export function tsFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((n) => n.endsWith('.ts'))
+    .sort();
+}
+
 /** The source maps of the relay's own modules (server/ and shared/ under `root`), as `server` loaded them. */
 export function ownSourceMaps(server: ServerProc, root: string): Promise<Record<string, unknown>> {
-  const urls = ['server', 'shared'].flatMap((d) =>
-    readdirSync(join(root, d))
-      .filter((n) => n.endsWith('.ts'))
-      .map((n) => pathToFileURL(join(root, d, n)).href),
-  );
+  const urls = ['server', 'shared'].flatMap((d) => tsFiles(join(root, d)).map((n) => pathToFileURL(join(root, d, n)).href));
   return server.sourceMaps(urls);
 }
 

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { RedisStore } from '../server/redis-store.js';
+import { RedisStore } from '../server/backend/redis/store.js';
 
 const url = process.argv[2] ?? 'redis://127.0.0.1:6379';
 const CONVERSATIONS = 100;

@@ -12,12 +12,12 @@
 // bench/results/profile-relay.md from a `node --cpu-prof` run of the relay.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Histogram, now, sleep, type Contender, type RoomSpec, type Target, type TrialResult } from './common.js';
 import { mainThreadProfile, profileMarkdown, summarize, type ProfileSummary } from './cpuprofile.js';
-import { contenderEnv, cpuMs, Loadgen, machineCpu, ownSourceMaps, ROOT, rssBytes, startServer, type ServerProc } from './procs.js';
+import { contenderEnv, cpuMs, Loadgen, machineCpu, ownSourceMaps, RELAY_DIRS, ROOT, rssBytes, startServer, tsFiles, type ServerProc } from './procs.js';
 import { parseOptions, STEADY_AFTER_RAMP_MS, type Options } from './options.js';
 import { renderMarkdown } from './report-markdown.js';
 import type { BenchReport, IdleMetrics, TrialMetrics } from './report.js';
@@ -51,11 +51,9 @@ class Bench {
   private takeSnapshot(): void {
     mkdirSync(this.snapshot, { recursive: true });
     const hash = createHash('sha256');
-    for (const dir of ['server', 'shared']) {
+    for (const dir of RELAY_DIRS) {
       cpSync(join(ROOT, dir), join(this.snapshot, dir), { recursive: true });
-      for (const name of readdirSync(join(this.snapshot, dir)).sort()) {
-        if (name.endsWith('.ts')) hash.update(name).update(readFileSync(join(this.snapshot, dir, name)));
-      }
+      for (const name of tsFiles(join(this.snapshot, dir))) hash.update(name).update(readFileSync(join(this.snapshot, dir, name)));
     }
     for (const file of ['package.json', 'tsconfig.json']) cpSync(join(ROOT, file), join(this.snapshot, file));
     symlinkSync(join(ROOT, 'node_modules'), join(this.snapshot, 'node_modules'), 'dir');
@@ -68,7 +66,7 @@ class Bench {
     };
     this.relayVersion = {
       commit: git(['rev-parse', '--short', 'HEAD']).trim() || '?',
-      dirty: git(['status', '--porcelain', '--', 'server', 'shared']).split('\n').filter(Boolean),
+      dirty: git(['status', '--porcelain', '--', ...RELAY_DIRS]).split('\n').filter(Boolean),
       sha256: hash.digest('hex').slice(0, 12),
     };
   }
@@ -77,7 +75,7 @@ class Bench {
     this.takeSnapshot();
     log(
       `relay code: commit ${this.relayVersion.commit}${this.relayVersion.dirty.length ? ` + ${this.relayVersion.dirty.length} uncommitted change(s)` : ''}, ` +
-        `server/+shared/ sha256 ${this.relayVersion.sha256} (copied to ${this.snapshot})`,
+        `server/+shared/+demo/ sha256 ${this.relayVersion.sha256} (copied to ${this.snapshot})`,
     );
     this.upstream = await startServer({
       name: 'upstream',

@@ -2,7 +2,7 @@
 // upstream call (openai SDK error classes, broken streams) become codes.
 import OpenAI from 'openai';
 import type { ErrorCode } from '../shared/codes.js';
-import { SseOverflowError } from './sse.js';
+import { SseOverflowError } from './reply/sse.js';
 
 export class RelayError extends Error {
   override name = 'RelayError';

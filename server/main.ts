@@ -2,9 +2,9 @@
 // API key is set, serve until SIGTERM/SIGINT, then shut down gracefully.
 import { existsSync } from 'node:fs';
 import { ConfigError, parseConfig, type Config } from './config.js';
-import { LocalModel } from './localmodel.js';
+import { LocalModel } from '../demo/localmodel.js';
 import { createLogger } from './log.js';
-import { startRelay } from './relay.js';
+import { startRelay } from './http/relay.js';
 
 function loadConfig(): Config {
   try {

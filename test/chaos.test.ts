@@ -10,7 +10,7 @@
 // so its view is complete and is the reference the others are checked against.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { FaultPlan, RecordedRequest } from '../server/localmodel.js';
+import type { FaultPlan, RecordedRequest } from '../demo/localmodel.js';
 import type { ServerFrame, ServerFrameOf } from '../shared/protocol.js';
 import { eventually, sleep, startStack, type Stack, type TestClient } from './helpers.js';
 

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LocalModel, type FaultPlan } from '../server/localmodel.js';
+import { LocalModel, type FaultPlan } from '../demo/localmodel.js';
 import { NODE_LEASE_MS, redisAvailable, REDIS_URL, startNode, stop, type Node } from './redis.js';
 import { eventually, replyText, TestClient } from './helpers.js';
 

@@ -6,10 +6,10 @@ import type { DestinationStream } from 'pino';
 import { WebSocket } from 'ws';
 import { ServerFrame, type ClientFrame, type ServerFrameOf } from '../shared/protocol.js';
 import { parseConfig } from '../server/config.js';
-import { LocalModel, type FaultPlan, type RecordedRequest } from '../server/localmodel.js';
+import { LocalModel, type FaultPlan, type RecordedRequest } from '../demo/localmodel.js';
 import { createLogger } from '../server/log.js';
-import { startRelay, type Relay } from '../server/relay.js';
-import type { MemoryStoreFactory } from '../server/backend.js';
+import { startRelay, type Relay } from '../server/http/relay.js';
+import type { MemoryStoreFactory } from '../server/backend/index.js';
 
 export interface Stack {
   relay: Relay;

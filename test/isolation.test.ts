@@ -1,7 +1,7 @@
 // A failure in one frame's handling answers `internal` and touches nothing else.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MemoryStore } from '../server/memory-store.js';
+import { MemoryStore } from '../server/backend/memory/store.js';
 import { replyText, startStack, type Stack } from './helpers.js';
 
 /** A store with a bug that shows only in one conversation. */

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import OpenAI, { type APIError } from 'openai';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
-import { LocalModel, splitTokens, type FaultPlan } from '../server/localmodel.js';
+import { LocalModel, splitTokens, type FaultPlan } from '../demo/localmodel.js';
 
 const MESSAGES = [{ role: 'user' as const, content: 'Hello there' }];
 

@@ -2,8 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { z } from 'zod';
 import { ServerFrame } from '../shared/protocol.js';
-import { serialize } from '../server/fanout.js';
-import { Outbox, type DeltaEvent } from '../server/outbox.js';
+import { serialize } from '../server/rooms/fanout.js';
+import { Outbox, type DeltaEvent } from '../server/session/outbox.js';
 
 /** A socket whose send buffer the test fills and drains by hand. */
 class FakeWire {

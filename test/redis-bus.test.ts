@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Delivery } from '../server/bus.js';
+import type { Delivery } from '../server/rooms/bus.js';
 import { createLogger } from '../server/log.js';
-import { RedisBus } from '../server/redis-bus.js';
-import { RedisStore } from '../server/redis-store.js';
-import type { StoredEvent } from '../server/store.js';
+import { RedisBus } from '../server/backend/redis/bus.js';
+import { RedisStore } from '../server/backend/redis/store.js';
+import type { StoredEvent } from '../server/backend/store.js';
 import { redisAvailable, REDIS_URL } from './redis.js';
 
 const available = await redisAvailable();

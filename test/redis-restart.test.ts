@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LocalModel } from '../server/localmodel.js';
+import { LocalModel } from '../demo/localmodel.js';
 import { redisAvailable, startNode, stop, type Node } from './redis.js';
 import { replyText, TestClient } from './helpers.js';
 

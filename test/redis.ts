@@ -1,7 +1,7 @@
 // Where the Redis-backed tests find Redis, and whether it is there at all.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
-import type { LocalModel } from '../server/localmodel.js';
+import type { LocalModel } from '../demo/localmodel.js';
 
 const MAIN = new URL('../server/main.ts', import.meta.url).pathname;
 /** Short, so that a dead node is noticed quickly in tests. */

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { FaultPlan } from '../server/localmodel.js';
+import type { FaultPlan } from '../demo/localmodel.js';
 import { eventually, replyText, startStack, type Stack } from './helpers.js';
 
 let plan: FaultPlan = {};

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { FaultPlan } from '../server/localmodel.js';
+import type { FaultPlan } from '../demo/localmodel.js';
 import type { ErrorCode } from '../shared/codes.js';
 import { replyText, startStack, type Stack, type TestClient } from './helpers.js';
 

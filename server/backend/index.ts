@@ -1,12 +1,12 @@
 // Where shared state lives: in this process (the default), or in Redis when
 // REDIS_URL is set, so that any number of relay nodes serve one consistent
 // set of conversations.
-import type { Bus } from './bus.js';
-import { LocalBus } from './bus.js';
-import type { Config } from './config.js';
-import { MemoryUserLimits, type UserLimits } from './limits.js';
-import type { Logger } from './log.js';
-import { MemoryStore } from './memory-store.js';
+import type { Bus } from '../rooms/bus.js';
+import { LocalBus } from '../rooms/bus.js';
+import type { Config } from '../config.js';
+import { MemoryUserLimits, type UserLimits } from '../session/limits.js';
+import type { Logger } from '../log.js';
+import { MemoryStore } from './memory/store.js';
 import type { ConversationStore, StoreLimits } from './store.js';
 
 /** Builds the in-memory store (tests substitute one with injected faults). */
@@ -39,7 +39,7 @@ export async function createBackend(config: Config, log: Logger, makeStore?: Mem
     eventLogMaxBytes: config.EVENT_LOG_MAX_BYTES,
   };
   if (config.REDIS_URL) {
-    const { createRedisBackend } = await import('./redis-backend.js');
+    const { createRedisBackend } = await import('./redis/index.js');
     return createRedisBackend(config, log, storeLimits, userLimitSettings);
   }
   const bus = new LocalBus();

@@ -4,8 +4,8 @@
 // text, the seq of the last merged event), so a slow reader costs fewer,
 // larger frames instead of memory. Past the hard limit the socket is closed
 // (4009) and the client resumes from its last seq.
-import type { ConversationEventOf } from '../shared/protocol.js';
-import { join, serialize } from './fanout.js';
+import type { ConversationEventOf } from '../../shared/protocol.js';
+import { join, serialize } from '../rooms/fanout.js';
 
 export type DeltaEvent = ConversationEventOf<'reply.delta'>;
 

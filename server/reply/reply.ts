@@ -1,12 +1,12 @@
 // One assistant reply, start to end: build the context, stream the upstream
 // completion into reply.delta events, and always finish with exactly one
 // reply.end whose finish reason says what really happened.
-import type { FinishReason, ReplyError, SendOptions, User, Usage } from '../shared/protocol.js';
+import type { FinishReason, ReplyError, SendOptions, User, Usage } from '../../shared/protocol.js';
 import { buildContext, countTokens, type ContextMessage } from './context.js';
-import { RelayError } from './errors.js';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
-import type { EventInput, Fence } from './store.js';
+import { RelayError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { EventInput, Fence } from '../backend/store.js';
 import { UpstreamError, type Completion, type Upstream } from './upstream.js';
 
 export interface ReplyJob {

@@ -2,7 +2,7 @@
 // history as fits the context budget, counted in real tokens (o200k_base).
 import { encode } from 'gpt-tokenizer';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import type { HistoryMessage } from '../shared/protocol.js';
+import type { HistoryMessage } from '../../shared/protocol.js';
 
 /** OpenAI's chat format spends a few tokens per message on role and separators. */
 const PER_MESSAGE_OVERHEAD = 4;

@@ -6,8 +6,8 @@ import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
-import type { User } from '../shared/protocol.js';
-import { ConfigError } from './config.js';
+import type { User } from '../../shared/protocol.js';
+import { ConfigError } from '../config.js';
 
 export interface Identity {
   user: User;

@@ -10,8 +10,8 @@
 import type { IncomingMessage } from 'node:http';
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import type { FinishReason, ToolCall } from '../shared/protocol.js';
-import { RelayError, upstreamFailure } from './errors.js';
+import type { FinishReason, ToolCall } from '../../shared/protocol.js';
+import { RelayError, upstreamFailure } from '../errors.js';
 import { nodeBody, nodeFetch } from './http-fetch.js';
 import { SseDecoder, type SseEvent } from './sse.js';
 

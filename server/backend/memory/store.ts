@@ -2,9 +2,9 @@
 // straight to the local bus. Memory stays bounded: the log by count and age,
 // the history and the queue by count, and a conversation no node needs is
 // evicted whole.
-import type { ConversationEvent, HistoryMessage, User } from '../shared/protocol.js';
-import type { LocalBus } from './bus.js';
-import { toContextMessage, type ContextMessage } from './context.js';
+import type { ConversationEvent, HistoryMessage, User } from '../../../shared/protocol.js';
+import type { LocalBus } from '../../rooms/bus.js';
+import { toContextMessage, type ContextMessage } from '../../reply/context.js';
 import {
   parseEvent,
   type ConversationStore,
@@ -16,7 +16,7 @@ import {
   type StoredEvent,
   type StoreLimits,
   type Submission,
-} from './store.js';
+} from '../store.js';
 
 /** What the log keeps of an event: its JSON (the event object is rebuilt on a replay, which is rare). */
 interface LogEntry {

@@ -3,9 +3,9 @@
 // complete messages, the reply lease and queue, the member set and the
 // clientMessageId index. Behind an async interface with two implementations:
 // in memory (one node) and Redis (many nodes).
-import { ConversationEvent, type ConversationEventOf, type HistoryMessage, type SendOptions, type User } from '../shared/protocol.js';
-import type { Delivery } from './bus.js';
-import type { ContextMessage } from './context.js';
+import { ConversationEvent, type ConversationEventOf, type HistoryMessage, type SendOptions, type User } from '../../shared/protocol.js';
+import type { Delivery } from '../rooms/bus.js';
+import type { ContextMessage } from '../reply/context.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event before the store gives it its seq. */

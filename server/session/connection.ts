@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { WebSocket, type RawData } from 'ws';
 import { z } from 'zod';
-import { closeCodes, type ErrorCode } from '../shared/codes.js';
+import { closeCodes, type ErrorCode } from '../../shared/codes.js';
 import {
   ClientFrame,
   describeIssues,
@@ -14,15 +14,15 @@ import {
   type Limits,
   type ServerFrame,
   type User,
-} from '../shared/protocol.js';
+} from '../../shared/protocol.js';
 import { AuthError, type Authenticator, type Identity } from './auth.js';
-import type { MemberSocket } from './conversation.js';
-import type { Conversations } from './conversations.js';
-import { serialize } from './fanout.js';
-import { RelayError } from './errors.js';
+import type { MemberSocket } from '../rooms/conversation.js';
+import type { Conversations } from '../rooms/conversations.js';
+import { serialize } from '../rooms/fanout.js';
+import { RelayError } from '../errors.js';
 import { TokenBucket } from './limits.js';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import { Outbox, type DeltaEvent } from './outbox.js';
 
 export interface ConnectionSettings {

@@ -2,14 +2,14 @@
 // heartbeat that tells other nodes this one is alive.
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { Backend } from './backend.js';
-import type { Config } from './config.js';
-import type { UserLimitSettings } from './limits.js';
-import type { Logger } from './log.js';
-import { RedisBus } from './redis-bus.js';
-import { RedisUserLimits } from './redis-limits.js';
-import { RedisStore } from './redis-store.js';
-import type { StoreLimits } from './store.js';
+import type { Backend } from '../index.js';
+import type { Config } from '../../config.js';
+import type { UserLimitSettings } from '../../session/limits.js';
+import type { Logger } from '../../log.js';
+import { RedisBus } from './bus.js';
+import { RedisUserLimits } from './limits.js';
+import { RedisStore } from './store.js';
+import type { StoreLimits } from '../store.js';
 
 export async function createRedisBackend(config: Config, log: Logger, storeLimits: StoreLimits, userLimitSettings: UserLimitSettings): Promise<Backend> {
   const url = config.REDIS_URL!;

@@ -1,7 +1,7 @@
 // Fan-out between whoever produces a conversation's frames and the nodes that
 // have members in it. In one process that is a map of local subscribers; the
 // Redis bus carries the same messages between nodes.
-import type { ConversationEvent } from '../shared/protocol.js';
+import type { ConversationEvent } from '../../shared/protocol.js';
 
 /** One frame for every member of a conversation, serialized once. */
 export interface Delivery {

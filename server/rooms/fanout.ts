@@ -1,10 +1,10 @@
 // Delivery of a conversation's frames to one member socket, in seq order,
 // exactly once: while a member is still being sent its join snapshot or
 // replay, live frames wait in a bounded buffer and are flushed after it.
-import type { ConversationEvent, ServerFrame } from '../shared/protocol.js';
+import type { ConversationEvent, ServerFrame } from '../../shared/protocol.js';
 import type { Delivery } from './bus.js';
-import type { DeltaEvent } from './outbox.js';
-import type { StoredEvent } from './store.js';
+import type { DeltaEvent } from '../session/outbox.js';
+import type { StoredEvent } from '../backend/store.js';
 
 /** Serialize a frame the server built itself: typed here, never re-validated on the way out. */
 export function serialize(frame: ServerFrame): string {

@@ -3,16 +3,16 @@
 // reply lease and queue, members) lives in the store; frames reach members
 // through the bus, so other nodes' members see the same events.
 import { randomUUID } from 'node:crypto';
-import type { ClientFrameOf, ServerFrame, User } from '../shared/protocol.js';
+import type { ClientFrameOf, ServerFrame, User } from '../../shared/protocol.js';
 import type { Bus, Delivery, Subscription } from './bus.js';
-import { RelayError } from './errors.js';
+import { RelayError } from '../errors.js';
 import { coalesceReplay, MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
-import type { Throttle, UserLimits } from './limits.js';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
-import { runReply, type AbortReason, type ReplyJob, type ReplySettings } from './reply.js';
-import type { ConversationStore, Snapshot, StoredEvent } from './store.js';
-import type { Upstream } from './upstream.js';
+import type { Throttle, UserLimits } from '../session/limits.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { runReply, type AbortReason, type ReplyJob, type ReplySettings } from '../reply/reply.js';
+import type { ConversationStore, Snapshot, StoredEvent } from '../backend/store.js';
+import type { Upstream } from '../reply/upstream.js';
 
 /** What a conversation needs of the connection it talks to. */
 export interface MemberSocket extends FrameSink {

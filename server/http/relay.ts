@@ -5,18 +5,18 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { closeCodes } from '../shared/codes.js';
-import { createAuthenticator, type Authenticator } from './auth.js';
-import { createBackend, type MemoryStoreFactory } from './backend.js';
-import { checkExposure, type Config } from './config.js';
-import { Connection } from './connection.js';
-import { warmTokenizer } from './context.js';
-import { Conversations } from './conversations.js';
-import { Metrics } from './metrics.js';
-import { ConnectionGate, Throttle } from './limits.js';
-import type { Logger } from './log.js';
+import { closeCodes } from '../../shared/codes.js';
+import { createAuthenticator, type Authenticator } from '../session/auth.js';
+import { createBackend, type MemoryStoreFactory } from '../backend/index.js';
+import { checkExposure, type Config } from '../config.js';
+import { Connection } from '../session/connection.js';
+import { warmTokenizer } from '../reply/context.js';
+import { Conversations } from '../rooms/conversations.js';
+import { Metrics } from '../metrics.js';
+import { ConnectionGate, Throttle } from '../session/limits.js';
+import type { Logger } from '../log.js';
 import { servePage } from './page.js';
-import { Upstream } from './upstream.js';
+import { Upstream } from '../reply/upstream.js';
 
 export interface RelayOptions {
   log: Logger;

@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { HistoryMessage, SendOptions, User } from '../shared/protocol.js';
-import { toContextMessage, type ContextMessage } from './context.js';
-import { RelayError } from './errors.js';
-import type { Logger } from './log.js';
+import { HistoryMessage, SendOptions, User } from '../../../shared/protocol.js';
+import { toContextMessage, type ContextMessage } from '../../reply/context.js';
+import { RelayError } from '../../errors.js';
+import type { Logger } from '../../log.js';
 import {
   adoptScript,
   appendScript,
@@ -18,7 +18,7 @@ import {
   removeQueuedScript,
   renewScript,
   submitScript,
-} from './redis-scripts.js';
+} from './scripts.js';
 import {
   parseEvent,
   type ConversationStore,
@@ -31,7 +31,7 @@ import {
   type StoredEvent,
   type StoreLimits,
   type Submission,
-} from './store.js';
+} from '../store.js';
 
 export interface RedisStoreOptions extends StoreLimits {
   prefix: string;

@@ -2,7 +2,7 @@
 // and per-user limits that hold across all of a user's sockets (replies in
 // flight, replies per minute, completion tokens per window). Every map here
 // is bounded by live users or IPs and swept of idle entries.
-import { RelayError } from './errors.js';
+import { RelayError } from '../errors.js';
 
 /** A classic token bucket: `capacity` tokens, refilled continuously at `perSecond`. */
 export class TokenBucket {

@@ -61,7 +61,7 @@ function bundleTime(): number {
 async function ensureBuilt(): Promise<void> {
   const built = bundleTime();
   if (built >= 0 && built >= newestSource()) return;
-  building ??= import('../client/page/build.js')
+  building ??= import('../../client/page/build.js')
     .then((b) => b.buildPage(pageDir))
     .catch((err: unknown) => {
       if (bundleTime() < 0) throw err;

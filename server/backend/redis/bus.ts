@@ -5,10 +5,10 @@
 // the conversation's retained stream, so members never see a hole.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { Bus, Delivery, Subscriber, Subscription } from './bus.js';
-import type { Logger } from './log.js';
-import type { RedisStore } from './redis-store.js';
-import { parseEvent } from './store.js';
+import type { Bus, Delivery, Subscriber, Subscription } from '../../rooms/bus.js';
+import type { Logger } from '../../log.js';
+import type { RedisStore } from './store.js';
+import { parseEvent } from '../store.js';
 
 const Origin = z.object({ connectionId: z.string(), ref: z.string().optional(), skip: z.boolean().optional() });
 

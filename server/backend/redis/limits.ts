@@ -2,10 +2,10 @@
 // replies per minute and the token quota hold for a user wherever their
 // sockets are connected.
 import type { Redis } from 'ioredis';
-import { RelayError } from './errors.js';
-import type { UserLimits, UserLimitSettings } from './limits.js';
-import { Script } from './redis-store.js';
-import { endReplyScript, startReplyScript } from './redis-scripts.js';
+import { RelayError } from '../../errors.js';
+import type { UserLimits, UserLimitSettings } from '../../session/limits.js';
+import { Script } from './store.js';
+import { endReplyScript, startReplyScript } from './scripts.js';
 
 const startReply = new Script(startReplyScript);
 const endReply = new Script(endReplyScript);
