@@ -1,0 +1,152 @@
+// Many relay nodes on one Redis: three real relay processes (server/main.ts)
+// on port 0, one built-in model in this process as their upstream.
+import { randomUUID } from 'node:crypto';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LocalModel, type FaultPlan } from '../../demo/localmodel.js';
+import { NODE_LEASE_MS, redisAvailable, REDIS_URL, startNode, stop, type Node } from '../redis.js';
+import { eventually, replyText, TestClient } from '../helpers.js';
+
+const TEXT = Array.from({ length: 40 }, (_, i) => `token${i}`).join(' ');
+let plan: (req: { messages: Array<{ content: string }> }) => FaultPlan = () => ({ text: TEXT, tokenDelayMs: 15 });
+let model: LocalModel;
+let nodes: Node[] = [];
+const clients: TestClient[] = [];
+const available = await redisAvailable();
+
+async function client(node: Node): Promise<TestClient> {
+  const c = await TestClient.connect(node.url);
+  clients.push(c);
+  return c;
+}
+
+test.before(async () => {
+  if (!available) return;
+  model = new LocalModel({ tokenDelayMs: 15, plan: (req) => plan(req) });
+  await model.start();
+  const prefix = `cluster-${randomUUID()}:`;
+  nodes = await Promise.all([startNode(model, prefix), startNode(model, prefix), startNode(model, prefix)]);
+});
+
+test.after(async () => {
+  for (const c of clients) c.kill();
+  await Promise.all(nodes.map(stop));
+  await model?.close();
+});
+
+const strip = (c: TestClient, room: string) => c.events(room).map((f) => JSON.stringify({ ...f, ref: undefined }));
+
+if (!available) {
+  console.log(`redis is not reachable at ${REDIS_URL}; skipping the cluster tests (start redis-server to run them)`);
+} else {
+  test('clients of one room on three nodes see identical events with identical seq', async () => {
+    const [a, b, c] = [await client(nodes[0]!), await client(nodes[1]!), await client(nodes[2]!)];
+    for (const x of [a, b, c]) {
+      x.send({ type: 'join', conversationId: 'same' });
+      await x.next('joined');
+    }
+    b.send({ type: 'send', conversationId: 'same', text: 'hello cluster' });
+    for (const x of [a, b, c]) await x.next('reply.end');
+    const view = strip(a, 'same');
+    assert.ok(view.length > 10);
+    assert.equal(strip(b, 'same'), view);
+    assert.equal(strip(c, 'same'), view);
+    assert.is(replyText(c.frames), TEXT);
+    // Presence lists the members of every node.
+    await eventually(() => a.frames.some((f) => f.type === 'presence' && f.members.length === 3), 'presence of all three');
+  });
+
+  test('a late joiner on another node gets the same snapshot; idempotent send holds across nodes', async () => {
+    const a = await client(nodes[0]!);
+    a.send({ type: 'send', conversationId: 'late', text: 'q', clientMessageId: 'cm-1' });
+    const original = await a.next('message');
+    await a.next('reply.end');
+    const c = await client(nodes[2]!);
+    c.send({ type: 'send', conversationId: 'late', text: 'q', clientMessageId: 'cm-1', ref: 'retry' });
+    const echoed = await c.next('message', (m) => m.ref === 'retry');
+    assert.is(echoed.message.id, original.message.id);
+    const joined = await c.waitFor('joined');
+    assert.equal(joined.history.map((m) => m.text), ['q', TEXT]);
+  });
+
+  test('cancel on one node stops a reply generating on another; the upstream is aborted', async () => {
+    plan = () => ({ text: TEXT, stallAfterTokens: 3 });
+    const a = await client(nodes[0]!);
+    const c = await client(nodes[2]!);
+    c.send({ type: 'join', conversationId: 'cancel-x' });
+    await c.next('joined');
+    const before = model.requests.length;
+    a.send({ type: 'send', conversationId: 'cancel-x', text: 'go' });
+    for (let i = 0; i < 3; i++) await c.next('reply.delta');
+    c.send({ type: 'cancel', conversationId: 'cancel-x' });
+    const end = await c.next('reply.end');
+    assert.is(end.finishReason, 'cancelled');
+    assert.is((await a.next('reply.end')).finishReason, 'cancelled');
+    const req = model.requests[before]!;
+    await req.closed;
+    assert.ok(req.aborted, 'the generating node aborted its upstream request');
+    plan = () => ({ text: TEXT, tokenDelayMs: 15 });
+  });
+
+  test('resume on a different node after an abrupt disconnect: nothing lost, nothing doubled', async () => {
+    const a = await client(nodes[0]!);
+    a.send({ type: 'send', conversationId: 'move', text: 'go' });
+    const start = await a.next('reply.start');
+    for (let i = 0; i < 8; i++) await a.next('reply.delta');
+    a.kill();
+    const seen = a.events('move');
+    const b = await client(nodes[1]!);
+    b.send({ type: 'join', conversationId: 'move', since: seen.at(-1)!.seq });
+    await b.next('reply.end');
+    const all = [...seen, ...b.events('move')];
+    const seqs = all.map((f) => f.seq);
+    assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), `strictly increasing: ${seqs.join(',')}`);
+    assert.is(replyText(all, start.replyId), TEXT);
+  });
+
+  test('kill -9 of the generating node: everyone sees the reply end within the lease; the queue moves on; its clients resume elsewhere', async () => {
+    plan = (req) => (req.messages.at(-1)!.content === 'first' ? { text: TEXT, stallAfterTokens: 5 } : { text: 'the queued one ran' });
+    const victim = nodes[0]!;
+    const a = await client(victim);
+    const b = await client(nodes[1]!);
+    b.send({ type: 'join', conversationId: 'crash' });
+    await b.next('joined');
+    a.send({ type: 'send', conversationId: 'crash', text: 'first' });
+    const start = await b.next('reply.start');
+    for (let i = 0; i < 5; i++) await b.next('reply.delta');
+    b.send({ type: 'send', conversationId: 'crash', text: 'second' });
+    const queued = await b.next('message', (m) => m.message.text === 'second');
+
+    await eventually(() => b.frames.some((f) => f.type === 'presence' && f.members.length === 2), 'presence of both');
+    const killedAt = b.frames.length;
+    victim.child.kill('SIGKILL');
+    const end = await b.next('reply.end', (e) => e.replyId === start.replyId, 10 * NODE_LEASE_MS);
+    assert.is(end.finishReason, 'error');
+    assert.is(end.error?.code, 'internal');
+    const next = await b.next('reply.start', (s) => s.replyId === queued.replyId, 10 * NODE_LEASE_MS);
+    const nextEnd = await b.next('reply.end', (e) => e.replyId === next.replyId);
+    assert.is(nextEnd.finishReason, 'stop');
+    assert.is(replyText(b.frames, next.replyId), 'the queued one ran');
+    // The dead node's member drops out of presence once its heartbeat lapses.
+    const me = (await b.waitFor('welcome')).user.id;
+    const alone = () => b.frames.slice(killedAt).find((f) => f.type === 'presence' && f.members.length === 1);
+    await eventually(() => alone() !== undefined, 'presence without the dead node\'s member', 10 * NODE_LEASE_MS);
+    const gone = alone();
+    assert.equal(gone?.type === 'presence' && gone.members.map((m) => m.id), [me]);
+
+    // The dead node's client reconnects to a live node and catches up from where it was.
+    await a.closed;
+    const seen = a.events('crash');
+    const back = await client(nodes[2]!);
+    back.send({ type: 'join', conversationId: 'crash', since: seen.at(-1)!.seq });
+    await back.next('reply.end', (e) => e.replyId === next.replyId);
+    const all = [...seen, ...back.events('crash')];
+    const seqs = all.map((f) => f.seq);
+    assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), 'nothing doubled');
+    assert.is(replyText(all, start.replyId), replyText(b.frames, start.replyId), 'the interrupted reply, whole');
+    assert.is(replyText(all, next.replyId), 'the queued one ran');
+    plan = () => ({ text: TEXT, tokenDelayMs: 15 });
+  });
+}
+
+test.run();

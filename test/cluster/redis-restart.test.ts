@@ -1,0 +1,95 @@
+// A Redis restart mid-conversation: nodes reconnect and no member sees a hole.
+// Runs its own redis-server (with an append-only file, as a deployment that
+// keeps history would) on a free port, so it can stop and start it.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LocalModel } from '../../demo/localmodel.js';
+import { redisAvailable, startNode, stop, type Node } from '../redis.js';
+import { replyText, TestClient } from '../helpers.js';
+
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'relay-redis-'));
+let port = 0;
+let server: ChildProcess | undefined;
+
+async function startRedis(): Promise<void> {
+  server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
+  for (let i = 0; i < 100 && !(await redisAvailable(`redis://127.0.0.1:${port}`)); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+async function stopRedis(): Promise<void> {
+  const exited = new Promise((r) => server!.once('exit', r));
+  server!.kill('SIGTERM');
+  await exited;
+}
+
+const TEXT = Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ');
+let model: LocalModel;
+let nodes: Node[] = [];
+const clients: TestClient[] = [];
+
+test.after(async () => {
+  for (const c of clients) c.kill();
+  await Promise.all(nodes.map(stop));
+  await model?.close();
+  if (server && server.exitCode === null) await stopRedis();
+});
+
+if (!hasRedisServer) {
+  console.log('redis-server is not installed; skipping the Redis restart test');
+} else {
+  test('a Redis restart mid-reply loses no event and doubles none', async () => {
+    port = await freePort();
+    await startRedis();
+    model = new LocalModel({ tokenDelayMs: 25, plan: () => ({ text: TEXT }) });
+    await model.start();
+    const prefix = `restart-${randomUUID()}:`;
+    const url = `redis://127.0.0.1:${port}`;
+    nodes = [await startNode(model, prefix, url), await startNode(model, prefix, url)];
+    const a = await TestClient.connect(nodes[0]!.url);
+    const b = await TestClient.connect(nodes[1]!.url);
+    clients.push(a, b);
+    b.send({ type: 'join', conversationId: 'blip' });
+    await b.next('joined');
+    a.send({ type: 'send', conversationId: 'blip', text: 'talk through it' });
+    const start = await b.next('reply.start');
+    for (let i = 0; i < 10; i++) await b.next('reply.delta');
+
+    await stopRedis();
+    await new Promise((r) => setTimeout(r, 200));
+    await startRedis();
+
+    const end = await b.next('reply.end', (e) => e.replyId === start.replyId, 30_000);
+    assert.is(end.finishReason, 'stop');
+    for (const c of [a, b]) {
+      await c.waitFor('reply.end', (e) => e.replyId === start.replyId, 30_000);
+      const seqs = c.events('blip').map((f) => f.seq);
+      assert.ok(seqs.every((s, i) => i === 0 || s === seqs[i - 1]! + 1), `no hole, no repeat: ${seqs.join(',')}`);
+      assert.is(replyText(c.frames, start.replyId), TEXT);
+    }
+    // The history survived the restart: a newcomer on either node sees the whole exchange.
+    const late = await TestClient.connect(nodes[1]!.url);
+    clients.push(late);
+    late.send({ type: 'join', conversationId: 'blip' });
+    const joined = await late.next('joined');
+    assert.equal(joined.history.map((m) => m.text), ['talk through it', TEXT]);
+  });
+}
+
+test.run();
