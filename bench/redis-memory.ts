@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { Keys } from '../server/backend/redis/keys.js';
 import { RedisStore } from '../server/backend/redis/store.js';
 
 const url = process.argv[2] ?? 'redis://127.0.0.1:6379';
@@ -14,7 +15,8 @@ const redis = new Redis(url);
 const prefix = `bench-mem-${randomUUID()}:`;
 const store = new RedisStore(
   redis,
-  { prefix, nodeId: 'bench', leaseMs: 60_000, retentionMs: 3_600_000, historyLimit: 200, eventLogMax: 20_000, eventLogMaxAgeMs: 900_000, eventLogMaxBytes: 16 << 20, maxQueuedReplies: 4 },
+  new Keys(prefix),
+  { nodeId: 'bench', leaseMs: 60_000, retentionMs: 3_600_000, historyLimit: 200, eventLogMax: 20_000, eventLogMaxAgeMs: 900_000, eventLogMaxBytes: 16 << 20, maxQueuedReplies: 4 },
   pino({ level: 'silent' }),
 );
 const user = { id: 'u-1', name: 'Bench User' };
@@ -26,14 +28,14 @@ for (let c = 0; c < CONVERSATIONS; c++) {
     const messageId = randomUUID();
     const replyId = randomUUID();
     const message = { id: messageId, role: 'user' as const, author: user, text: `Question ${t}: how does the relay keep a reply when the socket drops?`, createdAt: Date.now(), clientMessageId: randomUUID() };
-    await store.submit(conversationId, { type: 'message', conversationId, message, replyId }, { replyId, inReplyTo: messageId, user, options: undefined }, { connectionId: 'bench' });
+    await store.submit(conversationId, { type: 'message', conversationId, message, replyId }, { replyId, inReplyTo: messageId, user });
     let ordinal = 0;
-    await store.append(conversationId, { type: 'reply.start', conversationId, replyId, inReplyTo: messageId, model: 'bench' }, { ordinal: ordinal++ });
+    await store.log.append(conversationId, { type: 'reply.start', conversationId, replyId, inReplyTo: messageId, model: 'bench' }, { ordinal: ordinal++ });
     for (let i = 0; i < TOKENS_PER_REPLY; i++) {
-      await store.append(conversationId, { type: 'reply.delta', conversationId, replyId, text: words[i % words.length]! }, { ordinal: ordinal++ });
+      await store.log.append(conversationId, { type: 'reply.delta', conversationId, replyId, text: words[i % words.length]! }, { ordinal: ordinal++ });
     }
-    await store.append(conversationId, { type: 'reply.end', conversationId, replyId, finishReason: 'stop', usage: { promptTokens: 50, completionTokens: TOKENS_PER_REPLY, totalTokens: 250, source: 'upstream' } }, { ordinal: ordinal++ });
-    await store.nextReply(conversationId);
+    await store.log.append(conversationId, { type: 'reply.end', conversationId, replyId, finishReason: 'stop', usage: { promptTokens: 50, completionTokens: TOKENS_PER_REPLY, totalTokens: 250, source: 'upstream' } }, { ordinal: ordinal++ });
+    await store.replies.next(conversationId);
   }
 }
 

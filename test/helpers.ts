@@ -9,7 +9,7 @@ import { parseConfig } from '../server/config.js';
 import { LocalModel, type FaultPlan, type RecordedRequest } from '../demo/localmodel.js';
 import { createLogger } from '../server/log.js';
 import { startRelay, type Relay } from '../server/http/relay.js';
-import type { MemoryStoreFactory } from '../server/backend/index.js';
+import type { StoreWrapper } from '../server/backend/index.js';
 
 export interface Stack {
   relay: Relay;
@@ -24,9 +24,14 @@ export interface StackOptions {
   env?: Record<string, string>;
   /** Where the relay's logs go (JSON lines); by default nowhere. */
   logTo?: DestinationStream;
-  makeStore?: MemoryStoreFactory;
+  wrapStore?: StoreWrapper;
   tokenDelayMs?: number;
   plan?: (req: RecordedRequest) => FaultPlan | undefined;
+}
+
+/** The backend this run of a behaviour test is on (test/run.mjs runs each on every backend). */
+export function backend(): 'memory' | 'redis' {
+  return process.env.TEST_REDIS_URL ? 'redis' : 'memory';
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
@@ -40,7 +45,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     upstreamBaseURL: model.baseURL,
     upstreamApiKey: 'test',
     model: 'test-model',
-    ...(opts.makeStore ? { makeStore: opts.makeStore } : {}),
+    ...(opts.wrapStore ? { wrapStore: opts.wrapStore } : {}),
   });
   const clients: TestClient[] = [];
   return {

@@ -7,9 +7,11 @@ const MAIN = new URL('../server/main.ts', import.meta.url).pathname;
 /** Short, so that a dead node is noticed quickly in tests. */
 export const NODE_LEASE_MS = 1000;
 
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** Set by test/run.mjs (its own redis-server, or the caller's TEST_REDIS_URL); unset, Redis tests are skipped. */
+export const REDIS_URL = process.env.TEST_REDIS_URL;
 
 export async function redisAvailable(url = REDIS_URL): Promise<boolean> {
+  if (!url) return false;
   const probe = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
   try {
@@ -29,7 +31,7 @@ export interface Node {
 }
 
 /** A relay node (server/main.ts, as `npm start` runs it) on Redis, with `model` as its upstream. */
-export async function startNode(model: LocalModel, prefix: string, redisUrl = REDIS_URL): Promise<Node> {
+export async function startNode(model: LocalModel, prefix: string, redisUrl = REDIS_URL ?? ''): Promise<Node> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
     env: {
       PATH: process.env.PATH,

@@ -1,19 +1,18 @@
 // Where shared state lives: in this process (the default), or in Redis when
 // REDIS_URL is set, so that any number of relay nodes serve one consistent
-// set of conversations.
-import type { Bus } from '../rooms/bus.js';
-import { LocalBus } from '../rooms/bus.js';
+// set of conversations. A backend is a store, a bus and the per-user limits.
 import type { Config } from '../config.js';
 import { MemoryUserLimits, type UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
+import { LocalBus, type Bus } from '../rooms/bus.js';
 import { MemoryStore } from './memory/store.js';
-import type { ConversationStore, StoreLimits } from './store.js';
+import type { Store } from './store.js';
 
-/** Builds the in-memory store (tests substitute one with injected faults). */
-export type MemoryStoreFactory = (limits: StoreLimits, bus: LocalBus) => ConversationStore;
+/** Lets a test put a wrapper with injected faults around the real store, on any backend. */
+export type StoreWrapper = (store: Store) => Store;
 
 export interface Backend {
-  store: ConversationStore;
+  store: Store;
   bus: Bus;
   userLimits: UserLimits;
   /** Reply lease time in a shared store; 0 when there is no one to share with. */
@@ -23,7 +22,7 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-export async function createBackend(config: Config, log: Logger, makeStore?: MemoryStoreFactory): Promise<Backend> {
+export async function createBackend(config: Config, log: Logger, wrapStore: StoreWrapper = (s) => s): Promise<Backend> {
   const userLimitSettings = {
     messagesPerMinute: config.MESSAGES_PER_MINUTE,
     maxActiveReplies: config.MAX_ACTIVE_REPLIES,
@@ -40,12 +39,13 @@ export async function createBackend(config: Config, log: Logger, makeStore?: Mem
   };
   if (config.REDIS_URL) {
     const { createRedisBackend } = await import('./redis/index.js');
-    return createRedisBackend(config, log, storeLimits, userLimitSettings);
+    const backend = await createRedisBackend(config, log, storeLimits, userLimitSettings);
+    return { ...backend, store: wrapStore(backend.store) };
   }
   const bus = new LocalBus();
   const userLimits = new MemoryUserLimits(userLimitSettings);
   return {
-    store: makeStore ? makeStore(storeLimits, bus) : new MemoryStore(storeLimits, bus),
+    store: wrapStore(new MemoryStore(storeLimits)),
     bus,
     userLimits,
     leaseMs: 0,

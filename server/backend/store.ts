@@ -1,17 +1,26 @@
-// Conversation state that outlives a socket and is shared by every node: the
-// seq counter, the retained event log that resume reads, the history of
-// complete messages, the reply lease and queue, the member set and the
-// clientMessageId index. Behind an async interface with two implementations:
-// in memory (one node) and Redis (many nodes).
-import { ConversationEvent, type ConversationEventOf, type HistoryMessage, type SendOptions, type User } from '../../shared/protocol.js';
-import type { Delivery } from '../rooms/bus.js';
+// Conversation state that outlives a socket and is shared by every node, split
+// by concern: the event log (seq, retained events, the history folded from
+// them), the reply lease and queue, the member set, and the clientMessageId
+// index. A store stores and answers; it delivers nothing (fan-out is the bus's,
+// called by the conversation). Two implementations: in memory (one node) and
+// Redis (many nodes), held to one contract by the behaviour suite.
+import { z } from 'zod';
+import { ConversationEvent, SendOptions, User, type ConversationEventOf, type HistoryMessage } from '../../shared/protocol.js';
 import type { ContextMessage } from '../reply/context.js';
+import type { RetentionLimits } from '../history/retention.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event before the store gives it its seq. */
 export type EventInput = DistributiveOmit<ConversationEvent, 'seq'>;
 export type MessageInput = Omit<ConversationEventOf<'message'>, 'seq'>;
-export type Origin = NonNullable<Delivery['origin']>;
+export type ReplyEventInput = Exclude<EventInput, { type: 'message' }>;
+
+/** How many clientMessageIds a conversation remembers for idempotent send. */
+export const CLIENT_IDS_KEPT = 1_000;
+
+/** A reply that asked to run: running, or waiting in its conversation's queue. */
+export const ReplyJob = z.object({ replyId: z.string(), inReplyTo: z.string(), user: User, options: SendOptions.optional() });
+export type ReplyJob = z.infer<typeof ReplyJob>;
 
 /** Identifies one reply event as written by the node that runs the reply. */
 export interface Fence {
@@ -36,76 +45,79 @@ export interface Snapshot {
   streaming?: { replyId: string; text: string; seq: number; model?: string };
 }
 
-export interface QueuedReply {
-  replyId: string;
-  inReplyTo: string;
-  user: User;
-  options: SendOptions | undefined;
-}
-
 /** What became of a `send`. */
 export type Submission =
   | { kind: 'appended'; stored: StoredEvent; start: boolean }
   | { kind: 'duplicate'; stored: StoredEvent }
   | { kind: 'queue-full' };
 
-export interface StoreLimits {
+export interface StoreLimits extends RetentionLimits {
   historyLimit: number;
-  eventLogMax: number;
-  eventLogMaxAgeMs: number;
-  /** Bytes of retained events per conversation (the in-memory store; Redis bounds by count). */
-  eventLogMaxBytes: number;
   maxQueuedReplies: number;
 }
 
-export interface ConversationStore {
+/** The conversation's events: seq, the retained log that resume reads, and the history folded from them. */
+export interface EventLog {
   /**
-   * Give the event the next seq, retain it, fold it into the history, and
-   * deliver it to every subscriber on every node. The store may keep and
-   * change the object it is given: pass a fresh one. Reply events carry `fence`:
-   * the store refuses them (RelayError) once this node no longer holds that
-   * reply's lease, so a node presumed dead cannot write after its successor.
+   * Give the event the next seq and retain it. The log may keep and change the
+   * object it is given: pass a fresh one. Reply events carry `fence`: the log
+   * refuses them (RelayError) once this node no longer holds that reply's
+   * lease, so a node presumed dead cannot write after its successor. In one
+   * process the answer is synchronous (no promise per token).
    */
-  append(conversationId: string, event: EventInput, fence?: Fence): void | Promise<void>;
-  /**
-   * A user message and the reply it asks for, in one atomic step: a
-   * clientMessageId seen before gives the original message back; a reply that
-   * cannot start now is queued, and a full queue appends nothing. `start`
-   * means this node now holds the conversation's reply lease and runs it.
-   */
-  submit(conversationId: string, message: MessageInput, reply: QueuedReply | undefined, origin: Origin): Promise<Submission>;
-  /** The message a clientMessageId produced, if this conversation has seen it (submit still checks atomically). */
-  findMessage(conversationId: string, clientMessageId: string): Promise<StoredEvent | undefined>;
+  append(conversationId: string, event: ReplyEventInput, fence?: Fence): StoredEvent | Promise<StoredEvent>;
   snapshot(conversationId: string): Promise<Snapshot>;
   /** Every retained event with seq > since, in order; undefined when `since` is not covered (reset). */
   eventsSince(conversationId: string, since: number): Promise<StoredEvent[] | undefined>;
   /** History as upstream messages with token counts, oldest first. */
   context(conversationId: string): Promise<ContextMessage[]>;
-
-  /** The reply this node ran has ended: the lease passes to the next queued reply (returned), or is released. */
-  nextReply(conversationId: string): Promise<QueuedReply | undefined>;
-  removeQueued(conversationId: string, replyId: string): Promise<QueuedReply | undefined>;
-  /** Tell every member that a queued reply will never run: its reply.end (cancelled), with no reply.start before it. */
-  endQueued(conversationId: string, job: QueuedReply): Promise<void>;
-  clearQueue(conversationId: string): Promise<QueuedReply[]>;
-  /** The reply holding the lease (running on some node) and how many wait behind it. */
-  replyState(conversationId: string): Promise<{ running: string | undefined; queued: number }>;
-  /** Keep this node's lease on a running reply alive. */
-  renewLease(conversationId: string, replyId: string): Promise<void>;
-  /**
-   * Take over a conversation whose lease holder is gone: end its reply for
-   * everyone, and return the next queued reply for this node to run.
-   */
-  adopt(conversationId: string): Promise<QueuedReply | undefined>;
-
-  /** The member set: one entry per subscribed socket, listed once per user. */
-  addMember(conversationId: string, memberId: string, user: User): Promise<void>;
-  removeMember(conversationId: string, memberId: string): Promise<void>;
-  members(conversationId: string): Promise<User[]>;
-
-  /** This node no longer needs the conversation (idle, no member here). */
+  /** This node no longer needs the conversation (idle, no member here): drop what it holds of it. */
   evict(conversationId: string): Promise<void>;
-  /** Conversations held in this process's memory right now. */
+  /** Conversations whose state this process holds in memory right now. */
   size(): number;
+}
+
+/** clientMessageId → the message it produced, for idempotent send. */
+export interface MessageIds {
+  /** The message a clientMessageId produced, if this conversation has seen it (submit still checks atomically). */
+  find(conversationId: string, clientMessageId: string): Promise<StoredEvent | undefined>;
+}
+
+/** Who runs a conversation's reply (the lease) and what waits behind it. */
+export interface ReplyLeases {
+  /** The reply this node ran has ended: the lease passes to the next queued reply (returned), or is released. */
+  next(conversationId: string): Promise<ReplyJob | undefined>;
+  removeQueued(conversationId: string, replyId: string): Promise<ReplyJob | undefined>;
+  clearQueue(conversationId: string): Promise<ReplyJob[]>;
+  /** The reply holding the lease (running on some node) and how many wait behind it. */
+  state(conversationId: string): Promise<{ running: string | undefined; queued: number }>;
+  /** Keep this node's lease on a running reply alive. */
+  renew(conversationId: string, replyId: string): Promise<void>;
+  /**
+   * Take over a conversation whose lease holder is gone: an orphaned reply (now
+   * leased to this node, to be ended), or the next queued reply to run here.
+   */
+  adopt(conversationId: string): Promise<{ orphan: string } | { job: ReplyJob } | undefined>;
+}
+
+/** The member set: one entry per subscribed socket, listed once per user. */
+export interface MemberRegistry {
+  add(conversationId: string, memberId: string, user: User): Promise<void>;
+  remove(conversationId: string, memberId: string): Promise<void>;
+  list(conversationId: string): Promise<User[]>;
+}
+
+export interface Store {
+  readonly log: EventLog;
+  readonly ids: MessageIds;
+  readonly replies: ReplyLeases;
+  readonly members: MemberRegistry;
+  /**
+   * A user message and the reply it asks for, in one atomic step across the
+   * parts: a clientMessageId seen before gives the original message back; a
+   * reply that cannot start now is queued, and a full queue appends nothing.
+   * `start` means this node now holds the conversation's reply lease and runs it.
+   */
+  submit(conversationId: string, message: MessageInput, reply: ReplyJob | undefined): Promise<Submission>;
   close(): Promise<void>;
 }

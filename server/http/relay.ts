@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { closeCodes } from '../../shared/codes.js';
 import { createAuthenticator, type Authenticator } from '../session/auth.js';
-import { createBackend, type MemoryStoreFactory } from '../backend/index.js';
+import { createBackend, type StoreWrapper } from '../backend/index.js';
 import { checkExposure, type Config } from '../config.js';
 import { Connection } from '../session/connection.js';
 import { warmTokenizer } from '../reply/context.js';
@@ -26,8 +26,8 @@ export interface RelayOptions {
   upstreamApiKey?: string;
   model?: string;
   auth?: Authenticator;
-  /** Substitute the in-memory store (tests inject faults with it). */
-  makeStore?: MemoryStoreFactory;
+  /** Wrap the store (tests inject faults with it, on any backend). */
+  wrapStore?: StoreWrapper;
 }
 
 export interface RelayStats {
@@ -58,7 +58,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     log.warn({ host: config.HOST }, 'ANONYMOUS MODE ON A PUBLIC ADDRESS: anyone who can reach this port can use the upstream API key');
   }
   warmTokenizer();
-  const backend = await createBackend(config, log, opts.makeStore);
+  const backend = await createBackend(config, log, opts.wrapStore);
   const { store, bus, userLimits } = backend;
   const connections = new Set<Connection>();
   const metrics: Metrics = new Metrics({
@@ -67,7 +67,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     activeReplies: () => [...conversations.all()].filter((c) => c.busy).length,
     queuedReplies: async () => {
       let queued = 0;
-      for (const c of conversations.all()) queued += (await store.replyState(c.id)).queued;
+      for (const c of conversations.all()) queued += (await store.replies.state(c.id)).queued;
       return queued;
     },
     maxMemberLag: () => Math.max(0, ...[...connections].map((c) => c.lag)),
@@ -259,7 +259,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     stats: () => ({
       sockets: connections.size,
       conversations: conversations.size,
-      storedConversations: store.size(),
+      storedConversations: store.log.size(),
       usersWithReplies: userLimits.usersWithReplies(),
     }),
     close,

@@ -1,20 +1,13 @@
 // One assistant reply, start to end: build the context, stream the upstream
 // completion into reply.delta events, and always finish with exactly one
 // reply.end whose finish reason says what really happened.
-import type { FinishReason, ReplyError, SendOptions, User, Usage } from '../../shared/protocol.js';
+import type { FinishReason, ReplyError, Usage } from '../../shared/protocol.js';
 import { buildContext, countTokens, type ContextMessage } from './context.js';
 import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { EventInput, Fence } from '../backend/store.js';
+import type { Fence, ReplyEventInput, ReplyJob } from '../backend/store.js';
 import { UpstreamError, type Completion, type Upstream } from './upstream.js';
-
-export interface ReplyJob {
-  replyId: string;
-  inReplyTo: string;
-  user: User;
-  options: SendOptions | undefined;
-}
 
 export interface ReplySettings {
   systemPrompt: string;
@@ -40,11 +33,11 @@ export interface ReplyRun {
   metrics: Metrics;
 }
 
-export async function runReply(run: ReplyRun, append: (event: EventInput, fence: Fence) => void | Promise<void>): Promise<FinishReason> {
+export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, fence: Fence) => void | Promise<void>): Promise<FinishReason> {
   const { upstream, settings, conversationId, job, history, controller, meter, log, metrics } = run;
   const { replyId } = job;
   let ordinal = 0;
-  const emit = (event: EventInput) => append(event, { ordinal: ordinal++ });
+  const emit = (event: ReplyEventInput) => append(event, { ordinal: ordinal++ });
   const signal = controller.signal;
   const model = job.options?.model ?? settings.defaultModel;
   // A queued reply answers its own message, not the ones sent while it waited.

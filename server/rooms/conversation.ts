@@ -1,7 +1,8 @@
 // One conversation on this node: its member sockets, the reply this node runs
 // for it, and the timers that end things. Shared state (seq, history, log,
-// reply lease and queue, members) lives in the store; frames reach members
-// through the bus, so other nodes' members see the same events.
+// reply lease and queue, members) lives in the store; every frame reaches
+// members through the bus (record() is where events go from one to the
+// other), so other nodes' members see the same events.
 import { randomUUID } from 'node:crypto';
 import type { ClientFrameOf, ServerFrame, User } from '../../shared/protocol.js';
 import type { Bus, Delivery, Subscription } from './bus.js';
@@ -10,8 +11,8 @@ import { coalesceReplay, MemberFeed, serialize, withRef, type FrameSink } from '
 import type { Throttle, UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { runReply, type AbortReason, type ReplyJob, type ReplySettings } from '../reply/reply.js';
-import type { ConversationStore, Snapshot, StoredEvent } from '../backend/store.js';
+import { runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
+import type { Fence, ReplyEventInput, ReplyJob, Snapshot, Store, StoredEvent } from '../backend/store.js';
 import type { Upstream } from '../reply/upstream.js';
 
 /** What a conversation needs of the connection it talks to. */
@@ -30,7 +31,7 @@ export interface ConversationSettings extends ReplySettings {
 }
 
 export interface ConversationDeps {
-  store: ConversationStore;
+  store: Store;
   bus: Bus;
   upstream: Upstream;
   userLimits: UserLimits;
@@ -66,6 +67,8 @@ export class Conversation {
   private stopping = false;
   /** The member list last announced, to notice members lost with a dead node. */
   private lastPresence = '';
+  /** seq of the last event this node recorded: a reply is done here once its end has reached the members here. */
+  private lastRecorded = 0;
   /** Serializes state changes that span several store calls (send, cancel). */
   private chain: Promise<void> = Promise.resolve();
 
@@ -85,6 +88,22 @@ export class Conversation {
 
   private fanOut(d: Delivery): void {
     for (const m of this.members.values()) m.feed.deliver(d);
+  }
+
+  /**
+   * The one way an event reaches members: the store gives it its seq and
+   * retains it, then the bus carries it to every node. Synchronous when the
+   * store is (in memory), so the per-token path takes no promise there.
+   */
+  private record(event: ReplyEventInput, fence?: Fence): void | Promise<void> {
+    const stored = this.deps.store.log.append(this.id, event, fence);
+    if (!(stored instanceof Promise)) return this.publish(stored);
+    return stored.then((s) => this.publish(s));
+  }
+
+  private publish(stored: StoredEvent): void {
+    this.lastRecorded = stored.event.seq;
+    this.deps.bus.publish(this.id, stored);
   }
 
   private serial(task: () => Promise<void>): Promise<void> {
@@ -123,10 +142,10 @@ export class Conversation {
 
   private async sendJoined(socket: MemberSocket, feed: MemberFeed, since: number | undefined, ref: string | undefined): Promise<void> {
     const store = this.deps.store;
-    await store.addMember(this.id, socket.id, socket.user);
-    const replay = since === undefined ? undefined : await store.eventsSince(this.id, since);
-    const snap: Snapshot | undefined = replay ? undefined : await store.snapshot(this.id);
-    const members = await store.members(this.id);
+    await store.members.add(this.id, socket.id, socket.user);
+    const replay = since === undefined ? undefined : await store.log.eventsSince(this.id, since);
+    const snap: Snapshot | undefined = replay ? undefined : await store.log.snapshot(this.id);
+    const members = await store.members.list(this.id);
     const current = () => this.members.get(socket.id)?.feed === feed;
     if (!current()) return; // left (or rejoined) while we read
     if (since !== undefined) this.deps.metrics.resumes.inc({ outcome: replay ? 'replayed' : 'reset' });
@@ -159,7 +178,7 @@ export class Conversation {
   /** Unsubscribe a socket (leave or disconnect). A reply keeps running for the grace period. */
   leave(socket: MemberSocket): boolean {
     if (!this.members.delete(socket.id)) return false;
-    void this.deps.store.removeMember(this.id, socket.id).catch((err: unknown) => this.log.warn({ err }, 'removeMember failed'));
+    void this.deps.store.members.remove(this.id, socket.id).catch((err: unknown) => this.log.warn({ err }, 'removeMember failed'));
     this.deps.typingThrottle.forget(`${socket.id}:${this.id}`);
     this.schedulePresence();
     if (this.members.size === 0 && !this.disposed) {
@@ -174,8 +193,8 @@ export class Conversation {
     this.graceTimer = undefined;
     const { store, bus } = this.deps;
     try {
-      if (this.members.size > 0 || (await store.members(this.id)).length > 0) return;
-      const { running } = await store.replyState(this.id);
+      if (this.members.size > 0 || (await store.members.list(this.id)).length > 0) return;
+      const { running } = await store.replies.state(this.id);
       await this.dropQueue();
       if (!running) return;
       if (this.active?.replyId === running) this.active.controller.abort('grace' satisfies AbortReason);
@@ -197,7 +216,7 @@ export class Conversation {
       const user = socket.user;
       const echo = (stored: StoredEvent) => socket.sendRaw(frame.ref === undefined ? stored.json : withRef(stored.json, frame.ref), this.id);
       // A retry of a send that already went through costs nothing: no limit is consulted.
-      const seen = frame.clientMessageId ? await store.findMessage(this.id, frame.clientMessageId) : undefined;
+      const seen = frame.clientMessageId ? await store.ids.find(this.id, frame.clientMessageId) : undefined;
       if (seen) return echo(seen);
       await userLimits.takeMessage(user.id);
       const messageId = randomUUID();
@@ -219,12 +238,7 @@ export class Conversation {
         ...(frame.clientMessageId ? { clientMessageId: frame.clientMessageId } : {}),
       };
       const submission = await store
-        .submit(
-          this.id,
-          { type: 'message', conversationId: this.id, message, ...(job ? { replyId: job.replyId } : {}) },
-          job,
-          { connectionId: socket.id, ref: frame.ref },
-        )
+        .submit(this.id, { type: 'message', conversationId: this.id, message, ...(job ? { replyId: job.replyId } : {}) }, job)
         .catch(async (err: unknown) => {
           if (job) await userLimits.endReply(user.id);
           throw err;
@@ -232,6 +246,7 @@ export class Conversation {
       if (submission.kind !== 'appended' && job) await userLimits.endReply(user.id);
       if (submission.kind === 'queue-full') throw new RelayError('busy', 'the reply queue of this conversation is full');
       if (submission.kind === 'duplicate') return echo(submission.stored);
+      this.deps.bus.publish(this.id, { ...submission.stored, origin: { connectionId: socket.id, ref: frame.ref } });
       if (job && submission.start) this.start(job);
       // The sender's answers to its next frames must not overtake its own message.
       await this.subscription.delivered(submission.stored.event.seq);
@@ -247,12 +262,12 @@ export class Conversation {
         this.active.controller.abort('cancel' satisfies AbortReason);
         return;
       }
-      const removed = replyId ? await store.removeQueued(this.id, replyId) : undefined;
+      const removed = replyId ? await store.replies.removeQueued(this.id, replyId) : undefined;
       if (removed) {
         await userLimits.endReply(removed.user.id);
-        return store.endQueued(this.id, removed);
+        return this.endQueued(removed);
       }
-      const { running } = await store.replyState(this.id);
+      const { running } = await store.replies.state(this.id);
       if (running && (replyId === undefined || replyId === running)) return bus.publishCancel(this.id, running, 'cancel');
       throw new RelayError('not_found', replyId ? `no reply ${replyId} to cancel` : 'no reply is running');
     });
@@ -272,10 +287,15 @@ export class Conversation {
   /** Every queued reply ends (cancelled) without having started. */
   private async dropQueue(): Promise<void> {
     const { store, userLimits } = this.deps;
-    for (const job of await store.clearQueue(this.id)) {
+    for (const job of await store.replies.clearQueue(this.id)) {
       await userLimits.endReply(job.user.id);
-      await store.endQueued(this.id, job);
+      await this.endQueued(job);
     }
+  }
+
+  /** Tell every member that a queued reply will never run: its reply.end (cancelled), with no reply.start before it. */
+  private endQueued(job: ReplyJob): void | Promise<void> {
+    return this.record({ type: 'reply.end', conversationId: this.id, replyId: job.replyId, finishReason: 'cancelled' });
   }
 
   /**
@@ -285,11 +305,23 @@ export class Conversation {
    */
   async checkCluster(): Promise<void> {
     if (this.stopping || this.disposed) return;
-    if (!this.active) {
-      const job = await this.deps.store.adopt(this.id);
-      if (job) this.start(job);
-    }
-    if (this.members.size > 0 && presenceKey(await this.deps.store.members(this.id)) !== this.lastPresence) this.schedulePresence();
+    if (!this.active) await this.adopt();
+    if (this.members.size > 0 && presenceKey(await this.deps.store.members.list(this.id)) !== this.lastPresence) this.schedulePresence();
+  }
+
+  /** A reply whose node is gone ends for everyone (this node now holds its lease); the queue moves on here. */
+  private async adopt(): Promise<void> {
+    const { replies } = this.deps.store;
+    const adopted = await replies.adopt(this.id);
+    if (!adopted) return;
+    if ('job' in adopted) return this.start(adopted.job);
+    const replyId = adopted.orphan;
+    this.log.warn({ replyId }, 'the node running this reply was lost; ending it');
+    const error = { code: 'internal' as const, message: 'the relay node running this reply was lost' };
+    // Any ordinal the lost node may have written is below this one.
+    await this.record({ type: 'reply.end', conversationId: this.id, replyId, finishReason: 'error', error }, { ordinal: Number.MAX_SAFE_INTEGER });
+    const next = await replies.next(this.id);
+    if (next) this.start(next);
   }
 
   private start(job: ReplyJob): void {
@@ -298,13 +330,13 @@ export class Conversation {
     const { upstream, settings, userLimits, store, metrics } = this.deps;
     const meter = (tokens: number) => userLimits.spend(job.user.id, tokens);
     const renew = settings.leaseRenewMs
-      ? setInterval(() => void store.renewLease(this.id, job.replyId).catch((err: unknown) => log.warn({ err }, 'lease renewal failed')), settings.leaseRenewMs)
+      ? setInterval(() => void store.replies.renew(this.id, job.replyId).catch((err: unknown) => log.warn({ err }, 'lease renewal failed')), settings.leaseRenewMs)
       : undefined;
-    const done = store
+    const done = store.log
       .context(this.id)
-      .then((history) =>
-        runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence) => store.append(this.id, e, fence)),
-      )
+      .then((history) => runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence) => this.record(e, fence)))
+      // Through another node's bus (Redis) the end comes back later: members here get it before the reply counts as done.
+      .then(() => this.subscription.delivered(this.lastRecorded))
       .catch((err: unknown) => log.error({ err }, 'reply runner failed'))
       .then(() => userLimits.endReply(job.user.id))
       .catch((err: unknown) => log.warn({ err }, 'releasing the reply slot failed'))
@@ -320,7 +352,7 @@ export class Conversation {
     // A stopping node leaves its queue to the others: the lease lapses and a live node adopts it.
     if (this.stopping) return;
     try {
-      const next = await this.deps.store.nextReply(this.id);
+      const next = await this.deps.store.replies.next(this.id);
       if (next) return this.start(next);
     } catch (err) {
       this.log.error({ err }, 'could not take the next reply');
@@ -334,7 +366,7 @@ export class Conversation {
     this.presenceTimer = setTimeout(async () => {
       this.presenceTimer = undefined;
       try {
-        const members = await this.deps.store.members(this.id);
+        const members = await this.deps.store.members.list(this.id);
         this.lastPresence = presenceKey(members);
         this.deps.bus.publish(this.id, { json: serialize({ type: 'presence', conversationId: this.id, members }) });
       } catch (err) {

@@ -41,7 +41,7 @@ export class Conversations {
     this.byId.delete(c.id);
     c.dispose();
     try {
-      await this.deps.store.evict(c.id);
+      await this.deps.store.log.evict(c.id);
     } catch (err) {
       this.deps.log.warn({ err, conversationId: c.id }, 'eviction failed');
     }

@@ -104,18 +104,24 @@ export class Throttle {
   }
 }
 
+/** The quota window `now` falls in: windows are aligned to the epoch, so every node agrees on them. */
+export function quotaWindow(now: number, windowMs: number): number {
+  return Math.floor(now / windowMs);
+}
+
 /** Completion tokens per user per fixed window; 0 means no quota. */
 export class TokenQuota {
-  private readonly windows = new Map<string, { start: number; used: number }>();
+  private readonly windows = new Map<string, { window: number; used: number }>();
 
   constructor(
     readonly limit: number,
     private readonly windowMs: number,
   ) {}
 
-  private window(userId: string, now: number): { start: number; used: number } {
+  private window(userId: string, now: number): { window: number; used: number } {
+    const current = quotaWindow(now, this.windowMs);
     let w = this.windows.get(userId);
-    if (!w || now - w.start >= this.windowMs) this.windows.set(userId, (w = { start: now, used: 0 }));
+    if (!w || w.window !== current) this.windows.set(userId, (w = { window: current, used: 0 }));
     return w;
   }
 
@@ -133,7 +139,8 @@ export class TokenQuota {
   }
 
   sweep(now = Date.now()): void {
-    for (const [user, w] of this.windows) if (now - w.start >= this.windowMs) this.windows.delete(user);
+    const current = quotaWindow(now, this.windowMs);
+    for (const [user, w] of this.windows) if (w.window !== current) this.windows.delete(user);
   }
 }
 

@@ -142,12 +142,21 @@ test('a snapshot resume (log no longer covers lastSeq) replaces state and finish
   client.close();
   client = new RelayClient({ url: stack.url, WebSocket: control.WebSocket, backoff: { initialMs: 200, maxMs: 200, factor: 1, jitter: 0 } });
   await client.connect();
+  const observer = await stack.connect();
+  observer.send({ type: 'join', conversationId: 'reset' });
+  await observer.next('joined');
   const room = client.conversation('reset');
   const reply = await room.ask('go');
   const resets: boolean[] = [];
   room.on('joined', (j) => resets.push(j.reset ?? false));
   await eventually(() => reply.text.length > 0, 'first delta');
+  // The client stays away (every attempt dies on its first frame) until the reply has ended
+  // and the log has moved past what the client last saw.
+  let away = true;
+  control.dropOnReceive = () => away;
   control.kill();
+  await observer.next('reply.end');
+  away = false;
   const result = await reply.result;
   assert.is(result.text, LONG, 'the handle caught up from the snapshot');
   assert.ok(resets.includes(true), 'a reset snapshot was applied');

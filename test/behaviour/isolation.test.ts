@@ -1,21 +1,21 @@
 // A failure in one frame's handling answers `internal` and touches nothing else.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MemoryStore } from '../../server/backend/memory/store.js';
+import type { Store } from '../../server/backend/store.js';
 import { replyText, startStack, type Stack } from '../helpers.js';
 
-/** A store with a bug that shows only in one conversation. */
-class BrokenStore extends MemoryStore {
-  override async snapshot(conversationId: string) {
-    if (conversationId === 'cursed') throw new Error('simulated store bug');
-    return super.snapshot(conversationId);
-  }
+/** The real store (memory or Redis) with a bug that shows only in one conversation. */
+function broken(store: Store): Store {
+  const log = store.log;
+  const snapshot = log.snapshot.bind(log);
+  log.snapshot = (conversationId: string) => (conversationId === 'cursed' ? Promise.reject(new Error('simulated store bug')) : snapshot(conversationId));
+  return store;
 }
 
 let stack: Stack;
 test.before(async () => {
   stack = await startStack({
-    makeStore: (limits, bus) => new BrokenStore(limits, bus),
+    wrapStore: broken,
     plan: () => ({ text: 'all good here' }),
   });
 });

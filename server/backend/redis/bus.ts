@@ -1,14 +1,15 @@
 // The Bus between relay nodes, on Redis pub/sub: one channel per
-// conversation. Events are published by the store's append script, in seq
-// order; each node delivers them to its members strictly in seq order, and
+// conversation. A node publishes each event once the store has given it its
+// seq; each node delivers them to its members strictly in seq order, and
 // fills any gap (a message lost while the connection to Redis was down) from
 // the conversation's retained stream, so members never see a hole.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Bus, Delivery, Subscriber, Subscription } from '../../rooms/bus.js';
 import type { Logger } from '../../log.js';
-import type { RedisStore } from './store.js';
+import type { EventLog } from '../store.js';
 import { parseEvent } from '../store.js';
+import type { Keys } from './keys.js';
 
 const Origin = z.object({ connectionId: z.string(), ref: z.string().optional(), skip: z.boolean().optional() });
 
@@ -24,8 +25,8 @@ interface Channel {
   queued: number;
   /** A catch-up is queued behind a full chain: the events dropped meanwhile are read back from the stream. */
   catchUpQueued: boolean;
-  /** Senders waiting for their own event to go out here. */
-  waiters: Array<{ seq: number; resolve: () => void }>;
+  /** Senders waiting for their own event to go out here, each with the timer that gives up on it. */
+  waiters: Array<{ seq: number; resolve: () => void; timer?: NodeJS.Timeout }>;
 }
 
 /** How long a sender waits for its own message to come back through Redis. */
@@ -44,11 +45,20 @@ export class RedisBus implements Bus {
   constructor(
     private readonly pub: Redis,
     private readonly sub: Redis,
-    private readonly store: RedisStore,
+    private readonly keys: Keys,
+    /** Where a gap is filled from: the retained log. */
+    private readonly store: Pick<EventLog, 'eventsSince'>,
     private readonly log: Logger,
     private readonly opts: RedisBusOptions = { maxQueuedDeliveries: 10_000 },
   ) {
-    sub.on('message', (channel: string, message: string) => this.receive(channel, message));
+    sub.on('message', (channel: string, message: string) => {
+      // A malformed message (another deployment's, a bug's) is logged and dropped: it must not take the node down.
+      try {
+        this.receive(channel, message);
+      } catch (err) {
+        this.log.warn({ err, channel }, 'malformed pub/sub message dropped');
+      }
+    });
     // After a reconnect, whatever was published meanwhile is read back from the streams.
     let connected = false;
     sub.on('ready', () => {
@@ -59,15 +69,16 @@ export class RedisBus implements Bus {
 
   publish(conversationId: string, delivery: Delivery): void {
     const origin = delivery.origin ? JSON.stringify(delivery.origin) : '';
-    void this.pub.publish(this.store.channel(conversationId), `F${origin}\n${delivery.json}`).catch((err: unknown) => this.log.warn({ err }, 'publish failed'));
+    const kind = delivery.event ? 'E' : 'F';
+    void this.pub.publish(this.keys.channel(conversationId), `${kind}${origin}\n${delivery.json}`).catch((err: unknown) => this.log.warn({ err }, 'publish failed'));
   }
 
   publishCancel(conversationId: string, replyId: string, reason: 'cancel' | 'grace'): void {
-    void this.pub.publish(this.store.channel(conversationId), `C${reason}\n${replyId}`).catch((err: unknown) => this.log.warn({ err }, 'publish failed'));
+    void this.pub.publish(this.keys.channel(conversationId), `C${reason}\n${replyId}`).catch((err: unknown) => this.log.warn({ err }, 'publish failed'));
   }
 
   subscribe(conversationId: string, subscriber: Subscriber): Subscription {
-    const name = this.store.channel(conversationId);
+    const name = this.keys.channel(conversationId);
     let ch = this.channels.get(name);
     if (!ch) {
       const created: Channel = {
@@ -83,7 +94,7 @@ export class RedisBus implements Bus {
       created.ready = (async () => {
         await this.sub.subscribe(name);
         // Everything up to the head is in the store; the channel carries what comes after.
-        created.lastSeq = Number((await this.pub.get(this.store.key(conversationId, 'seq'))) ?? 0);
+        created.lastSeq = Number((await this.pub.get(this.keys.conversation(conversationId).seq)) ?? 0);
       })();
       // Until lastSeq is known, every event waits on the chain.
       this.enqueue(created, () => created.ready.catch((err: unknown) => this.log.error({ err, conversationId }, 'subscribe failed')));
@@ -96,13 +107,14 @@ export class RedisBus implements Bus {
       delivered: (seq) => {
         if (channel.lastSeq >= seq) return Promise.resolve();
         return new Promise<void>((resolve) => {
-          const waiter = { seq, resolve: () => resolve() };
+          const waiter: Channel['waiters'][number] = { seq, resolve: () => resolve() };
           channel.waiters.push(waiter);
           const timer = setTimeout(() => {
             // Lost on the way (a Redis blip)? Read it back from the stream, and let the sender go on.
             this.enqueue(channel, () => this.catchUp(channel));
             this.release(channel, waiter);
           }, DELIVERY_WAIT_MS);
+          waiter.timer = timer;
           waiter.resolve = () => {
             clearTimeout(timer);
             resolve();
@@ -203,6 +215,9 @@ export class RedisBus implements Bus {
   }
 
   async close(): Promise<void> {
+    const names = [...this.channels.keys()];
+    for (const ch of this.channels.values()) for (const w of ch.waiters.splice(0)) w.resolve();
     this.channels.clear();
+    if (names.length) await this.sub.unsubscribe(...names).catch(() => undefined);
   }
 }

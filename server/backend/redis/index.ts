@@ -2,14 +2,15 @@
 // heartbeat that tells other nodes this one is alive.
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { Backend } from '../index.js';
 import type { Config } from '../../config.js';
 import type { UserLimitSettings } from '../../session/limits.js';
 import type { Logger } from '../../log.js';
+import type { Backend } from '../index.js';
+import type { StoreLimits } from '../store.js';
 import { RedisBus } from './bus.js';
+import { checkLayout, Keys } from './keys.js';
 import { RedisUserLimits } from './limits.js';
 import { RedisStore } from './store.js';
-import type { StoreLimits } from '../store.js';
 
 export async function createRedisBackend(config: Config, log: Logger, storeLimits: StoreLimits, userLimitSettings: UserLimitSettings): Promise<Backend> {
   const url = config.REDIS_URL!;
@@ -21,14 +22,22 @@ export async function createRedisBackend(config: Config, log: Logger, storeLimit
   redis.on('error', onError);
   sub.on('error', onError);
   await Promise.all([redis.connect(), sub.connect()]);
+  const keys = new Keys(config.REDIS_PREFIX);
+  try {
+    await checkLayout(redis, keys);
+  } catch (err) {
+    sub.disconnect();
+    redis.disconnect();
+    throw err;
+  }
 
   const leaseMs = config.REDIS_LEASE_MS;
-  const store = new RedisStore(redis, { ...storeLimits, prefix: config.REDIS_PREFIX, nodeId, leaseMs, retentionMs: config.REDIS_RETENTION_MS }, redisLog);
-  const bus = new RedisBus(redis, sub, store, redisLog);
-  const userLimits = new RedisUserLimits(redis, userLimitSettings, config.REDIS_PREFIX, 2 * config.REPLY_MAX_MS);
+  const store = new RedisStore(redis, keys, { ...storeLimits, nodeId, leaseMs, retentionMs: config.REDIS_RETENTION_MS }, redisLog);
+  const bus = new RedisBus(redis, sub, keys, store.log, redisLog);
+  const userLimits = new RedisUserLimits(redis, userLimitSettings, keys, 2 * config.REPLY_MAX_MS);
 
   // A node is alive while its key exists; members it listed vanish with it.
-  const beat = () => redis.set(store.nodeKey(nodeId), '1', 'PX', leaseMs).catch(onError);
+  const beat = () => redis.set(keys.node(nodeId), '1', 'PX', leaseMs).catch(onError);
   await beat();
   const heartbeat = setInterval(() => void beat(), Math.floor(leaseMs / 3));
   redisLog.info({ prefix: config.REDIS_PREFIX }, 'conversation state in redis');
@@ -42,7 +51,7 @@ export async function createRedisBackend(config: Config, log: Logger, storeLimit
     close: async () => {
       clearInterval(heartbeat);
       await bus.close();
-      await redis.del(store.nodeKey(nodeId)).catch(() => undefined);
+      await redis.del(keys.node(nodeId)).catch(() => undefined);
       sub.disconnect();
       redis.disconnect();
     },

@@ -1,194 +1,252 @@
-// The Lua scripts of the Redis store. Each runs atomically in Redis, so seq
-// allocation, the retained log, the folded history, the reply lease and the
-// publish to other nodes can never disagree, however many nodes write.
-//
-// Keys of one conversation share a hash tag ({c:ID}) so a Redis Cluster keeps
-// them on one shard. KEYS, in this order, for every script:
-export const CONVERSATION_KEYS = [
-  'seq', // INCR counter: the conversation's last seq
-  'log', // stream: entry id "<seq>-0", field e = event JSON (the retained log resume reads)
-  'hist', // sorted set: complete history messages (JSON) scored by the seq that opened them
-  'st', // hash: the reply in flight (replyId, startSeq, seq, createdAt, ord = last ordinal written)
-  'st:text', // strings the reply in flight accumulates with APPEND
-  'st:reasoning',
-  'st:refusal',
-  'ids', // hash: clientMessageId (or #messageId) -> the message event JSON, for idempotent send
-  'idx', // sorted set: the same ids by seq, to trim the hash
-  'lease', // "<node>|<replyId>" with an expiry: who runs the conversation's reply
-  'queue', // list of queued reply jobs (JSON)
-  'members', // hash: memberId -> {"n": node, "u": user}
+// The Lua scripts of the Redis store: only what must be atomic across nodes.
+// The seq and the retained log, the reply lease and its fence, the queue, and
+// the clientMessageId index change together or not at all. What goes into
+// history is decided in TypeScript (server/history/fold.ts) and handed in.
+import { Script } from './script.js';
+
+/** Inputs of an append, shared by the append and submit scripts. */
+const APPEND_ARGS = [
+  'kind', // "message" | "reply" (fenced by the lease) | "dropped" (the end of a reply that never started)
+  'phase', // reply events: "start" | "delta" | "end"
+  'json', // the event JSON without its opening "{": the script prepends "seq"
+  'now', // ms
+  'retentionMs', // every key but the lease lives this long after the last write
+  'node',
+  'leaseMs',
+  'replyId',
+  'ordinal', // position of the event in its reply: a write seen before is dropped
+  'history', // a complete history entry (JSON) this event makes, or ""
+  'historyScore', // its place in history: the seq that opened it, or "" for this event's own
+  'historyLimit',
+  'clientId', // a message's clientMessageId, or ""
+  'idsKept',
 ] as const;
 
-// Appends one event. ARGV: 1 type, 2 event JSON without its opening "{" (the
-// script prepends "seq"), 3 now ms, 4 log max length, 5 retention ms,
-// 6 history limit, 7 pub/sub channel, 8 origin JSON or "", 9 node,
-// 10 lease ms, then per type: message: 11 history message JSON, 12 id key;
-// reply.*: 11 replyId, 12 ordinal, 13 text, 14 reasoning, 15 refusal,
-// 16 finishReason, 17 toolCalls JSON or "", 18 model. Type "reply.dropped"
-// writes a reply.end for a reply that never started (cancelled while queued).
-// Returns the event JSON with its seq, or a status string.
 const APPEND = `
 local function keepAlive(ms)
   -- Every key but the lease, whose expiry means something else.
-  for i = 1, #KEYS do
-    if i ~= 10 then redis.call('PEXPIRE', KEYS[i], ms) end
+  for name, key in pairs(K) do
+    if name ~= 'lease' then redis.call('PEXPIRE', key, ms) end
   end
 end
 
-local function finishReply(replyId, finishReason, toolCalls)
-  local st = KEYS[4]
-  local startSeq = tonumber(redis.call('HGET', st, 'startSeq'))
-  local msg = {
-    id = replyId, role = 'assistant',
-    text = redis.call('GET', KEYS[5]) or '',
-    createdAt = tonumber(redis.call('HGET', st, 'createdAt')),
-    finishReason = finishReason,
-  }
-  local model = redis.call('HGET', st, 'model')
-  if model and model ~= '' then msg.model = model end
-  local reasoning = redis.call('GET', KEYS[6])
-  if reasoning and reasoning ~= '' then msg.reasoning = reasoning end
-  local refusal = redis.call('GET', KEYS[7])
-  if refusal and refusal ~= '' then msg.refusal = refusal end
-  if toolCalls ~= '' then msg.toolCalls = cjson.decode(toolCalls) end
-  redis.call('ZADD', KEYS[3], startSeq, cjson.encode(msg))
-  redis.call('DEL', st, KEYS[5], KEYS[6], KEYS[7])
+local function fenced()
+  if redis.call('GET', K.lease) ~= A.node .. '|' .. A.replyId then return 'lost-lease' end
+  local inFlight = redis.call('HGET', K.st, 'replyId')
+  if A.phase == 'start' then
+    if inFlight == A.replyId then return 'duplicate' end
+  elseif inFlight ~= A.replyId or tonumber(A.ordinal) <= tonumber(redis.call('HGET', K.st, 'ord')) then
+    return 'duplicate'
+  end
+  return nil
 end
 
-local function append(argv)
-  local t = argv[1]
-  local node = argv[9]
-  -- The end of a reply that never started (cancelled while queued): no lease, nothing to fold.
-  if t == 'reply.dropped' then
-    -- nothing to check
-  elseif t ~= 'message' then
-    local replyId, ordinal = argv[11], tonumber(argv[12])
-    -- Fencing: only the lease holder writes a reply's events.
-    if redis.call('GET', KEYS[10]) ~= node .. '|' .. replyId then return 'lost-lease' end
-    local inFlight = redis.call('HGET', KEYS[4], 'replyId')
-    if t == 'reply.start' then
-      if inFlight == replyId then return 'duplicate' end
+local function append()
+  if A.kind == 'reply' then
+    local refused = fenced()
+    if refused then return refused end
+  end
+  local seq = redis.call('INCR', K.seq)
+  local json = '{"seq":' .. seq .. ',' .. A.json
+  local offset = redis.call('INCRBY', K.bytes, #json) - #json
+  redis.call('XADD', K.log, seq .. '-0', 'e', json, 't', A.now, 'o', offset)
+  if A.history ~= '' then
+    local score = seq
+    if A.historyScore ~= '' then score = tonumber(A.historyScore) end
+    redis.call('ZADD', K.hist, score, A.history)
+    redis.call('ZREMRANGEBYRANK', K.hist, 0, -1 - tonumber(A.historyLimit))
+  end
+  if A.clientId ~= '' then
+    redis.call('HSET', K.ids, A.clientId, json)
+    redis.call('ZADD', K.idx, seq, A.clientId)
+    if redis.call('ZCARD', K.idx) > tonumber(A.idsKept) then
+      local old = redis.call('ZPOPMIN', K.idx)
+      redis.call('HDEL', K.ids, old[1])
+    end
+  end
+  if A.kind == 'reply' then
+    if A.phase == 'start' then
+      redis.call('DEL', K.st)
+      redis.call('HSET', K.st, 'replyId', A.replyId, 'startSeq', seq, 'ord', A.ordinal)
+    elseif A.phase == 'end' then
+      redis.call('DEL', K.st)
     else
-      if inFlight ~= replyId then return 'duplicate' end
-      if ordinal <= tonumber(redis.call('HGET', KEYS[4], 'ord')) then return 'duplicate' end
+      redis.call('HSET', K.st, 'ord', A.ordinal)
     end
-  else
-    if redis.call('HEXISTS', KEYS[8], argv[12]) == 1 then return 'duplicate' end
+    redis.call('PEXPIRE', K.lease, A.leaseMs)
   end
-
-  local seq = redis.call('INCR', KEYS[1])
-  local json = '{"seq":' .. seq .. ',' .. argv[2]
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', argv[4], seq .. '-0', 'e', json)
-
-  if t == 'message' then
-    redis.call('ZADD', KEYS[3], seq, argv[11])
-    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1 - tonumber(argv[6]))
-    redis.call('HSET', KEYS[8], argv[12], json)
-    redis.call('ZADD', KEYS[9], seq, argv[12])
-    if redis.call('ZCARD', KEYS[9]) > 1000 then
-      local old = redis.call('ZPOPMIN', KEYS[9])
-      redis.call('HDEL', KEYS[8], old[1])
-    end
-  elseif t == 'reply.start' then
-    redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-    redis.call('HSET', KEYS[4], 'replyId', argv[11], 'startSeq', seq, 'seq', seq, 'createdAt', argv[3], 'ord', argv[12], 'model', argv[18])
-  elseif t == 'reply.delta' then
-    if argv[13] ~= '' then redis.call('APPEND', KEYS[5], argv[13]) end
-    if argv[14] ~= '' then redis.call('APPEND', KEYS[6], argv[14]) end
-    if argv[15] ~= '' then redis.call('APPEND', KEYS[7], argv[15]) end
-    redis.call('HSET', KEYS[4], 'seq', seq, 'ord', argv[12])
-  elseif t == 'reply.end' then
-    finishReply(argv[11], argv[16], argv[17])
-  end
-  if t ~= 'message' and t ~= 'reply.dropped' then redis.call('PEXPIRE', KEYS[10], argv[10]) end
   -- Deltas are the hot path; every other event keeps the conversation's keys alive.
-  if t ~= 'reply.delta' then keepAlive(argv[5]) end
-  redis.call('PUBLISH', argv[7], 'E' .. argv[8] .. '\\n' .. json)
+  if A.phase ~= 'delta' then keepAlive(A.retentionMs) end
   return json
 end
 `;
 
-export const appendScript = `${APPEND}
-return append(ARGV)`;
+/** Returns the event JSON with its seq, "lost-lease", or "duplicate". */
+export const appendScript = new Script(
+  ['seq', 'log', 'bytes', 'hist', 'st', 'ids', 'idx', 'lease', 'queue', 'members'],
+  APPEND_ARGS,
+  `${APPEND}\nreturn append()`,
+);
 
-// A user message and the reply it asks for. ARGV as for a message append,
-// then 13 reply job JSON or "", 14 replyId, 15 max queued.
-// Returns {"appended", json, start} | {"duplicate", json} | {"queue-full"}.
-export const submitScript = `${APPEND}
-local prev = redis.call('HGET', KEYS[8], ARGV[12])
-if prev then return {'duplicate', prev} end
+/**
+ * A user message and the reply it asks for. Returns {"appended", json, start}
+ * | {"duplicate", json} | {"queue-full"}.
+ */
+export const submitScript = new Script(
+  ['seq', 'log', 'bytes', 'hist', 'st', 'ids', 'idx', 'lease', 'queue', 'members'],
+  [...APPEND_ARGS, 'job', 'jobReplyId', 'maxQueued'],
+  `${APPEND}
+if A.clientId ~= '' then
+  local prev = redis.call('HGET', K.ids, A.clientId)
+  if prev then return {'duplicate', prev} end
+end
 local start = 0
-if ARGV[13] ~= '' then
-  if redis.call('EXISTS', KEYS[10]) == 0 then
-    redis.call('SET', KEYS[10], ARGV[9] .. '|' .. ARGV[14], 'PX', ARGV[10])
+if A.job ~= '' then
+  if redis.call('EXISTS', K.lease) == 0 then
+    redis.call('SET', K.lease, A.node .. '|' .. A.jobReplyId, 'PX', A.leaseMs)
     start = 1
-  elseif redis.call('LLEN', KEYS[11]) >= tonumber(ARGV[15]) then
+  elseif redis.call('LLEN', K.queue) >= tonumber(A.maxQueued) then
     return {'queue-full'}
   else
-    redis.call('RPUSH', KEYS[11], ARGV[13])
+    redis.call('RPUSH', K.queue, A.job)
   end
 end
-return {'appended', append(ARGV), start}`;
+return {'appended', append(), start}`,
+);
 
-// The reply this node ran has ended: hand the lease to the next job, or
-// release it. ARGV: 1 node, 2 lease ms. Returns the job JSON or false.
-export const nextScript = `
-local job = redis.call('LPOP', KEYS[11])
+/**
+ * A consistent read of what a joiner is shown: the head seq, the history, and
+ * the retained events of the reply in flight (to fold). Returns {seq, history, entries}.
+ */
+export const snapshotScript = new Script(
+  ['seq', 'hist', 'st', 'log'],
+  [],
+  `
+local startSeq = redis.call('HGET', K.st, 'startSeq')
+local entries = {}
+if startSeq then entries = redis.call('XRANGE', K.log, startSeq .. '-0', '+') end
+return {redis.call('GET', K.seq) or '0', redis.call('ZRANGE', K.hist, 0, -1), entries}`,
+);
+
+/** Drop retained events before minSeq, never one of the reply in flight. */
+export const trimScript = new Script(
+  ['log', 'st'],
+  ['minSeq'],
+  `
+local min = tonumber(A.minSeq)
+local keepFrom = tonumber(redis.call('HGET', K.st, 'startSeq') or '')
+if keepFrom and keepFrom < min then min = keepFrom end
+return redis.call('XTRIM', K.log, 'MINID', min .. '-0')`,
+);
+
+/** The reply this node ran has ended: hand the lease to the next job, or release it. Returns the job JSON or false. */
+export const nextScript = new Script(
+  ['lease', 'queue'],
+  ['node', 'leaseMs'],
+  `
+local job = redis.call('LPOP', K.queue)
 if job then
-  redis.call('SET', KEYS[10], ARGV[1] .. '|' .. cjson.decode(job).replyId, 'PX', ARGV[2])
+  redis.call('SET', K.lease, A.node .. '|' .. cjson.decode(job).replyId, 'PX', A.leaseMs)
   return job
 end
-local holder = redis.call('GET', KEYS[10])
-if holder and string.sub(holder, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then redis.call('DEL', KEYS[10]) end
-return false`;
+local holder = redis.call('GET', K.lease)
+if holder and string.sub(holder, 1, #A.node + 1) == A.node .. '|' then redis.call('DEL', K.lease) end
+return false`,
+);
 
-// Take over a conversation whose lease lapsed. ARGV: 1 node, 2 lease ms.
-// Returns "end:<replyId>" (a reply was in flight: end it), "job:<JSON>" (run
-// this queued reply), or "".
-export const adoptScript = `
-if redis.call('EXISTS', KEYS[10]) == 1 then return '' end
-local inFlight = redis.call('HGET', KEYS[4], 'replyId')
+/**
+ * Take over a conversation whose lease lapsed. Returns "end:<replyId>" (a reply
+ * was in flight: this node now holds it, to end it), "job:<JSON>" (run this
+ * queued reply), or "".
+ */
+export const adoptScript = new Script(
+  ['lease', 'st', 'queue'],
+  ['node', 'leaseMs'],
+  `
+if redis.call('EXISTS', K.lease) == 1 then return '' end
+local inFlight = redis.call('HGET', K.st, 'replyId')
 if inFlight then
-  redis.call('SET', KEYS[10], ARGV[1] .. '|' .. inFlight, 'PX', ARGV[2])
+  redis.call('SET', K.lease, A.node .. '|' .. inFlight, 'PX', A.leaseMs)
   return 'end:' .. inFlight
 end
-local job = redis.call('LPOP', KEYS[11])
+local job = redis.call('LPOP', K.queue)
 if job then
-  redis.call('SET', KEYS[10], ARGV[1] .. '|' .. cjson.decode(job).replyId, 'PX', ARGV[2])
+  redis.call('SET', K.lease, A.node .. '|' .. cjson.decode(job).replyId, 'PX', A.leaseMs)
   return 'job:' .. job
 end
-return ''`;
+return ''`,
+);
 
-// ARGV: 1 node, 2 replyId, 3 lease ms.
-export const renewScript = `
-if redis.call('GET', KEYS[10]) == ARGV[1] .. '|' .. ARGV[2] then redis.call('PEXPIRE', KEYS[10], ARGV[3]) end
-return 1`;
+export const renewScript = new Script(
+  ['lease'],
+  ['node', 'replyId', 'leaseMs'],
+  `
+if redis.call('GET', K.lease) == A.node .. '|' .. A.replyId then redis.call('PEXPIRE', K.lease, A.leaseMs) end
+return 1`,
+);
 
-// ARGV: 1 replyId. Returns the removed job JSON or false.
-export const removeQueuedScript = `
-for _, job in ipairs(redis.call('LRANGE', KEYS[11], 0, -1)) do
-  if cjson.decode(job).replyId == ARGV[1] then
-    redis.call('LREM', KEYS[11], 1, job)
+/** Returns the removed job JSON or false. */
+export const removeQueuedScript = new Script(
+  ['queue'],
+  ['replyId'],
+  `
+for _, job in ipairs(redis.call('LRANGE', K.queue, 0, -1)) do
+  if cjson.decode(job).replyId == A.replyId then
+    redis.call('LREM', K.queue, 1, job)
     return job
   end
 end
-return false`;
+return false`,
+);
 
-// Per-user limits, shared by all nodes. KEYS: 1 active count, 2 this minute's
-// reply count, 3 this window's token count. ARGV: 1 max active, 2 replies per
-// minute, 3 token quota (0: none), 4 safety expiry of the active count ms.
-// Returns "ok", "quota", "active" or "rate".
-export const startReplyScript = `
-local quota = tonumber(ARGV[3])
-if quota > 0 and tonumber(redis.call('GET', KEYS[3]) or '0') >= quota then return 'quota' end
-if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 'active' end
-if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 'rate' end
-redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], 120)
-return 'ok'`;
+/**
+ * A token bucket (the same rule as TokenBucket in server/session/limits.ts):
+ * `capacity` tokens refilled continuously at `rate` per second. True if a token was taken.
+ */
+const TAKE_TOKEN = `
+local function takeToken(key, capacity, rate, now)
+  local state = redis.call('HMGET', key, 'tokens', 'last')
+  local tokens = tonumber(state[1]) or capacity
+  local last = tonumber(state[2]) or now
+  tokens = math.min(capacity, tokens + math.max(0, now - last) / 1000 * rate)
+  if tokens < 1 then return false end
+  redis.call('HSET', key, 'tokens', tostring(tokens - 1), 'last', tostring(now))
+  -- A bucket left alone is full again after capacity/rate seconds: then it has nothing to remember.
+  redis.call('PEXPIRE', key, math.ceil(capacity / rate * 1000) + 1000)
+  return true
+end
+`;
 
-export const endReplyScript = `
-if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
-return 1`;
+/** Returns 1 if a token was taken, 0 if the bucket is empty. */
+export const takeTokenScript = new Script(
+  ['bucket'],
+  ['capacity', 'perSecond', 'now'],
+  `${TAKE_TOKEN}
+if takeToken(K.bucket, tonumber(A.capacity), tonumber(A.perSecond), tonumber(A.now)) then return 1 end
+return 0`,
+);
+
+/**
+ * Reserve one reply for a user: the quota, replies in flight and the reply
+ * rate are checked and taken together. Returns "ok", "quota", "active" or "rate".
+ */
+export const startReplyScript = new Script(
+  ['active', 'rate', 'quota'],
+  ['maxActive', 'perMinute', 'tokenQuota', 'activeExpiryMs', 'now'],
+  `${TAKE_TOKEN}
+local quota = tonumber(A.tokenQuota)
+if quota > 0 and tonumber(redis.call('GET', K.quota) or '0') >= quota then return 'quota' end
+if tonumber(redis.call('GET', K.active) or '0') >= tonumber(A.maxActive) then return 'active' end
+if not takeToken(K.rate, tonumber(A.perMinute), tonumber(A.perMinute) / 60, tonumber(A.now)) then return 'rate' end
+redis.call('INCR', K.active)
+redis.call('PEXPIRE', K.active, A.activeExpiryMs)
+return 'ok'`,
+);
+
+export const endReplyScript = new Script(
+  ['active'],
+  [],
+  `
+if tonumber(redis.call('GET', K.active) or '0') > 0 then redis.call('DECR', K.active) end
+return 1`,
+);

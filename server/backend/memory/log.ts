@@ -1,0 +1,130 @@
+// The in-memory event log of every conversation on this node: seq, the
+// retained events resume reads, the history folded from them, and the
+// clientMessageId index. Bounded: the log by the retention rule, history and
+// the id index by count, and a conversation no socket needs is evicted whole.
+import type { ConversationEvent, ConversationEventOf } from '../../../shared/protocol.js';
+import { foldReply, insertHistory, messageEntry, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
+import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
+import { toContextMessage, type ContextMessage } from '../../reply/context.js';
+import { CLIENT_IDS_KEPT, parseEvent, type EventLog, type EventInput, type MessageIds, type Snapshot, type StoredEvent, type StoreLimits } from '../store.js';
+
+/** What the log keeps of an event: its JSON (the event object is rebuilt on a replay, which is rare). */
+interface LogEntry extends Retained {
+  readonly json: string;
+}
+
+interface Counted extends HistoryEntry {
+  /** Counted when a reply first needs it, not when the message lands. */
+  context?: ContextMessage;
+}
+
+/** How many evicted conversations remember their last seq, so a recreated one never reuses a seq. */
+const TOMBSTONES_KEPT = 10_000;
+
+class Conversation {
+  readonly log: LogEntry[] = [];
+  /** Bytes of every event appended so far. */
+  end = 0;
+  readonly history: Counted[] = [];
+  inFlight: InFlight | undefined;
+  readonly clientIds = new Map<string, StoredEvent>();
+
+  constructor(public seq: number) {}
+}
+
+export class MemoryLog implements EventLog, MessageIds {
+  private readonly conversations = new Map<string, Conversation>();
+  private readonly tombstones = new Map<string, number>();
+
+  constructor(private readonly limits: StoreLimits) {}
+
+  private get(id: string): Conversation {
+    let c = this.conversations.get(id);
+    if (!c) {
+      c = new Conversation(this.tombstones.get(id) ?? 0);
+      this.tombstones.delete(id);
+      this.conversations.set(id, c);
+    }
+    return c;
+  }
+
+  /** One process: no other node can hold the lease, so there is nothing to fence. */
+  append(conversationId: string, input: EventInput): StoredEvent {
+    const c = this.get(conversationId);
+    const seq = ++c.seq;
+    // The log owns what it is given (every caller builds a fresh object): adding seq in place
+    // saves a copy per token.
+    const event: ConversationEvent = Object.assign(input, { seq });
+    const json = JSON.stringify(event);
+    const at = Date.now();
+    c.log.push({ seq, json, at, offset: c.end });
+    c.end += Buffer.byteLength(json);
+    const stored = { event, json };
+    if (event.type === 'message') this.remember(c, event, stored);
+    else {
+      const step = foldReply(c.inFlight, event, at);
+      c.inFlight = step.inFlight;
+      if (step.completed) insertHistory(c.history, step.completed, this.limits.historyLimit);
+    }
+    // After the fold: a reply that just ended no longer holds its events in the log.
+    this.trim(c, at);
+    return stored;
+  }
+
+  private remember(c: Conversation, event: ConversationEventOf<'message'>, stored: StoredEvent): void {
+    insertHistory(c.history, messageEntry(event), this.limits.historyLimit);
+    const clientId = event.message.clientMessageId;
+    if (!clientId) return;
+    c.clientIds.set(clientId, stored);
+    if (c.clientIds.size > CLIENT_IDS_KEPT) c.clientIds.delete(c.clientIds.keys().next().value!);
+  }
+
+  private trim(c: Conversation, now: number): void {
+    const extent = { count: c.log.length, end: c.end, keepFrom: c.inFlight?.startSeq };
+    if (!overLimits(c.log[0], extent, this.limits, now)) return;
+    c.log.splice(0, eventsToDrop(c.log, extent, this.limits, now));
+  }
+
+  async find(conversationId: string, clientMessageId: string): Promise<StoredEvent | undefined> {
+    return this.seen(conversationId, clientMessageId);
+  }
+
+  /** Synchronous, so that submit checks and appends in one step. */
+  seen(conversationId: string, clientMessageId: string): StoredEvent | undefined {
+    return this.conversations.get(conversationId)?.clientIds.get(clientMessageId);
+  }
+
+  async snapshot(conversationId: string): Promise<Snapshot> {
+    const c = this.get(conversationId);
+    const snap: Snapshot = { seq: c.seq, history: c.history.map((h) => h.message) };
+    if (c.inFlight) snap.streaming = streamingView(c.inFlight);
+    return snap;
+  }
+
+  async eventsSince(conversationId: string, since: number): Promise<StoredEvent[] | undefined> {
+    const c = this.get(conversationId);
+    if (since > c.seq) return undefined; // a seq from another life of this conversation
+    if (since === c.seq) return [];
+    const first = c.log[0]?.seq;
+    if (first === undefined || since + 1 < first) return undefined;
+    // Seqs in the log are consecutive, so the position is arithmetic.
+    return c.log.slice(since + 1 - first).map(({ json }) => ({ json, event: parseEvent(json) }));
+  }
+
+  async context(conversationId: string): Promise<ContextMessage[]> {
+    const c = this.get(conversationId);
+    return c.history.filter((h) => worthSending(h.message)).map((h) => (h.context ??= toContextMessage(h.message)));
+  }
+
+  async evict(conversationId: string): Promise<void> {
+    const c = this.conversations.get(conversationId);
+    if (!c) return;
+    this.conversations.delete(conversationId);
+    this.tombstones.set(conversationId, c.seq);
+    if (this.tombstones.size > TOMBSTONES_KEPT) this.tombstones.delete(this.tombstones.keys().next().value!);
+  }
+
+  size(): number {
+    return this.conversations.size;
+  }
+}

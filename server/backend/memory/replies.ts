@@ -1,0 +1,61 @@
+// The reply lease and queue of every conversation on this node. One process:
+// the lease cannot be lost and nobody else can hold it.
+import type { ReplyJob, ReplyLeases } from '../store.js';
+
+interface Replies {
+  /** The reply holding the lease: running, or about to start. */
+  running: string | undefined;
+  readonly queue: ReplyJob[];
+}
+
+export class MemoryReplies implements ReplyLeases {
+  /** Only conversations with a reply running or queued: an entry goes when both are done. */
+  private readonly byConversation = new Map<string, Replies>();
+
+  constructor(private readonly maxQueued: number) {}
+
+  /** Take the lease for `job`, or queue it; false when the queue is full. Synchronous, for submit's one atomic step. */
+  reserve(conversationId: string, job: ReplyJob): { start: boolean } | undefined {
+    const r = this.byConversation.get(conversationId);
+    if (!r) {
+      this.byConversation.set(conversationId, { running: job.replyId, queue: [] });
+      return { start: true };
+    }
+    if (r.running === undefined) {
+      r.running = job.replyId;
+      return { start: true };
+    }
+    if (r.queue.length >= this.maxQueued) return undefined;
+    r.queue.push(job);
+    return { start: false };
+  }
+
+  async next(conversationId: string): Promise<ReplyJob | undefined> {
+    const r = this.byConversation.get(conversationId);
+    const next = r?.queue.shift();
+    if (next) r!.running = next.replyId;
+    else this.byConversation.delete(conversationId);
+    return next;
+  }
+
+  async removeQueued(conversationId: string, replyId: string): Promise<ReplyJob | undefined> {
+    const queue = this.byConversation.get(conversationId)?.queue;
+    const at = queue?.findIndex((r) => r.replyId === replyId) ?? -1;
+    return at >= 0 ? queue!.splice(at, 1)[0] : undefined;
+  }
+
+  async clearQueue(conversationId: string): Promise<ReplyJob[]> {
+    return this.byConversation.get(conversationId)?.queue.splice(0) ?? [];
+  }
+
+  async state(conversationId: string): Promise<{ running: string | undefined; queued: number }> {
+    const r = this.byConversation.get(conversationId);
+    return { running: r?.running, queued: r?.queue.length ?? 0 };
+  }
+
+  async renew(): Promise<void> {}
+
+  async adopt(): Promise<undefined> {
+    return undefined;
+  }
+}

@@ -1,0 +1,222 @@
+// The Redis event log: seq, the retained stream resume reads, and the history
+// folded from it. Every write is one script (scripts.ts); what a write adds to
+// history is computed here with the same fold the in-memory log uses. The
+// reply in flight is not stored folded: a joiner's view of it is folded from
+// its retained events, and the node running it keeps its own fold to write the
+// finished message.
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { HistoryMessage } from '../../../shared/protocol.js';
+import { RelayError } from '../../errors.js';
+import { foldReply, messageEntry, replayReply, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
+import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
+import { toContextMessage, type ContextMessage } from '../../reply/context.js';
+import type { Logger } from '../../log.js';
+import { CLIENT_IDS_KEPT, parseEvent, type EventLog, type Fence, type MessageIds, type MessageInput, type ReplyEventInput, type Snapshot, type StoredEvent } from '../store.js';
+import type { RedisStoreOptions } from './options.js';
+import type { Keys } from './keys.js';
+import { appendScript, snapshotScript, trimScript } from './scripts.js';
+
+/** A stream entry as XRANGE returns it: [id, [field, value, ...]]. */
+const Entry = z.tuple([z.string(), z.array(z.string())]);
+const Entries = z.array(Entry);
+const SnapshotReply = z.tuple([z.string(), z.array(z.string()), Entries]);
+
+interface Decoded extends Retained {
+  json: string;
+}
+
+function decode(entry: z.infer<typeof Entry>): Decoded {
+  const [id, fields] = entry;
+  const field = (name: string) => fields[fields.indexOf(name) + 1] ?? '';
+  return { seq: Number.parseInt(id, 10), json: field('e'), at: Number(field('t')), offset: Number(field('o')) };
+}
+
+/** Appends between two looks at whether the log is over its limits. */
+const TRIM_CHECK_EVERY = 64;
+/** Oldest entries read per trim round; a log further over its limits trims again on later appends. */
+const TRIM_BATCH = 2_000;
+/** Token counts remembered across replies (the same history is counted for each). */
+const COUNTS_KEPT = 10_000;
+
+export class RedisLog implements EventLog, MessageIds {
+  /** The fold of each reply this node runs, to write its history entry at reply.end. */
+  private readonly inFlight = new Map<string, InFlight>();
+  /** Appends since the last look at the log's size, per conversation this node writes to. */
+  private readonly sinceTrimCheck = new Map<string, number>();
+  private readonly tokenCounts = new Map<string, ContextMessage>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly opts: RedisStoreOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** The inputs every append shares; the caller adds what its kind of event needs. */
+  appendArgs(event: MessageInput | ReplyEventInput) {
+    const { retentionMs, nodeId, leaseMs, historyLimit } = this.opts;
+    return {
+      kind: 'message',
+      phase: '',
+      json: JSON.stringify(event).slice(1),
+      now: Date.now(),
+      retentionMs,
+      node: nodeId,
+      leaseMs,
+      replyId: '',
+      ordinal: 0,
+      history: '',
+      historyScore: '',
+      historyLimit,
+      clientId: '',
+      idsKept: CLIENT_IDS_KEPT,
+    };
+  }
+
+  /** What a message's append adds to history and the id index. */
+  messageArgs(message: MessageInput) {
+    // The message's history entry is scored by its own seq, which the script allocates.
+    const entry = messageEntry({ ...message, seq: 0 });
+    return { ...this.appendArgs(message), history: JSON.stringify(entry.message), clientId: message.message.clientMessageId ?? '' };
+  }
+
+  /**
+   * A reply event. Without a fence it is the end of a reply that never
+   * started (dropped from the queue): nothing to check, nothing to fold.
+   */
+  async append(conversationId: string, event: ReplyEventInput, fence?: Fence): Promise<StoredEvent> {
+    const args = this.appendArgs(event);
+    if (fence) {
+      const completed = await this.fold(conversationId, event);
+      Object.assign(args, {
+        kind: 'reply',
+        phase: event.type.slice('reply.'.length),
+        replyId: event.replyId,
+        ordinal: fence.ordinal,
+        ...(completed ? { history: JSON.stringify(completed.message), historyScore: completed.startSeq } : {}),
+      });
+    } else {
+      args.kind = 'dropped';
+    }
+    const result = await appendScript.run(this.redis, this.keys.conversation(conversationId), args);
+    if (result === 'lost-lease') {
+      this.inFlight.delete(conversationId);
+      throw new RelayError('internal', 'this node no longer holds the reply (lease lost)');
+    }
+    if (typeof result !== 'string' || result === 'duplicate') throw new RelayError('internal', 'the reply event was written before');
+    const withSeq = this.withSeq(result, event);
+    if (fence && withSeq.type !== 'reply.end') {
+      const inFlight = foldReply(this.inFlight.get(conversationId), withSeq, args.now).inFlight;
+      if (inFlight) this.inFlight.set(conversationId, inFlight);
+    }
+    if (event.type === 'reply.delta') this.checkSize(conversationId);
+    // After any other event the log is trimmed before members hear of it, as in memory.
+    else await this.trimQuietly(conversationId);
+    return { json: result, event: withSeq };
+  }
+
+  /** The history entry a reply.end completes; other reply events complete none. */
+  private async fold(conversationId: string, event: ReplyEventInput): Promise<HistoryEntry | undefined> {
+    if (event.type !== 'reply.end') return undefined;
+    // This node's own fold, or (a reply adopted from a lost node) one read back from the log.
+    const inFlight = this.inFlight.get(conversationId) ?? (await this.readInFlight(conversationId));
+    this.inFlight.delete(conversationId);
+    // The end's own seq plays no part in the entry it completes.
+    return foldReply(inFlight, { ...event, seq: 0 }, Date.now()).completed;
+  }
+
+  /** The event with the seq the script gave it, without parsing back what this node just wrote. */
+  withSeq<E extends MessageInput | ReplyEventInput>(json: string, input: E): E & { seq: number } {
+    return Object.assign(input, { seq: Number.parseInt(json.slice('{"seq":'.length), 10) });
+  }
+
+  async find(conversationId: string, clientMessageId: string): Promise<StoredEvent | undefined> {
+    const json = await this.redis.hget(this.keys.conversation(conversationId).ids, clientMessageId);
+    return json === null ? undefined : { json, event: parseEvent(json) };
+  }
+
+  private async read(conversationId: string): Promise<{ seq: number; history: string[]; inFlight: InFlight | undefined }> {
+    const k = this.keys.conversation(conversationId);
+    const [seq, history, entries] = SnapshotReply.parse(await snapshotScript.run(this.redis, { seq: k.seq, hist: k.hist, st: k.st, log: k.log }, {}));
+    const events = entries.map(decode).map((d) => ({ event: parseEvent(d.json), at: d.at }));
+    return { seq: Number(seq), history, inFlight: replayReply(events) };
+  }
+
+  private async readInFlight(conversationId: string): Promise<InFlight | undefined> {
+    return (await this.read(conversationId)).inFlight;
+  }
+
+  async snapshot(conversationId: string): Promise<Snapshot> {
+    const { seq, history, inFlight } = await this.read(conversationId);
+    const snap: Snapshot = { seq, history: history.map((json) => HistoryMessage.parse(JSON.parse(json))) };
+    if (inFlight) snap.streaming = streamingView(inFlight);
+    return snap;
+  }
+
+  async eventsSince(conversationId: string, since: number): Promise<StoredEvent[] | undefined> {
+    const k = this.keys.conversation(conversationId);
+    const head = Number((await this.redis.get(k.seq)) ?? 0);
+    if (since > head) return undefined; // a seq from another life of this conversation
+    if (since === head) return [];
+    const entries = Entries.parse(await this.redis.xrange(k.log, `${since + 1}-0`, '+')).map(decode);
+    if (entries[0]?.seq !== since + 1) return undefined;
+    return entries.map(({ json }) => ({ json, event: parseEvent(json) }));
+  }
+
+  async context(conversationId: string): Promise<ContextMessage[]> {
+    const out: ContextMessage[] = [];
+    for (const json of await this.redis.zrange(this.keys.conversation(conversationId).hist, 0, -1)) {
+      const message = HistoryMessage.parse(JSON.parse(json));
+      if (!worthSending(message)) continue;
+      let counted = this.tokenCounts.get(message.id);
+      if (!counted) {
+        counted = toContextMessage(message);
+        this.tokenCounts.set(message.id, counted);
+        if (this.tokenCounts.size > COUNTS_KEPT) this.tokenCounts.delete(this.tokenCounts.keys().next().value!);
+      }
+      out.push(counted);
+    }
+    return out;
+  }
+
+  /** Deltas are the hot path: the log's size is looked at every so many. */
+  private checkSize(conversationId: string): void {
+    const n = (this.sinceTrimCheck.get(conversationId) ?? 0) + 1;
+    this.sinceTrimCheck.set(conversationId, n < TRIM_CHECK_EVERY ? n : 0);
+    if (n >= TRIM_CHECK_EVERY) void this.trimQuietly(conversationId);
+  }
+
+  /** A failed trim leaves the log longer for a while; the next one catches up. */
+  trimQuietly(conversationId: string): Promise<void> {
+    return this.trim(conversationId).catch((err: unknown) => this.log.warn({ err, conversationId }, 'trimming the event log failed'));
+  }
+
+  /** The retention rule (server/history/retention.ts), applied to the stream. */
+  private async trim(conversationId: string): Promise<void> {
+    const k = this.keys.conversation(conversationId);
+    const results = await this.redis.multi().xlen(k.log).get(k.bytes).xrange(k.log, '-', '+', 'COUNT', 1).hget(k.st, 'startSeq').exec();
+    const [count, end, first, keepFrom] = (results ?? []).map(([err, value]) => {
+      if (err) throw err;
+      return value;
+    });
+    const now = Date.now();
+    const extent = { count: Number(count), end: Number(end ?? 0), keepFrom: keepFrom ? Number(keepFrom) : undefined };
+    const oldest = Entries.parse(first).map(decode);
+    if (!overLimits(oldest[0], extent, this.opts, now)) return;
+    const batch = Entries.parse(await this.redis.xrange(k.log, '-', '+', 'COUNT', TRIM_BATCH)).map(decode);
+    const drop = eventsToDrop(batch, extent, this.opts, now);
+    const firstKept = batch[drop];
+    if (drop > 0 && firstKept) await trimScript.run(this.redis, { log: k.log, st: k.st }, { minSeq: firstKept.seq });
+  }
+
+  async evict(conversationId: string): Promise<void> {
+    this.sinceTrimCheck.delete(conversationId);
+    this.inFlight.delete(conversationId);
+  }
+
+  /** Conversations this node holds anything of in memory. */
+  size(): number {
+    return new Set([...this.sinceTrimCheck.keys(), ...this.inFlight.keys()]).size;
+  }
+}

@@ -1,0 +1,60 @@
+// The reply lease and queue in Redis: which node runs a conversation's reply,
+// and what waits behind it. A node that stops renewing its lease is presumed
+// dead; another node adopts the conversation.
+import type { Redis } from 'ioredis';
+import { ReplyJob, type ReplyLeases } from '../store.js';
+import type { Keys } from './keys.js';
+import type { RedisStoreOptions } from './options.js';
+import { adoptScript, nextScript, removeQueuedScript, renewScript } from './scripts.js';
+
+function toJob(json: string): ReplyJob {
+  return ReplyJob.parse(JSON.parse(json));
+}
+
+export class RedisReplies implements ReplyLeases {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly opts: RedisStoreOptions,
+  ) {}
+
+  private me() {
+    return { node: this.opts.nodeId, leaseMs: this.opts.leaseMs };
+  }
+
+  async next(conversationId: string): Promise<ReplyJob | undefined> {
+    const k = this.keys.conversation(conversationId);
+    const job = await nextScript.run(this.redis, { lease: k.lease, queue: k.queue }, this.me());
+    return typeof job === 'string' ? toJob(job) : undefined;
+  }
+
+  async removeQueued(conversationId: string, replyId: string): Promise<ReplyJob | undefined> {
+    const job = await removeQueuedScript.run(this.redis, { queue: this.keys.conversation(conversationId).queue }, { replyId });
+    return typeof job === 'string' ? toJob(job) : undefined;
+  }
+
+  async clearQueue(conversationId: string): Promise<ReplyJob[]> {
+    const queue = this.keys.conversation(conversationId).queue;
+    const results = await this.redis.multi().lrange(queue, 0, -1).del(queue).exec();
+    const jobs = results?.[0]?.[1];
+    return Array.isArray(jobs) ? jobs.map((j) => toJob(String(j))) : [];
+  }
+
+  async state(conversationId: string): Promise<{ running: string | undefined; queued: number }> {
+    const k = this.keys.conversation(conversationId);
+    const [holder, queued] = await Promise.all([this.redis.get(k.lease), this.redis.llen(k.queue)]);
+    return { running: holder ? holder.slice(holder.indexOf('|') + 1) : undefined, queued };
+  }
+
+  async renew(conversationId: string, replyId: string): Promise<void> {
+    await renewScript.run(this.redis, { lease: this.keys.conversation(conversationId).lease }, { ...this.me(), replyId });
+  }
+
+  async adopt(conversationId: string): Promise<{ orphan: string } | { job: ReplyJob } | undefined> {
+    const k = this.keys.conversation(conversationId);
+    const result = await adoptScript.run(this.redis, { lease: k.lease, st: k.st, queue: k.queue }, this.me());
+    if (typeof result !== 'string' || result === '') return undefined;
+    if (result.startsWith('job:')) return { job: toJob(result.slice(4)) };
+    return { orphan: result.slice(4) };
+  }
+}

@@ -1,0 +1,98 @@
+// The one fold of a conversation's events into what a joiner is shown: the
+// complete messages, in order, and the reply still streaming. Both backends
+// use these functions, the in-memory one as each event lands, the Redis one
+// when a node writes a message or ends a reply, and when it reads the reply in
+// flight back from the retained log; so history means the same on both.
+import type { ConversationEvent, ConversationEventOf, HistoryMessage } from '../../shared/protocol.js';
+
+export interface HistoryEntry {
+  message: HistoryMessage;
+  /** seq of the event that opened it (the message, or the reply.start): orders the history. */
+  startSeq: number;
+}
+
+/** The reply in flight, as its events so far add up. */
+export interface InFlight {
+  replyId: string;
+  model: string;
+  startSeq: number;
+  /** seq of the last event folded in. */
+  seq: number;
+  createdAt: number;
+  text: string;
+  reasoning: string;
+  refusal: string;
+}
+
+/** A user message as it stands in history. */
+export function messageEntry(event: ConversationEventOf<'message'>): HistoryEntry {
+  return { message: { ...event.message }, startSeq: event.seq };
+}
+
+/** What a reply event does to the reply in flight: the new state, and the history entry it completes (reply.end). */
+export interface ReplyStep {
+  inFlight: InFlight | undefined;
+  completed?: HistoryEntry;
+}
+
+/**
+ * One reply event folded into the reply in flight. An event of another reply
+ * (a reply.end for a queued reply that never started) changes nothing.
+ * `at` is when the event was appended: a reply.start's is the message's createdAt.
+ */
+export function foldReply(inFlight: InFlight | undefined, event: Exclude<ConversationEvent, { type: 'message' }>, at: number): ReplyStep {
+  switch (event.type) {
+    case 'reply.start':
+      return {
+        inFlight: { replyId: event.replyId, model: event.model, startSeq: event.seq, seq: event.seq, createdAt: at, text: '', reasoning: '', refusal: '' },
+      };
+    case 'reply.delta': {
+      if (!inFlight || inFlight.replyId !== event.replyId) return { inFlight };
+      // In place: this runs once per token.
+      if (event.text) inFlight.text += event.text;
+      if (event.reasoning) inFlight.reasoning += event.reasoning;
+      if (event.refusal) inFlight.refusal += event.refusal;
+      inFlight.seq = event.seq;
+      return { inFlight };
+    }
+    case 'reply.end': {
+      if (!inFlight || inFlight.replyId !== event.replyId) return { inFlight };
+      const s = inFlight;
+      const message: HistoryMessage = { id: s.replyId, role: 'assistant', text: s.text, createdAt: s.createdAt, finishReason: event.finishReason, model: s.model };
+      if (s.reasoning) message.reasoning = s.reasoning;
+      if (s.refusal) message.refusal = s.refusal;
+      if (event.toolCalls?.length) message.toolCalls = event.toolCalls;
+      return { inFlight: undefined, completed: { message, startSeq: s.startSeq } };
+    }
+  }
+}
+
+/** Fold a run of retained events (oldest first, with the time each was appended) into the reply in flight. */
+export function replayReply(events: ReadonlyArray<{ event: ConversationEvent; at: number }>): InFlight | undefined {
+  let inFlight: InFlight | undefined;
+  for (const { event, at } of events) {
+    if (event.type !== 'message') inFlight = foldReply(inFlight, event, at).inFlight;
+  }
+  return inFlight;
+}
+
+/**
+ * Insert by startSeq, so a reply lands after the message it answers and before
+ * messages sent while it streamed; keep the newest `limit`.
+ */
+export function insertHistory(history: HistoryEntry[], entry: HistoryEntry, limit: number): void {
+  let at = history.length;
+  while (at > 0 && history[at - 1]!.startSeq > entry.startSeq) at--;
+  history.splice(at, 0, entry);
+  if (history.length > limit) history.splice(0, history.length - limit);
+}
+
+/** The `joined.streaming` view of a reply in flight. */
+export function streamingView(s: InFlight): { replyId: string; text: string; seq: number; model: string } {
+  return { replyId: s.replyId, text: s.text, seq: s.seq, model: s.model };
+}
+
+/** Replies that ended before any text (errors, early cancels) say nothing worth sending upstream. */
+export function worthSending(message: HistoryMessage): boolean {
+  return message.role === 'user' || message.text !== '';
+}
