@@ -1,7 +1,7 @@
 // The connection to a relay: one socket at a time, the hello handshake,
 // app-level pings that notice dead sockets, reconnect with backoff, and resume
 // (re-join with since, re-send what was not acknowledged) on every new socket.
-import { closeCodes } from '../shared/codes.js';
+import { clientCloseCodes, closeCodes } from '../shared/codes.js';
 import type { ClientFrame, Limits, ServerFrame, ServerFrameOf, User } from '../shared/protocol.js';
 import { Backoff } from './backoff.js';
 import { Conversation, type ConversationHost } from './conversation.js';
@@ -16,7 +16,6 @@ export type { SocketConstructor, SocketLike } from './socket.js';
 export type { ClientError, ClientState, RelayClientEvents, RelayClientOptions, StateChange, TokenSource, Welcome } from './options.js';
 
 /** Close codes of our own (browsers only let clients use 1000 and 3000-4999). */
-const LOCAL_CLOSE = { deadSocket: 4000, tokenFailed: 4001, handshakeTimeout: 4002 } as const;
 /** Until a connection has stayed up this long, an overload close keeps the backoff growing. */
 const STABLE_MS = 10_000;
 /** The server's default per-socket limit; each may hold a bounded number of unacknowledged sends. */
@@ -170,7 +169,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       return;
     }
     this.socket = ws;
-    this.timers.handshake = setTimeout(() => this.abandon(ws, LOCAL_CLOSE.handshakeTimeout, 'no welcome in time'), this.opts.connectTimeoutMs);
+    this.timers.handshake = setTimeout(() => this.abandon(ws, clientCloseCodes.handshakeTimeout, 'no welcome in time'), this.opts.connectTimeoutMs);
     ws.addEventListener('open', () => void this.hello(ws));
     ws.addEventListener('message', (ev: { data: unknown }) => {
       if (this.socket === ws) this.receive(ev.data);
@@ -189,7 +188,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       token = typeof this.token === 'function' ? await this.token() : this.token;
     } catch (err) {
       this.emit('error', { code: 'token', message: `token provider failed: ${err instanceof Error ? err.message : String(err)}` });
-      return this.abandon(ws, LOCAL_CLOSE.tokenFailed, 'token provider failed');
+      return this.abandon(ws, clientCloseCodes.tokenFailed, 'token provider failed');
     }
     if (this.socket !== ws) return;
     this.write(ws, { type: 'hello', ref: this.nextRef(), ...(token !== undefined ? { token } : {}) });
@@ -353,7 +352,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       if (!ws || this.socket !== ws) return;
       // Written directly: a liveness probe stuck behind paced frames would misjudge the socket.
       this.write(ws, { type: 'ping' });
-      this.timers.pong ??= setTimeout(() => this.abandon(ws, LOCAL_CLOSE.deadSocket, 'no pong in time'), this.opts.pongTimeoutMs);
+      this.timers.pong ??= setTimeout(() => this.abandon(ws, clientCloseCodes.deadSocket, 'no pong in time'), this.opts.pongTimeoutMs);
     }, this.opts.pingIntervalMs);
   }
 

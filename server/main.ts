@@ -1,6 +1,7 @@
 // `npm start`: read the environment, start the built-in demo model when no
 // API key is set, serve until SIGTERM/SIGINT, then shut down gracefully.
 import { existsSync } from 'node:fs';
+import { LayoutError } from './backend/redis/keys.js';
 import { ConfigError, parseConfig, type Config } from './config.js';
 import { LocalModel } from '../demo/localmodel.js';
 import { createLogger } from './log.js';
@@ -35,7 +36,7 @@ const relay = await startRelay(config, {
   log,
   ...(demo ? { upstreamBaseURL: demo.baseURL, upstreamApiKey: 'demo', model: process.env.OPENAI_MODEL ?? 'relay-demo-1' } : {}),
 }).catch((err: unknown) => {
-  if (!(err instanceof ConfigError)) throw err;
+  if (!(err instanceof ConfigError) && !(err instanceof LayoutError)) throw err;
   process.stderr.write(`chat-relay: ${err.message}\n`);
   process.exit(2);
 });

@@ -36,6 +36,17 @@ export const closeCodes = {
 
 export type CloseCode = (typeof closeCodes)[keyof typeof closeCodes];
 
+/**
+ * Codes the client library gives a socket it closes itself (never sent by the
+ * server): it stopped answering, its token could not be fetched, or the
+ * handshake took too long. It reconnects after each.
+ */
+export const clientCloseCodes = {
+  deadSocket: 4000,
+  tokenFailed: 4001,
+  handshakeTimeout: 4002,
+} as const;
+
 /** A client reconnects after every close code except 4401, which needs a new token first. */
 export function shouldReconnect(code: number): boolean {
   return code !== closeCodes.unauthorized;

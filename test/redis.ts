@@ -31,7 +31,7 @@ export interface Node {
 }
 
 /** A relay node (server/main.ts, as `npm start` runs it) on Redis, with `model` as its upstream. */
-export async function startNode(model: LocalModel, prefix: string, redisUrl = REDIS_URL ?? ''): Promise<Node> {
+export async function startNode(model: LocalModel, prefix: string, redisUrl = REDIS_URL ?? '', env: Record<string, string> = {}): Promise<Node> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
     env: {
       PATH: process.env.PATH,
@@ -45,6 +45,7 @@ export async function startNode(model: LocalModel, prefix: string, redisUrl = RE
       REDIS_LEASE_MS: String(NODE_LEASE_MS),
       PRESENCE_COALESCE_MS: '10',
       LOG_LEVEL: 'info',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

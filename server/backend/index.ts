@@ -36,6 +36,7 @@ export async function createBackend(config: Config, log: Logger, wrapStore: Stor
     eventLogMaxAgeMs: config.EVENT_LOG_MAX_AGE_MS,
     maxQueuedReplies: config.MAX_QUEUED_REPLIES,
     eventLogMaxBytes: config.EVENT_LOG_MAX_BYTES,
+    conversationIdleMs: config.CONVERSATION_IDLE_MS,
   };
   if (config.REDIS_URL) {
     const { createRedisBackend } = await import('./redis/index.js');
@@ -44,14 +45,15 @@ export async function createBackend(config: Config, log: Logger, wrapStore: Stor
   }
   const bus = new LocalBus();
   const userLimits = new MemoryUserLimits(userLimitSettings);
+  const store = wrapStore(new MemoryStore(storeLimits));
   return {
-    store: wrapStore(new MemoryStore(storeLimits)),
+    store,
     bus,
     userLimits,
     leaseMs: 0,
     ready: () => true,
     close: async () => {
-      await Promise.all([bus.close(), userLimits.close()]);
+      await Promise.all([bus.close(), userLimits.close(), store.close()]);
     },
   };
 }

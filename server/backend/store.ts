@@ -54,6 +54,8 @@ export type Submission =
 export interface StoreLimits extends RetentionLimits {
   historyLimit: number;
   maxQueuedReplies: number;
+  /** How long a conversation no socket needs is kept in memory (Redis keeps it for REDIS_RETENTION_MS). */
+  conversationIdleMs: number;
 }
 
 /** The conversation's events: seq, the retained log that resume reads, and the history folded from them. */

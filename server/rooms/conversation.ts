@@ -50,6 +50,8 @@ interface Member {
 
 interface ActiveReply {
   replyId: string;
+  /** Who asked for it, and is billed for it. */
+  userId: string;
   controller: AbortController;
   done: Promise<void>;
 }
@@ -181,11 +183,23 @@ export class Conversation {
     void this.deps.store.members.remove(this.id, socket.id).catch((err: unknown) => this.log.warn({ err }, 'removeMember failed'));
     this.deps.typingThrottle.forget(`${socket.id}:${this.id}`);
     this.schedulePresence();
-    if (this.members.size === 0 && !this.disposed) {
-      this.graceTimer = setTimeout(() => void this.graceExpired(), this.deps.settings.graceMs);
-      if (!this.busy) this.scheduleIdle();
-    }
+    if (this.members.size === 0 && !this.disposed) void this.releaseIfIdle();
     return true;
+  }
+
+  /**
+   * With no member here, this object is released at once unless a reply runs
+   * or waits (here or, in a cluster, on another node): then the grace period
+   * decides. So a socket that joins and leaves many rooms leaves nothing
+   * behind; the store keeps the conversation's content by its own rules.
+   */
+  private async releaseIfIdle(): Promise<void> {
+    if (!this.busy) {
+      const { running, queued } = await this.deps.store.replies.state(this.id).catch(() => ({ running: 'unknown', queued: 0 }));
+      if (this.members.size > 0 || this.disposed || this.busy) return;
+      if (!running && queued === 0) return this.deps.onIdle(this);
+    }
+    this.graceTimer ??= setTimeout(() => void this.graceExpired(), this.deps.settings.graceMs);
   }
 
   /** Nobody came back (here or on any node): stop what still runs for the conversation. */
@@ -202,6 +216,11 @@ export class Conversation {
     } catch (err) {
       this.log.warn({ err }, 'grace period check failed');
     }
+  }
+
+  /** The user's session ended for want of a valid token: their reply running here stops now, unbilled from here on. */
+  cancelRepliesOf(userId: string): void {
+    if (this.active?.userId === userId) this.active.controller.abort('cancel' satisfies AbortReason);
   }
 
   typing(socket: MemberSocket): void {
@@ -345,7 +364,7 @@ export class Conversation {
         this.active = undefined;
         void this.startNext();
       });
-    this.active = { replyId: job.replyId, controller, done };
+    this.active = { replyId: job.replyId, userId: job.user.id, controller, done };
   }
 
   private async startNext(): Promise<void> {
@@ -357,7 +376,7 @@ export class Conversation {
     } catch (err) {
       this.log.error({ err }, 'could not take the next reply');
     }
-    if (this.members.size === 0) this.scheduleIdle();
+    if (this.members.size === 0) void this.releaseIfIdle();
   }
 
   private schedulePresence(): void {

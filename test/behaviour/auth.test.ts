@@ -111,9 +111,9 @@ test('a conversation the token does not allow: forbidden, nothing joined, nothin
 
 test('a token that expires mid-session closes with 4401; a fresh one sent in time keeps it open', async () => {
   stack = await startStack({ env: { AUTH_JWT_SECRET: SECRET } });
-  const expiring = await hello(await token({ sub: 'u-4' }, { expSeconds: 1 }));
+  const expiring = await hello(await token({ sub: 'u-4' }, { expSeconds: 3 }));
   await expiring.next('welcome');
-  const refreshed = await hello(await token({ sub: 'u-5' }, { expSeconds: 1 }));
+  const refreshed = await hello(await token({ sub: 'u-5' }, { expSeconds: 3 }));
   await refreshed.next('welcome');
   refreshed.send({ type: 'auth', token: await token({ sub: 'u-5' }, { expSeconds: 600 }), ref: 'a' });
   const authed = await refreshed.next('authed');
@@ -123,6 +123,24 @@ test('a token that expires mid-session closes with 4401; a fresh one sent in tim
   assert.is((await expiring.closed).code, 4401);
   refreshed.send({ type: 'ping', ref: 'still-here' });
   assert.is((await refreshed.next('pong')).ref, 'still-here');
+});
+
+test("when a user's token expires mid-reply, the reply stops then (the upstream is aborted), not after the grace period", async () => {
+  stack = await startStack({ env: { AUTH_JWT_SECRET: SECRET, REPLY_GRACE_MS: '600000' }, plan: () => ({ text: 'never ends', stallAfterTokens: 1 }) });
+  const asker = await hello(await token({ sub: 'u-7' }, { expSeconds: 3 }));
+  await asker.next('welcome');
+  const watcher = await hello(await token({ sub: 'u-8' }, { expSeconds: 600 }));
+  await watcher.next('welcome');
+  watcher.send({ type: 'join', conversationId: 'billed' });
+  await watcher.next('joined');
+  asker.send({ type: 'send', conversationId: 'billed', text: 'go on forever' });
+  await watcher.next('reply.delta');
+  assert.is((await asker.closed).code, 4401);
+  const end = await watcher.next('reply.end');
+  assert.is(end.finishReason, 'cancelled');
+  const req = stack.model.requests.at(-1)!;
+  await req.closed;
+  assert.ok(req.aborted);
 });
 
 test('refreshing with a token for another user closes with 4401', async () => {

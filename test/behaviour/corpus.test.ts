@@ -28,7 +28,7 @@ interface Expected {
   errorCode?: string;
 }
 
-const DIR = new URL('../fixtures/upstream', import.meta.url);
+const DIR = new URL('../fixtures/upstream/', import.meta.url);
 const expected = JSON.parse(readFileSync(new URL('expected.json', DIR), 'utf8')) as Record<string, Expected>;
 const names = readdirSync(DIR)
   .filter((f) => f.endsWith('.sse'))

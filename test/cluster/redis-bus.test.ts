@@ -22,7 +22,7 @@ it('events arriving while a gap fill waits on Redis overflow the bounded queue, 
   const store = new RedisStore(
     pub,
     keys,
-    { nodeId: 'n1', leaseMs: 5000, retentionMs: 60_000, historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, eventLogMaxBytes: 1 << 20, maxQueuedReplies: 4 },
+    { nodeId: 'n1', leaseMs: 5000, retentionMs: 60_000, historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, eventLogMaxBytes: 1 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000 },
     log,
   );
   // The real log, except that reading the retained stream waits until the test opens the gate.

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeCodes, errorCodes, shouldReconnect } from '../../shared/codes.js';
+import { clientCloseCodes, closeCodes, errorCodes, shouldReconnect } from '../../shared/codes.js';
 import { ErrorCode } from '../../shared/protocol.js';
 
 const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
@@ -19,9 +19,19 @@ function section(title: string): string[] {
   return end < 0 ? rest : rest.slice(0, end);
 }
 
+/** The lines of the subsection under `### <title>`, up to the next heading. */
+function subsection(title: string): string[] {
+  const lines = doc.split(/\r?\n/);
+  const start = lines.findIndex((l) => l.trim() === `### ${title}`);
+  assert.ok(start >= 0, `docs/protocol.md has a "### ${title}" subsection`);
+  const rest = lines.slice(start + 1);
+  const end = rest.findIndex((l) => /^#{1,3}\s/.test(l));
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
 /** Table rows whose first cell is a code in backticks: the code and the remaining cells. */
-function tableRows(title: string): Array<{ code: string; cells: string[] }> {
-  const rows = section(title)
+function tableRows(title: string, lines = section(title)): Array<{ code: string; cells: string[] }> {
+  const rows = lines
     .map((l) => l.match(/^\s*\|\s*`([^`]+)`\s*\|(.*)$/))
     .filter((m): m is RegExpMatchArray => m !== null)
     .map((m) => ({ code: m[1]!.trim(), cells: m[2]!.replace(/\|\s*$/, '').split('|').map((c) => c.trim()) }));
@@ -43,8 +53,15 @@ test('the error code table of the document equals errorCodes', () => {
   assert.equal(sorted(documented), sorted(defined));
 });
 
+test("the client library's close codes are documented and none is the server's", () => {
+  const documented = tableRows('Codes the client library closes with', subsection('Codes the client library closes with')).map((r) => Number(r.code));
+  assert.equal(sorted(documented), sorted(Object.values(clientCloseCodes)));
+  const server: number[] = Object.values(closeCodes);
+  assert.equal(documented.filter((c) => server.includes(c)), []);
+});
+
 test('the close code table of the document equals closeCodes', () => {
-  const rows = tableRows('Close codes');
+  const rows = tableRows('Close codes').filter((r) => !(Object.values(clientCloseCodes) as number[]).includes(Number(r.code)));
   for (const r of rows) assert.match(r.code, /^\d{4}$/, `close code "${r.code}" is a number`);
   const documented = rows.map((r) => Number(r.code));
   const defined: number[] = Object.values(closeCodes);

@@ -35,10 +35,18 @@ class Conversation {
 export class MemoryLog implements EventLog, MessageIds {
   private readonly conversations = new Map<string, Conversation>();
   private readonly tombstones = new Map<string, number>();
+  /** Conversations no node object needs any more, and since when: forgotten after conversationIdleMs. */
+  private readonly released = new Map<string, number>();
+  private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly limits: StoreLimits) {}
+  constructor(private readonly limits: StoreLimits) {
+    // One timer for every conversation, rather than one each.
+    this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(limits.conversationIdleMs / 2, 60_000)));
+    this.sweeper.unref();
+  }
 
   private get(id: string): Conversation {
+    this.released.delete(id);
     let c = this.conversations.get(id);
     if (!c) {
       c = new Conversation(this.tombstones.get(id) ?? 0);
@@ -46,6 +54,21 @@ export class MemoryLog implements EventLog, MessageIds {
       this.conversations.set(id, c);
     }
     return c;
+  }
+
+  /** Reads create nothing: a socket that only joins and leaves leaves no state behind. */
+  private peek(id: string): Conversation | undefined {
+    const c = this.conversations.get(id);
+    if (c) this.released.delete(id);
+    return c;
+  }
+
+  private sweep(now = Date.now()): void {
+    for (const [id, since] of this.released) {
+      if (now - since < this.limits.conversationIdleMs) continue;
+      this.released.delete(id);
+      this.forget(id);
+    }
   }
 
   /** One process: no other node can hold the lease, so there is nothing to fence. */
@@ -95,28 +118,36 @@ export class MemoryLog implements EventLog, MessageIds {
   }
 
   async snapshot(conversationId: string): Promise<Snapshot> {
-    const c = this.get(conversationId);
+    const c = this.peek(conversationId);
+    if (!c) return { seq: this.tombstones.get(conversationId) ?? 0, history: [] };
     const snap: Snapshot = { seq: c.seq, history: c.history.map((h) => h.message) };
     if (c.inFlight) snap.streaming = streamingView(c.inFlight);
     return snap;
   }
 
   async eventsSince(conversationId: string, since: number): Promise<StoredEvent[] | undefined> {
-    const c = this.get(conversationId);
-    if (since > c.seq) return undefined; // a seq from another life of this conversation
-    if (since === c.seq) return [];
-    const first = c.log[0]?.seq;
+    const c = this.peek(conversationId);
+    const seq = c?.seq ?? this.tombstones.get(conversationId) ?? 0;
+    if (since > seq) return undefined; // a seq from another life of this conversation
+    if (since === seq) return [];
+    const first = c?.log[0]?.seq;
     if (first === undefined || since + 1 < first) return undefined;
     // Seqs in the log are consecutive, so the position is arithmetic.
-    return c.log.slice(since + 1 - first).map(({ json }) => ({ json, event: parseEvent(json) }));
+    return c!.log.slice(since + 1 - first).map(({ json }) => ({ json, event: parseEvent(json) }));
   }
 
   async context(conversationId: string): Promise<ContextMessage[]> {
-    const c = this.get(conversationId);
+    const c = this.peek(conversationId);
+    if (!c) return [];
     return c.history.filter((h) => worthSending(h.message)).map((h) => (h.context ??= toContextMessage(h.message)));
   }
 
+  /** Kept for conversationIdleMs more (a member may come back to its history), then forgotten. */
   async evict(conversationId: string): Promise<void> {
+    if (this.conversations.has(conversationId)) this.released.set(conversationId, Date.now());
+  }
+
+  private forget(conversationId: string): void {
     const c = this.conversations.get(conversationId);
     if (!c) return;
     this.conversations.delete(conversationId);
@@ -126,5 +157,9 @@ export class MemoryLog implements EventLog, MessageIds {
 
   size(): number {
     return this.conversations.size;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
   }
 }

@@ -25,5 +25,7 @@ export class MemoryStore implements Store {
     return { kind: 'appended', stored: this.log.append(conversationId, message), start: reserved.start };
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.log.close();
+  }
 }
