@@ -75,4 +75,42 @@ it('events arriving while a gap fill waits on Redis overflow the bounded queue, 
   }
 });
 
+it('a malformed pub/sub message is dropped: the node stays up and the next event still arrives', async () => {
+  const pub = new Redis(REDIS_URL ?? '');
+  const sub = new Redis(REDIS_URL ?? '');
+  const keys = new Keys(`bus-${randomUUID()}:`);
+  const store = new RedisStore(
+    pub,
+    keys,
+    { nodeId: 'n1', leaseMs: 5000, retentionMs: 60_000, historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, eventLogMaxBytes: 1 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000 },
+    log,
+  );
+  const bus = new RedisBus(pub, sub, keys, store.log, log);
+  const got: number[] = [];
+  let arrived!: () => void;
+  const first = new Promise<void>((resolve) => (arrived = resolve));
+  const subscription = bus.subscribe('c2', {
+    deliver: (d) => {
+      if (d.event) got.push(d.event.seq);
+      arrived();
+    },
+    cancel: () => undefined,
+  });
+  await subscription.ready;
+  try {
+    for (const junk of ['E{"seq":', 'E\n{"type":"reply.delta"}', 'F{"connectionId":7}\n{}', 'Cgrace', '']) await pub.publish(keys.channel('c2'), junk);
+    const message = { id: 'm1', role: 'user' as const, author: { id: 'u', name: 'U' }, text: 'still here', createdAt: 1 };
+    const submission = await store.submit('c2', { type: 'message', conversationId: 'c2', message }, undefined);
+    if (submission.kind === 'appended') bus.publish('c2', submission.stored);
+    await first;
+    assert.equal(got, [1]);
+  } finally {
+    subscription.close();
+    await bus.close();
+    await pub.del(...Object.values(keys.conversation('c2')));
+    sub.disconnect();
+    pub.disconnect();
+  }
+});
+
 test.run();

@@ -9,23 +9,13 @@ import { ErrorCode } from '../../shared/protocol.js';
 
 const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
 
-/** The lines of the section under `## <title>`, up to the next heading of level 1 or 2. */
-function section(title: string): string[] {
+/** The lines of the section under `## <title>` (`### <title>` at level 3), up to the next heading of that level or above. */
+function section(title: string, level = 2): string[] {
   const lines = doc.split(/\r?\n/);
-  const start = lines.findIndex((l) => new RegExp(`^##\\s+(?:\\d+\\.\\s+)?${title}\\s*$`, 'i').test(l));
-  assert.ok(start >= 0, `docs/protocol.md has a "## ${title}" section`);
+  const start = lines.findIndex((l) => new RegExp(`^#{${level}}\\s+(?:\\d+\\.\\s+)?${title}\\s*$`, 'i').test(l));
+  assert.ok(start >= 0, `docs/protocol.md has a "${'#'.repeat(level)} ${title}" section`);
   const rest = lines.slice(start + 1);
-  const end = rest.findIndex((l) => /^#{1,2}\s/.test(l));
-  return end < 0 ? rest : rest.slice(0, end);
-}
-
-/** The lines of the subsection under `### <title>`, up to the next heading. */
-function subsection(title: string): string[] {
-  const lines = doc.split(/\r?\n/);
-  const start = lines.findIndex((l) => l.trim() === `### ${title}`);
-  assert.ok(start >= 0, `docs/protocol.md has a "### ${title}" subsection`);
-  const rest = lines.slice(start + 1);
-  const end = rest.findIndex((l) => /^#{1,3}\s/.test(l));
+  const end = rest.findIndex((l) => new RegExp(`^#{1,${level}}\\s`).test(l));
   return end < 0 ? rest : rest.slice(0, end);
 }
 
@@ -54,7 +44,7 @@ test('the error code table of the document equals errorCodes', () => {
 });
 
 test("the client library's close codes are documented and none is the server's", () => {
-  const documented = tableRows('Codes the client library closes with', subsection('Codes the client library closes with')).map((r) => Number(r.code));
+  const documented = tableRows('Codes the client library closes with', section('Codes the client library closes with', 3)).map((r) => Number(r.code));
   assert.equal(sorted(documented), sorted(Object.values(clientCloseCodes)));
   const server: number[] = Object.values(closeCodes);
   assert.equal(documented.filter((c) => server.includes(c)), []);
