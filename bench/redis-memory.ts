@@ -35,7 +35,7 @@ for (let c = 0; c < CONVERSATIONS; c++) {
       await store.log.append(conversationId, { type: 'reply.delta', conversationId, replyId, text: words[i % words.length]! }, { ordinal: ordinal++ });
     }
     await store.log.append(conversationId, { type: 'reply.end', conversationId, replyId, finishReason: 'stop', usage: { promptTokens: 50, completionTokens: TOKENS_PER_REPLY, totalTokens: 250, source: 'upstream' } }, { ordinal: ordinal++ });
-    await store.replies.next(conversationId);
+    await store.replies.next(conversationId, replyId);
   }
 }
 

@@ -87,8 +87,12 @@ export interface MessageIds {
 
 /** Who runs a conversation's reply (the lease) and what waits behind it. */
 export interface ReplyLeases {
-  /** The reply this node ran has ended: the lease passes to the next queued reply (returned), or is released. */
-  next(conversationId: string): Promise<ReplyJob | undefined>;
+  /**
+   * The reply this node ran (`endedReplyId`) has ended: the lease passes to
+   * the next queued reply (returned), or is released. Nothing happens when
+   * this node no longer holds that reply's lease.
+   */
+  next(conversationId: string, endedReplyId: string): Promise<ReplyJob | undefined>;
   removeQueued(conversationId: string, replyId: string): Promise<ReplyJob | undefined>;
   clearQueue(conversationId: string): Promise<ReplyJob[]>;
   /** The reply holding the lease (running on some node) and how many wait behind it. */

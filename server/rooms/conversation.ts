@@ -339,7 +339,7 @@ export class Conversation {
     const error = { code: 'internal' as const, message: 'the relay node running this reply was lost' };
     // Any ordinal the lost node may have written is below this one.
     await this.record({ type: 'reply.end', conversationId: this.id, replyId, finishReason: 'error', error }, { ordinal: Number.MAX_SAFE_INTEGER });
-    const next = await replies.next(this.id);
+    const next = await replies.next(this.id, replyId);
     if (next) this.start(next);
   }
 
@@ -362,16 +362,16 @@ export class Conversation {
       .finally(() => {
         clearInterval(renew);
         this.active = undefined;
-        void this.startNext();
+        void this.startNext(job.replyId);
       });
     this.active = { replyId: job.replyId, userId: job.user.id, controller, done };
   }
 
-  private async startNext(): Promise<void> {
+  private async startNext(ended: string): Promise<void> {
     // A stopping node leaves its queue to the others: the lease lapses and a live node adopts it.
     if (this.stopping) return;
     try {
-      const next = await this.deps.store.replies.next(this.id);
+      const next = await this.deps.store.replies.next(this.id, ended);
       if (next) return this.start(next);
     } catch (err) {
       this.log.error({ err }, 'could not take the next reply');

@@ -30,10 +30,11 @@ export class MemoryReplies implements ReplyLeases {
     return { start: false };
   }
 
-  async next(conversationId: string): Promise<ReplyJob | undefined> {
+  async next(conversationId: string, endedReplyId: string): Promise<ReplyJob | undefined> {
     const r = this.byConversation.get(conversationId);
-    const next = r?.queue.shift();
-    if (next) r!.running = next.replyId;
+    if (r?.running !== endedReplyId) return undefined;
+    const next = r.queue.shift();
+    if (next) r.running = next.replyId;
     else this.byConversation.delete(conversationId);
     return next;
   }

@@ -22,9 +22,9 @@ export class RedisReplies implements ReplyLeases {
     return { node: this.opts.nodeId, leaseMs: this.opts.leaseMs };
   }
 
-  async next(conversationId: string): Promise<ReplyJob | undefined> {
+  async next(conversationId: string, endedReplyId: string): Promise<ReplyJob | undefined> {
     const k = this.keys.conversation(conversationId);
-    const job = await nextScript.run(this.redis, { lease: k.lease, queue: k.queue }, this.me());
+    const job = await nextScript.run(this.redis, { lease: k.lease, queue: k.queue }, { ...this.me(), replyId: endedReplyId });
     return typeof job === 'string' ? toJob(job) : undefined;
   }
 

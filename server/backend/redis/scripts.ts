@@ -139,18 +139,22 @@ if keepFrom and keepFrom < min then min = keepFrom end
 return redis.call('XTRIM', K.log, 'MINID', min .. '-0')`,
 );
 
-/** The reply this node ran has ended: hand the lease to the next job, or release it. Returns the job JSON or false. */
+/**
+ * The reply this node ran has ended: hand the lease to the next job, or
+ * release it. Fenced: a node that lost the lease meanwhile (paused past it,
+ * and another node took over) advances nothing. Returns the job JSON or false.
+ */
 export const nextScript = new Script(
   ['lease', 'queue'],
-  ['node', 'leaseMs'],
+  ['node', 'replyId', 'leaseMs'],
   `
+if redis.call('GET', K.lease) ~= A.node .. '|' .. A.replyId then return false end
 local job = redis.call('LPOP', K.queue)
 if job then
   redis.call('SET', K.lease, A.node .. '|' .. cjson.decode(job).replyId, 'PX', A.leaseMs)
   return job
 end
-local holder = redis.call('GET', K.lease)
-if holder and string.sub(holder, 1, #A.node + 1) == A.node .. '|' then redis.call('DEL', K.lease) end
+redis.call('DEL', K.lease)
 return false`,
 );
 
