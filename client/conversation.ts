@@ -76,6 +76,8 @@ export class Conversation extends Emitter<ConversationEvents> {
   private historyValue: HistoryMessage[] = [];
   private membersValue: User[] = [];
   private lastSeqValue: number | undefined;
+  /** The life of the server's log that lastSeq counts in (joined.epoch). */
+  private epoch: string | undefined;
   /** What the join on the current socket asked for: undefined until one is sent. */
   private joinSince: number | 'snapshot' | undefined;
   private readonly pending = new Map<string, PendingSend>();
@@ -226,7 +228,7 @@ export class Conversation extends Emitter<ConversationEvents> {
       type: 'join',
       conversationId: this.id,
       ref: this.host.nextRef(),
-      ...(this.lastSeqValue !== undefined ? { since: this.lastSeqValue } : {}),
+      ...(this.lastSeqValue !== undefined ? { since: this.lastSeqValue, ...(this.epoch ? { epoch: this.epoch } : {}) } : {}),
     });
     for (const p of this.pending.values()) this.transmitSend(p);
     for (const c of this.queuedCancels.splice(0)) c.run();
@@ -299,6 +301,8 @@ export class Conversation extends Emitter<ConversationEvents> {
   private joined(frame: JoinedFrame): void {
     this.membersValue = frame.members;
     const covered = typeof this.joinSince === 'number' && !frame.reset;
+    // A covered resume stays in the same life of the server's log; anything else starts from this frame's.
+    if (!covered || frame.epoch) this.epoch = frame.epoch;
     this.joinSince = undefined;
     // A covered resume is followed by the replayed events themselves; its `seq`
     // is where the replay will end, so lastSeq must not jump there yet.

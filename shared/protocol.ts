@@ -36,7 +36,14 @@ export type SendOptions = z.infer<typeof SendOptions>;
 
 export const ClientFrame = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hello'), ref: Ref, token: z.string().max(frameCaps.tokenChars).optional() }),
-  z.object({ type: z.literal('join'), ref: Ref, conversationId: ConversationId, since: Seq.optional() }),
+  z.object({
+    type: z.literal('join'),
+    ref: Ref,
+    conversationId: ConversationId,
+    since: Seq.optional(),
+    /** The `joined.epoch` the client's `since` belongs to: a log lost since then answers `reset`. */
+    epoch: z.string().max(frameCaps.idChars).optional(),
+  }),
   z.object({ type: z.literal('leave'), ref: Ref, conversationId: ConversationId }),
   z.object({
     type: z.literal('send'),
@@ -182,6 +189,8 @@ export const ServerFrame = z.discriminatedUnion('type', [
     history: z.array(HistoryMessage),
     streaming: z.object({ replyId: z.string(), text: z.string(), seq: Seq, model: z.string().optional() }).optional(),
     reset: z.boolean().optional(),
+    /** Which life of the conversation's log `seq` counts in; a new one (the log was lost) starts again from 0. */
+    epoch: z.string().optional(),
   }),
   z.object({ type: z.literal('left'), ref: Ref, ...Conv }),
   MessageEvent,

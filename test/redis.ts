@@ -1,5 +1,9 @@
 // Where the Redis-backed tests find Redis, and whether it is there at all.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { LocalModel } from '../demo/localmodel.js';
 
@@ -68,3 +72,43 @@ export function stop(node: Node): Promise<void> {
   return exited;
 }
 
+
+export const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const address = s.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A redis-server of a test's own on a free port, to stop and start again: with an append-only file, or keeping nothing. */
+export class OwnRedis {
+  private server: ChildProcess | undefined;
+  private port = 0;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'relay-redis-'));
+
+  constructor(private readonly persistent: boolean) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.port ||= await freePort();
+    const persistence = this.persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+    this.server = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', ...persistence], { stdio: 'ignore' });
+    for (let i = 0; i < 200 && !(await redisAvailable(this.url)); i++) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server || server.exitCode !== null) return;
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    await exited;
+  }
+}

@@ -6,6 +6,7 @@
 // Redis (many nodes), held to one contract by the behaviour suite.
 import { z } from 'zod';
 import { ConversationEvent, SendOptions, User, type ConversationEventOf, type HistoryMessage } from '../../shared/protocol.js';
+import { RelayError } from '../errors.js';
 import type { ContextMessage } from '../reply/context.js';
 import type { RetentionLimits } from '../history/retention.js';
 
@@ -32,6 +33,25 @@ export interface StoredEvent {
   readonly event: ConversationEvent;
   /** The event serialized once, shared by every member's socket and by replays. */
   readonly json: string;
+  /** The life of the log it was appended to (set on what append and submit return). */
+  readonly epoch?: string;
+}
+
+/** Retained events after a seq, in the life of the log they belong to. */
+export interface Replay {
+  events: StoredEvent[];
+  epoch: string | undefined;
+}
+
+/**
+ * The conversation's log is gone (a Redis that restarted empty): a reply
+ * cannot be fenced against it any more, and every member must start over.
+ */
+export class LogLostError extends RelayError {
+  override name = 'LogLostError';
+  constructor() {
+    super('internal', 'the conversation log was lost');
+  }
 }
 
 /** Parse a retained or published event: written by this server, but checked all the same. */
@@ -41,6 +61,8 @@ export function parseEvent(json: string): ConversationEvent {
 
 export interface Snapshot {
   seq: number;
+  /** The life of the log; undefined while the conversation has none. */
+  epoch?: string;
   history: HistoryMessage[];
   streaming?: { replyId: string; text: string; seq: number; model?: string };
 }
@@ -69,8 +91,11 @@ export interface EventLog {
    */
   append(conversationId: string, event: ReplyEventInput, fence?: Fence): StoredEvent | Promise<StoredEvent>;
   snapshot(conversationId: string): Promise<Snapshot>;
-  /** Every retained event with seq > since, in order; undefined when `since` is not covered (reset). */
-  eventsSince(conversationId: string, since: number): Promise<StoredEvent[] | undefined>;
+  /**
+   * Every retained event with seq > since, in order; undefined when `since`
+   * is not covered (reset), or belongs to another life of the log (`epoch`).
+   */
+  eventsSince(conversationId: string, since: number, epoch?: string): Promise<Replay | undefined>;
   /** History as upstream messages with token counts, oldest first. */
   context(conversationId: string): Promise<ContextMessage[]>;
   /** This node no longer needs the conversation (idle, no member here): drop what it holds of it. */

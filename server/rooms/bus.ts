@@ -8,6 +8,8 @@ export interface Delivery {
   json: string;
   /** Set on conversation events (members skip seqs they already have; slow ones merge deltas). */
   event?: ConversationEvent;
+  /** The life of the log the event belongs to (shared stores). */
+  epoch?: string;
   /** The connection whose frame caused this one. */
   origin?: {
     connectionId: string;
@@ -22,6 +24,8 @@ export interface Subscriber {
   deliver(delivery: Delivery): void;
   /** Some node asks whoever runs this reply to stop it. */
   cancel(replyId: string, reason: 'cancel' | 'grace'): void;
+  /** The conversation's log was lost (a shared store restarted empty): what members hold no longer counts. */
+  lost(): void;
 }
 
 export interface Subscription {

@@ -12,7 +12,7 @@ import type { Throttle, UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
-import type { Fence, ReplyEventInput, ReplyJob, Snapshot, Store, StoredEvent } from '../backend/store.js';
+import { LogLostError, type Fence, type ReplyEventInput, type ReplyJob, type Snapshot, type Store, type StoredEvent } from '../backend/store.js';
 import type { Upstream } from '../reply/upstream.js';
 
 /** What a conversation needs of the connection it talks to. */
@@ -41,6 +41,12 @@ export interface ConversationDeps {
   metrics: Metrics;
   /** Called once the conversation has been idle, memberless and replyless here for idleMs. */
   onIdle(conversation: Conversation): void;
+}
+
+/** Where a resuming member left off: the last seq it has, in which life of the log. */
+export interface JoinFrom {
+  since: number;
+  epoch?: string | undefined;
 }
 
 interface Member {
@@ -84,6 +90,7 @@ export class Conversation {
       cancel: (replyId, reason) => {
         if (this.active?.replyId === replyId) this.active.controller.abort(reason satisfies AbortReason);
       },
+      lost: () => this.lost(),
     });
     this.scheduleIdle();
   }
@@ -100,7 +107,29 @@ export class Conversation {
   private record(event: ReplyEventInput, fence?: Fence): void | Promise<void> {
     const stored = this.deps.store.log.append(this.id, event, fence);
     if (!(stored instanceof Promise)) return this.publish(stored);
-    return stored.then((s) => this.publish(s));
+    return stored.then(
+      (s) => this.publish(s),
+      (err: unknown) => this.endInLostLog(err, event),
+    );
+  }
+
+  /**
+   * A reply whose log was lost under it still ends for everyone: its reply.end
+   * opens the new log, unfenced (there is no lease left to check), and reaches
+   * every member after they have started over.
+   */
+  private async endInLostLog(err: unknown, event: ReplyEventInput): Promise<void> {
+    if (!(err instanceof LogLostError) || event.type !== 'reply.end') throw err;
+    this.publish(await this.deps.store.log.append(this.id, event));
+  }
+
+  /** The log was lost: every member here starts over from the new one (joined with reset). */
+  private lost(): void {
+    for (const { socket } of [...this.members.values()]) {
+      const feed = new MemberFeed(socket, this.id);
+      this.members.set(socket.id, { socket, feed });
+      this.sendJoined(socket, feed, { since: 0 }, undefined, true).catch((err: unknown) => this.log.warn({ err }, 'restarting a member failed'));
+    }
   }
 
   private publish(stored: StoredEvent): void {
@@ -124,8 +153,8 @@ export class Conversation {
     return this.active?.done ?? Promise.resolve();
   }
 
-  /** Subscribe a socket: snapshot (or replay after `since`), then live events, none lost or doubled. */
-  async join(socket: MemberSocket, since: number | undefined, ref: string | undefined): Promise<void> {
+  /** Subscribe a socket: snapshot (or replay after `from`), then live events, none lost or doubled. */
+  async join(socket: MemberSocket, from: JoinFrom | undefined, ref: string | undefined): Promise<void> {
     this.members.delete(socket.id);
     // Live frames from here on wait in the feed until the snapshot is out.
     const feed = new MemberFeed(socket, this.id);
@@ -133,7 +162,7 @@ export class Conversation {
     this.clearTimers();
     try {
       await this.subscription.ready;
-      await this.sendJoined(socket, feed, since, ref);
+      await this.sendJoined(socket, feed, from, ref);
     } catch (err) {
       // A member that never got its snapshot must not stay subscribed.
       this.leave(socket);
@@ -142,15 +171,17 @@ export class Conversation {
     this.schedulePresence();
   }
 
-  private async sendJoined(socket: MemberSocket, feed: MemberFeed, since: number | undefined, ref: string | undefined): Promise<void> {
+  /** `restart`: the server starts the member over (the log was lost), replaying the new log from `from`. */
+  private async sendJoined(socket: MemberSocket, feed: MemberFeed, from: JoinFrom | undefined, ref: string | undefined, restart = false): Promise<void> {
     const store = this.deps.store;
     await store.members.add(this.id, socket.id, socket.user);
-    const replay = since === undefined ? undefined : await store.log.eventsSince(this.id, since);
+    const replay = from ? await store.log.eventsSince(this.id, from.since, from.epoch) : undefined;
     const snap: Snapshot | undefined = replay ? undefined : await store.log.snapshot(this.id);
     const members = await store.members.list(this.id);
     const current = () => this.members.get(socket.id)?.feed === feed;
     if (!current()) return; // left (or rejoined) while we read
-    if (since !== undefined) this.deps.metrics.resumes.inc({ outcome: replay ? 'replayed' : 'reset' });
+    if (from && !restart) this.deps.metrics.resumes.inc({ outcome: replay ? 'replayed' : 'reset' });
+    const reset = restart || (from !== undefined && !replay);
     if (snap) {
       socket.send({
         type: 'joined',
@@ -160,14 +191,16 @@ export class Conversation {
         members,
         history: snap.history,
         ...(snap.streaming ? { streaming: snap.streaming } : {}),
-        ...(since !== undefined ? { reset: true } : {}),
+        ...(reset ? { reset: true } : {}),
+        ...(snap.epoch ? { epoch: snap.epoch } : {}),
       });
       feed.open(snap.seq);
       return;
     }
-    const events = replay ?? [];
-    const head = events.length ? events[events.length - 1]!.event.seq : since!;
-    socket.send({ type: 'joined', conversationId: this.id, ref, seq: head, members, history: [] });
+    const events = replay?.events ?? [];
+    const head = events.length ? events[events.length - 1]!.event.seq : from!.since;
+    const epoch = replay?.epoch;
+    socket.send({ type: 'joined', conversationId: this.id, ref, seq: restart ? from!.since : head, members, history: [], ...(reset ? { reset: true } : {}), ...(epoch ? { epoch } : {}) });
     for (const { json, event } of coalesceReplay(events)) {
       // Pace a long replay to the reader, or it would overflow the socket's send limit.
       if (socket.backlogged) await socket.drained();

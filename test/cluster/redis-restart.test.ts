@@ -1,43 +1,14 @@
 // A Redis restart mid-conversation: nodes reconnect and no member sees a hole.
 // Runs its own redis-server (with an append-only file, as a deployment that
 // keeps history would) on a free port, so it can stop and start it.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LocalModel } from '../../demo/localmodel.js';
-import { redisAvailable, startNode, stop, type Node } from '../redis.js';
+import { hasRedisServer, OwnRedis, startNode, stop, type Node } from '../redis.js';
 import { replyText, TestClient } from '../helpers.js';
 
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'relay-redis-'));
-let port = 0;
-let server: ChildProcess | undefined;
-
-async function startRedis(): Promise<void> {
-  server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
-  for (let i = 0; i < 100 && !(await redisAvailable(`redis://127.0.0.1:${port}`)); i++) await new Promise((r) => setTimeout(r, 50));
-}
-
-async function stopRedis(): Promise<void> {
-  const exited = new Promise((r) => server!.once('exit', r));
-  server!.kill('SIGTERM');
-  await exited;
-}
+const redis = new OwnRedis(true);
 
 const TEXT = Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ');
 let model: LocalModel;
@@ -48,19 +19,18 @@ test.after(async () => {
   for (const c of clients) c.kill();
   await Promise.all(nodes.map(stop));
   await model?.close();
-  if (server && server.exitCode === null) await stopRedis();
+  await redis.stop();
 });
 
 {
   // Without redis-server the test is registered as skipped: the closing line says so.
   const it = hasRedisServer ? test : test.skip;
   it('a Redis restart mid-reply loses no event and doubles none', async () => {
-    port = await freePort();
-    await startRedis();
+    await redis.start();
     model = new LocalModel({ tokenDelayMs: 25, plan: () => ({ text: TEXT }) });
     await model.start();
     const prefix = `restart-${randomUUID()}:`;
-    const url = `redis://127.0.0.1:${port}`;
+    const url = redis.url;
     // A lease far longer than any outage here: what is tested is the reconnect, not a node presumed dead.
     const env = { REDIS_LEASE_MS: '600000' };
     nodes = [await startNode(model, prefix, url, env), await startNode(model, prefix, url, env)];
@@ -73,8 +43,8 @@ test.after(async () => {
     const start = await b.next('reply.start');
     for (let i = 0; i < 10; i++) await b.next('reply.delta');
 
-    await stopRedis();
-    await startRedis();
+    await redis.stop();
+    await redis.start();
 
     const end = await b.next('reply.end', (e) => e.replyId === start.replyId, 30_000);
     assert.is(end.finishReason, 'stop');

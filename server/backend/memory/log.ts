@@ -2,11 +2,12 @@
 // retained events resume reads, the history folded from them, and the
 // clientMessageId index. Bounded: the log by the retention rule, history and
 // the id index by count, and a conversation no socket needs is evicted whole.
+import { randomUUID } from 'node:crypto';
 import type { ConversationEvent, ConversationEventOf } from '../../../shared/protocol.js';
 import { foldReply, insertHistory, messageEntry, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
-import { CLIENT_IDS_KEPT, parseEvent, type EventLog, type EventInput, type MessageIds, type Snapshot, type StoredEvent, type StoreLimits } from '../store.js';
+import { CLIENT_IDS_KEPT, parseEvent, type EventLog, type Replay, type EventInput, type MessageIds, type Snapshot, type StoredEvent, type StoreLimits } from '../store.js';
 
 /** What the log keeps of an event: its JSON (the event object is rebuilt on a replay, which is rare). */
 interface LogEntry extends Retained {
@@ -23,18 +24,26 @@ const TOMBSTONES_KEPT = 10_000;
 
 class Conversation {
   readonly log: LogEntry[] = [];
+  /** One process: the log is lost only with the process, so each conversation keeps one epoch for its life here. */
+  readonly epoch: string;
   /** Bytes of every event appended so far. */
   end = 0;
   readonly history: Counted[] = [];
   inFlight: InFlight | undefined;
   readonly clientIds = new Map<string, StoredEvent>();
 
-  constructor(public seq: number) {}
+  constructor(
+    public seq: number,
+    epoch: string | undefined,
+  ) {
+    this.epoch = epoch ?? randomUUID();
+  }
 }
 
 export class MemoryLog implements EventLog, MessageIds {
   private readonly conversations = new Map<string, Conversation>();
-  private readonly tombstones = new Map<string, number>();
+  /** A forgotten conversation's seq and epoch: its next life goes on from them, never reusing a seq. */
+  private readonly tombstones = new Map<string, { seq: number; epoch: string }>();
   /** Conversations no node object needs any more, and since when: forgotten after conversationIdleMs. */
   private readonly released = new Map<string, number>();
   private readonly sweeper: NodeJS.Timeout;
@@ -49,7 +58,8 @@ export class MemoryLog implements EventLog, MessageIds {
     this.released.delete(id);
     let c = this.conversations.get(id);
     if (!c) {
-      c = new Conversation(this.tombstones.get(id) ?? 0);
+      const tomb = this.tombstones.get(id);
+      c = new Conversation(tomb?.seq ?? 0, tomb?.epoch);
       this.tombstones.delete(id);
       this.conversations.set(id, c);
     }
@@ -82,7 +92,7 @@ export class MemoryLog implements EventLog, MessageIds {
     const at = Date.now();
     c.log.push({ seq, json, at, offset: c.end });
     c.end += Buffer.byteLength(json);
-    const stored = { event, json };
+    const stored = { event, json, epoch: c.epoch };
     if (event.type === 'message') this.remember(c, event, stored);
     else {
       const step = foldReply(c.inFlight, event, at);
@@ -119,21 +129,26 @@ export class MemoryLog implements EventLog, MessageIds {
 
   async snapshot(conversationId: string): Promise<Snapshot> {
     const c = this.peek(conversationId);
-    if (!c) return { seq: this.tombstones.get(conversationId) ?? 0, history: [] };
-    const snap: Snapshot = { seq: c.seq, history: c.history.map((h) => h.message) };
+    if (!c) {
+      const tomb = this.tombstones.get(conversationId);
+      return tomb ? { seq: tomb.seq, epoch: tomb.epoch, history: [] } : { seq: 0, history: [] };
+    }
+    const snap: Snapshot = { seq: c.seq, epoch: c.epoch, history: c.history.map((h) => h.message) };
     if (c.inFlight) snap.streaming = streamingView(c.inFlight);
     return snap;
   }
 
-  async eventsSince(conversationId: string, since: number): Promise<StoredEvent[] | undefined> {
+  async eventsSince(conversationId: string, since: number, epoch?: string): Promise<Replay | undefined> {
     const c = this.peek(conversationId);
-    const seq = c?.seq ?? this.tombstones.get(conversationId) ?? 0;
+    const known = c ?? this.tombstones.get(conversationId);
+    const seq = known?.seq ?? 0;
+    if (epoch !== undefined && epoch !== known?.epoch) return undefined;
     if (since > seq) return undefined; // a seq from another life of this conversation
-    if (since === seq) return [];
+    if (since === seq) return { events: [], epoch: known?.epoch };
     const first = c?.log[0]?.seq;
-    if (first === undefined || since + 1 < first) return undefined;
+    if (!c || first === undefined || since + 1 < first) return undefined;
     // Seqs in the log are consecutive, so the position is arithmetic.
-    return c!.log.slice(since + 1 - first).map(({ json }) => ({ json, event: parseEvent(json) }));
+    return { events: c.log.slice(since + 1 - first).map(({ json }) => ({ json, event: parseEvent(json) })), epoch: c.epoch };
   }
 
   async context(conversationId: string): Promise<ContextMessage[]> {
@@ -151,7 +166,7 @@ export class MemoryLog implements EventLog, MessageIds {
     const c = this.conversations.get(conversationId);
     if (!c) return;
     this.conversations.delete(conversationId);
-    this.tombstones.set(conversationId, c.seq);
+    this.tombstones.set(conversationId, { seq: c.seq, epoch: c.epoch });
     if (this.tombstones.size > TOMBSTONES_KEPT) this.tombstones.delete(this.tombstones.keys().next().value!);
   }
 

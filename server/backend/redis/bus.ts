@@ -16,8 +16,10 @@ const Origin = z.object({ connectionId: z.string(), ref: z.string().optional(), 
 interface Channel {
   conversationId: string;
   subscribers: Set<Subscriber>;
-  /** The last seq delivered here. */
+  /** The last seq delivered here, */
   lastSeq: number;
+  /** in this life of the log (undefined while there is none). */
+  epoch: string | undefined;
   ready: Promise<void>;
   /** Deliveries that had to wait (for the subscription, or behind a gap fill that reads Redis), one after another. */
   chain: Promise<void>;
@@ -59,18 +61,19 @@ export class RedisBus implements Bus {
         this.log.warn({ err, channel }, 'malformed pub/sub message dropped');
       }
     });
-    // After a reconnect, whatever was published meanwhile is read back from the streams.
+    // After a reconnect, whatever was published meanwhile is read back from the streams,
+    // unless the log itself is gone (a Redis that came back empty).
     let connected = false;
     sub.on('ready', () => {
-      if (connected) for (const ch of this.channels.values()) this.enqueue(ch, () => this.catchUp(ch));
+      if (connected) for (const ch of this.channels.values()) this.enqueue(ch, () => this.recheck(ch));
       connected = true;
     });
   }
 
   publish(conversationId: string, delivery: Delivery): void {
     const origin = delivery.origin ? JSON.stringify(delivery.origin) : '';
-    const kind = delivery.event ? 'E' : 'F';
-    void this.pub.publish(this.keys.channel(conversationId), `${kind}${origin}\n${delivery.json}`).catch((err: unknown) => this.log.warn({ err }, 'publish failed'));
+    const head = delivery.event ? `E${delivery.epoch ?? ''}|${origin}` : `F${origin}`;
+    void this.pub.publish(this.keys.channel(conversationId), `${head}\n${delivery.json}`).catch((err: unknown) => this.log.warn({ err }, 'publish failed'));
   }
 
   publishCancel(conversationId: string, replyId: string, reason: 'cancel' | 'grace'): void {
@@ -85,6 +88,7 @@ export class RedisBus implements Bus {
         conversationId,
         subscribers: new Set(),
         lastSeq: 0,
+        epoch: undefined,
         ready: Promise.resolve(),
         chain: Promise.resolve(),
         queued: 0,
@@ -94,7 +98,10 @@ export class RedisBus implements Bus {
       created.ready = (async () => {
         await this.sub.subscribe(name);
         // Everything up to the head is in the store; the channel carries what comes after.
-        created.lastSeq = Number((await this.pub.get(this.keys.conversation(conversationId).seq)) ?? 0);
+        const k = this.keys.conversation(conversationId);
+        const [seq, epoch] = await this.pub.mget(k.seq, k.epoch);
+        created.lastSeq = Number(seq ?? 0);
+        created.epoch = epoch ?? undefined;
       })();
       // Until lastSeq is known, every event waits on the chain.
       this.enqueue(created, () => created.ready.catch((err: unknown) => this.log.error({ err, conversationId }, 'subscribe failed')));
@@ -164,8 +171,16 @@ export class RedisBus implements Bus {
         return;
       }
       case 'E': {
-        const origin = head ? Origin.parse(JSON.parse(head)) : undefined;
+        const bar = head.indexOf('|');
+        const epoch = head.slice(0, bar) || undefined;
+        const originJson = head.slice(bar + 1);
+        const origin = originJson ? Origin.parse(JSON.parse(originJson)) : undefined;
         const d: EventDelivery = { json: body, event: parseEvent(body), ...(origin ? { origin } : {}) };
+        if (epoch !== ch.epoch) {
+          // The first log of a conversation that had none is simply adopted; any other change means the log was lost.
+          if (ch.epoch === undefined && ch.lastSeq === 0 && ch.queued === 0) ch.epoch = epoch;
+          else this.enqueue(ch, async () => this.switchEpoch(ch, epoch));
+        }
         // The usual case, once per token: the next seq with nothing waiting goes out now, without a promise.
         if (ch.queued === 0 && this.deliverNext(ch, d)) return;
         if (ch.queued < this.opts.maxQueuedDeliveries) return this.enqueue(ch, () => this.sequence(ch, d));
@@ -201,14 +216,32 @@ export class RedisBus implements Bus {
     if (d.event.seq > ch.lastSeq) this.deliver(ch, d);
   }
 
+  /** A new life of the log: seqs count from 0 again, and every member here must start over. */
+  private switchEpoch(ch: Channel, epoch: string | undefined): void {
+    if (epoch === ch.epoch) return;
+    this.log.warn({ conversationId: ch.conversationId, lastSeq: ch.lastSeq }, 'the conversation log was lost; members start over');
+    ch.epoch = epoch;
+    ch.lastSeq = 0;
+    // Senders waiting for an event of the old log go on.
+    for (const w of ch.waiters.splice(0)) w.resolve();
+    for (const s of ch.subscribers) s.lost();
+  }
+
+  /** After a reconnect: has the log survived? Then read back what was missed. */
+  private async recheck(ch: Channel): Promise<void> {
+    const epoch = (await this.pub.get(this.keys.conversation(ch.conversationId).epoch)) ?? undefined;
+    if (ch.epoch !== undefined && epoch !== ch.epoch) this.switchEpoch(ch, epoch);
+    await this.catchUp(ch);
+  }
+
   /** Deliver what the stream holds after lastSeq (and before `until`, when given). */
   private async catchUp(ch: Channel, until = Number.POSITIVE_INFINITY): Promise<void> {
-    const missed = await this.store.eventsSince(ch.conversationId, ch.lastSeq);
+    const missed = await this.store.eventsSince(ch.conversationId, ch.lastSeq, ch.epoch);
     if (!missed) {
       this.log.warn({ conversationId: ch.conversationId, lastSeq: ch.lastSeq }, 'missed events are no longer retained');
       return;
     }
-    for (const stored of missed) {
+    for (const stored of missed.events) {
       if (stored.event.seq >= until) break;
       if (stored.event.seq > ch.lastSeq) this.deliver(ch, stored);
     }

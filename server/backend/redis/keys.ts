@@ -13,6 +13,7 @@ export const LAYOUT_VERSION = 2;
 /** The keys of one conversation. */
 export const CONVERSATION_KEYS = [
   'seq', // INCR counter: the conversation's last seq
+  'epoch', // random id of this life of the log: written with its first event, gone when the log is lost
   'log', // stream: entry id "<seq>-0"; e = event JSON, t = appended at (ms), o = byte offset
   'bytes', // INCRBY counter: bytes of every event appended (the offset after the newest)
   'hist', // sorted set: complete history messages (JSON) scored by the seq that opened them

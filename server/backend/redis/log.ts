@@ -4,6 +4,7 @@
 // reply in flight is not stored folded: a joiner's view of it is folded from
 // its retained events, and the node running it keeps its own fold to write the
 // finished message.
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { HistoryMessage } from '../../../shared/protocol.js';
@@ -12,7 +13,7 @@ import { foldReply, messageEntry, replayReply, streamingView, worthSending, type
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
 import type { Logger } from '../../log.js';
-import { CLIENT_IDS_KEPT, parseEvent, type EventLog, type Fence, type MessageIds, type MessageInput, type ReplyEventInput, type Snapshot, type StoredEvent } from '../store.js';
+import { CLIENT_IDS_KEPT, LogLostError, parseEvent, type EventLog, type Replay, type Fence, type MessageIds, type MessageInput, type ReplyEventInput, type Snapshot, type StoredEvent } from '../store.js';
 import type { RedisStoreOptions } from './options.js';
 import type { Keys } from './keys.js';
 import { appendScript, snapshotScript, trimScript } from './scripts.js';
@@ -20,7 +21,8 @@ import { appendScript, snapshotScript, trimScript } from './scripts.js';
 /** A stream entry as XRANGE returns it: [id, [field, value, ...]]. */
 const Entry = z.tuple([z.string(), z.array(z.string())]);
 const Entries = z.array(Entry);
-const SnapshotReply = z.tuple([z.string(), z.array(z.string()), Entries]);
+const SnapshotReply = z.tuple([z.string(), z.string(), z.array(z.string()), Entries]);
+const AppendReply = z.union([z.tuple([z.string(), z.string()]), z.string()]);
 
 interface Decoded extends Retained {
   json: string;
@@ -71,6 +73,8 @@ export class RedisLog implements EventLog, MessageIds {
       historyLimit,
       clientId: '',
       idsKept: CLIENT_IDS_KEPT,
+      // Taken only if this append starts the log.
+      epoch: randomUUID(),
     };
   }
 
@@ -99,13 +103,15 @@ export class RedisLog implements EventLog, MessageIds {
     } else {
       args.kind = 'dropped';
     }
-    const result = await appendScript.run(this.redis, this.keys.conversation(conversationId), args);
-    if (result === 'lost-lease') {
+    const result = AppendReply.parse(await appendScript.run(this.redis, this.keys.conversation(conversationId), args));
+    if (typeof result === 'string') {
       this.inFlight.delete(conversationId);
-      throw new RelayError('internal', 'this node no longer holds the reply (lease lost)');
+      if (result === 'lost-log') throw new LogLostError();
+      if (result === 'lost-lease') throw new RelayError('internal', 'this node no longer holds the reply (lease lost)');
+      throw new RelayError('internal', 'the reply event was written before');
     }
-    if (typeof result !== 'string' || result === 'duplicate') throw new RelayError('internal', 'the reply event was written before');
-    const withSeq = this.withSeq(result, event);
+    const [json, epoch] = result;
+    const withSeq = this.withSeq(json, event);
     if (fence && withSeq.type !== 'reply.end') {
       const inFlight = foldReply(this.inFlight.get(conversationId), withSeq, args.now).inFlight;
       if (inFlight) this.inFlight.set(conversationId, inFlight);
@@ -113,7 +119,7 @@ export class RedisLog implements EventLog, MessageIds {
     if (event.type === 'reply.delta') this.checkSize(conversationId);
     // After any other event the log is trimmed before members hear of it, as in memory.
     else await this.trimQuietly(conversationId);
-    return { json: result, event: withSeq };
+    return { json, event: withSeq, epoch };
   }
 
   /** The history entry a reply.end completes; other reply events complete none. */
@@ -136,11 +142,12 @@ export class RedisLog implements EventLog, MessageIds {
     return json === null ? undefined : { json, event: parseEvent(json) };
   }
 
-  private async read(conversationId: string): Promise<{ seq: number; history: string[]; inFlight: InFlight | undefined }> {
+  private async read(conversationId: string): Promise<{ seq: number; epoch: string; history: string[]; inFlight: InFlight | undefined }> {
     const k = this.keys.conversation(conversationId);
-    const [seq, history, entries] = SnapshotReply.parse(await snapshotScript.run(this.redis, { seq: k.seq, hist: k.hist, st: k.st, log: k.log }, {}));
+    const reply = await snapshotScript.run(this.redis, { seq: k.seq, epoch: k.epoch, hist: k.hist, st: k.st, log: k.log }, {});
+    const [seq, epoch, history, entries] = SnapshotReply.parse(reply);
     const events = entries.map(decode).map((d) => ({ event: parseEvent(d.json), at: d.at }));
-    return { seq: Number(seq), history, inFlight: replayReply(events) };
+    return { seq: Number(seq), epoch, history, inFlight: replayReply(events) };
   }
 
   private async readInFlight(conversationId: string): Promise<InFlight | undefined> {
@@ -148,20 +155,24 @@ export class RedisLog implements EventLog, MessageIds {
   }
 
   async snapshot(conversationId: string): Promise<Snapshot> {
-    const { seq, history, inFlight } = await this.read(conversationId);
+    const { seq, epoch, history, inFlight } = await this.read(conversationId);
     const snap: Snapshot = { seq, history: history.map((json) => HistoryMessage.parse(JSON.parse(json))) };
+    if (epoch) snap.epoch = epoch;
     if (inFlight) snap.streaming = streamingView(inFlight);
     return snap;
   }
 
-  async eventsSince(conversationId: string, since: number): Promise<StoredEvent[] | undefined> {
+  async eventsSince(conversationId: string, since: number, epoch?: string): Promise<Replay | undefined> {
     const k = this.keys.conversation(conversationId);
-    const head = Number((await this.redis.get(k.seq)) ?? 0);
-    if (since > head) return undefined; // a seq from another life of this conversation
-    if (since === head) return [];
+    const [head, current] = await this.redis.mget(k.seq, k.epoch);
+    const seq = Number(head ?? 0);
+    const life = current ?? undefined;
+    if (epoch !== undefined && epoch !== life) return undefined;
+    if (since > seq) return undefined; // a seq from another life of this conversation
+    if (since === seq) return { events: [], epoch: life };
     const entries = Entries.parse(await this.redis.xrange(k.log, `${since + 1}-0`, '+')).map(decode);
     if (entries[0]?.seq !== since + 1) return undefined;
-    return entries.map(({ json }) => ({ json, event: parseEvent(json) }));
+    return { events: entries.map(({ json }) => ({ json, event: parseEvent(json) })), epoch: life };
   }
 
   async context(conversationId: string): Promise<ContextMessage[]> {

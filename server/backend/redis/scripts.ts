@@ -20,6 +20,7 @@ const APPEND_ARGS = [
   'historyLimit',
   'clientId', // a message's clientMessageId, or ""
   'idsKept',
+  'epoch', // the epoch a log started by this append gets
 ] as const;
 
 const APPEND = `
@@ -43,9 +44,12 @@ end
 
 local function append()
   if A.kind == 'reply' then
+    -- A reply's log cannot vanish under it unnoticed (a Redis restarted empty): say so, do not start a new one.
+    if redis.call('EXISTS', K.epoch) == 0 then return 'lost-log' end
     local refused = fenced()
     if refused then return refused end
   end
+  if redis.call('EXISTS', K.epoch) == 0 then redis.call('SET', K.epoch, A.epoch) end
   local seq = redis.call('INCR', K.seq)
   local json = '{"seq":' .. seq .. ',' .. A.json
   local offset = redis.call('INCRBY', K.bytes, #json) - #json
@@ -81,19 +85,25 @@ local function append()
 end
 `;
 
-/** Returns the event JSON with its seq, "lost-lease", or "duplicate". */
+/** The epoch of the log an append went to (the script's answer is the event JSON, or a refusal). */
+const EPOCH = `redis.call('GET', K.epoch)`;
+
+/** Returns {event JSON with its seq, epoch}, or "lost-log", "lost-lease", "duplicate". */
 export const appendScript = new Script(
-  ['seq', 'log', 'bytes', 'hist', 'st', 'ids', 'idx', 'lease', 'queue', 'members'],
+  ['seq', 'epoch', 'log', 'bytes', 'hist', 'st', 'ids', 'idx', 'lease', 'queue', 'members'],
   APPEND_ARGS,
-  `${APPEND}\nreturn append()`,
+  `${APPEND}
+local json = append()
+if string.sub(json, 1, 1) ~= '{' then return json end
+return {json, ${EPOCH}}`,
 );
 
 /**
- * A user message and the reply it asks for. Returns {"appended", json, start}
+ * A user message and the reply it asks for. Returns {"appended", json, start, epoch}
  * | {"duplicate", json} | {"queue-full"}.
  */
 export const submitScript = new Script(
-  ['seq', 'log', 'bytes', 'hist', 'st', 'ids', 'idx', 'lease', 'queue', 'members'],
+  ['seq', 'epoch', 'log', 'bytes', 'hist', 'st', 'ids', 'idx', 'lease', 'queue', 'members'],
   [...APPEND_ARGS, 'job', 'jobReplyId', 'maxQueued'],
   `${APPEND}
 if A.clientId ~= '' then
@@ -111,21 +121,23 @@ if A.job ~= '' then
     redis.call('RPUSH', K.queue, A.job)
   end
 end
-return {'appended', append(), start}`,
+local json = append()
+return {'appended', json, start, ${EPOCH}}`,
 );
 
 /**
- * A consistent read of what a joiner is shown: the head seq, the history, and
- * the retained events of the reply in flight (to fold). Returns {seq, history, entries}.
+ * A consistent read of what a joiner is shown: the head seq, the epoch ("" for
+ * no log), the history, and the retained events of the reply in flight (to
+ * fold). Returns {seq, epoch, history, entries}.
  */
 export const snapshotScript = new Script(
-  ['seq', 'hist', 'st', 'log'],
+  ['seq', 'epoch', 'hist', 'st', 'log'],
   [],
   `
 local startSeq = redis.call('HGET', K.st, 'startSeq')
 local entries = {}
 if startSeq then entries = redis.call('XRANGE', K.log, startSeq .. '-0', '+') end
-return {redis.call('GET', K.seq) or '0', redis.call('ZRANGE', K.hist, 0, -1), entries}`,
+return {redis.call('GET', K.seq) or '0', redis.call('GET', K.epoch) or '', redis.call('ZRANGE', K.hist, 0, -1), entries}`,
 );
 
 /** Drop retained events before minSeq, never one of the reply in flight. */

@@ -38,12 +38,13 @@ export class RedisStore implements Store {
     };
     const result = await submitScript.run(this.redis, this.keys.conversation(conversationId), args);
     if (!Array.isArray(result)) throw new Error('unexpected submit result');
-    const [kind, json, start] = result;
+    const [kind, json, start, epoch] = result;
     if (kind === 'queue-full') return { kind: 'queue-full' };
     if (typeof json !== 'string') throw new Error('unexpected submit result');
     if (kind === 'duplicate') return { kind: 'duplicate', stored: { json, event: parseEvent(json) } };
     await this.log.trimQuietly(conversationId);
-    return { kind: 'appended', stored: { json, event: this.log.withSeq(json, message) }, start: start === 1 };
+    const stored = { json, event: this.log.withSeq(json, message), ...(typeof epoch === 'string' ? { epoch } : {}) };
+    return { kind: 'appended', stored, start: start === 1 };
   }
 
   async close(): Promise<void> {}
