@@ -3,8 +3,8 @@
 // integration tests, which steer it per request through a FaultPlan.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { encode } from 'gpt-tokenizer';
 import { z } from 'zod';
+import { countTokens } from '../server/reply/context.js';
 
 /** Per-request behaviour. "After N tokens" means once N reasoning/content pieces have been written. */
 export interface FaultPlan {
@@ -19,6 +19,7 @@ export interface FaultPlan {
   dropAfterTokens?: number; // then destroy the socket; recorded as neither finished nor aborted
   omitDone?: boolean; // end normally but without `data: [DONE]`
   holdAfterDoneMs?: number; // after `data: [DONE]`, keep the response open this long before ending it
+  stallAfterFinish?: boolean; // after the finish chunk (and usage), no [DONE]: write nothing more until the client goes away
   omitFinishReason?: boolean; // no chunk carries finish_reason
   writeChunkBytes?: number; // split each event into socket writes of at most this many bytes, even mid-character
   replay?: string; // raw recorded SSE body sent event by event; each event other than [DONE] counts as a token
@@ -119,9 +120,7 @@ function toMessages(body: ChatRequest): RecordedRequest['messages'] {
 }
 
 function promptTokens(messages: RecordedRequest['messages']): number {
-  // User text may contain "<|endoftext|>" and friends; encode() throws on those by default.
-  const opts = { disallowedSpecial: new Set<string>() };
-  return messages.reduce((n, m) => n + encode(m.content, opts).length + 4, 0);
+  return messages.reduce((n, m) => n + countTokens(m.content) + 4, 0);
 }
 
 function errorBody(message: string, type: string, code: string) {
@@ -391,7 +390,7 @@ export class LocalModel {
     const tail: string[] = [];
     if (!plan.omitFinishReason) tail.push(chunk({}, finish));
     if (includeUsage) tail.push(event([], { usage }));
-    if (!plan.omitDone) tail.push('data: [DONE]\n\n');
+    if (!plan.omitDone && !plan.stallAfterFinish) tail.push('data: [DONE]\n\n');
     const message = {
       role: 'assistant',
       content: content.join(''),
@@ -413,6 +412,7 @@ export class LocalModel {
     }
     if (await this.fault(live)) return;
     for (const sse of script.tail) if (!(await send(live, sse))) return;
+    if (plan.stallAfterFinish) await pause(live, Infinity);
     if (plan.holdAfterDoneMs) await pause(live, plan.holdAfterDoneMs);
     end(live);
   }

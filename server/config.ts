@@ -61,6 +61,7 @@ export const ConfigSchema = z.object({
   AUTH_JWT_ISSUER: optionalString,
   AUTH_JWT_AUDIENCE: optionalString,
   METRICS_TOKEN: optionalString,
+  PAGE_SOURCE_MAPS: bool(false),
   MESSAGES_PER_MINUTE: int(60, 1),
   EVENT_LOG_MAX_BYTES: int(16 * 1024 * 1024, 64 * 1024),
   AUTH_JWT_PUBLIC_KEY: optionalString,

@@ -3,7 +3,7 @@
 // table and that document in step.
 
 export const errorCodes = {
-  bad_frame: 'Not JSON, unknown type, or schema violation; the socket stays open',
+  bad_frame: 'Not JSON, unknown type, or schema violation; the socket stays open unless it keeps sending such frames',
   forbidden: 'The token does not allow this conversation',
   not_found: 'No such conversation or reply',
   busy: 'The reply queue of this conversation is full',

@@ -35,7 +35,7 @@ export interface Node {
 }
 
 /** A relay node (server/main.ts, as `npm start` runs it) on Redis, with `model` as its upstream. */
-export async function startNode(model: LocalModel, prefix: string, redisUrl = REDIS_URL ?? '', env: Record<string, string> = {}): Promise<Node> {
+export async function startNode(model: LocalModel, prefix: string, redisUrl: string = REDIS_URL ?? '', env: Record<string, string> = {}): Promise<Node> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
     env: {
       PATH: process.env.PATH,
@@ -75,7 +75,8 @@ export function stop(node: Node): Promise<void> {
 
 export const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 
-function freePort(): Promise<number> {
+/** A free loopback port, as the kernel hands one out. */
+export function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const address = s.address();

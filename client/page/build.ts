@@ -32,7 +32,8 @@ export async function buildPage(outDir = pageOutDir(), options: { minify?: boole
     platform: 'browser',
     target: ['es2022', 'chrome100', 'firefox100', 'safari15'],
     minify: options.minify ?? true,
-    sourcemap: true,
+    // Written beside the bundle but not linked from it: the server links and serves them only when asked to (PAGE_SOURCE_MAPS).
+    sourcemap: 'external',
     legalComments: 'none',
     logLevel: 'warning',
     plugins: [

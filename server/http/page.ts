@@ -1,7 +1,9 @@
 // The chat page: GET / serves index.html, /assets/* the bundle and stylesheet
 // built by client/page/build.ts into dist/page/. A missing or stale bundle
 // (sources newer than it, as in development) is rebuilt on the first request
-// that notices, when esbuild is installed.
+// that notices, when esbuild is installed. Source maps are served (and linked
+// with a SourceMap header) only when asked for: they publish the client's
+// sources, comments included.
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -75,7 +77,12 @@ function send(res: ServerResponse, status: number, text: string): void {
   res.end(text);
 }
 
-async function respond(req: IncomingMessage, res: ServerResponse, file: string, isIndex: boolean): Promise<void> {
+export interface PageOptions {
+  /** Serve the bundle's source maps and point browsers at them. */
+  sourceMaps: boolean;
+}
+
+async function respond(req: IncomingMessage, res: ServerResponse, file: string, isIndex: boolean, options: PageOptions): Promise<void> {
   if (isIndex) {
     try {
       await ensureBuilt();
@@ -105,6 +112,7 @@ async function respond(req: IncomingMessage, res: ServerResponse, file: string, 
     headers['content-security-policy'] = CSP;
     headers['x-frame-options'] = 'DENY';
   }
+  if (options.sourceMaps && /\.(js|css)$/.test(file)) headers.sourcemap = `/assets/${file}.map`;
   if (req.headers['if-none-match'] === etag) {
     res.writeHead(304, headers);
     return void res.end();
@@ -127,21 +135,22 @@ async function respond(req: IncomingMessage, res: ServerResponse, file: string, 
 }
 
 /** Handles GET/HEAD of / and /assets/*; returns false for every other path (the caller answers those). */
-export function servePage(req: IncomingMessage, res: ServerResponse): boolean {
+export function servePage(req: IncomingMessage, res: ServerResponse, options: PageOptions): boolean {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
   const isIndex = path === '/' || path === '/index.html';
   const asset = ASSET.exec(path)?.[1];
+  const hidden = asset?.endsWith('.map') && !options.sourceMaps;
   if (!isIndex && asset === undefined && !path.startsWith('/assets/')) return false;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
     res.end('method not allowed\n');
     return true;
   }
-  if (!isIndex && asset === undefined) {
+  if (!isIndex && (asset === undefined || hidden)) {
     send(res, 404, 'not found\n');
     return true;
   }
-  respond(req, res, isIndex ? 'index.html' : asset!, isIndex).catch(() => {
+  respond(req, res, isIndex ? 'index.html' : asset!, isIndex, options).catch(() => {
     if (!res.headersSent) send(res, 500, 'internal error\n');
     else res.destroy();
   });

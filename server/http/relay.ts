@@ -157,7 +157,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       );
       return;
     }
-    if (servePage(req, res)) return;
+    if (servePage(req, res, { sourceMaps: config.PAGE_SOURCE_MAPS })) return;
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: 'not found' }));
   }

@@ -1,6 +1,7 @@
 // What the model sees: the system prompt and as much of the conversation's
 // history as fits the context budget, counted in real tokens (o200k_base).
-import { encode } from 'gpt-tokenizer';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { countTokens as tokenizerCount } from 'gpt-tokenizer';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { HistoryMessage } from '../../shared/protocol.js';
 
@@ -10,8 +11,64 @@ const PER_MESSAGE_OVERHEAD = 4;
 /** User text may contain special-token strings like <|endoftext|>: count them as plain text, never throw. */
 const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 
+/**
+ * The tokenizer's byte-pair merge takes time quadratic in the length of one
+ * pre-token (a run of letters, of punctuation or of spaces), and one run can
+ * be a whole message: 16,000 CJK characters without a space took half a
+ * second. So no stretch longer than this reaches the tokenizer in one piece;
+ * a longer run is sliced, and its count may be off by about a token per
+ * slice. Words of ordinary text are shorter and are counted exactly.
+ */
+export const MAX_RUN_CHARS = 64;
+
+/**
+ * Where an o200k pre-token always starts, whatever comes before or after: at
+ * a space or tab (not a line break, which the tokenizer may join to what
+ * precedes it) that follows or precedes a non-space, and at punctuation that
+ * follows a letter (not an apostrophe, which may start a contraction like
+ * 's). Text cut there is tokenized exactly as the whole is.
+ */
+const WORD_BOUNDARY = /(?<=\S)[^\S\r\n]|[^\S\r\n](?=\S)|(?<=\p{L})[^\s\p{L}\p{N}\p{M}']/gu;
+
+interface Cut {
+  at: number;
+  /** False for a slice inside a longer stretch, where the tokenizer might not have split. */
+  exact: boolean;
+}
+
+/** Where `text` may be cut: every word boundary, and every `run` characters inside a longer stretch. */
+function* cuts(text: string, run: number): Generator<Cut> {
+  let from = 0;
+  for (const match of text.matchAll(WORD_BOUNDARY)) {
+    yield* slices(text, from, match.index, run);
+    yield { at: match.index, exact: true };
+    from = match.index;
+  }
+  yield* slices(text, from, text.length, run);
+}
+
+/** Slices text[from, to) into runs of at most `run` characters, never between the halves of a surrogate pair. */
+function* slices(text: string, from: number, to: number, run: number): Generator<Cut> {
+  for (let at = from + run; at < to; at += run) {
+    const code = text.charCodeAt(at - 1);
+    if (code >= 0xd800 && code <= 0xdbff) at -= 1;
+    yield { at, exact: false };
+  }
+}
+
+const tokenize = (text: string): number => (text ? tokenizerCount(text, PLAIN_TEXT) : 0);
+
+/** Tokens of `text`: time linear in its length, whatever the text. */
 export function countTokens(text: string): number {
-  return text ? encode(text, PLAIN_TEXT).length : 0;
+  let tokens = 0;
+  let from = 0;
+  // The tokenizer splits at word boundaries by itself; only the slices of long runs need calls of their own.
+  for (const { at, exact } of cuts(text, MAX_RUN_CHARS)) {
+    if (exact) continue;
+    tokens += tokenize(text.slice(from, at));
+    from = at;
+  }
+  return tokens + tokenize(text.slice(from));
 }
 
 /** The tokenizer loads its rank tables on first use (hundreds of ms): pay that at start-up, not in a first reply. */
@@ -26,25 +83,43 @@ function systemTokens(text: string): number {
   return systemCount.tokens;
 }
 
-export interface ContextMessage {
-  /** The history message it was made from. */
-  id: string;
-  message: ChatCompletionMessageParam;
-  tokens: number;
-}
-
 /** The OpenAI `name` field allows only [A-Za-z0-9_-]{1,64}. */
 function speakerName(name: string): string | undefined {
   const cleaned = name.replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 64);
   return cleaned || undefined;
 }
 
-/** One history entry as an upstream message, with its token count. */
+/** One history entry as an upstream message. */
+export class ContextMessage {
+  private counted: number | undefined;
+
+  constructor(
+    /** The history message it was made from. */
+    readonly id: string,
+    readonly role: 'user' | 'assistant',
+    readonly text: string,
+    /** The author as OpenAI's `name` field allows it. */
+    readonly name: string | undefined,
+  ) {}
+
+  /** With the per-message overhead; counted on first use, since a reply reads back only as far as its budget reaches. */
+  get tokens(): number {
+    return (this.counted ??= countTokens(this.text) + PER_MESSAGE_OVERHEAD);
+  }
+
+  get isCounted(): boolean {
+    return this.counted !== undefined;
+  }
+
+  toParam(text = this.text): ChatCompletionMessageParam {
+    if (this.role === 'assistant') return { role: 'assistant', content: text };
+    return { role: 'user', content: text, ...(this.name ? { name: this.name } : {}) };
+  }
+}
+
 export function toContextMessage(entry: HistoryMessage): ContextMessage {
-  const tokens = countTokens(entry.text) + PER_MESSAGE_OVERHEAD;
-  if (entry.role === 'assistant') return { id: entry.id, message: { role: 'assistant', content: entry.text }, tokens };
-  const name = entry.author ? speakerName(entry.author.name) : undefined;
-  return { id: entry.id, message: { role: 'user', content: entry.text, ...(name ? { name } : {}) }, tokens };
+  const name = entry.role === 'user' && entry.author ? speakerName(entry.author.name) : undefined;
+  return new ContextMessage(entry.id, entry.role, entry.text, name);
 }
 
 export interface BuiltContext {
@@ -52,27 +127,98 @@ export interface BuiltContext {
   promptTokens: number;
 }
 
+/** Characters counted in one turn of the event loop before building a context lets other work in. */
+const COUNT_CHARS_PER_TURN = 8_192;
+
+/** What a message being answered keeps, however little room the system prompt leaves it. */
+const MIN_NEWEST_TOKENS = 32;
+
 /**
  * The newest messages that fit `budget` tokens together with the system
- * prompt. The newest message is always kept, even alone over budget: a
- * request without the question would be useless.
+ * prompt. The newest message (the one being answered) is always sent: if it
+ * does not fit on its own, it is sent alone with its middle cut out
+ * (`trimMiddle`). So the prompt stays within the budget, unless the system
+ * prompt leaves less than MIN_NEWEST_TOKENS for the newest message: then that
+ * is what it gets.
  */
-export function buildContext(systemPrompt: string, history: readonly ContextMessage[], budget: number): BuiltContext {
+export async function buildContext(systemPrompt: string, history: readonly ContextMessage[], budget: number): Promise<BuiltContext> {
   const system = systemPrompt ? systemTokens(systemPrompt) : 0;
-  let used = system;
-  let first = history.length;
+  const messages: ChatCompletionMessageParam[] = systemPrompt ? [{ role: 'system', content: systemPrompt }] : [];
+  const newest = history.at(-1);
+  if (!newest) return { messages, promptTokens: system };
+  // A long history is counted over several turns of the event loop, so other sockets are served meanwhile.
+  let countedThisTurn = 0;
+  const tokensOf = async (m: ContextMessage): Promise<number> => {
+    if (m.isCounted) return m.tokens;
+    if (countedThisTurn >= COUNT_CHARS_PER_TURN) {
+      await nextTurn();
+      countedThisTurn = 0;
+    }
+    countedThisTurn += m.text.length;
+    return m.tokens;
+  };
+  let used = system + (await tokensOf(newest));
+  if (used > budget) {
+    const text = trimMiddle(newest.text, Math.max(budget - system, MIN_NEWEST_TOKENS) - PER_MESSAGE_OVERHEAD);
+    messages.push(newest.toParam(text));
+    return { messages, promptTokens: system + countTokens(text) + PER_MESSAGE_OVERHEAD };
+  }
+  let first = history.length - 1;
   while (first > 0) {
-    const next = history[first - 1]!;
-    if (first < history.length && used + next.tokens > budget) break;
-    used += next.tokens;
+    const tokens = await tokensOf(history[first - 1]!);
+    if (used + tokens > budget) break;
+    used += tokens;
     first -= 1;
   }
   // A context that opens with an assistant turn confuses some chat templates.
-  while (first < history.length - 1 && history[first]!.message.role === 'assistant') {
+  while (first < history.length - 1 && history[first]!.role === 'assistant') {
     used -= history[first]!.tokens;
     first += 1;
   }
-  const messages: ChatCompletionMessageParam[] = systemPrompt ? [{ role: 'system', content: systemPrompt }] : [];
-  for (let i = first; i < history.length; i++) messages.push(history[i]!.message);
+  for (let i = first; i < history.length; i++) messages.push(history[i]!.toParam());
   return { messages, promptTokens: used };
+}
+
+/** What stands in for the middle of a message cut to fit the budget. */
+const CUT_MARKER = ' […] ';
+
+/** Trimming walks a message in steps this short inside words, so that even a small budget is filled. */
+const TRIM_STEP_CHARS = 8;
+
+/**
+ * `text` in at most `maxTokens` tokens, its middle replaced by CUT_MARKER. A
+ * long paste usually carries its question at the start ("Summarize this: …")
+ * or at the end ("… what does this mean?"), so both ends are kept, about half
+ * the tokens each, cut at word boundaries where there are any.
+ */
+function trimMiddle(text: string, maxTokens: number): string {
+  const ends = [...cuts(text, TRIM_STEP_CHARS)].map((c) => c.at).filter((at, i, all) => at > 0 && at !== all[i - 1]);
+  const pieces = [0, ...ends].map((start, i) => text.slice(start, ends[i] ?? text.length));
+  let keep = maxTokens - countTokens(CUT_MARKER);
+  for (;;) {
+    const trimmed = keepEnds(pieces, keep);
+    const over = countTokens(trimmed) - maxTokens;
+    // Pieces counted one by one can tokenize a little differently where they are joined.
+    if (over <= 0 || keep <= 0) return trimmed;
+    keep -= over;
+  }
+}
+
+/** The first and last pieces that fit `keep` tokens between them, about half each, joined by CUT_MARKER. */
+function keepEnds(pieces: string[], keep: number): string {
+  let head = 0;
+  let headTokens = 0;
+  for (; head < pieces.length; head++) {
+    const tokens = countTokens(pieces[head]!);
+    if (headTokens + tokens > Math.ceil(keep / 2)) break;
+    headTokens += tokens;
+  }
+  let tail = pieces.length;
+  let tailTokens = 0;
+  for (; tail > head; tail--) {
+    const tokens = countTokens(pieces[tail - 1]!);
+    if (headTokens + tailTokens + tokens > keep) break;
+    tailTokens += tokens;
+  }
+  return pieces.slice(0, head).join('') + CUT_MARKER + pieces.slice(tail).join('');
 }

@@ -14,6 +14,31 @@ export function nodeBody(response: Response): IncomingMessage | undefined {
   return bodies.get(response);
 }
 
+/**
+ * `request`, unless `signal` aborts first: the SDK sleeps between retries
+ * without watching the signal (for as long as a Retry-After header asks), and
+ * a cancelled or timed-out reply must not wait for it. A response that
+ * arrives after the abort is closed unread.
+ */
+export function responseOrAbort(request: Promise<Response>, signal: AbortSignal): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    request.then(
+      (response) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!signal.aborted) return resolve(response);
+        nodeBody(response)?.destroy();
+        reject(signal.reason);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 function abortError(): Error {
   const err = new Error('the request was aborted');
   err.name = 'AbortError';

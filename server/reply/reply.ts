@@ -42,7 +42,7 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
   const model = job.options?.model ?? settings.defaultModel;
   // A queued reply answers its own message, not the ones sent while it waited.
   const upTo = history.findIndex((m) => m.id === job.inReplyTo);
-  const context = buildContext(settings.systemPrompt, upTo >= 0 ? history.slice(0, upTo + 1) : history, settings.contextTokens);
+  const context = await buildContext(settings.systemPrompt, upTo >= 0 ? history.slice(0, upTo + 1) : history, settings.contextTokens);
   const deadline = setTimeout(
     () => controller.abort(new RelayError('upstream_timeout', `the reply took longer than ${settings.maxReplyMs} ms`)),
     settings.maxReplyMs,

@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { FinishReason, ToolCall } from '../../shared/protocol.js';
 import { RelayError, upstreamFailure } from '../errors.js';
-import { nodeBody, nodeFetch } from './http-fetch.js';
+import { nodeBody, nodeFetch, responseOrAbort } from './http-fetch.js';
 import { SseDecoder, type SseEvent } from './sse.js';
 
 export interface UpstreamOptions {
@@ -72,6 +72,8 @@ export class Upstream {
       apiKey: opts.apiKey,
       baseURL: opts.baseURL,
       maxRetries: opts.maxRetries,
+      // Per attempt, until the response begins; an attempt that hears nothing is retried like a failed one.
+      timeout: opts.idleTimeoutMs,
       // The SDK's logger would print raw response lines (model output) on some errors.
       logLevel: 'off',
       fetch: nodeFetch(opts.maxIdleConnections),
@@ -89,38 +91,26 @@ export class Upstream {
     const inner = new AbortController();
     const forward = () => inner.abort(signal.reason);
     signal.addEventListener('abort', forward, { once: true });
+    const folder = new ChunkFolder();
+    // Silence after a finish reason is a stream that forgot to end, not a failure: it ends with that reason.
+    const onIdle = () =>
+      inner.abort(folder.finished ? FINISHED : new RelayError('upstream_timeout', `no data from the model API for ${this.opts.idleTimeoutMs} ms`));
     let idle: NodeJS.Timeout | undefined;
     const touch = () => {
       clearTimeout(idle);
-      idle = setTimeout(
-        () => inner.abort(new RelayError('upstream_timeout', `no data from the model API for ${this.opts.idleTimeoutMs} ms`)),
-        this.opts.idleTimeoutMs,
-      );
+      idle = setTimeout(onIdle, this.opts.idleTimeoutMs);
     };
-    const folder = new ChunkFolder();
     try {
-      touch();
-      const response = await this.client.chat.completions
-        .create(
-          {
-            model: req.model,
-            messages: req.messages,
-            stream: true,
-            ...(this.opts.includeUsage ? { stream_options: { include_usage: true } } : {}),
-            ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
-            ...(req.maxTokens !== undefined ? { max_tokens: req.maxTokens } : {}),
-          },
-          { signal: inner.signal },
-        )
-        .asResponse();
+      const response = await responseOrAbort(this.request(req, inner.signal), inner.signal);
       const body = nodeBody(response);
       if (!body) throw new RelayError('upstream_error', 'the model API answered without a body');
+      touch();
       await readEvents(body, this.opts.maxEventChars, touch, inner.signal, (event) => {
         if (event.data === '[DONE]') return DONE;
         const piece = folder.fold(event);
         return piece && onPiece(piece);
       });
-      if (inner.signal.aborted && !signal.aborted) throw inner.signal.reason;
+      if (inner.signal.aborted && !signal.aborted && inner.signal.reason !== FINISHED) throw inner.signal.reason;
       return folder.completion();
     } catch (err) {
       if (signal.aborted) return folder.completion();
@@ -130,7 +120,33 @@ export class Upstream {
       signal.removeEventListener('abort', forward);
     }
   }
+
+  /**
+   * The response of the first attempt that succeeds. The SDK retries before
+   * any byte of a reply; each attempt waits at most the idle timeout for its
+   * response to begin (the client's per-attempt `timeout`), and the pauses
+   * between attempts are not the upstream's silence: they count only against
+   * the reply's own deadline.
+   */
+  private request(req: CompletionRequest, signal: AbortSignal): Promise<Response> {
+    return this.client.chat.completions
+      .create(
+        {
+          model: req.model,
+          messages: req.messages,
+          stream: true,
+          ...(this.opts.includeUsage ? { stream_options: { include_usage: true } } : {}),
+          ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+          ...(req.maxTokens !== undefined ? { max_tokens: req.maxTokens } : {}),
+        },
+        { signal },
+      )
+      .asResponse();
+  }
 }
+
+/** Why the idle watchdog ended a stream that had already said how it finished. */
+const FINISHED = Symbol('finished');
 
 /** What an event handler returns to stop reading: the stream said `[DONE]`. */
 const DONE = Symbol('done');
@@ -144,6 +160,9 @@ const DRAIN_AFTER_DONE_MS = 1_000;
  * promise is pending. Resolves at the end of the body, at `[DONE]`, or
  * quietly when `signal` aborts; rejects on a broken body or a bad event.
  */
+/** Characters of events decoded ahead while one is being written, before the body is paused. */
+const QUEUED_WHILE_WAITING_CHARS = 64 * 1024;
+
 function readEvents(
   body: IncomingMessage,
   maxEventChars: number,
@@ -158,10 +177,14 @@ function readEvents(
     let waiting = false;
     let ended = false;
     let finished = false;
+    /** The body broke while an event was being written: the error waits until the queue is drained. */
+    let broken: unknown;
+    /** Characters of the events in the queue not yet handled. */
+    let queuedChars = 0;
     const finish = (err?: unknown, done = false) => {
       if (finished) return;
       finished = true;
-      body.off('data', onData).off('end', onEnd).off('error', finish).off('close', onClose);
+      body.off('data', onData).off('end', onEnd).off('error', fail).off('close', onClose);
       signal.removeEventListener('abort', onAbort);
       // Whatever the body does from here on is no longer this reply's concern.
       body.on('error', () => undefined);
@@ -181,15 +204,17 @@ function readEvents(
     const drain = () => {
       try {
         while (next < queue.length && !finished && !signal.aborted) {
-          const result = onEvent(queue[next++]!);
+          const event = queue[next++]!;
+          queuedChars -= event.data.length;
+          const result = onEvent(event);
           if (result === DONE) return finish(undefined, true);
           if (result) {
             waiting = true;
-            body.pause();
+            throttle();
             result.then(() => {
               waiting = false;
               if (finished) return;
-              body.resume();
+              if (broken === undefined) body.resume();
               drain();
             }, finish);
             return;
@@ -201,7 +226,16 @@ function readEvents(
       if (finished) return;
       queue = [];
       next = 0;
-      if (signal.aborted || ended) finish();
+      if (broken !== undefined) finish(broken);
+      else if (signal.aborted || ended) finish();
+    };
+    /**
+     * While an event is being written, the body is read on until a bound is
+     * queued, then paused: what already arrived is decoded, so a connection
+     * that breaks meanwhile loses none of it.
+     */
+    const throttle = () => {
+      if (queuedChars > QUEUED_WHILE_WAITING_CHARS) body.pause();
     };
     const take = (events: SseEvent[]) => {
       if (events.length === 0) return;
@@ -211,7 +245,9 @@ function readEvents(
       } else {
         queue.push(...events);
       }
+      for (const e of events) queuedChars += e.data.length;
       if (!waiting) drain();
+      else throttle();
     };
     const onData = (chunk: string) => {
       onBytes();
@@ -230,14 +266,19 @@ function readEvents(
       }
       if (!waiting) drain();
     };
+    /** A broken body: events that arrived before the break are still this reply's, and go out first. */
+    const fail = (err: unknown) => {
+      if (!waiting) return finish(err);
+      broken ??= err;
+    };
     const onClose = () => {
-      if (!ended) finish(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+      if (!ended) fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
     };
     const onAbort = () => finish();
     if (signal.aborted) return finish();
     signal.addEventListener('abort', onAbort, { once: true });
     body.setEncoding('utf8');
-    body.on('data', onData).on('end', onEnd).on('error', finish).on('close', onClose);
+    body.on('data', onData).on('end', onEnd).on('error', fail).on('close', onClose);
   });
 }
 
@@ -268,7 +309,9 @@ const FINISH_REASONS: Record<string, Completion['finishReason']> = {
 class ChunkFolder {
   private finishReason: Completion['finishReason'];
   private usage: UpstreamUsage | undefined;
-  private readonly tools = new Map<number, ToolCall>();
+  /** Tool calls in the order they began; `byIndex` finds them by the `index` their pieces carry. */
+  private readonly tools: ToolCall[] = [];
+  private readonly byIndex = new Map<number, ToolCall>();
 
   /** Throws a RelayError on an error event or a malformed one. */
   fold(event: SseEvent): Piece | undefined {
@@ -308,21 +351,7 @@ class ChunkFolder {
     const delta = choice.delta;
     if (!isRecord(delta)) return undefined;
     if (Array.isArray(delta.tool_calls)) {
-      for (const call of delta.tool_calls) {
-        if (!isRecord(call)) continue;
-        const index = count(call.index) ?? 0;
-        const acc = this.tools.get(index) ?? { id: '', name: '', arguments: '' };
-        const id = text(call.id);
-        if (id) acc.id = id;
-        const fn = call.function;
-        if (isRecord(fn)) {
-          const name = text(fn.name);
-          if (name) acc.name = name;
-          const args = text(fn.arguments);
-          if (args) acc.arguments += args;
-        }
-        this.tools.set(index, acc);
-      }
+      for (const call of delta.tool_calls) if (isRecord(call)) this.foldToolCall(call);
     }
     const piece: Piece = {};
     const content = text(delta.content);
@@ -335,8 +364,41 @@ class ChunkFolder {
     return piece.text || piece.reasoning || piece.refusal ? piece : undefined;
   }
 
+  /** One piece of a tool call, added to the call it continues. */
+  private foldToolCall(piece: Record<string, unknown>): void {
+    const acc = this.callOf(count(piece.index), text(piece.id));
+    const fn = piece.function;
+    if (!isRecord(fn)) return;
+    const name = text(fn.name);
+    if (name) acc.name = name;
+    const args = text(fn.arguments);
+    if (args) acc.arguments += args;
+  }
+
+  /**
+   * OpenAI numbers the calls with `index` and names each once with `id`;
+   * other providers leave `index` out and send each call whole, or give every
+   * call index 0. So a piece with an id not seen on the call it would join
+   * begins a new call, and a piece with neither continues the last call.
+   */
+  private callOf(index: number | undefined, id: string | undefined): ToolCall {
+    const current = index === undefined ? this.tools.at(-1) : this.byIndex.get(index);
+    if (current && (id === undefined || current.id === '' || current.id === id)) {
+      if (id) current.id = id;
+      return current;
+    }
+    const call = { id: id ?? '', name: '', arguments: '' };
+    this.tools.push(call);
+    if (index !== undefined) this.byIndex.set(index, call);
+    return call;
+  }
+
+  /** The stream has said how it finished. */
+  get finished(): boolean {
+    return this.finishReason !== undefined;
+  }
+
   completion(): Completion {
-    const toolCalls = [...this.tools.entries()].sort(([a], [b]) => a - b).map(([, call]) => call);
-    return { finishReason: this.finishReason, usage: this.usage, toolCalls };
+    return { finishReason: this.finishReason, usage: this.usage, toolCalls: [...this.tools] };
   }
 }

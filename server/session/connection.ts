@@ -16,7 +16,7 @@ import {
   type User,
 } from '../../shared/protocol.js';
 import { AuthError, type Authenticator, type Identity } from './auth.js';
-import type { MemberSocket } from '../rooms/conversation.js';
+import type { JoinFrom, MemberSocket } from '../rooms/conversation.js';
 import type { Conversations } from '../rooms/conversations.js';
 import { serialize } from '../rooms/fanout.js';
 import { RelayError } from '../errors.js';
@@ -64,7 +64,7 @@ export class Connection implements MemberSocket {
   private log: Logger;
   private readonly outbox: Outbox;
   private readonly frameBucket: TokenBucket;
-  /** Rejected frames a client may send before it counts as abuse; refills slowly. */
+  /** Refused frames (malformed, or past the frame rate) a client may send before it counts as abuse; refills slowly. */
   private readonly strikes: TokenBucket;
 
   constructor(
@@ -160,8 +160,7 @@ export class Connection implements MemberSocket {
   private receive(data: RawData, isBinary: boolean): void {
     if (isBinary) return this.close(closeCodes.unsupportedData, 'binary frames are not accepted');
     if (!this.frameBucket.take() || this.inboxSize >= INBOX_LIMIT) {
-      if (!this.strikes.take()) return this.close(closeCodes.rateLimitAbuse, 'frame rate abuse');
-      return this.error('rate_limited', 'too many frames; slow down', undefined);
+      return this.refuse('rate_limited', 'too many frames; slow down', undefined);
     }
     this.inboxSize++;
     this.inbox = this.inbox
@@ -181,7 +180,7 @@ export class Connection implements MemberSocket {
       json = JSON.parse(text);
     } catch {
       this.countIn('invalid', text.length);
-      return this.error('bad_frame', 'frame is not valid JSON', undefined);
+      return this.refuse('bad_frame', 'frame is not valid JSON', undefined);
     }
     const parsed = ClientFrame.safeParse(json);
     this.countIn(parsed.success ? parsed.data.type : 'invalid', text.length);
@@ -193,7 +192,7 @@ export class Connection implements MemberSocket {
         return this.close(closeCodes.unauthorized, 'hello first');
       }
       const what = type !== undefined && !FRAME_TYPES.has(type) ? `unknown frame type "${type.slice(0, 32)}"` : describeIssues(parsed.error);
-      return this.error('bad_frame', what, ref);
+      return this.refuse('bad_frame', what, ref);
     }
     const frame = parsed.data;
     if (this.state === 'hello') {
@@ -204,6 +203,7 @@ export class Connection implements MemberSocket {
     try {
       await this.dispatch(frame);
     } catch (err) {
+      if (err instanceof RelayError && err.code === 'bad_frame') return this.refuse(err.code, err.message, frame.ref, conversationId);
       if (err instanceof RelayError) return this.error(err.code, err.message, frame.ref, conversationId);
       // A bug or a failing store: this frame fails, the socket and everyone else carry on.
       this.log.error({ err, frameType: frame.type, conversationId }, 'frame handler failed');
@@ -231,7 +231,11 @@ export class Connection implements MemberSocket {
     if (expiresAt === undefined) return;
     const arm = () => {
       const left = expiresAt - Date.now();
-      if (left <= 0) return this.close(closeCodes.unauthorized, 'the token has expired');
+      if (left <= 0) {
+        // No token, no spending: the user's replies stop with the session rather than run on for the grace period.
+        for (const id of this.joined) this.deps.conversations.find(id)?.cancelRepliesOf(this.user.id);
+        return this.close(closeCodes.unauthorized, 'the token has expired');
+      }
       // setTimeout cannot wait longer than 2^31-1 ms; a longer wait is re-armed.
       this.expiryTimer = setTimeout(arm, Math.min(left, 2 ** 31 - 1));
     };
@@ -271,7 +275,7 @@ export class Connection implements MemberSocket {
       case 'auth':
         return this.refresh(frame);
       case 'join':
-        return this.join(frame.conversationId, frame.since, frame.ref);
+        return this.join(frame.conversationId, frame.since === undefined ? undefined : { since: frame.since, epoch: frame.epoch }, frame.ref);
       case 'leave':
         this.leave(frame.conversationId);
         return this.send({ type: 'left', conversationId: frame.conversationId, ref: frame.ref });
@@ -299,10 +303,10 @@ export class Connection implements MemberSocket {
     this.send({ type: 'authed', ref: frame.ref, expiresAt: this.identity?.expiresAt });
   }
 
-  private async join(conversationId: string, since: number | undefined, ref: string | undefined): Promise<void> {
+  private async join(conversationId: string, from: JoinFrom | undefined, ref: string | undefined): Promise<void> {
     this.admit(conversationId);
     try {
-      await this.deps.conversations.get(conversationId).join(this, since, ref);
+      await this.deps.conversations.get(conversationId).join(this, from, ref);
     } catch (err) {
       this.joined.delete(conversationId);
       throw err;
@@ -331,6 +335,12 @@ export class Connection implements MemberSocket {
   private leave(conversationId: string): void {
     if (!this.joined.delete(conversationId)) return;
     this.deps.conversations.find(conversationId)?.leave(this);
+  }
+
+  /** A refused frame spends one of the socket's strikes; a socket out of strikes is closed instead of answered. */
+  private refuse(code: 'bad_frame' | 'rate_limited', message: string, ref: string | undefined, conversationId?: string): void {
+    if (!this.strikes.take()) return this.close(closeCodes.rateLimitAbuse, 'too many refused frames');
+    this.error(code, message, ref, conversationId);
   }
 
   private error(code: ErrorCode, message: string, ref: string | undefined, conversationId?: string): void {

@@ -14,12 +14,13 @@ test.after.each(async () => {
 test('a socket that misses two pings is terminated and cleaned up', async () => {
   // autoPong: false makes this client deaf to pings, like a peer behind a dead NAT mapping.
   const ws = new WebSocket(stack.url, { autoPong: false });
+  // Counted from the start: a ping can arrive in the same read as the upgrade, before 'open' is handled.
+  let pings = 0;
+  ws.on('ping', () => pings++);
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
   await new Promise((r) => ws.once('open', r));
   ws.send(JSON.stringify({ type: 'hello' }));
   ws.send(JSON.stringify({ type: 'join', conversationId: 'hb' }));
-  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
-  let pings = 0;
-  ws.on('ping', () => pings++);
   const code = await closed;
   assert.is(code, 1006, 'terminated without a close frame');
   assert.ok(pings >= 2, `saw ${pings} pings first`);

@@ -24,6 +24,24 @@ test('a frame flood gets rate_limited errors, then sustained abuse closes with 4
   assert.is((await other.next('pong')).ref, 'fine');
 });
 
+test('malformed frames spend the same strikes: a stream of them is answered, then closed with 4429', async () => {
+  stack = await startStack({ env: { FRAME_ABUSE_STRIKES: '20' } });
+  const c = await stack.connect();
+  // Well within the frame rate (a burst of 60): only their being malformed counts against them.
+  const bad = ['not json', '{"type":"explode"}', '{"type":"join"}', '[1,2,3]'];
+  for (let i = 0; i < 40; i++) c.sendRaw(bad[i % bad.length]!);
+  c.send({ type: 'ping', ref: 'after' });
+  const outcome = await Promise.race([c.closed, c.next('pong', (p) => p.ref === 'after').then(() => 'answered')]);
+  assert.equal(outcome, { code: 4429, reason: 'too many refused frames' });
+  const errors = c.frames.filter((f) => f.type === 'error');
+  assert.ok(errors.length >= 20 && errors.length < 40, `${errors.length} of 40 malformed frames were answered`);
+  assert.ok(errors.every((e) => e.type === 'error' && e.code === 'bad_frame'));
+  // Everyone else is unaffected.
+  const other = await stack.connect();
+  other.send({ type: 'ping', ref: 'fine' });
+  assert.is((await other.next('pong')).ref, 'fine');
+});
+
 test('a client within the frame rate is never limited', async () => {
   stack = await startStack({ env: { FRAME_RATE_PER_SEC: '5', FRAME_BURST: '10' } });
   const c = await stack.connect();

@@ -80,6 +80,19 @@ test('a missing [DONE] after a finish reason is still a clean stop', async () =>
   assert.is(text, TEXT);
 });
 
+test('a finish reason, then silence: ends with that reason once the idle timeout passes, usage kept', async () => {
+  const before = stack.model.requests.length;
+  const { end, text } = await replyUnder({ stallAfterFinish: true });
+  assert.is(end.finishReason, 'stop');
+  assert.is(end.error, undefined);
+  assert.is(text, TEXT);
+  assert.is(end.usage?.source, 'upstream');
+  assert.is(end.usage?.completionTokens, 8);
+  const req = stack.model.requests[before]!;
+  await req.closed;
+  assert.ok(req.aborted, 'the response that never ended was closed');
+});
+
 test('max_tokens reached: finish length', async () => {
   plan = { text: TEXT };
   const c = await stack.connect();

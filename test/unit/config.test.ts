@@ -13,10 +13,11 @@ test('defaults are what the protocol and the README promise', () => {
   assert.is(c.UPSTREAM_IDLE_TIMEOUT_MS, 30_000);
   assert.is(c.MAX_CONVERSATIONS, 64);
   assert.is(c.MAX_ACTIVE_REPLIES, 4);
+  assert.is(c.PAGE_SOURCE_MAPS, false);
 });
 
 test('bad values are refused with the variable named', () => {
-  for (const [key, value] of [['PORT', 'x'], ['PORT', '70000'], ['MAX_FRAME_BYTES', '-1'], ['OPENAI_BASE_URL', 'not a url'], ['ALLOW_ANONYMOUS', 'maybe'], ['LOG_LEVEL', 'loud'], ['AUTH_JWT_SECRET', 'short']]) {
+  for (const [key, value] of [['PORT', 'x'], ['PORT', '70000'], ['MAX_FRAME_BYTES', '-1'], ['OPENAI_BASE_URL', 'not a url'], ['ALLOW_ANONYMOUS', 'maybe'], ['LOG_LEVEL', 'loud'], ['AUTH_JWT_SECRET', 'short'], ['PAGE_SOURCE_MAPS', 'maybe']]) {
     assert.throws(() => parseConfig({ [key!]: value }), (e: unknown) => e instanceof ConfigError && e.message.includes(key!), `${key}=${value}`);
   }
 });
