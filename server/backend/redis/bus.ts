@@ -63,7 +63,8 @@ export class RedisBus implements Bus {
     });
     // After a reconnect, whatever was published meanwhile is read back from the streams,
     // unless the log itself is gone (a Redis that came back empty).
-    let connected = false;
+    // The subscriber connection is usually up already: its next 'ready' is a reconnect.
+    let connected = sub.status === 'ready';
     sub.on('ready', () => {
       if (connected) for (const ch of this.channels.values()) this.enqueue(ch, () => this.recheck(ch));
       connected = true;
