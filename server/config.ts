@@ -61,6 +61,8 @@ export const ConfigSchema = z.object({
   AUTH_JWT_ISSUER: optionalString,
   AUTH_JWT_AUDIENCE: optionalString,
   METRICS_TOKEN: optionalString,
+  ADMIN_TOKEN: optionalString.pipe(z.string().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional()),
+  MAX_HTTP_BODY_BYTES: int(1024 * 1024, 1024),
   PAGE_SOURCE_MAPS: bool(false),
   MESSAGES_PER_MINUTE: int(60, 1),
   EVENT_LOG_MAX_BYTES: int(16 * 1024 * 1024, 64 * 1024),

@@ -19,8 +19,19 @@ export type ReplyEventInput = Exclude<EventInput, { type: 'message' }>;
 /** How many clientMessageIds a conversation remembers for idempotent send. */
 export const CLIENT_IDS_KEPT = 1_000;
 
+/** A message of a context the client brings along (the OpenAI HTTP API is stateless). */
+export const ClientMessage = z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() });
+export type ClientMessage = z.infer<typeof ClientMessage>;
+
 /** A reply that asked to run: running, or waiting in its conversation's queue. */
-export const ReplyJob = z.object({ replyId: z.string(), inReplyTo: z.string(), user: User, options: SendOptions.optional() });
+export const ReplyJob = z.object({
+  replyId: z.string(),
+  inReplyTo: z.string(),
+  user: User,
+  options: SendOptions.optional(),
+  /** The context to answer instead of the conversation's history, when the client sent its own. */
+  context: z.array(ClientMessage).optional(),
+});
 export type ReplyJob = z.infer<typeof ReplyJob>;
 
 /** Identifies one reply event as written by the node that runs the reply. */
@@ -138,11 +149,41 @@ export interface MemberRegistry {
   list(conversationId: string): Promise<User[]>;
 }
 
+/** An operator-issued API key, as listed (its secret is kept only hashed). */
+export const ApiKeyRecord = z.object({
+  id: z.string(),
+  userId: z.string(),
+  name: z.string().optional(),
+  /** Conversations its holder may bind an exchange to (`X-Conversation-Id`); none when absent. */
+  conversations: z.array(z.string()).optional(),
+  createdAt: z.number(),
+});
+export type ApiKeyRecord = z.infer<typeof ApiKeyRecord>;
+
+export interface KeyUsage {
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** Operator-issued API keys for the HTTP API, shared by every node: a revoked key stops at once everywhere. */
+export interface ApiKeys {
+  /** Store a new key under its secret's hash. */
+  add(record: ApiKeyRecord, hash: string): Promise<void>;
+  /** The key whose secret hashes to `hash`, unless revoked. */
+  byHash(hash: string): Promise<ApiKeyRecord | undefined>;
+  list(): Promise<Array<ApiKeyRecord & { usage: KeyUsage }>>;
+  revoke(id: string): Promise<boolean>;
+  /** Count one exchange's usage against the key. */
+  addUsage(id: string, usage: { promptTokens: number; completionTokens: number }): Promise<void>;
+}
+
 export interface Store {
   readonly log: EventLog;
   readonly ids: MessageIds;
   readonly replies: ReplyLeases;
   readonly members: MemberRegistry;
+  readonly apiKeys: ApiKeys;
   /**
    * A user message and the reply it asks for, in one atomic step across the
    * parts: a clientMessageId seen before gives the original message back; a

@@ -15,6 +15,8 @@ import { Conversations } from '../rooms/conversations.js';
 import { Metrics } from '../metrics.js';
 import { ConnectionGate, Throttle } from '../session/limits.js';
 import type { Logger } from '../log.js';
+import { handleAdminKeys } from './api-keys.js';
+import { handleOpenAI, type OpenAIDeps } from './openai/routes.js';
 import { servePage } from './page.js';
 import { Upstream } from '../reply/upstream.js';
 
@@ -125,6 +127,16 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       frameBurst: config.FRAME_BURST,
     },
   };
+  const openai: OpenAIDeps = {
+    conversations,
+    auth,
+    apiKeys: store.apiKeys,
+    defaultModel: opts.model ?? config.OPENAI_MODEL,
+    allowedModels: config.ALLOWED_MODELS,
+    maxTextChars: config.MAX_TEXT_CHARS,
+    maxBodyBytes: config.MAX_HTTP_BODY_BYTES,
+    log,
+  };
   let accepting = true;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
@@ -156,6 +168,15 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
         },
       );
       return;
+    }
+    if (handleOpenAI(req, res, openai)) return;
+    if (path === '/admin/keys' || path?.startsWith('/admin/keys/')) {
+      const adminToken = config.ADMIN_TOKEN;
+      // Without ADMIN_TOKEN there is no admin API at all.
+      if (adminToken) return void handleAdminKeys(req, res, store.apiKeys, (t) => sameSecret(t, adminToken)).catch((err: unknown) => {
+        log.error({ err }, 'admin endpoint failed');
+        if (!res.headersSent) res.writeHead(500).end();
+      });
     }
     if (servePage(req, res, { sourceMaps: config.PAGE_SOURCE_MAPS })) return;
     res.writeHead(404, { 'content-type': 'application/json' });

@@ -96,7 +96,7 @@ export class ContextMessage {
   constructor(
     /** The history message it was made from. */
     readonly id: string,
-    readonly role: 'user' | 'assistant',
+    readonly role: 'system' | 'user' | 'assistant',
     readonly text: string,
     /** The author as OpenAI's `name` field allows it. */
     readonly name: string | undefined,
@@ -113,6 +113,7 @@ export class ContextMessage {
 
   toParam(text = this.text): ChatCompletionMessageParam {
     if (this.role === 'assistant') return { role: 'assistant', content: text };
+    if (this.role === 'system') return { role: 'system', content: text };
     return { role: 'user', content: text, ...(this.name ? { name: this.name } : {}) };
   }
 }
@@ -120,6 +121,11 @@ export class ContextMessage {
 export function toContextMessage(entry: HistoryMessage): ContextMessage {
   const name = entry.role === 'user' && entry.author ? speakerName(entry.author.name) : undefined;
   return new ContextMessage(entry.id, entry.role, entry.text, name);
+}
+
+/** A context the client sent along (the OpenAI HTTP API), under the same budget as a conversation's history. */
+export function clientContext(messages: ReadonlyArray<{ role: 'system' | 'user' | 'assistant'; content: string }>): ContextMessage[] {
+  return messages.map((m, i) => new ContextMessage(`client-${i}`, m.role, m.content, undefined));
 }
 
 export interface BuiltContext {

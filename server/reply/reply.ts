@@ -2,7 +2,7 @@
 // completion into reply.delta events, and always finish with exactly one
 // reply.end whose finish reason says what really happened.
 import type { FinishReason, ReplyError, Usage } from '../../shared/protocol.js';
-import { buildContext, countTokens, type ContextMessage } from './context.js';
+import { buildContext, clientContext, countTokens, type ContextMessage } from './context.js';
 import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -42,7 +42,8 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
   const model = job.options?.model ?? settings.defaultModel;
   // A queued reply answers its own message, not the ones sent while it waited.
   const upTo = history.findIndex((m) => m.id === job.inReplyTo);
-  const context = await buildContext(settings.systemPrompt, upTo >= 0 ? history.slice(0, upTo + 1) : history, settings.contextTokens);
+  const answered = job.context ? clientContext(job.context) : upTo >= 0 ? history.slice(0, upTo + 1) : history;
+  const context = await buildContext(settings.systemPrompt, answered, settings.contextTokens);
   const deadline = setTimeout(
     () => controller.abort(new RelayError('upstream_timeout', `the reply took longer than ${settings.maxReplyMs} ms`)),
     settings.maxReplyMs,

@@ -12,7 +12,7 @@ import type { Throttle, UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
-import { LogLostError, type Fence, type ReplyEventInput, type ReplyJob, type Snapshot, type Store, type StoredEvent } from '../backend/store.js';
+import { LogLostError, type ClientMessage, type Fence, type ReplyEventInput, type ReplyJob, type Snapshot, type Store, type StoredEvent } from '../backend/store.js';
 import type { Upstream } from '../reply/upstream.js';
 
 /** What a conversation needs of the connection it talks to. */
@@ -262,7 +262,8 @@ export class Conversation {
     this.deps.bus.publish(this.id, { json, origin: { connectionId: socket.id, skip: true } });
   }
 
-  send(socket: MemberSocket, frame: ClientFrameOf<'send'>): Promise<void> {
+  /** `context`: what the reply answers instead of the history, when the client brings its own (the OpenAI HTTP API). */
+  send(socket: MemberSocket, frame: ClientFrameOf<'send'>, context?: ClientMessage[]): Promise<void> {
     return this.serial(async () => {
       const { store, userLimits, settings } = this.deps;
       const user = socket.user;
@@ -279,7 +280,7 @@ export class Conversation {
           throw new RelayError('forbidden', `model ${model} is not allowed on this server`);
         }
         await userLimits.startReply(user.id);
-        job = { replyId: randomUUID(), inReplyTo: messageId, user, options: frame.options };
+        job = { replyId: randomUUID(), inReplyTo: messageId, user, options: frame.options, ...(context ? { context } : {}) };
       }
       const message = {
         id: messageId,

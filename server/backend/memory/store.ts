@@ -1,6 +1,7 @@
 // The in-memory Store: zero setup, one node. Its parts live in one process,
 // so submit's step across them is atomic by being synchronous.
 import type { MessageInput, ReplyJob, Store, StoreLimits, Submission } from '../store.js';
+import { MemoryApiKeys } from './api-keys.js';
 import { MemoryLog } from './log.js';
 import { MemoryMembers } from './members.js';
 import { MemoryReplies } from './replies.js';
@@ -10,6 +11,7 @@ export class MemoryStore implements Store {
   readonly ids: MemoryLog;
   readonly replies: MemoryReplies;
   readonly members = new MemoryMembers();
+  readonly apiKeys = new MemoryApiKeys();
 
   constructor(limits: StoreLimits) {
     this.log = this.ids = new MemoryLog(limits);

@@ -46,6 +46,19 @@ export class Keys {
     return `${this.prefix}u:{${userId}}:${what}`;
   }
 
+  /** API keys: records by id, ids by secret hash, usage per key. */
+  get apiKeys(): string {
+    return `${this.prefix}apikeys`;
+  }
+
+  get apiKeyHashes(): string {
+    return `${this.prefix}apikeys:byhash`;
+  }
+
+  apiKeyUsage(id: string): string {
+    return `${this.prefix}apikeys:usage:${id}`;
+  }
+
   get layout(): string {
     return `${this.prefix}layout`;
   }

@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../log.js';
 import type { MessageInput, ReplyJob, Store, Submission } from '../store.js';
 import { parseEvent } from '../store.js';
+import { RedisApiKeys } from './api-keys.js';
 import type { Keys } from './keys.js';
 import { RedisLog } from './log.js';
 import { RedisMembers } from './members.js';
@@ -17,6 +18,7 @@ export class RedisStore implements Store {
   readonly ids: RedisLog;
   readonly replies: RedisReplies;
   readonly members: RedisMembers;
+  readonly apiKeys: RedisApiKeys;
 
   constructor(
     private readonly redis: Redis,
@@ -27,6 +29,7 @@ export class RedisStore implements Store {
     this.log = this.ids = new RedisLog(redis, keys, opts, log);
     this.replies = new RedisReplies(redis, keys, opts);
     this.members = new RedisMembers(redis, keys, opts);
+    this.apiKeys = new RedisApiKeys(redis, keys);
   }
 
   async submit(conversationId: string, message: MessageInput, reply: ReplyJob | undefined): Promise<Submission> {

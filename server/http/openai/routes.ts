@@ -1,0 +1,116 @@
+// OpenAI's HTTP API on the relay: `POST /v1/chat/completions` (streaming and
+// not) and `GET /v1/models`, for every client written against it. A thin
+// adapter: each request is a member of a conversation (its own, or the one
+// `X-Conversation-Id` names) and sends one message, under the same limits,
+// quotas and upstream as a socket; a client that goes away cancels its reply.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ConversationId, describeIssues, type User } from '../../../shared/protocol.js';
+import type { ApiKeys, ClientMessage } from '../../backend/store.js';
+import { RelayError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { Conversations } from '../../rooms/conversations.js';
+import { AuthError, conversationMatcher, type Authenticator } from '../../session/auth.js';
+import { isApiKey, verifyKey } from '../api-keys.js';
+import { bearer, readJson, refuseBody, sendJson } from '../body.js';
+import { openaiError, sendOpenAIError } from './errors.js';
+import { Exchange } from './exchange.js';
+import { ChatRequest } from './schema.js';
+
+export interface OpenAIDeps {
+  conversations: Conversations;
+  auth: Authenticator;
+  apiKeys: ApiKeys;
+  defaultModel: string;
+  allowedModels: string[];
+  maxTextChars: number;
+  maxBodyBytes: number;
+  log: Logger;
+}
+
+interface Caller {
+  user: User;
+  keyId: string | undefined;
+  /** Conversations this caller may bind an exchange to. */
+  mayBind(conversationId: string): boolean;
+}
+
+/** An API key, or whatever the socket's authenticator accepts (a JWT, or nobody in anonymous mode). */
+async function identify(req: IncomingMessage, deps: OpenAIDeps): Promise<Caller | undefined> {
+  const credential = bearer(req);
+  if (credential && isApiKey(credential)) {
+    const key = await verifyKey(deps.apiKeys, credential);
+    if (!key) return undefined;
+    return { user: { id: key.userId, name: key.name ?? key.userId }, keyId: key.id, mayBind: conversationMatcher(key.conversations ?? []) };
+  }
+  try {
+    const identity = await deps.auth.authenticate(credential);
+    return { user: identity.user, keyId: undefined, mayBind: identity.allows };
+  } catch (err) {
+    if (err instanceof AuthError) return undefined;
+    throw err;
+  }
+}
+
+/** Handles the request if its path is OpenAI's; false otherwise. */
+export function handleOpenAI(req: IncomingMessage, res: ServerResponse, deps: OpenAIDeps): boolean {
+  const path = (req.url ?? '').split('?')[0];
+  const route = path === '/v1/chat/completions' && req.method === 'POST' ? completions : path === '/v1/models' && req.method === 'GET' ? models : undefined;
+  if (!route) return false;
+  void (async () => {
+    const caller = await identify(req, deps);
+    if (!caller) return sendOpenAIError(res, 'unauthorized', 'Incorrect API key provided.');
+    await route(req, res, caller, deps);
+  })().catch((err: unknown) => {
+    if (err instanceof RelayError) return res.headersSent ? res.destroy() : sendOpenAIError(res, err.code, err.message);
+    deps.log.error({ err, path }, 'openai endpoint failed');
+    if (res.headersSent) res.destroy();
+    else sendOpenAIError(res, 'internal', 'unexpected server error');
+  });
+  return true;
+}
+
+async function models(_req: IncomingMessage, res: ServerResponse, _caller: Caller, deps: OpenAIDeps): Promise<void> {
+  const ids = [deps.defaultModel, ...deps.allowedModels.filter((m) => m !== '*' && m !== deps.defaultModel)];
+  sendJson(res, 200, { object: 'list', data: ids.map((id) => ({ id, object: 'model', created: 0, owned_by: 'chat-relay' })) });
+}
+
+async function completions(req: IncomingMessage, res: ServerResponse, caller: Caller, deps: OpenAIDeps): Promise<void> {
+  const body = await readJson(req, deps.maxBodyBytes);
+  if (!body.ok) return refuseBody(req, res, body, openaiError('bad_frame', body.message).body);
+  const parsed = ChatRequest.safeParse(body.value);
+  if (!parsed.success) return sendOpenAIError(res, 'bad_frame', describeIssues(parsed.error));
+  const request = parsed.data;
+  const last = request.messages.at(-1)!;
+  const text = last.role === 'user' ? last.content : '';
+  if (!text) return sendOpenAIError(res, 'bad_frame', 'messages: the last message must be a user message with text');
+  if (text.length > deps.maxTextChars) return sendOpenAIError(res, 'bad_frame', `messages: the last message is longer than ${deps.maxTextChars} characters`);
+
+  const bound = req.headers['x-conversation-id'];
+  const conversationId = typeof bound === 'string' ? bound : `openai-${randomUUID()}`;
+  if (typeof bound === 'string' && !ConversationId.safeParse(bound).success) return sendOpenAIError(res, 'bad_frame', 'X-Conversation-Id is not a conversation id');
+  if (typeof bound === 'string' && !caller.mayBind(bound)) return sendOpenAIError(res, 'forbidden', 'this key may not use that conversation');
+
+  const exchange = new Exchange(caller.user, res, { stream: request.stream ?? false, includeUsage: request.stream_options?.include_usage ?? false, model: request.model });
+  const conversation = deps.conversations.get(conversationId);
+  try {
+    await conversation.join(exchange, undefined, undefined);
+    const maxTokens = request.max_completion_tokens ?? request.max_tokens ?? undefined;
+    const options = { model: request.model, ...(request.temperature != null ? { temperature: request.temperature } : {}), ...(maxTokens ? { maxTokens } : {}) };
+    // A bound exchange answers from the conversation's history; an unbound one from the messages it brought.
+    const context = typeof bound === 'string' ? undefined : request.messages.map(toClientMessage);
+    await conversation.send(exchange, { type: 'send', conversationId, text, ref: exchange.ref, options }, context);
+    const outcome = await exchange.outcome;
+    if (outcome.kind === 'gone' && exchange.replyId) {
+      // The client went away: its reply stops, and the upstream request with it.
+      await conversation.cancel({ type: 'cancel', conversationId, replyId: exchange.replyId }).catch(() => undefined);
+    }
+    if (outcome.kind === 'ended' && caller.keyId && outcome.end.usage) await deps.apiKeys.addUsage(caller.keyId, outcome.end.usage);
+  } finally {
+    conversation.leave(exchange);
+  }
+}
+
+function toClientMessage(m: ChatRequest['messages'][number]): ClientMessage {
+  return { role: m.role === 'developer' ? 'system' : m.role, content: m.content ?? '' };
+}
