@@ -12,19 +12,21 @@ import { redisAvailable, REDIS_URL } from '../redis.js';
 const available = await redisAvailable();
 const log = createLogger('silent', false);
 
+/** Two connections (commands, subscriptions) and a real store under a prefix of this test's own. */
+function connect() {
+  const pub = new Redis(REDIS_URL ?? '');
+  const sub = new Redis(REDIS_URL ?? '');
+  const keys = new Keys(`bus-${randomUUID()}:`);
+  const limits = { historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, eventLogMaxBytes: 1 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000 };
+  const store = new RedisStore(pub, keys, { nodeId: 'n1', leaseMs: 5000, retentionMs: 60_000, ...limits }, log);
+  return { pub, sub, keys, store };
+}
+
 // Without Redis the test is registered as skipped: the closing line says so.
 const it = available ? test : test.skip;
 
 it('events arriving while a gap fill waits on Redis overflow the bounded queue, and still reach members in order, once each', async () => {
-  const pub = new Redis(REDIS_URL ?? '');
-  const sub = new Redis(REDIS_URL ?? '');
-  const keys = new Keys(`bus-${randomUUID()}:`);
-  const store = new RedisStore(
-    pub,
-    keys,
-    { nodeId: 'n1', leaseMs: 5000, retentionMs: 60_000, historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, eventLogMaxBytes: 1 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000 },
-    log,
-  );
+  const { pub, sub, keys, store } = connect();
   // The real log, except that reading the retained stream waits until the test opens the gate.
   let gate: Promise<void> = Promise.resolve();
   const gated = {
@@ -76,15 +78,7 @@ it('events arriving while a gap fill waits on Redis overflow the bounded queue, 
 });
 
 it('a malformed pub/sub message is dropped: the node stays up and the next event still arrives', async () => {
-  const pub = new Redis(REDIS_URL ?? '');
-  const sub = new Redis(REDIS_URL ?? '');
-  const keys = new Keys(`bus-${randomUUID()}:`);
-  const store = new RedisStore(
-    pub,
-    keys,
-    { nodeId: 'n1', leaseMs: 5000, retentionMs: 60_000, historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, eventLogMaxBytes: 1 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000 },
-    log,
-  );
+  const { pub, sub, keys, store } = connect();
   const bus = new RedisBus(pub, sub, keys, store.log, log);
   const got: number[] = [];
   let arrived!: () => void;
