@@ -7,12 +7,13 @@ import { randomUUID } from 'node:crypto';
 import type { ClientFrameOf, ServerFrame, User } from '../../shared/protocol.js';
 import type { Bus, Delivery, Subscription } from './bus.js';
 import { RelayError } from '../errors.js';
-import { coalesceReplay, MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
+import { MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
+import { sendJoined } from './joining.js';
 import type { Throttle, UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
-import { LogLostError, type ClientMessage, type Fence, type ReplyEventInput, type ReplyJob, type Snapshot, type Store, type StoredEvent } from '../backend/store.js';
+import { LogLostError, type ClientMessage, type Fence, type ReplyEventInput, type ReplyJob, type Store, type StoredEvent } from '../backend/store.js';
 import type { Upstream } from '../reply/upstream.js';
 
 /** What a conversation needs of the connection it talks to. */
@@ -172,42 +173,9 @@ export class Conversation {
   }
 
   /** `restart`: the server starts the member over (the log was lost), replaying the new log from `from`. */
-  private async sendJoined(socket: MemberSocket, feed: MemberFeed, from: JoinFrom | undefined, ref: string | undefined, restart = false): Promise<void> {
-    const store = this.deps.store;
-    await store.members.add(this.id, socket.id, socket.user);
-    const replay = from ? await store.log.eventsSince(this.id, from.since, from.epoch) : undefined;
-    const snap: Snapshot | undefined = replay ? undefined : await store.log.snapshot(this.id);
-    const members = await store.members.list(this.id);
-    const current = () => this.members.get(socket.id)?.feed === feed;
-    if (!current()) return; // left (or rejoined) while we read
-    if (from && !restart) this.deps.metrics.resumes.inc({ outcome: replay ? 'replayed' : 'reset' });
-    const reset = restart || (from !== undefined && !replay);
-    if (snap) {
-      socket.send({
-        type: 'joined',
-        conversationId: this.id,
-        ref,
-        seq: snap.seq,
-        members,
-        history: snap.history,
-        ...(snap.streaming ? { streaming: snap.streaming } : {}),
-        ...(reset ? { reset: true } : {}),
-        ...(snap.epoch ? { epoch: snap.epoch } : {}),
-      });
-      feed.open(snap.seq);
-      return;
-    }
-    const events = replay?.events ?? [];
-    const head = events.length ? events[events.length - 1]!.event.seq : from!.since;
-    const epoch = replay?.epoch;
-    socket.send({ type: 'joined', conversationId: this.id, ref, seq: restart ? from!.since : head, members, history: [], ...(reset ? { reset: true } : {}), ...(epoch ? { epoch } : {}) });
-    for (const { json, event } of coalesceReplay(events)) {
-      // Pace a long replay to the reader, or it would overflow the socket's send limit.
-      if (socket.backlogged) await socket.drained();
-      if (!current()) return;
-      feed.send(json, event);
-    }
-    feed.open(head);
+  private sendJoined(socket: MemberSocket, feed: MemberFeed, from: JoinFrom | undefined, ref: string | undefined, restart = false): Promise<void> {
+    const isCurrent = () => this.members.get(socket.id)?.feed === feed;
+    return sendJoined({ conversationId: this.id, store: this.deps.store, metrics: this.deps.metrics, isCurrent }, socket, feed, { from, ref, restart });
   }
 
   /** Unsubscribe a socket (leave or disconnect). A reply keeps running for the grace period. */
