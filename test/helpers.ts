@@ -15,6 +15,8 @@ export interface Stack {
   relay: Relay;
   model: LocalModel;
   url: string;
+  /** The Redis key prefix this stack's relay uses (undefined on the memory backend). */
+  redisPrefix: string | undefined;
   clients: TestClient[];
   connect(opts?: { hello?: boolean }): Promise<TestClient>;
   close(): Promise<void>;
@@ -52,6 +54,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     relay,
     model,
     url: relay.url,
+    redisPrefix: config.REDIS_URL ? config.REDIS_PREFIX : undefined,
     clients,
     async connect(connectOpts = {}) {
       const c = await TestClient.connect(relay.url, connectOpts);

@@ -65,6 +65,24 @@ test('connecting faster than the per-IP rate: 429', async () => {
   assert.equal(statuses, [101, 101, 101, 101, 101, 429, 429]);
 });
 
+test('TRUST_PROXY=true: the last X-Forwarded-For hop is the client address; false: the header is ignored', async () => {
+  stack = await startStack({ env: { TRUST_PROXY: 'true', MAX_CONNECTIONS_PER_IP: '1' } });
+  const via = (hops: string) => upgrade(stack!.url, { 'X-Forwarded-For': hops });
+  const a = await via('1.1.1.1, 10.0.0.1');
+  const b = await via('1.1.1.1, 10.0.0.2');
+  assert.equal([a.status, b.status], [101, 101], 'two clients behind the proxy, one earlier hop in common');
+  assert.is((await via('2.2.2.2, 10.0.0.1')).status, 429, 'the same last hop is the same client');
+  a.ws!.close();
+  b.ws!.close();
+  await stack.close();
+
+  stack = await startStack({ env: { TRUST_PROXY: 'false', MAX_CONNECTIONS_PER_IP: '1' } });
+  const c = await via('10.0.0.1');
+  assert.is(c.status, 101);
+  assert.is((await via('10.0.0.2')).status, 429, 'the TCP peer counts, whatever the header says');
+  c.ws!.close();
+});
+
 test('past the global connection cap: 503', async () => {
   stack = await startStack({ env: { MAX_CONNECTIONS: '2' } });
   const a = await upgrade(stack.url);

@@ -56,6 +56,21 @@ test('missing, forged, expired, alg:none and exp-less tokens close with 4401', a
   }
 });
 
+test('claims past their caps close with 4401: sub or name over 128, over 256 patterns, a pattern over 128', async () => {
+  stack = await startStack({ env: { AUTH_JWT_SECRET: SECRET } });
+  const x = (n: number) => 'x'.repeat(n);
+  const patterns = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`);
+  // (256 patterns of 128 chars would not fit in a hello's 8192-char token.)
+  const atCaps = await hello(await token({ sub: x(128), name: x(128), conversations: [...patterns(255), x(128)] }));
+  assert.is((await atCaps.next('welcome')).user.id, x(128), 'at the caps, the token is taken');
+  const over = [{ sub: x(129) }, { sub: 'u', name: x(129) }, { sub: 'u', conversations: patterns(257) }, { sub: 'u', conversations: ['lobby', x(129)] }];
+  for (const claims of over) {
+    const c = await hello(await token(claims));
+    const outcome = await Promise.race([c.closed.then((x) => x.code), c.next('welcome').then(() => 'welcome')]);
+    assert.is(outcome, 4401, JSON.stringify(claims).slice(0, 60));
+  }
+});
+
 test('RS256 with a PEM public key, ES256 with a JWKS file', async () => {
   const rsa = await generateKeyPair('RS256');
   stack = await startStack({ env: { AUTH_JWT_PUBLIC_KEY: await exportSPKI(rsa.publicKey) } });

@@ -58,6 +58,33 @@ test('a ref over 64 chars is a schema violation (and not echoed)', () =>
   expectBadFrame(JSON.stringify({ type: 'ping', ref: 'r'.repeat(65) })));
 test('a second hello', () => expectBadFrame('{"type":"hello","ref":"h2"}', 'h2'));
 
+// The caps of shared/protocol.ts (frameCaps), as SECURITY.md states them: one past is bad_frame, at the cap is taken.
+test('auth token: 8192 chars taken, 8193 bad_frame', async () => {
+  c.send({ type: 'auth', token: 't'.repeat(8192), ref: 'a0' });
+  assert.is((await c.next('authed')).ref, 'a0');
+  await expectBadFrame(JSON.stringify({ type: 'auth', token: 't'.repeat(8193), ref: 'a1' }), 'a1', 'token');
+});
+test('clientMessageId: 128 chars taken, 129 bad_frame', async () => {
+  c.send({ type: 'send', conversationId: 'caps', text: 'hi', reply: false, clientMessageId: 'i'.repeat(128) });
+  assert.is((await c.next('message')).message.clientMessageId, 'i'.repeat(128));
+  await expectBadFrame(JSON.stringify({ type: 'send', conversationId: 'caps', text: 'hi', reply: false, clientMessageId: 'i'.repeat(129), ref: 'i1' }), 'i1', 'clientMessageId');
+});
+test('cancel replyId: 128 chars taken, 129 bad_frame', async () => {
+  c.send({ type: 'cancel', conversationId: 'caps', replyId: 'r'.repeat(128), ref: 'c0' });
+  assert.is((await c.next('error')).code, 'not_found');
+  await expectBadFrame(JSON.stringify({ type: 'cancel', conversationId: 'caps', replyId: 'r'.repeat(129), ref: 'c1' }), 'c1', 'replyId');
+});
+test('options.model: 128 chars taken, 129 bad_frame', async () => {
+  c.send({ type: 'send', conversationId: 'caps', text: 'hi', options: { model: 'm'.repeat(128) }, ref: 'm0' });
+  assert.is((await c.next('error')).code, 'forbidden', 'past the schema, refused by the allow-list');
+  await expectBadFrame(JSON.stringify({ type: 'send', conversationId: 'caps', text: 'hi', options: { model: 'm'.repeat(129) }, ref: 'm1' }), 'm1', 'model');
+});
+test('options.maxTokens: 131072 taken, 131073 bad_frame', async () => {
+  c.send({ type: 'send', conversationId: 'caps', text: 'hi', options: { maxTokens: 131_072 } });
+  assert.is((await c.next('reply.end')).finishReason, 'stop');
+  await expectBadFrame(JSON.stringify({ type: 'send', conversationId: 'caps', text: 'hi', options: { maxTokens: 131_073 }, ref: 'x1' }), 'x1', 'maxTokens');
+});
+
 test('prototype-polluting keys are inert', async () => {
   c.sendRaw('{"type":"send","conversationId":"proto","text":"hi","__proto__":{"reply":false},"constructor":{"prototype":{"polluted":true}}}');
   const end = await c.next('reply.end');

@@ -51,6 +51,18 @@ test('a retry while the original reply still runs is answered, not rate limited'
   assert.not.ok(c.frames.some((f) => f.type === 'error'));
 });
 
+test('a retry is free of MESSAGES_PER_MINUTE: answered with the stored message, not rate_limited', async () => {
+  await stack.close();
+  stack = await startStack({ env: { MESSAGES_PER_MINUTE: '1' } });
+  const c = await stack.connect();
+  c.send({ type: 'send', conversationId: 'mpm', text: 'once', clientMessageId: 'c', reply: false });
+  const original = await c.next('message');
+  c.send({ type: 'send', conversationId: 'mpm', text: 'once', clientMessageId: 'c', reply: false, ref: 'retry' });
+  const echoed = await c.next('message', (m) => m.ref === 'retry');
+  assert.is(echoed.message.id, original.message.id);
+  assert.not.ok(c.frames.some((f) => f.type === 'error'));
+});
+
 test('the same clientMessageId in another conversation is a different message', async () => {
   const c = await stack.connect();
   c.send({ type: 'send', conversationId: 'one', text: 'hi', clientMessageId: 'same', reply: false });

@@ -3,7 +3,8 @@ import { SignJWT } from 'jose';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { z } from 'zod';
-import { startStack, type Stack, type TestClient } from '../helpers.js';
+import type { Store } from '../../server/backend/store.js';
+import { replyText, startStack, type Stack, type TestClient } from '../helpers.js';
 
 let stack: Stack | undefined;
 test.after.each(async () => {
@@ -49,6 +50,44 @@ test('a client within the frame rate is never limited', async () => {
   await c.next('pong', (p) => p.ref === 'p8');
   assert.is(c.frames.filter((f) => f.type === 'pong').length, 9);
   assert.not.ok(c.frames.some((f) => f.type === 'error'));
+});
+
+test('at most 64 frames wait to be handled per socket; the frames past them get rate_limited', async () => {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  /** The real store, except that the first clientMessageId look-up waits until the test lets it go. */
+  const holdFirstFind = (store: Store): Store => {
+    const find = store.ids.find.bind(store.ids);
+    let first = true;
+    store.ids.find = async (conversationId, clientMessageId) => {
+      if (first) {
+        first = false;
+        await held;
+      }
+      return find(conversationId, clientMessageId);
+    };
+    return store;
+  };
+  // Frame rate and strikes far above 100: only the inbox refuses.
+  stack = await startStack({ wrapStore: holdFirstFind, env: { FRAME_BURST: '1000', FRAME_RATE_PER_SEC: '1000', FRAME_ABUSE_STRIKES: '1000' } });
+  const c = await stack.connect();
+  c.send({ type: 'send', conversationId: 'inbox', text: 'held', clientMessageId: 'held', reply: false });
+  for (let i = 1; i < 100; i++) c.send({ type: 'ping', ref: `p${i}` });
+  // The server answers a WebSocket ping once it has received every frame sent before it.
+  await new Promise((resolve) => {
+    c.ws.once('pong', resolve);
+    c.ws.ping();
+  });
+  release();
+  await c.next('message');
+  await c.next('pong', (p) => p.ref === 'p63');
+  c.send({ type: 'ping', ref: 'after' });
+  await c.next('pong', (p) => p.ref === 'after');
+  const pongs = c.frames.flatMap((f) => (f.type === 'pong' ? [f.ref] : []));
+  assert.equal(pongs, [...Array.from({ length: 63 }, (_, i) => `p${i + 1}`), 'after'], 'the send and the 63 pings behind it were handled');
+  const errors = c.frames.filter((f) => f.type === 'error');
+  assert.is(errors.length, 36);
+  assert.ok(errors.every((e) => e.type === 'error' && e.code === 'rate_limited'));
 });
 
 test('replies per minute per user: rate_limited, nothing appended', async () => {
@@ -120,6 +159,19 @@ test('messages per minute per user, with or without a reply: rate_limited, nothi
   assert.is(c.frames.filter((f) => f.type === 'message').length, 3);
 });
 
+test('a send refused by the model check still counts against MESSAGES_PER_MINUTE', async () => {
+  stack = await startStack({ env: { MESSAGES_PER_MINUTE: '2' } });
+  const c = await stack.connect();
+  for (const ref of ['f1', 'f2']) {
+    c.send({ type: 'send', conversationId: 'mpm', text: 'hi', options: { model: 'not-allowed' }, ref });
+    assert.is((await c.next('error')).code, 'forbidden');
+  }
+  c.send({ type: 'send', conversationId: 'mpm', text: 'a note', reply: false, ref: 'n' });
+  const err = await c.next('error');
+  assert.equal([err.code, err.ref], ['rate_limited', 'n']);
+  assert.not.ok(c.frames.some((f) => f.type === 'message'));
+});
+
 test('a model not on the allow-list is forbidden', async () => {
   stack = await startStack({ env: { ALLOWED_MODELS: 'small-model' }, plan: () => ({ text: 'ok' }) });
   const c = await stack.connect();
@@ -130,6 +182,27 @@ test('a model not on the allow-list is forbidden', async () => {
   await c.next('reply.end');
   assert.is(stack.model.requests.length, 1);
   assert.is(z.object({ model: z.string() }).parse(stack.model.requests[0]!.body).model, 'small-model');
+});
+
+test('ALLOWED_MODELS=* lets any model through', async () => {
+  stack = await startStack({ env: { ALLOWED_MODELS: '*' }, plan: () => ({ text: 'ok' }) });
+  const c = await stack.connect();
+  c.send({ type: 'send', conversationId: 'any', text: 'hi', options: { model: 'some-model-nobody-listed' } });
+  assert.is((await c.next('reply.start')).model, 'some-model-nobody-listed');
+  assert.is((await c.next('reply.end')).finishReason, 'stop');
+  assert.is(z.object({ model: z.string() }).parse(stack.model.requests[0]!.body).model, 'some-model-nobody-listed');
+});
+
+test('TOKEN_QUOTA=0 means no quota: a long reply completes, and the next one starts', async () => {
+  const words = Array.from({ length: 500 }, (_, i) => `word${i}`).join(' ');
+  stack = await startStack({ env: { TOKEN_QUOTA: '0' }, tokenDelayMs: 0, plan: () => ({ text: words }) });
+  const c = await stack.connect();
+  for (const text of ['first', 'second']) {
+    c.send({ type: 'send', conversationId: 'nq', text });
+    const start = await c.next('reply.start');
+    assert.is((await c.next('reply.end')).finishReason, 'stop', text);
+    assert.is(replyText(c.frames, start.replyId), words);
+  }
 });
 
 test.run();
