@@ -4,9 +4,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { closeCodes } from '../../shared/codes.js';
-import { createAuthenticator, type Authenticator } from '../session/auth.js';
+import { AuthError, createAuthenticator, type Authenticator } from '../session/auth.js';
 import { createBackend, type StoreWrapper } from '../backend/index.js';
 import { checkExposure, type Config } from '../config.js';
 import { Connection } from '../session/connection.js';
@@ -17,6 +17,7 @@ import { ConnectionGate, Throttle } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import { handleAdminKeys } from './api-keys.js';
 import { handleOpenAI, type OpenAIDeps } from './openai/routes.js';
+import { AiSdkConnection } from './ai-sdk/connection.js';
 import { servePage } from './page.js';
 import { Upstream } from '../reply/upstream.js';
 
@@ -135,8 +136,19 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     allowedModels: config.ALLOWED_MODELS,
     maxTextChars: config.MAX_TEXT_CHARS,
     maxBodyBytes: config.MAX_HTTP_BODY_BYTES,
+    sendBufferLimitBytes: config.SEND_BUFFER_LIMIT_BYTES,
+    accepting: () => accepting,
+    clientIp: (req) => clientIp(req),
     log,
   };
+  const aiSdkSettings = {
+    maxRequests: config.MAX_CONVERSATIONS,
+    maxTextChars: config.MAX_TEXT_CHARS,
+    sendBufferLimitBytes: config.SEND_BUFFER_LIMIT_BYTES,
+    frameRatePerSec: config.FRAME_RATE_PER_SEC,
+    frameBurst: config.FRAME_BURST,
+  };
+  const aiSdkSockets = new Set<WebSocket>();
   let accepting = true;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
@@ -200,7 +212,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/ws') return refuse(socket, 404, 'Not Found');
+    if (path !== '/ws' && path !== '/ai-sdk') return refuse(socket, 404, 'Not Found');
     if (!accepting) return refuse(socket, 503, 'Service Unavailable');
     // Cross-site WebSocket hijacking: a browser on another site sends its Origin; refuse before the socket exists.
     const origin = req.headers.origin;
@@ -215,6 +227,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       released = true;
     };
     socket.once('close', release);
+    if (path === '/ai-sdk') return upgradeAiSdk(req, socket, head, release);
     wss.handleUpgrade(req, socket, head, (ws) => {
       const connection = new Connection(
         ws,
@@ -233,6 +246,25 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       );
       connections.add(connection);
     });
+  }
+
+  /** The AI SDK transport sends no hello: its token comes in the URL (`params: {token}`), checked before the socket exists. */
+  function upgradeAiSdk(req: IncomingMessage, socket: Duplex, head: Buffer, release: () => void): void {
+    const token = new URL(req.url ?? '/', 'http://relay').searchParams.get('token') ?? undefined;
+    auth.authenticate(token).then(
+      (identity) =>
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          aiSdkSockets.add(ws);
+          new AiSdkConnection(ws, identity, conversations, aiSdkSettings, log.child({ transport: 'ai-sdk' }), () => {
+            aiSdkSockets.delete(ws);
+            release();
+          });
+        }),
+      (err: unknown) => {
+        if (!(err instanceof AuthError)) log.error({ err }, 'ai-sdk upgrade failed');
+        refuse(socket, 401, 'Unauthorized');
+      },
+    );
   }
 
   // One timer for every socket's heartbeat rather than one per socket.
@@ -266,6 +298,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     await Promise.all([...conversations.all()].map((c) => c.shutdown().catch((err: unknown) => log.warn({ err }, 'shutdown of a conversation failed'))));
     await Promise.all([...conversations.all()].map((c) => c.idle));
     for (const c of connections) c.close(closeCodes.goingAway, 'server shutting down');
+    for (const ws of aiSdkSockets) ws.close(closeCodes.goingAway, 'server shutting down');
     conversations.close();
     await new Promise<void>((resolve) => {
       http.close(() => resolve());

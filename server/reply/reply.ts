@@ -2,7 +2,7 @@
 // completion into reply.delta events, and always finish with exactly one
 // reply.end whose finish reason says what really happened.
 import type { FinishReason, ReplyError, Usage } from '../../shared/protocol.js';
-import { buildContext, clientContext, countTokens, type ContextMessage } from './context.js';
+import { buildContext, clientContext, countTokens, type BuiltContext, type ContextMessage } from './context.js';
 import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -24,7 +24,8 @@ export interface ReplyRun {
   settings: ReplySettings;
   conversationId: string;
   job: ReplyJob;
-  history: ContextMessage[];
+  /** Read when the reply starts (a queued reply answers the history as it is then). */
+  history: () => Promise<ContextMessage[]>;
   /** The one controller of this reply: cancel, grace, shutdown, deadlines and quota all abort through it. */
   controller: AbortController;
   /** Counts completion tokens against the user's quota; false once it is crossed. */
@@ -33,22 +34,18 @@ export interface ReplyRun {
   metrics: Metrics;
 }
 
-export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, fence: Fence) => void | Promise<void>): Promise<FinishReason> {
+export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, fence?: Fence) => void | Promise<void>): Promise<FinishReason> {
   const { upstream, settings, conversationId, job, history, controller, meter, log, metrics } = run;
   const { replyId } = job;
   let ordinal = 0;
   const emit = (event: ReplyEventInput) => append(event, { ordinal: ordinal++ });
   const signal = controller.signal;
   const model = job.options?.model ?? settings.defaultModel;
-  // A queued reply answers its own message, not the ones sent while it waited.
-  const upTo = history.findIndex((m) => m.id === job.inReplyTo);
-  const answered = job.context ? clientContext(job.context) : upTo >= 0 ? history.slice(0, upTo + 1) : history;
-  const context = await buildContext(settings.systemPrompt, answered, settings.contextTokens);
+  let context: BuiltContext | undefined;
   const deadline = setTimeout(
     () => controller.abort(new RelayError('upstream_timeout', `the reply took longer than ${settings.maxReplyMs} ms`)),
     settings.maxReplyMs,
   );
-  log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
   let generated = '';
   // Mid-reply the quota is metered at one token per upstream piece (what chunks nearly always
   // carry), which keeps the tokenizer off the per-token path; the end reconciles exactly.
@@ -65,7 +62,10 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
   let completion: Completion | undefined;
   let failure: RelayError | undefined;
   try {
+    // Inside the try: a history that cannot be read still ends the reply with its one reply.end.
+    context = await buildContext(settings.systemPrompt, answered(await history(), job), settings.contextTokens);
     await emit({ type: 'reply.start', conversationId, replyId, inReplyTo: job.inReplyTo, model });
+    log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
     completion = await upstream.stream(
       { model, messages: context.messages, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens },
       signal,
@@ -122,12 +122,9 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
     usage = { ...completion.usage, source: 'upstream' };
   } else {
     const completionTokens = countTokens(generated + toolCalls.map((t) => t.name + t.arguments).join(''));
-    usage = {
-      promptTokens: context.promptTokens,
-      completionTokens,
-      totalTokens: context.promptTokens + completionTokens,
-      source: 'estimated',
-    };
+    // No context (its history could not be read): nothing was sent, nothing to bill for the prompt.
+    const promptTokens = context?.promptTokens ?? 0;
+    usage = { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, source: 'estimated' };
   }
   // What is billed is the upstream's count (or ours): settle the difference with the per-piece meter.
   if (usage.completionTokens > metered) {
@@ -135,7 +132,7 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
       .then(() => meter(usage.completionTokens - metered))
       .catch((err: unknown) => log.warn({ err }, 'metering failed'));
   }
-  await emit({
+  const end: ReplyEventInput = {
     type: 'reply.end',
     conversationId,
     replyId,
@@ -143,10 +140,19 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
     usage,
     ...(toolCalls.length ? { toolCalls } : {}),
     ...(error ? { error } : {}),
-  });
+  };
+  // A reply that never started (its history could not be read) ends like a queued one: unfenced, nothing to fold.
+  await (ordinal > 0 ? emit(end) : append(end));
   metrics.replies.inc({ finish_reason: finishReason });
   metrics.completionTokens.inc({ source: usage.source }, usage.completionTokens);
   if (error && error.code.startsWith('upstream')) metrics.upstreamErrors.inc({ code: error.code });
   log.info({ finishReason, code: error?.code, completionTokens: usage.completionTokens }, 'reply ended');
   return finishReason;
+}
+
+/** What a reply answers: the client's own context, or the history up to its message (a queued reply answers its own message, not the ones sent while it waited). */
+function answered(history: ContextMessage[], job: ReplyJob): ContextMessage[] {
+  if (job.context) return clientContext(job.context);
+  const upTo = history.findIndex((m) => m.id === job.inReplyTo);
+  return upTo >= 0 ? history.slice(0, upTo + 1) : history;
 }

@@ -91,6 +91,8 @@ export class Upstream {
     const inner = new AbortController();
     const forward = () => inner.abort(signal.reason);
     signal.addEventListener('abort', forward, { once: true });
+    // Aborted before the call (a cancel while the context was read): no request goes out at all.
+    if (signal.aborted) forward();
     const folder = new ChunkFolder();
     // Silence after a finish reason is a stream that forgot to end, not a failure: it ends with that reason.
     const onIdle = () =>

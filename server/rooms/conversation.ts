@@ -138,9 +138,12 @@ export class Conversation {
     this.deps.bus.publish(this.id, stored);
   }
 
-  private serial(task: () => Promise<void>): Promise<void> {
+  private serial<T>(task: () => Promise<T>): Promise<T> {
     const run = this.chain.then(task);
-    this.chain = run.catch(() => undefined);
+    this.chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -175,7 +178,8 @@ export class Conversation {
   /** `restart`: the server starts the member over (the log was lost), replaying the new log from `from`. */
   private sendJoined(socket: MemberSocket, feed: MemberFeed, from: JoinFrom | undefined, ref: string | undefined, restart = false): Promise<void> {
     const isCurrent = () => this.members.get(socket.id)?.feed === feed;
-    return sendJoined({ conversationId: this.id, store: this.deps.store, metrics: this.deps.metrics, isCurrent }, socket, feed, { from, ref, restart });
+    const isMember = () => this.members.has(socket.id);
+    return sendJoined({ conversationId: this.id, store: this.deps.store, metrics: this.deps.metrics, isCurrent, isMember }, socket, feed, { from, ref, restart });
   }
 
   /** Unsubscribe a socket (leave or disconnect). A reply keeps running for the grace period. */
@@ -230,15 +234,22 @@ export class Conversation {
     this.deps.bus.publish(this.id, { json, origin: { connectionId: socket.id, skip: true } });
   }
 
-  /** `context`: what the reply answers instead of the history, when the client brings its own (the OpenAI HTTP API). */
-  send(socket: MemberSocket, frame: ClientFrameOf<'send'>, context?: ClientMessage[]): Promise<void> {
+  /**
+   * `context`: what the reply answers instead of the history, when the client
+   * brings its own (the OpenAI HTTP API). Resolves with the id of the reply it
+   * asked for, if any.
+   */
+  send(socket: MemberSocket, frame: ClientFrameOf<'send'>, context?: ClientMessage[]): Promise<string | undefined> {
     return this.serial(async () => {
       const { store, userLimits, settings } = this.deps;
       const user = socket.user;
       const echo = (stored: StoredEvent) => socket.sendRaw(frame.ref === undefined ? stored.json : withRef(stored.json, frame.ref), this.id);
       // A retry of a send that already went through costs nothing: no limit is consulted.
       const seen = frame.clientMessageId ? await store.ids.find(this.id, frame.clientMessageId) : undefined;
-      if (seen) return echo(seen);
+      if (seen) {
+        echo(seen);
+        return seen.event.type === 'message' ? seen.event.replyId : undefined;
+      }
       await userLimits.takeMessage(user.id);
       const messageId = randomUUID();
       let job: ReplyJob | undefined;
@@ -266,11 +277,15 @@ export class Conversation {
         });
       if (submission.kind !== 'appended' && job) await userLimits.endReply(user.id);
       if (submission.kind === 'queue-full') throw new RelayError('busy', 'the reply queue of this conversation is full');
-      if (submission.kind === 'duplicate') return echo(submission.stored);
+      if (submission.kind === 'duplicate') {
+        echo(submission.stored);
+        return submission.stored.event.type === 'message' ? submission.stored.event.replyId : undefined;
+      }
       this.deps.bus.publish(this.id, { ...submission.stored, origin: { connectionId: socket.id, ref: frame.ref } });
       if (job && submission.start) this.start(job);
       // The sender's answers to its next frames must not overtake its own message.
       await this.subscription.delivered(submission.stored.event.seq);
+      return job?.replyId;
     });
   }
 
@@ -353,9 +368,8 @@ export class Conversation {
     const renew = settings.leaseRenewMs
       ? setInterval(() => void store.replies.renew(this.id, job.replyId).catch((err: unknown) => log.warn({ err }, 'lease renewal failed')), settings.leaseRenewMs)
       : undefined;
-    const done = store.log
-      .context(this.id)
-      .then((history) => runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence) => this.record(e, fence)))
+    const history = () => store.log.context(this.id);
+    const done = runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence) => this.record(e, fence))
       // Through another node's bus (Redis) the end comes back later: members here get it before the reply counts as done.
       .then(() => this.subscription.delivered(this.lastRecorded))
       .catch((err: unknown) => log.error({ err }, 'reply runner failed'))

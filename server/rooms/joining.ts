@@ -12,6 +12,8 @@ export interface JoinContext {
   metrics: Metrics;
   /** Still the same membership (not left or joined again while the store was read)? */
   isCurrent(): boolean;
+  /** A member at all (it may have joined again)? */
+  isMember(): boolean;
 }
 
 export interface JoinRequest {
@@ -23,11 +25,17 @@ export interface JoinRequest {
 
 export async function sendJoined(ctx: JoinContext, socket: MemberSocket, feed: MemberFeed, { from, ref, restart }: JoinRequest): Promise<void> {
   const { conversationId, store } = ctx;
+  // A member that left while the subscription got ready must not be listed by the store.
+  if (!ctx.isCurrent()) return;
   await store.members.add(conversationId, socket.id, socket.user);
   const replay = from ? await store.log.eventsSince(conversationId, from.since, from.epoch) : undefined;
   const snap = replay ? undefined : await store.log.snapshot(conversationId);
   const members = await store.members.list(conversationId);
-  if (!ctx.isCurrent()) return;
+  if (!ctx.isCurrent()) {
+    // Left while we read: its leave may have run before the add above.
+    if (!ctx.isMember()) await store.members.remove(conversationId, socket.id);
+    return;
+  }
   if (from && !restart) ctx.metrics.resumes.inc({ outcome: replay ? 'replayed' : 'reset' });
   const reset = restart || (from !== undefined && !replay);
   if (snap) {

@@ -283,7 +283,8 @@ export class Connection implements MemberSocket {
         const { maxTextChars } = this.deps.settings.limits;
         if (frame.text.length > maxTextChars) throw new RelayError('bad_frame', `text: longer than maxTextChars (${maxTextChars})`);
         if (!this.joined.has(frame.conversationId)) await this.join(frame.conversationId, undefined, frame.ref);
-        return conversations.get(frame.conversationId).send(this, frame);
+        await conversations.get(frame.conversationId).send(this, frame);
+        return;
       }
       case 'cancel':
         return this.memberOf(frame.conversationId).cancel(frame);

@@ -9,6 +9,8 @@ function broken(store: Store): Store {
   const log = store.log;
   const snapshot = log.snapshot.bind(log);
   log.snapshot = (conversationId: string) => (conversationId === 'cursed' ? Promise.reject(new Error('simulated store bug')) : snapshot(conversationId));
+  const context = log.context.bind(log);
+  log.context = (conversationId: string) => (conversationId === 'no-history' ? Promise.reject(new Error('simulated store bug')) : context(conversationId));
   return store;
 }
 
@@ -43,6 +45,19 @@ test('an unexpected error answers internal with the ref; the socket, the process
   assert.is(replyText(bystander.frames), 'all good here');
   victim.send({ type: 'typing', conversationId: 'cursed', ref: 't' });
   assert.is((await victim.next('error', (e) => e.ref === 't')).code, 'not_found');
+});
+
+test('a history that cannot be read still ends the reply, once, for everyone; the queue moves on', async () => {
+  const c = await stack.connect();
+  c.send({ type: 'send', conversationId: 'no-history', text: 'first' });
+  c.send({ type: 'send', conversationId: 'no-history', text: 'second' });
+  const first = await c.next('message');
+  const second = await c.next('message');
+  const end = await c.waitFor('reply.end', (e) => e.replyId === first.replyId);
+  assert.is(end.finishReason, 'error');
+  assert.is(end.error?.code, 'internal');
+  await c.waitFor('reply.end', (e) => e.replyId === second.replyId);
+  assert.is(c.frames.filter((f) => f.type === 'reply.end' && f.replyId === first.replyId).length, 1);
 });
 
 test.run();

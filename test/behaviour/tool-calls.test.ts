@@ -47,7 +47,7 @@ for (const [i, name] of Object.keys(STREAMS).entries()) {
     const c = await stack.connect();
     c.send({ type: 'send', conversationId: `tools-${i}`, text: name });
     const reply = await c.next('reply.end');
-    assert.is(reply.finishReason, 'tool_calls');
+    assert.is(reply.finishReason, 'tool_calls', JSON.stringify(reply.error));
     assert.equal(reply.toolCalls, [
       { id: 'call_1', name: 'a', arguments: '{"x":1}' },
       { id: 'call_2', name: 'b', arguments: '{"y":2}' },

@@ -47,7 +47,7 @@ test.after(async () => {
     await redis.start();
 
     const end = await b.next('reply.end', (e) => e.replyId === start.replyId, 30_000);
-    assert.is(end.finishReason, 'stop');
+    assert.is(end.finishReason, 'stop', JSON.stringify(end.error));
     for (const c of [a, b]) {
       await c.waitFor('reply.end', (e) => e.replyId === start.replyId, 30_000);
       const seqs = c.events('blip').map((f) => f.seq);

@@ -45,6 +45,8 @@ export class RedisApiKeys implements ApiKeys {
   }
 
   async addUsage(id: string, usage: { promptTokens: number; completionTokens: number }): Promise<void> {
+    // A key revoked meanwhile gets no usage key back (nothing would ever delete it).
+    if (!(await this.redis.hexists(this.keys.apiKeys, id))) return;
     const key = this.keys.apiKeyUsage(id);
     await this.redis.multi().hincrby(key, 'requests', 1).hincrby(key, 'promptTokens', usage.promptTokens).hincrby(key, 'completionTokens', usage.completionTokens).exec();
   }

@@ -1,11 +1,9 @@
-// One `POST /v1/chat/completions` exchange as a member of its conversation:
-// the conversation sends it frames as it would a socket, and it turns the
-// frames of its own reply into OpenAI's shapes — SSE chunks while streaming,
-// or one completion object at the end.
-import { randomUUID } from 'node:crypto';
+// One `POST /v1/chat/completions` exchange: a member of its conversation that
+// follows the reply to its own message and turns it into OpenAI's shapes, SSE
+// chunks while streaming, or one completion object at the end.
 import type { ServerResponse } from 'node:http';
-import { ServerFrame, type ConversationEvent, type ServerFrameOf, type User, type Usage } from '../../../shared/protocol.js';
-import type { MemberSocket } from '../../rooms/conversation.js';
+import type { ServerFrameOf, User, Usage } from '../../../shared/protocol.js';
+import { ReplyFollower } from '../../rooms/reply-follower.js';
 import { openaiError } from './errors.js';
 
 export interface ExchangeOptions {
@@ -13,6 +11,8 @@ export interface ExchangeOptions {
   includeUsage: boolean;
   /** The model name the client asked for, echoed in every object. */
   model: string;
+  /** Bytes of chunks the response may hold unsent before the reader counts as gone. */
+  sendBufferLimitBytes: number;
 }
 
 /** How an exchange ended: its reply's end, or the client going away first. */
@@ -27,11 +27,9 @@ const FINISH: Record<ServerFrameOf<'reply.end'>['finishReason'], string> = {
   error: 'stop',
 };
 
-export class Exchange implements MemberSocket {
-  readonly id = randomUUID();
-  /** The sender's own `message` comes back with this ref: it names the reply this exchange waits for. */
-  readonly ref = `openai-${this.id}`;
-  replyId: string | undefined;
+export class Exchange {
+  /** The conversation member this exchange is. */
+  readonly member: ReplyFollower;
   readonly outcome: Promise<Outcome>;
   private settle!: (o: Outcome) => void;
   private text = '';
@@ -40,52 +38,35 @@ export class Exchange implements MemberSocket {
   private readonly created = Math.floor(Date.now() / 1000);
 
   constructor(
-    readonly user: User,
+    user: User,
     private readonly res: ServerResponse,
     private readonly opts: ExchangeOptions,
   ) {
     this.outcome = new Promise((resolve) => (this.settle = resolve));
     res.once('close', () => this.settle({ kind: 'gone' }));
+    const output = {
+      get backlogged() {
+        return res.writableNeedDrain;
+      },
+      drained: () => (res.writableNeedDrain ? new Promise<void>((resolve) => res.once('drain', () => resolve())) : Promise.resolve()),
+      overflow: () => res.destroy(),
+    };
+    this.member = new ReplyFollower(user, output, { started: () => this.start(), delta: (d) => this.delta(d), ended: (e) => this.end(e), none: () => undefined }, 'own');
   }
 
-  get backlogged(): boolean {
-    return this.res.writableNeedDrain;
-  }
-
-  drained(): Promise<void> {
-    return this.backlogged ? new Promise((resolve) => this.res.once('drain', () => resolve())) : Promise.resolve();
-  }
-
-  overflow(): void {
-    this.res.destroy();
-  }
-
-  send(frame: ServerFrame): void {
-    this.handle(frame);
-  }
-
-  sendRaw(json: string, _conversationId?: string, delta?: ConversationEvent): void {
-    if (delta) return this.handle(delta);
-    // Only this relay's own frames come here; the rare non-delta ones are read back.
-    const parsed = ServerFrame.safeParse(JSON.parse(json));
-    if (parsed.success) this.handle(parsed.data);
-  }
-
-  private handle(frame: ServerFrame): void {
-    if (frame.type === 'message' && frame.ref === this.ref) this.replyId = frame.replyId;
-    if (!('replyId' in frame) || frame.replyId !== this.replyId) return;
-    if (frame.type === 'reply.start') this.start();
-    else if (frame.type === 'reply.delta') this.delta(frame);
-    else if (frame.type === 'reply.end') this.end(frame);
+  get replyId(): string | undefined {
+    return this.member.replyId;
   }
 
   private get completionId(): string {
-    return `chatcmpl-${this.replyId ?? this.id}`;
+    return `chatcmpl-${this.replyId ?? this.member.id}`;
   }
 
   private chunk(delta: Record<string, string>, finishReason: string | null = null): void {
     const body = { id: this.completionId, object: 'chat.completion.chunk', created: this.created, model: this.opts.model, choices: [{ index: 0, delta, finish_reason: finishReason }] };
     this.res.write(`data: ${JSON.stringify(body)}\n\n`);
+    // A reader this far behind is not reading: drop it rather than hold the reply in memory.
+    if (this.res.writableLength > this.opts.sendBufferLimitBytes) this.res.destroy();
   }
 
   private start(): void {

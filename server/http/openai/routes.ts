@@ -3,7 +3,7 @@
 // adapter: each request is a member of a conversation (its own, or the one
 // `X-Conversation-Id` names) and sends one message, under the same limits,
 // quotas and upstream as a socket; a client that goes away cancels its reply.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConversationId, describeIssues, type User } from '../../../shared/protocol.js';
 import type { ApiKeys, ClientMessage } from '../../backend/store.js';
@@ -25,6 +25,12 @@ export interface OpenAIDeps {
   allowedModels: string[];
   maxTextChars: number;
   maxBodyBytes: number;
+  /** Bytes an SSE response may hold unsent before the reader counts as gone. */
+  sendBufferLimitBytes: number;
+  /** False while the server shuts down. */
+  accepting(): boolean;
+  /** The client's address, as the socket's per-IP limits see it. */
+  clientIp(req: IncomingMessage): string;
   log: Logger;
 }
 
@@ -45,11 +51,18 @@ async function identify(req: IncomingMessage, deps: OpenAIDeps): Promise<Caller 
   }
   try {
     const identity = await deps.auth.authenticate(credential);
-    return { user: identity.user, keyId: undefined, mayBind: identity.allows };
+    // Anonymous mode names a new user per call; one caller's requests must share one user's limits.
+    const user = identity.expiresAt === undefined && credential === undefined ? anonymousByAddress(deps.clientIp(req)) : identity.user;
+    return { user, keyId: undefined, mayBind: identity.allows };
   } catch (err) {
     if (err instanceof AuthError) return undefined;
     throw err;
   }
+}
+
+function anonymousByAddress(ip: string): User {
+  const id = createHash('sha256').update(ip).digest('hex').slice(0, 16);
+  return { id: `anon-http-${id}`, name: 'HTTP client' };
 }
 
 /** Handles the request if its path is OpenAI's; false otherwise. */
@@ -57,6 +70,10 @@ export function handleOpenAI(req: IncomingMessage, res: ServerResponse, deps: Op
   const path = (req.url ?? '').split('?')[0];
   const route = path === '/v1/chat/completions' && req.method === 'POST' ? completions : path === '/v1/models' && req.method === 'GET' ? models : undefined;
   if (!route) return false;
+  if (!deps.accepting()) {
+    sendOpenAIError(res, 'overloaded', 'the server is shutting down; try another');
+    return true;
+  }
   void (async () => {
     const caller = await identify(req, deps);
     if (!caller) return sendOpenAIError(res, 'unauthorized', 'Incorrect API key provided.');
@@ -91,15 +108,21 @@ async function completions(req: IncomingMessage, res: ServerResponse, caller: Ca
   if (typeof bound === 'string' && !ConversationId.safeParse(bound).success) return sendOpenAIError(res, 'bad_frame', 'X-Conversation-Id is not a conversation id');
   if (typeof bound === 'string' && !caller.mayBind(bound)) return sendOpenAIError(res, 'forbidden', 'this key may not use that conversation');
 
-  const exchange = new Exchange(caller.user, res, { stream: request.stream ?? false, includeUsage: request.stream_options?.include_usage ?? false, model: request.model });
+  const exchange = new Exchange(caller.user, res, {
+    stream: request.stream ?? false,
+    includeUsage: request.stream_options?.include_usage ?? false,
+    model: request.model,
+    sendBufferLimitBytes: deps.sendBufferLimitBytes,
+  });
   const conversation = deps.conversations.get(conversationId);
   try {
-    await conversation.join(exchange, undefined, undefined);
+    await conversation.join(exchange.member, undefined, undefined);
     const maxTokens = request.max_completion_tokens ?? request.max_tokens ?? undefined;
     const options = { model: request.model, ...(request.temperature != null ? { temperature: request.temperature } : {}), ...(maxTokens ? { maxTokens } : {}) };
     // A bound exchange answers from the conversation's history; an unbound one from the messages it brought.
     const context = typeof bound === 'string' ? undefined : request.messages.map(toClientMessage);
-    await conversation.send(exchange, { type: 'send', conversationId, text, ref: exchange.ref, options }, context);
+    const replyId = await conversation.send(exchange.member, { type: 'send', conversationId, text, ref: exchange.member.ref, options }, context);
+    if (replyId) exchange.member.follow(replyId);
     const outcome = await exchange.outcome;
     if (outcome.kind === 'gone' && exchange.replyId) {
       // The client went away: its reply stops, and the upstream request with it.
@@ -107,7 +130,7 @@ async function completions(req: IncomingMessage, res: ServerResponse, caller: Ca
     }
     if (outcome.kind === 'ended' && caller.keyId && outcome.end.usage) await deps.apiKeys.addUsage(caller.keyId, outcome.end.usage);
   } finally {
-    conversation.leave(exchange);
+    conversation.leave(exchange.member);
   }
 }
 
