@@ -119,4 +119,28 @@ test('bad frames: a close or an error with the requestId; the socket and the pro
   c.ws.close();
 });
 
+test("a chat the token does not allow is refused with an error; a bad token never gets a socket", async () => {
+  await stack.close();
+  const secret = 'a-jwt-secret-of-at-least-32-characters!!';
+  stack = await startStack({ env: { AUTH_JWT_SECRET: secret }, plan: () => ({ text: TEXT }) });
+  const { SignJWT } = await import('jose');
+  const jwt = await new SignJWT({ sub: 'eve', conversations: ['eve-*'] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+  const url = stack.url.replace(/\/ws$/, '/ai-sdk');
+  const own = new WebSocketChatTransport<UIMessage>({ url, params: { token: jwt }, webSocket: NodeWebSocket });
+  transports.push(own);
+  assert.is(await textOf(await ask(own, 'eve-1', 'mine')), TEXT);
+  const error = await ask(own, 'alice-1', 'not mine').then(
+    (stream) => stream.getReader().read(),
+    (err: unknown) => err,
+  ).catch((err: unknown) => err);
+  assert.instance(error, Error);
+  assert.match(String(error), /does not allow/);
+  const refused = await new Promise<number>((resolve) => {
+    const ws = new WebSocket(`${url}?token=forged`);
+    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.once('open', () => resolve(101));
+  });
+  assert.is(refused, 401);
+});
+
 test.run();
