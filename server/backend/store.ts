@@ -31,6 +31,8 @@ export const ReplyJob = z.object({
   options: SendOptions.optional(),
   /** The context to answer instead of the conversation's history, when the client sent its own. */
   context: z.array(ClientMessage).optional(),
+  /** The API key that asked for it: its usage is counted under that key, however the reply ends. */
+  keyId: z.string().optional(),
 });
 export type ReplyJob = z.infer<typeof ReplyJob>;
 

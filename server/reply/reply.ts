@@ -34,7 +34,7 @@ export interface ReplyRun {
   metrics: Metrics;
 }
 
-export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, fence?: Fence) => void | Promise<void>): Promise<FinishReason> {
+export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, fence?: Fence) => void | Promise<void>): Promise<{ finishReason: FinishReason; usage: Usage }> {
   const { upstream, settings, conversationId, job, history, controller, meter, log, metrics } = run;
   const { replyId } = job;
   let ordinal = 0;
@@ -147,7 +147,7 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
   metrics.completionTokens.inc({ source: usage.source }, usage.completionTokens);
   if (error && error.code.startsWith('upstream')) metrics.upstreamErrors.inc({ code: error.code });
   log.info({ finishReason, code: error?.code, completionTokens: usage.completionTokens }, 'reply ended');
-  return finishReason;
+  return { finishReason, usage };
 }
 
 /** What a reply answers: the client's own context, or the history up to its message (a queued reply answers its own message, not the ones sent while it waited). */

@@ -235,11 +235,12 @@ export class Conversation {
   }
 
   /**
-   * `context`: what the reply answers instead of the history, when the client
-   * brings its own (the OpenAI HTTP API). Resolves with the id of the reply it
-   * asked for, if any.
+   * `extra.context`: what the reply answers instead of the history, when the
+   * client brings its own (the OpenAI HTTP API); `extra.keyId`: the API key its
+   * usage is counted under, however the reply ends. Resolves with the id of the
+   * reply it asked for, if any.
    */
-  send(socket: MemberSocket, frame: ClientFrameOf<'send'>, context?: ClientMessage[]): Promise<string | undefined> {
+  send(socket: MemberSocket, frame: ClientFrameOf<'send'>, extra: { context?: ClientMessage[]; keyId?: string } = {}): Promise<string | undefined> {
     return this.serial(async () => {
       const { store, userLimits, settings } = this.deps;
       const user = socket.user;
@@ -259,7 +260,7 @@ export class Conversation {
           throw new RelayError('forbidden', `model ${model} is not allowed on this server`);
         }
         await userLimits.startReply(user.id);
-        job = { replyId: randomUUID(), inReplyTo: messageId, user, options: frame.options, ...(context ? { context } : {}) };
+        job = { replyId: randomUUID(), inReplyTo: messageId, user, options: frame.options, ...extra };
       }
       const message = {
         id: messageId,
@@ -370,6 +371,7 @@ export class Conversation {
       : undefined;
     const history = () => store.log.context(this.id);
     const done = runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence) => this.record(e, fence))
+      .then(({ usage }) => (job.keyId ? store.apiKeys.addUsage(job.keyId, usage) : undefined))
       // Through another node's bus (Redis) the end comes back later: members here get it before the reply counts as done.
       .then(() => this.subscription.delivered(this.lastRecorded))
       .catch((err: unknown) => log.error({ err }, 'reply runner failed'))

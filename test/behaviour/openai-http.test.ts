@@ -85,8 +85,8 @@ test('a streamed completion: chunks add up to the reply, then usage when asked f
   assert.ok(usage! > 0);
 });
 
-test('aborting a stream mid-reply closes the upstream request', async () => {
-  const { key } = await issue();
+test('aborting a stream mid-reply closes the upstream request; its usage is still counted under the key', async () => {
+  const { id, key } = await issue();
   const controller = new AbortController();
   const stream = await client(key).chat.completions.create(
     { model: 'test-model', messages: [{ role: 'user', content: 'long' }], stream: true },
@@ -100,6 +100,11 @@ test('aborting a stream mid-reply closes the upstream request', async () => {
   await req.closed;
   assert.ok(req.aborted, 'the upstream saw its connection closed');
   assert.not.ok(req.finished);
+  // What was generated before the abort is still counted under the key.
+  await eventually(async () => {
+    const listed = (await (await admin('GET', '/admin/keys')).json()) as { keys: Array<{ id: string; usage: { requests: number } }> };
+    return listed.keys.find((k) => k.id === id)?.usage.requests === 1;
+  }, 'the cancelled exchange is counted');
 });
 
 test('a bad or revoked key gets 401; a key lists its usage', async () => {

@@ -121,14 +121,14 @@ async function completions(req: IncomingMessage, res: ServerResponse, caller: Ca
     const options = { model: request.model, ...(request.temperature != null ? { temperature: request.temperature } : {}), ...(maxTokens ? { maxTokens } : {}) };
     // A bound exchange answers from the conversation's history; an unbound one from the messages it brought.
     const context = typeof bound === 'string' ? undefined : request.messages.map(toClientMessage);
-    const replyId = await conversation.send(exchange.member, { type: 'send', conversationId, text, ref: exchange.member.ref, options }, context);
+    const extra = { ...(context ? { context } : {}), ...(caller.keyId ? { keyId: caller.keyId } : {}) };
+    const replyId = await conversation.send(exchange.member, { type: 'send', conversationId, text, ref: exchange.member.ref, options }, extra);
     if (replyId) exchange.member.follow(replyId);
     const outcome = await exchange.outcome;
     if (outcome.kind === 'gone' && exchange.replyId) {
       // The client went away: its reply stops, and the upstream request with it.
       await conversation.cancel({ type: 'cancel', conversationId, replyId: exchange.replyId }).catch(() => undefined);
     }
-    if (outcome.kind === 'ended' && caller.keyId && outcome.end.usage) await deps.apiKeys.addUsage(caller.keyId, outcome.end.usage);
   } finally {
     conversation.leave(exchange.member);
   }
