@@ -9,6 +9,7 @@ import type { Bus, Delivery, Subscription } from './bus.js';
 import { RelayError } from '../errors.js';
 import { MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
 import { sendJoined } from './joining.js';
+import { Presence } from './presence.js';
 import type { Throttle, UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -67,15 +68,13 @@ export class Conversation {
   private readonly members = new Map<string, Member>();
   private readonly subscription: Subscription;
   private readonly log: Logger;
+  private readonly presence: Presence;
   private active: ActiveReply | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
-  private presenceTimer: NodeJS.Timeout | undefined;
   /** Set once evicted or shut down: late socket closes must not arm new timers, ended replies start no next one. */
   private disposed = false;
   private stopping = false;
-  /** The member list last announced, to notice members lost with a dead node. */
-  private lastPresence = '';
   /** seq of the last event this node recorded: a reply is done here once its end has reached the members here. */
   private lastRecorded = 0;
   /** Serializes state changes that span several store calls (send, cancel). */
@@ -86,6 +85,7 @@ export class Conversation {
     private readonly deps: ConversationDeps,
   ) {
     this.log = deps.log.child({ conversationId: id });
+    this.presence = new Presence(id, deps.store.members, deps.bus, deps.settings.presenceCoalesceMs, this.log);
     this.subscription = deps.bus.subscribe(id, {
       deliver: (d) => this.fanOut(d),
       cancel: (replyId, reason) => {
@@ -172,7 +172,7 @@ export class Conversation {
       this.leave(socket);
       throw err;
     }
-    this.schedulePresence();
+    this.presence.schedule();
   }
 
   /** `restart`: the server starts the member over (the log was lost), replaying the new log from `from`. */
@@ -187,7 +187,7 @@ export class Conversation {
     if (!this.members.delete(socket.id)) return false;
     void this.deps.store.members.remove(this.id, socket.id).catch((err: unknown) => this.log.warn({ err }, 'removeMember failed'));
     this.deps.typingThrottle.forget(`${socket.id}:${this.id}`);
-    this.schedulePresence();
+    this.presence.schedule();
     if (this.members.size === 0 && !this.disposed) void this.releaseIfIdle();
     return true;
   }
@@ -343,7 +343,7 @@ export class Conversation {
   async checkCluster(): Promise<void> {
     if (this.stopping || this.disposed) return;
     if (!this.active) await this.adopt();
-    if (this.members.size > 0 && presenceKey(await this.deps.store.members.list(this.id)) !== this.lastPresence) this.schedulePresence();
+    if (this.members.size > 0) await this.presence.recheck();
   }
 
   /** A reply whose node is gone ends for everyone (this node now holds its lease); the queue moves on here. */
@@ -397,21 +397,6 @@ export class Conversation {
     if (this.members.size === 0) void this.releaseIfIdle();
   }
 
-  private schedulePresence(): void {
-    if (this.presenceTimer || this.disposed) return;
-    // A burst of joins and leaves gives one presence frame.
-    this.presenceTimer = setTimeout(async () => {
-      this.presenceTimer = undefined;
-      try {
-        const members = await this.deps.store.members.list(this.id);
-        this.lastPresence = presenceKey(members);
-        this.deps.bus.publish(this.id, { json: serialize({ type: 'presence', conversationId: this.id, members }) });
-      } catch (err) {
-        this.log.warn({ err }, 'presence update failed');
-      }
-    }, this.deps.settings.presenceCoalesceMs);
-  }
-
   private scheduleIdle(): void {
     clearTimeout(this.idleTimer);
     if (this.disposed) return;
@@ -430,12 +415,7 @@ export class Conversation {
   dispose(): void {
     this.disposed = true;
     this.clearTimers();
-    clearTimeout(this.presenceTimer);
-    this.presenceTimer = undefined;
+    this.presence.dispose();
     this.subscription.close();
   }
-}
-
-function presenceKey(members: User[]): string {
-  return members.map((m) => m.id).sort().join('\n');
 }
