@@ -100,9 +100,11 @@ export interface EventLog {
    * object it is given: pass a fresh one. Reply events carry `fence`: the log
    * refuses them (RelayError) once this node no longer holds that reply's
    * lease, so a node presumed dead cannot write after its successor. In one
-   * process the answer is synchronous (no promise per token).
+   * process the answer is synchronous (no promise per token). Undefined: this
+   * very write was made before (resent after a reconnect); members get it from
+   * the log, so there is nothing to publish.
    */
-  append(conversationId: string, event: ReplyEventInput, fence?: Fence): StoredEvent | Promise<StoredEvent>;
+  append(conversationId: string, event: ReplyEventInput, fence?: Fence): StoredEvent | Promise<StoredEvent | undefined>;
   snapshot(conversationId: string): Promise<Snapshot>;
   /**
    * Every retained event with seq > since, in order; undefined when `since`

@@ -109,7 +109,7 @@ export class Conversation {
     const stored = this.deps.store.log.append(this.id, event, fence);
     if (!(stored instanceof Promise)) return this.publish(stored);
     return stored.then(
-      (s) => this.publish(s),
+      (s) => (s ? this.publish(s) : undefined),
       (err: unknown) => this.endInLostLog(err, event),
     );
   }
@@ -121,7 +121,8 @@ export class Conversation {
    */
   private async endInLostLog(err: unknown, event: ReplyEventInput): Promise<void> {
     if (!(err instanceof LogLostError) || event.type !== 'reply.end') throw err;
-    this.publish(await this.deps.store.log.append(this.id, event));
+    const stored = await this.deps.store.log.append(this.id, event);
+    if (stored) this.publish(stored);
   }
 
   /** The log was lost: every member here starts over from the new one (joined with reset). */

@@ -89,7 +89,7 @@ export class RedisLog implements EventLog, MessageIds {
    * A reply event. Without a fence it is the end of a reply that never
    * started (dropped from the queue): nothing to check, nothing to fold.
    */
-  async append(conversationId: string, event: ReplyEventInput, fence?: Fence): Promise<StoredEvent> {
+  async append(conversationId: string, event: ReplyEventInput, fence?: Fence): Promise<StoredEvent | undefined> {
     const args = this.appendArgs(event);
     if (fence) {
       const completed = await this.fold(conversationId, event);
@@ -104,6 +104,7 @@ export class RedisLog implements EventLog, MessageIds {
       args.kind = 'dropped';
     }
     const result = AppendReply.parse(await appendScript.run(this.redis, this.keys.conversation(conversationId), args));
+    if (result === 'duplicate' && fence) return this.writtenBefore(conversationId, event);
     if (typeof result === 'string') {
       this.inFlight.delete(conversationId);
       if (result === 'lost-log') throw new LogLostError();
@@ -120,6 +121,20 @@ export class RedisLog implements EventLog, MessageIds {
     // After any other event the log is trimmed before members hear of it, as in memory.
     else await this.trimQuietly(conversationId);
     return { json, event: withSeq, epoch };
+  }
+
+  /**
+   * The fence saw this very write before: it went through, but its answer was
+   * lost with the connection, and the client sent it again after reconnecting.
+   * Members get it from the log (every node catches up after a reconnect); this
+   * node's fold of the reply is read back from the log, which has it.
+   */
+  private async writtenBefore(conversationId: string, event: ReplyEventInput): Promise<undefined> {
+    this.log.info({ conversationId, type: event.type }, 'a resent reply event was written before; not written again');
+    if (event.type === 'reply.end') return undefined;
+    const inFlight = await this.readInFlight(conversationId);
+    if (inFlight) this.inFlight.set(conversationId, inFlight);
+    return undefined;
   }
 
   /** The history entry a reply.end completes; other reply events complete none. */
