@@ -73,8 +73,9 @@ export class RedisLog implements EventLog, MessageIds {
       historyLimit,
       clientId: '',
       idsKept: CLIENT_IDS_KEPT,
-      // Taken only if this append starts the log.
-      epoch: randomUUID(),
+      // Only an append that may start the log (a message, or an end written into a lost one) brings one:
+      // a fenced reply event never starts a log, and this runs once per token.
+      epoch: '',
     };
   }
 
@@ -82,7 +83,7 @@ export class RedisLog implements EventLog, MessageIds {
   messageArgs(message: MessageInput) {
     // The message's history entry is scored by its own seq, which the script allocates.
     const entry = messageEntry({ ...message, seq: 0 });
-    return { ...this.appendArgs(message), history: JSON.stringify(entry.message), clientId: message.message.clientMessageId ?? '' };
+    return { ...this.appendArgs(message), history: JSON.stringify(entry.message), clientId: message.message.clientMessageId ?? '', epoch: randomUUID() };
   }
 
   /**
@@ -102,6 +103,7 @@ export class RedisLog implements EventLog, MessageIds {
       });
     } else {
       args.kind = 'dropped';
+      args.epoch = randomUUID();
     }
     const result = AppendReply.parse(await appendScript.run(this.redis, this.keys.conversation(conversationId), args));
     if (result === 'duplicate' && fence) return this.writtenBefore(conversationId, event);
