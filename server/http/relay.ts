@@ -4,7 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import { closeCodes } from '../../shared/codes.js';
 import { AuthError, createAuthenticator, type Authenticator } from '../session/auth.js';
 import { createBackend, type StoreWrapper } from '../backend/index.js';
@@ -148,7 +148,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     frameRatePerSec: config.FRAME_RATE_PER_SEC,
     frameBurst: config.FRAME_BURST,
   };
-  const aiSdkSockets = new Set<WebSocket>();
+  const aiSdkConnections = new Set<AiSdkConnection>();
   let accepting = true;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
@@ -254,11 +254,11 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     auth.authenticate(token).then(
       (identity) =>
         wss.handleUpgrade(req, socket, head, (ws) => {
-          aiSdkSockets.add(ws);
-          new AiSdkConnection(ws, identity, conversations, aiSdkSettings, log.child({ transport: 'ai-sdk' }), () => {
-            aiSdkSockets.delete(ws);
+          const connection = new AiSdkConnection(ws, identity, conversations, aiSdkSettings, log.child({ transport: 'ai-sdk' }), () => {
+            aiSdkConnections.delete(connection);
             release();
           });
+          aiSdkConnections.add(connection);
         }),
       (err: unknown) => {
         if (!(err instanceof AuthError)) log.error({ err }, 'ai-sdk upgrade failed');
@@ -270,6 +270,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   // One timer for every socket's heartbeat rather than one per socket.
   const heartbeat = setInterval(() => {
     for (const c of connections) c.heartbeat();
+    for (const c of aiSdkConnections) c.heartbeat();
   }, config.PING_INTERVAL_MS);
   // Forget the per-IP and per-user counters that have nothing left to remember.
   const sweeper = setInterval(() => {
@@ -298,7 +299,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     await Promise.all([...conversations.all()].map((c) => c.shutdown().catch((err: unknown) => log.warn({ err }, 'shutdown of a conversation failed'))));
     await Promise.all([...conversations.all()].map((c) => c.idle));
     for (const c of connections) c.close(closeCodes.goingAway, 'server shutting down');
-    for (const ws of aiSdkSockets) ws.close(closeCodes.goingAway, 'server shutting down');
+    for (const c of aiSdkConnections) c.close(closeCodes.goingAway, 'server shutting down');
     conversations.close();
     await new Promise<void>((resolve) => {
       http.close(() => resolve());

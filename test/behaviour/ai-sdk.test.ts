@@ -143,4 +143,15 @@ test("a chat the token does not allow is refused with an error; a bad token neve
   assert.is(refused, 401);
 });
 
+test('a transport socket that stops answering pings is terminated and released', async () => {
+  await stack.close();
+  stack = await startStack({ env: { PING_INTERVAL_MS: '40' } });
+  // autoPong: false makes this client deaf to pings, like a peer behind a dead NAT mapping.
+  const ws = new WebSocket(stack.url.replace(/\/ws$/, '/ai-sdk'), { autoPong: false });
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  assert.is(await closed, 1006, 'terminated without a close frame');
+  const res = await fetch(`http://127.0.0.1:${stack.relay.port}/healthz`);
+  assert.is(res.status, 200);
+});
+
 test.run();

@@ -37,6 +37,7 @@ export class AiSdkConnection {
   private readonly requests = new Map<string, Request>();
   private readonly frames: TokenBucket;
   private readonly expiry: NodeJS.Timeout | undefined;
+  private missedPongs = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -52,11 +53,23 @@ export class AiSdkConnection {
     if (left !== undefined) this.expiry = setTimeout(() => ws.close(closeCodes.unauthorized, 'the token has expired'), Math.max(0, Math.min(left, 2 ** 31 - 1)));
     ws.on('message', (data, isBinary) => this.receive(data, isBinary));
     ws.on('error', () => undefined);
+    ws.on('pong', () => (this.missedPongs = 0));
     ws.once('close', () => {
       clearTimeout(this.expiry);
       for (const id of [...this.requests.keys()]) this.finish(id);
       onClose();
     });
+  }
+
+  /** Called by the server's heartbeat, as for /ws: a socket that misses two pings in a row is dead. */
+  heartbeat(): void {
+    if (this.missedPongs >= 2) return this.ws.terminate();
+    this.missedPongs++;
+    this.ws.ping();
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
   }
 
   private write(frame: AiSdkServerFrame): void {
