@@ -9,7 +9,7 @@
 //   npx tsx bench/sse-micro.ts --json     → one JSON line (used by bench/run.ts)
 //   … [MS]                                 time budget per side and case (default 1500)
 import { Stream } from 'openai/core/streaming';
-import { SseDecoder } from '../server/reply/sse.js';
+import { SseDecoder } from '../server/upstream/sse.js';
 import { now } from './common.js';
 
 export interface MicroCase {

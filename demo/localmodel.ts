@@ -1,43 +1,20 @@
-// A built-in OpenAI-compatible streaming model on plain node:http. It lets
-// `npm start` work without an API key, and it is the real HTTP upstream of the
-// integration tests, which steer it per request through a FaultPlan.
+// A built-in streaming model on plain node:http that speaks three upstream
+// dialects: OpenAI Chat Completions, OpenAI Responses and Anthropic Messages. It
+// lets `npm start` work without an API key, and it is the real HTTP upstream of
+// the integration tests, which steer it per request through a FaultPlan. The
+// dialects only encode a reply decided up front; pacing and faults live here, so
+// every fault means the same thing whichever dialect is spoken.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { z } from 'zod';
-import { countTokens } from '../server/reply/context.js';
+import { anthropic } from './dialects/anthropic.js';
+import { chat } from './dialects/chat.js';
+import { openaiError, replayBody, type Dialect, type Encoded } from './dialects/dialect.js';
+import { responses } from './dialects/responses.js';
+import type { DialectName, FaultPlan, RecordedRequest } from './faultplan.js';
+import { planReply } from './script.js';
 
-/** Per-request behaviour. "After N tokens" means once N reasoning/content pieces have been written. */
-export interface FaultPlan {
-  text?: string; // reply to stream instead of the generated demo text
-  tokenDelayMs?: number; // pause between events; overrides the server default
-  firstTokenDelayMs?: number; // pause after the headers, before the first chunk
-  httpStatus?: number; // answer with this status and an OpenAI-style error body (429 adds headers that stop SDK retries)
-  stallAfterTokens?: number; // then write nothing more until the client goes away
-  keepAliveMs?: number; // while stalled, write ": keep-alive" comments this often
-  errorAfterTokens?: number; // then a `data: {"error":…}` event and end (no finish_reason, no [DONE])
-  malformedAfterTokens?: number; // then a truncated JSON data line and end
-  dropAfterTokens?: number; // then destroy the socket; recorded as neither finished nor aborted
-  omitDone?: boolean; // end normally but without `data: [DONE]`
-  holdAfterDoneMs?: number; // after `data: [DONE]`, keep the response open this long before ending it
-  stallAfterFinish?: boolean; // after the finish chunk (and usage), no [DONE]: write nothing more until the client goes away
-  omitFinishReason?: boolean; // no chunk carries finish_reason
-  writeChunkBytes?: number; // split each event into socket writes of at most this many bytes, even mid-character
-  replay?: string; // raw recorded SSE body sent event by event; each event other than [DONE] counts as a token
-  reasoning?: string; // streamed as delta.reasoning_content before the content
-  toolCalls?: Array<{ id: string; name: string; arguments: string }>; // streamed as delta.tool_calls, finish "tool_calls"
-}
-
-export interface RecordedRequest {
-  id: number; // 1, 2, 3… in arrival order
-  connection: number; // the TCP connection that carried it: 1, 2, 3… in the order they were opened
-  body: unknown;
-  messages: Array<{ role: string; content: string; name?: string }>; // content parts flattened to text
-  headers: Record<string, string | string[] | undefined>;
-  tokensSent: number; // reasoning/content pieces written so far
-  finished: boolean; // the server completed the response itself
-  aborted: boolean; // the client closed the connection first
-  closed: Promise<void>; // resolves once the response is finished or its connection closed
-}
+export type { DialectName, FaultPlan, RecordedRequest, ToolCall, Turn } from './faultplan.js';
+export { demoReply, splitTokens } from './script.js';
 
 export interface LocalModelOptions {
   host?: string; // default 127.0.0.1
@@ -49,88 +26,19 @@ export interface LocalModelOptions {
 
 const MAX_RECORDS = 1000;
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
-const TOKEN_RE = /\s*[\p{L}\p{N}_']+|\s*[^\s\p{L}\p{N}_']/gu;
 
-/** Word-ish pieces whose concatenation is exactly `text`. */
-export function splitTokens(text: string): string[] {
-  const pieces: string[] = text.match(TOKEN_RE) ?? [];
-  // The regex cannot match trailing whitespace; keep it so nothing is lost.
-  const rest = text.slice(pieces.join('').length);
-  if (rest) pieces.push(rest);
-  return pieces;
-}
-
-const TEMPLATES: string[] = [
-  `I'm the relay's built-in demo model — there is no real language model behind this reply. Here is what just happened:
-
-- The relay forwarded your message to a local, OpenAI-compatible server.
-- That server is streaming this text back one token at a time.
-- Each token crosses the WebSocket as soon as it arrives.
-
-Set OPENAI_API_KEY and restart the relay to talk to a real model instead.`,
-  `This answer comes from the built-in demo model, so I can't actually think about it — but I can show you how streaming feels. Every word you see arrived as its own chunk, paced like a real model at roughly forty tokens per second. Try stopping a reply halfway, or open a second tab in the same room and watch both update. When you want real answers, set OPENAI_API_KEY and restart the server; the relay will pass your messages to OpenAI.`,
-  `Thanks for the message! I'm a stand-in that runs entirely on your machine — the relay's built-in demo model. A few things worth trying while you're here:
-
-1. Send a long message and watch the **Markdown** render as it streams.
-2. Cancel a reply mid-sentence; the upstream request stops too.
-3. Reload the page and see the conversation come back.
-
-Setting OPENAI_API_KEY relays everything to a real model. Until then, à bientôt from demo mode.`,
-];
-
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  // Raw FNV is badly spread modulo small numbers (most prompts picked the same template); mix the bits.
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  return (h ^ (h >>> 13)) >>> 0;
-}
-
-/** The deterministic demo reply to a prompt. */
-export function demoReply(prompt: string): string {
-  const flat = prompt.replace(/\s+/g, ' ').trim();
-  const quote = flat.length > 60 ? `${flat.slice(0, 57).trimEnd()}…` : flat;
-  const intro = quote ? `You said: “${quote}”` : 'You sent an empty message.';
-  return `${intro}\n\n${TEMPLATES[fnv1a(flat) % TEMPLATES.length]}`;
-}
-
-// What the model reads of a request: lenient, as an OpenAI-compatible server is.
-const optionalNumber = z.number().nullish().catch(null);
-const ChatRequest = z.object({
-  messages: z.array(
-    z.object({
-      role: z.string().catch(''),
-      // A string, or an array of parts of which only the text ones matter here.
-      content: z
-        .union([z.string(), z.array(z.object({ text: z.string().catch('') }).catch({ text: '' })).transform((parts) => parts.map((p) => p.text).join(''))])
-        .nullish()
-        .catch(''),
-      name: z.string().optional().catch(undefined),
-    }),
-  ),
-  stream: z.boolean().nullish().catch(false),
-  stream_options: z.object({ include_usage: z.boolean().nullish().catch(false) }).nullish().catch(null),
-  max_tokens: optionalNumber,
-  max_completion_tokens: optionalNumber,
-});
-type ChatRequest = z.infer<typeof ChatRequest>;
-
-function toMessages(body: ChatRequest): RecordedRequest['messages'] {
-  return body.messages.map((m) => ({ role: m.role, content: m.content ?? '', ...(m.name !== undefined ? { name: m.name } : {}) }));
-}
-
-function promptTokens(messages: RecordedRequest['messages']): number {
-  return messages.reduce((n, m) => n + countTokens(m.content) + 4, 0);
-}
-
-function errorBody(message: string, type: string, code: string) {
-  return { error: { message, type, param: null, code } };
-}
+const ROUTES = new Map<string, [DialectName, Dialect]>([
+  ['/v1/chat/completions', ['chat', chat]],
+  ['/v1/responses', ['responses', responses]],
+  ['/v1/messages', ['anthropic', anthropic]],
+]);
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));
 }
+
+const pathOf = (req: IncomingMessage): string => (req.url ?? '/').split('?')[0] ?? '/';
 
 /** The request body, or undefined when it is too large or the client left before sending all of it. */
 function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
@@ -152,15 +60,6 @@ interface Live {
   ended: boolean; // nothing more may be written (finished, dropped, client gone, or server closing)
   cancel: (() => void) | undefined; // stops the pending pause and resumes the writer so it can exit
   release: () => void;
-}
-
-interface Script {
-  head: { id: string; created: number; model: string };
-  body: Array<{ sse: string; counts: boolean }>; // paced; fault checkpoints sit before counted events
-  tail: string[]; // finish/usage/[DONE], written back to back
-  message: object; // the non-streaming equivalent
-  finish: string;
-  usage: object;
 }
 
 function pause(live: Live, ms: number): Promise<void> {
@@ -224,8 +123,9 @@ export class LocalModel {
     this.planFor = opts.plan;
     this.server = createServer((req, res) => {
       this.handle(req, res).catch(() => {
-        if (!res.headersSent) sendJson(res, 500, errorBody('internal error', 'server_error', 'internal'));
-        else res.destroy();
+        if (res.headersSent) return void res.destroy();
+        const dialect = ROUTES.get(pathOf(req))?.[1] ?? chat;
+        sendJson(res, 500, dialect.errorBody(500, 'internal error', 'internal'));
       });
     });
     this.server.on('connection', (socket) => this.connections.set(socket, ++this.connectionCount));
@@ -258,11 +158,17 @@ export class LocalModel {
     return new Promise((resolve, reject) => this.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
   }
 
-  get baseURL(): string {
+  /** `http://host:port`: the Anthropic SDK's baseURL, as it appends `/v1/messages` itself. */
+  get origin(): string {
     const addr = this.server.address() as AddressInfo | null;
     if (!addr) throw new Error('LocalModel is not listening');
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    return `http://${host}:${addr.port}/v1`;
+    return `http://${host}:${addr.port}`;
+  }
+
+  /** `http://host:port/v1`: the OpenAI SDK's baseURL. */
+  get baseURL(): string {
+    return `${this.origin}/v1`;
   }
 
   setPlan(plan: LocalModelOptions['plan']): void {
@@ -274,31 +180,31 @@ export class LocalModel {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = pathOf(req);
     if (req.method === 'GET' && path === '/v1/models') {
       return sendJson(res, 200, { object: 'list', data: [{ id: this.model, object: 'model' }] });
     }
-    if (req.method !== 'POST' || path !== '/v1/chat/completions') {
-      return sendJson(res, 404, errorBody(`Unknown route ${req.method} ${path}`, 'invalid_request_error', 'not_found'));
-    }
+    const route = req.method === 'POST' ? ROUTES.get(path) : undefined;
+    if (!route) return sendJson(res, 404, openaiError(404, `Unknown route ${req.method} ${path}`, 'not_found'));
+    const [name, dialect] = route;
     const raw = await readBody(req);
-    if (raw === undefined) return sendJson(res, 413, errorBody('Request body too large or incomplete', 'invalid_request_error', 'bad_body'));
+    if (raw === undefined) return sendJson(res, 413, dialect.errorBody(413, 'Request body too large or incomplete', 'bad_body'));
     let body: unknown;
     try {
       body = JSON.parse(raw.toString('utf8'));
     } catch {
-      return sendJson(res, 400, errorBody('Request body is not valid JSON', 'invalid_request_error', 'invalid_json'));
+      return sendJson(res, 400, dialect.errorBody(400, 'Request body is not valid JSON', 'invalid_json'));
     }
-    const parsed = ChatRequest.safeParse(body);
-    if (!parsed.success) return sendJson(res, 400, errorBody('`messages` must be an array', 'invalid_request_error', 'invalid_messages'));
-    const request = parsed.data;
+    const request = dialect.parse(body);
+    if (!('encode' in request)) return sendJson(res, 400, dialect.errorBody(400, request.message, request.code));
 
     let release!: () => void;
     const rec: RecordedRequest = {
       id: this.nextId++,
       connection: this.connections.get(req.socket) ?? 0,
+      dialect: name,
       body,
-      messages: toMessages(request),
+      messages: request.messages,
       headers: { ...req.headers },
       tokensSent: 0,
       finished: false,
@@ -330,102 +236,47 @@ export class LocalModel {
     if (plan.httpStatus !== undefined && plan.httpStatus !== 200) {
       const status = plan.httpStatus;
       const headers: Record<string, string> = status === 429 ? { 'retry-after': '0', 'x-should-retry': 'false' } : {};
-      const [type, code] =
-        status === 429 ? ['requests', 'rate_limit_exceeded'] : status >= 500 ? ['server_error', 'injected'] : ['invalid_request_error', 'injected'];
       live.ended = rec.finished = true;
-      return sendJson(res, status, errorBody(`Injected HTTP ${status}`, type, code), headers);
+      return sendJson(res, status, dialect.errorBody(status, `Injected HTTP ${status}`), headers);
     }
 
-    const script = this.script(rec, request, plan);
-    if (request.stream !== true) {
+    const encoded = request.encode(planReply(rec.id, this.model, rec.messages, plan, request.budget), plan);
+    if (plan.replay === undefined && !request.stream) {
       live.ended = rec.finished = true;
-      const { head, message, finish, usage } = script;
-      return sendJson(res, 200, { ...head, object: 'chat.completion', choices: [{ index: 0, message, finish_reason: finish }], usage });
+      return sendJson(res, 200, encoded.json);
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     res.flushHeaders();
-    await this.stream(live, script);
+    // A replay keeps the dialect's error and malformed events, so faults can still cut it.
+    await this.stream(live, plan.replay === undefined ? encoded : { ...encoded, body: replayBody(plan.replay), tail: [] });
   }
 
-  /** Everything the response will say, decided up front so faults only pick where to cut it. */
-  private script(rec: RecordedRequest, request: ChatRequest, plan: FaultPlan): Script {
-    const includeUsage = request.stream_options?.include_usage === true;
-    // One id and timestamp for every chunk of a response, as OpenAI does.
-    const head = { id: `chatcmpl-demo${rec.id}`, created: Math.floor(Date.now() / 1000), model: this.model };
-    const event = (choices: unknown[], extra: object = {}) =>
-      `data: ${JSON.stringify({ id: head.id, object: 'chat.completion.chunk', created: head.created, model: head.model, choices, ...extra })}\n\n`;
-    const chunk = (delta: object, finish: string | null = null) => event([{ index: 0, delta, finish_reason: finish }]);
-
-    if (plan.replay !== undefined) {
-      const events = plan.replay.split('\n\n').filter((e) => e.trim() !== '');
-      const body = events.map((e) => ({ sse: `${e}\n\n`, counts: e.trim() !== 'data: [DONE]' }));
-      return { head, body, tail: [], message: {}, finish: 'stop', usage: {} };
-    }
-    const max = [request.max_completion_tokens, request.max_tokens].find((v): v is number => typeof v === 'number' && v > 0) ?? Infinity;
-    const lastUser = [...rec.messages].reverse().find((m) => m.role === 'user');
-    const text = plan.text ?? (plan.toolCalls ? '' : demoReply(lastUser?.content ?? ''));
-
-    const allReasoning = splitTokens(plan.reasoning ?? '');
-    const allContent = splitTokens(text);
-    const reasoning = allReasoning.slice(0, max);
-    const content = allContent.slice(0, Math.max(0, max - reasoning.length));
-    const truncated = reasoning.length + content.length < allReasoning.length + allContent.length;
-    const toolCalls = truncated ? [] : (plan.toolCalls ?? []);
-    const body: Script['body'] = [{ sse: chunk({ role: 'assistant', content: '' }), counts: false }];
-    for (const p of reasoning) body.push({ sse: chunk({ reasoning_content: p }), counts: true });
-    for (const p of content) body.push({ sse: chunk({ content: p }), counts: true });
-    let argPieces = 0;
-    toolCalls.forEach((call, index) => {
-      body.push({ sse: chunk({ tool_calls: [{ index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }] }), counts: false });
-      for (const arg of splitTokens(call.arguments)) {
-        argPieces++;
-        body.push({ sse: chunk({ tool_calls: [{ index, function: { arguments: arg } }] }), counts: false });
-      }
-    });
-
-    const finish = truncated ? 'length' : toolCalls.length ? 'tool_calls' : 'stop';
-    const completion = reasoning.length + content.length + argPieces;
-    const prompt = promptTokens(rec.messages);
-    const usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-    const tail: string[] = [];
-    if (!plan.omitFinishReason) tail.push(chunk({}, finish));
-    if (includeUsage) tail.push(event([], { usage }));
-    if (!plan.omitDone && !plan.stallAfterFinish) tail.push('data: [DONE]\n\n');
-    const message = {
-      role: 'assistant',
-      content: content.join(''),
-      ...(reasoning.length ? { reasoning_content: reasoning.join('') } : {}),
-      ...(toolCalls.length ? { tool_calls: toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) } : {}),
-    };
-    return { head, body, tail, message, finish, usage };
-  }
-
-  private async stream(live: Live, script: Script): Promise<void> {
+  private async stream(live: Live, script: Encoded): Promise<void> {
     const { plan, rec } = live;
     const delay = plan.tokenDelayMs ?? this.tokenDelayMs;
     if (plan.firstTokenDelayMs) await pause(live, plan.firstTokenDelayMs);
     for (const [i, ev] of script.body.entries()) {
-      if (ev.counts && (await this.fault(live))) return;
+      if (ev.counts && (await this.fault(live, script, i))) return;
       if (i > 0) await pause(live, delay);
       if (!(await send(live, ev.sse))) return;
       if (ev.counts) rec.tokensSent++;
     }
-    if (await this.fault(live)) return;
+    if (await this.fault(live, script, script.body.length)) return;
     for (const sse of script.tail) if (!(await send(live, sse))) return;
     if (plan.stallAfterFinish) await pause(live, Infinity);
     if (plan.holdAfterDoneMs) await pause(live, plan.holdAfterDoneMs);
     end(live);
   }
 
-  /** Applies the plan's fault if its token threshold has been reached; true when the response must stop. */
-  private async fault(live: Live): Promise<boolean> {
+  /** Applies the plan's fault if its token threshold has been reached, `sent` body events in; true when the response must stop. */
+  private async fault(live: Live, script: Encoded, sent: number): Promise<boolean> {
     const { plan, rec } = live;
     const reached = (n: number | undefined) => n !== undefined && rec.tokensSent >= n;
     if (reached(plan.errorAfterTokens)) {
-      await send(live, `data: ${JSON.stringify({ error: { message: 'injected failure', type: 'server_error', code: 'injected' } })}\n\n`);
+      await send(live, script.error(sent));
       end(live);
     } else if (reached(plan.malformedAfterTokens)) {
-      await send(live, 'data: {"choices":[{"delta":{"content":\n\n');
+      await send(live, script.malformed);
       end(live);
     } else if (reached(plan.dropAfterTokens)) {
       // Let the corked last token reach the kernel first, or the destroy would discard it.

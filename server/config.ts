@@ -1,6 +1,7 @@
 // Configuration from the environment, validated once at start. Every limit of
 // the server is a field here, so tests and embedders can set any of them.
 import { z } from 'zod';
+import { DIALECTS } from './upstream/dialect.js';
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 const bool = (def: boolean) =>
@@ -19,6 +20,10 @@ export const ConfigSchema = z.object({
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
   OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  UPSTREAM_DIALECT: z.enum(DIALECTS).default('chat'),
+  ANTHROPIC_API_KEY: optionalString,
+  ANTHROPIC_BASE_URL: optionalString.pipe(z.url().optional()),
+  MODELS_FILE: optionalString,
   SYSTEM_PROMPT: z.string().default('You are a helpful assistant.'),
   MAX_FRAME_BYTES: int(65_536, 256),
   PING_INTERVAL_MS: int(15_000, 10),

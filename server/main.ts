@@ -5,6 +5,7 @@ import { LayoutError } from './backend/redis/keys.js';
 import { ConfigError, parseConfig, type Config } from './config.js';
 import { LocalModel } from '../demo/localmodel.js';
 import { createLogger } from './log.js';
+import { shortcutHasKey } from './upstream/models.js';
 import { startRelay } from './http/relay.js';
 
 function loadConfig(): Config {
@@ -23,12 +24,14 @@ const log = createLogger(config.LOG_LEVEL);
 process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
 let demo: LocalModel | undefined;
-if (!config.OPENAI_API_KEY) {
+if (!shortcutHasKey(config)) {
+  // The demo speaks every dialect, so UPSTREAM_DIALECT can be tried without a key too.
   demo = new LocalModel({ tokenDelayMs: config.LOCAL_MODEL_TOKEN_DELAY_MS });
   await demo.start();
+  const keyName = config.UPSTREAM_DIALECT === 'anthropic' ? 'ANTHROPIC_API_KEY' : 'OPENAI_API_KEY';
   log.warn(
-    { upstream: demo.baseURL },
-    'OPENAI_API_KEY is not set: replies come from the built-in DEMO model (set OPENAI_API_KEY to relay to a real one)',
+    { upstream: demo.baseURL, dialect: config.UPSTREAM_DIALECT },
+    `${keyName} is not set: replies come from the built-in DEMO model (set ${keyName} to relay to a real one)`,
   );
 }
 

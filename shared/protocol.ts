@@ -75,11 +75,29 @@ export const Usage = z.object({
   completionTokens: z.number().int().nonnegative(),
   totalTokens: z.number().int().nonnegative(),
   source: z.enum(['upstream', 'estimated']),
+  /** Prompt tokens the upstream served from its cache (part of promptTokens), where it says so. */
+  cachedTokens: z.number().int().nonnegative().optional(),
+  /** Completion tokens spent on reasoning (part of completionTokens), where the upstream says so. */
+  reasoningTokens: z.number().int().nonnegative().optional(),
 });
 export type Usage = z.infer<typeof Usage>;
 
 export const ToolCall = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
 export type ToolCall = z.infer<typeof ToolCall>;
+
+/**
+ * A piece of a tool call as the model writes it: `index` is the call's place in
+ * the reply's final `toolCalls`; `id` and `name` come once, with its first
+ * piece; `arguments` is the new fragment, so a call's fragments joined in order
+ * are its final arguments.
+ */
+export const ToolCallDelta = z.object({
+  index: z.number().int().nonnegative(),
+  id: z.string().optional(),
+  name: z.string().optional(),
+  arguments: z.string().optional(),
+});
+export type ToolCallDelta = z.infer<typeof ToolCallDelta>;
 
 export const ReplyError = z.object({ code: ErrorCode, message: z.string() });
 export type ReplyError = z.infer<typeof ReplyError>;
@@ -149,8 +167,9 @@ export const ReplyDeltaEvent = z
     text: z.string().optional(),
     reasoning: z.string().optional(),
     refusal: z.string().optional(),
+    toolCall: ToolCallDelta.optional(),
   })
-  .refine((d) => d.text || d.reasoning || d.refusal, 'reply.delta needs text, reasoning or refusal');
+  .refine((d) => d.text || d.reasoning || d.refusal || d.toolCall, 'reply.delta needs text, reasoning, refusal or toolCall');
 export const ReplyEndEvent = z.object({
   type: z.literal('reply.end'),
   ...Event,
@@ -179,6 +198,8 @@ export const ServerFrame = z.discriminatedUnion('type', [
     user: User,
     protocol: z.literal(PROTOCOL_VERSION),
     limits: Limits,
+    /** The models a `send` may ask for (`options.model`); the one marked default answers when it names none. */
+    models: z.array(z.object({ id: z.string(), default: z.boolean().optional() })).optional(),
   }),
   z.object({
     type: z.literal('joined'),
@@ -187,7 +208,18 @@ export const ServerFrame = z.discriminatedUnion('type', [
     seq: Seq,
     members: z.array(User),
     history: z.array(HistoryMessage),
-    streaming: z.object({ replyId: z.string(), text: z.string(), seq: Seq, model: z.string().optional() }).optional(),
+    streaming: z
+      .object({
+        replyId: z.string(),
+        text: z.string(),
+        seq: Seq,
+        model: z.string().optional(),
+        reasoning: z.string().optional(),
+        refusal: z.string().optional(),
+        /** The tool calls written so far, the last one possibly still growing. */
+        toolCalls: z.array(ToolCall).optional(),
+      })
+      .optional(),
     reset: z.boolean().optional(),
     /** Which life of the conversation's log `seq` counts in; a new one (the log was lost) starts again from 0. */
     epoch: z.string().optional(),

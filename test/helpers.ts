@@ -23,7 +23,8 @@ export interface Stack {
 }
 
 export interface StackOptions {
-  env?: Record<string, string>;
+  /** The relay's environment; a function when it must name the stack's model (a MODELS_FILE pointing at it). */
+  env?: Record<string, string> | ((model: LocalModel) => Record<string, string>);
   /** Where the relay's logs go (JSON lines); by default nowhere. */
   logTo?: DestinationStream;
   wrapStore?: StoreWrapper;
@@ -41,12 +42,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   await model.start();
   // TEST_REDIS_URL runs a suite against the Redis backend (each stack under its own key prefix).
   const redis = process.env.TEST_REDIS_URL ? { REDIS_URL: process.env.TEST_REDIS_URL, REDIS_PREFIX: `test-${randomUUID()}:` } : {};
-  const config = parseConfig({ PORT: '0', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...redis, ...opts.env });
+  const env = typeof opts.env === 'function' ? opts.env(model) : opts.env;
+  const config = parseConfig({ PORT: '0', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...redis, ...env });
   const relay = await startRelay(config, {
     log: createLogger(config.LOG_LEVEL, false, opts.logTo),
     upstreamBaseURL: model.baseURL,
     upstreamApiKey: 'test',
     model: 'test-model',
+    env: { ...process.env, ...env },
     ...(opts.wrapStore ? { wrapStore: opts.wrapStore } : {}),
   });
   const clients: TestClient[] = [];

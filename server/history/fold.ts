@@ -3,7 +3,7 @@
 // use these functions, the in-memory one as each event lands, the Redis one
 // when a node writes a message or ends a reply, and when it reads the reply in
 // flight back from the retained log; so history means the same on both.
-import type { ConversationEvent, ConversationEventOf, HistoryMessage } from '../../shared/protocol.js';
+import type { ConversationEvent, ConversationEventOf, HistoryMessage, ServerFrameOf, ToolCall, ToolCallDelta } from '../../shared/protocol.js';
 
 export interface HistoryEntry {
   message: HistoryMessage;
@@ -22,6 +22,8 @@ export interface InFlight {
   text: string;
   reasoning: string;
   refusal: string;
+  /** The tool calls written so far, by their `index`. */
+  toolCalls: ToolCall[];
 }
 
 /** A user message as it stands in history. */
@@ -44,7 +46,7 @@ export function foldReply(inFlight: InFlight | undefined, event: Exclude<Convers
   switch (event.type) {
     case 'reply.start':
       return {
-        inFlight: { replyId: event.replyId, model: event.model, startSeq: event.seq, seq: event.seq, createdAt: at, text: '', reasoning: '', refusal: '' },
+        inFlight: { replyId: event.replyId, model: event.model, startSeq: event.seq, seq: event.seq, createdAt: at, text: '', reasoning: '', refusal: '', toolCalls: [] },
       };
     case 'reply.delta': {
       if (!inFlight || inFlight.replyId !== event.replyId) return { inFlight };
@@ -52,6 +54,7 @@ export function foldReply(inFlight: InFlight | undefined, event: Exclude<Convers
       if (event.text) inFlight.text += event.text;
       if (event.reasoning) inFlight.reasoning += event.reasoning;
       if (event.refusal) inFlight.refusal += event.refusal;
+      if (event.toolCall) growToolCall(inFlight.toolCalls, event.toolCall);
       inFlight.seq = event.seq;
       return { inFlight };
     }
@@ -65,6 +68,15 @@ export function foldReply(inFlight: InFlight | undefined, event: Exclude<Convers
       return { inFlight: undefined, completed: { message, startSeq: s.startSeq } };
     }
   }
+}
+
+/** A tool call piece added to the call at its index (a piece for a later index begins that call). */
+function growToolCall(calls: ToolCall[], piece: ToolCallDelta): void {
+  while (calls.length <= piece.index) calls.push({ id: '', name: '', arguments: '' });
+  const call = calls[piece.index]!;
+  if (piece.id) call.id = piece.id;
+  if (piece.name) call.name = piece.name;
+  if (piece.arguments) call.arguments += piece.arguments;
 }
 
 /** Fold a run of retained events (oldest first, with the time each was appended) into the reply in flight. */
@@ -87,9 +99,17 @@ export function insertHistory(history: HistoryEntry[], entry: HistoryEntry, limi
   if (history.length > limit) history.splice(0, history.length - limit);
 }
 
-/** The `joined.streaming` view of a reply in flight. */
-export function streamingView(s: InFlight): { replyId: string; text: string; seq: number; model: string } {
-  return { replyId: s.replyId, text: s.text, seq: s.seq, model: s.model };
+/** The `joined.streaming` view of a reply in flight: what its deltas so far add up to. */
+export function streamingView(s: InFlight): NonNullable<ServerFrameOf<'joined'>['streaming']> {
+  return {
+    replyId: s.replyId,
+    text: s.text,
+    seq: s.seq,
+    model: s.model,
+    ...(s.reasoning ? { reasoning: s.reasoning } : {}),
+    ...(s.refusal ? { refusal: s.refusal } : {}),
+    ...(s.toolCalls.length ? { toolCalls: s.toolCalls.map((c) => ({ ...c })) } : {}),
+  };
 }
 
 /** Replies that ended before any text (errors, early cancels) say nothing worth sending upstream. */

@@ -19,15 +19,18 @@ import { handleAdminKeys } from './api-keys.js';
 import { handleOpenAI, type OpenAIDeps } from './openai/routes.js';
 import { AiSdkConnection } from './ai-sdk/connection.js';
 import { servePage } from './page.js';
-import { Upstream } from '../reply/upstream.js';
+import { loadModelTable } from '../upstream/models.js';
+import { Upstreams } from '../upstream/router.js';
 
 export interface RelayOptions {
   log: Logger;
-  /** Where chat.completions go; defaults to config.OPENAI_BASE_URL. */
+  /** Where the environment's one upstream is (the built-in demo model, a test's); defaults to config.OPENAI_BASE_URL. */
   upstreamBaseURL?: string;
   /** Defaults to config.OPENAI_API_KEY. */
   upstreamApiKey?: string;
   model?: string;
+  /** The environment MODELS_FILE keys are read from; defaults to process.env. */
+  env?: Record<string, string | undefined>;
   auth?: Authenticator;
   /** Wrap the store (tests inject faults with it, on any backend). */
   wrapStore?: StoreWrapper;
@@ -61,6 +64,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     log.warn({ host: config.HOST }, 'ANONYMOUS MODE ON A PUBLIC ADDRESS: anyone who can reach this port can use the upstream API key');
   }
   warmTokenizer();
+  const table = loadModelTable(config, opts.env ?? process.env, { baseURL: opts.upstreamBaseURL, apiKey: opts.upstreamApiKey, model: opts.model });
   const backend = await createBackend(config, log, opts.wrapStore);
   const { store, bus, userLimits } = backend;
   const connections = new Set<Connection>();
@@ -75,29 +79,30 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     },
     maxMemberLag: () => Math.max(0, ...[...connections].map((c) => c.lag)),
   });
-  const conversations: Conversations = new Conversations({
-    store,
-    bus,
-    upstream: new Upstream({
-      apiKey: opts.upstreamApiKey ?? config.OPENAI_API_KEY ?? 'none',
-      baseURL: opts.upstreamBaseURL ?? config.OPENAI_BASE_URL,
+  const upstreams = new Upstreams(
+    table,
+    {
       maxRetries: config.UPSTREAM_MAX_RETRIES,
       includeUsage: config.UPSTREAM_INCLUDE_USAGE,
       idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
       maxEventChars: config.UPSTREAM_MAX_EVENT_BYTES,
       maxIdleConnections: config.UPSTREAM_MAX_IDLE_CONNECTIONS,
-    }),
+    },
+    { log, metrics },
+  );
+  const conversations: Conversations = new Conversations({
+    store,
+    bus,
+    upstreams,
     userLimits,
     typingThrottle: new Throttle(config.TYPING_MIN_INTERVAL_MS),
     settings: {
       systemPrompt: config.SYSTEM_PROMPT,
       contextTokens: config.CONTEXT_TOKENS,
-      defaultModel: opts.model ?? config.OPENAI_MODEL,
       maxReplyMs: config.REPLY_MAX_MS,
       graceMs: config.REPLY_GRACE_MS,
       idleMs: config.CONVERSATION_IDLE_MS,
       presenceCoalesceMs: config.PRESENCE_COALESCE_MS,
-      allowedModels: config.ALLOWED_MODELS,
       leaseRenewMs: backend.leaseMs ? Math.floor(backend.leaseMs / 3) : 0,
     },
     log,
@@ -127,13 +132,13 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       frameRatePerSec: config.FRAME_RATE_PER_SEC,
       frameBurst: config.FRAME_BURST,
     },
+    models: upstreams.list(),
   };
   const openai: OpenAIDeps = {
     conversations,
     auth,
     apiKeys: store.apiKeys,
-    defaultModel: opts.model ?? config.OPENAI_MODEL,
-    allowedModels: config.ALLOWED_MODELS,
+    upstreams,
     maxTextChars: config.MAX_TEXT_CHARS,
     maxBodyBytes: config.MAX_HTTP_BODY_BYTES,
     sendBufferLimitBytes: config.SEND_BUFFER_LIMIT_BYTES,

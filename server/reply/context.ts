@@ -2,8 +2,8 @@
 // history as fits the context budget, counted in real tokens (o200k_base).
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { countTokens as tokenizerCount } from 'gpt-tokenizer';
-import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { HistoryMessage } from '../../shared/protocol.js';
+import type { Turn } from '../upstream/dialect.js';
 
 /** OpenAI's chat format spends a few tokens per message on role and separators. */
 const PER_MESSAGE_OVERHEAD = 4;
@@ -83,12 +83,6 @@ function systemTokens(text: string): number {
   return systemCount.tokens;
 }
 
-/** The OpenAI `name` field allows only [A-Za-z0-9_-]{1,64}. */
-function speakerName(name: string): string | undefined {
-  const cleaned = name.replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 64);
-  return cleaned || undefined;
-}
-
 /** One history entry as an upstream message. */
 export class ContextMessage {
   private counted: number | undefined;
@@ -98,7 +92,7 @@ export class ContextMessage {
     readonly id: string,
     readonly role: 'system' | 'user' | 'assistant',
     readonly text: string,
-    /** The author as OpenAI's `name` field allows it. */
+    /** A user message's author. */
     readonly name: string | undefined,
   ) {}
 
@@ -111,15 +105,13 @@ export class ContextMessage {
     return this.counted !== undefined;
   }
 
-  toParam(text = this.text): ChatCompletionMessageParam {
-    if (this.role === 'assistant') return { role: 'assistant', content: text };
-    if (this.role === 'system') return { role: 'system', content: text };
-    return { role: 'user', content: text, ...(this.name ? { name: this.name } : {}) };
+  toTurn(text = this.text): Turn {
+    return this.name ? { role: this.role, text, name: this.name } : { role: this.role, text };
   }
 }
 
 export function toContextMessage(entry: HistoryMessage): ContextMessage {
-  const name = entry.role === 'user' && entry.author ? speakerName(entry.author.name) : undefined;
+  const name = entry.role === 'user' && entry.author ? entry.author.name : undefined;
   return new ContextMessage(entry.id, entry.role, entry.text, name);
 }
 
@@ -129,7 +121,7 @@ export function clientContext(messages: ReadonlyArray<{ role: 'system' | 'user' 
 }
 
 export interface BuiltContext {
-  messages: ChatCompletionMessageParam[];
+  messages: Turn[];
   promptTokens: number;
 }
 
@@ -149,7 +141,7 @@ const MIN_NEWEST_TOKENS = 32;
  */
 export async function buildContext(systemPrompt: string, history: readonly ContextMessage[], budget: number): Promise<BuiltContext> {
   const system = systemPrompt ? systemTokens(systemPrompt) : 0;
-  const messages: ChatCompletionMessageParam[] = systemPrompt ? [{ role: 'system', content: systemPrompt }] : [];
+  const messages: Turn[] = systemPrompt ? [{ role: 'system', text: systemPrompt }] : [];
   const newest = history.at(-1);
   if (!newest) return { messages, promptTokens: system };
   // A long history is counted over several turns of the event loop, so other sockets are served meanwhile.
@@ -166,7 +158,7 @@ export async function buildContext(systemPrompt: string, history: readonly Conte
   let used = system + (await tokensOf(newest));
   if (used > budget) {
     const text = trimMiddle(newest.text, Math.max(budget - system, MIN_NEWEST_TOKENS) - PER_MESSAGE_OVERHEAD);
-    messages.push(newest.toParam(text));
+    messages.push(newest.toTurn(text));
     return { messages, promptTokens: system + countTokens(text) + PER_MESSAGE_OVERHEAD };
   }
   let first = history.length - 1;
@@ -181,7 +173,7 @@ export async function buildContext(systemPrompt: string, history: readonly Conte
     used -= history[first]!.tokens;
     first += 1;
   }
-  for (let i = first; i < history.length; i++) messages.push(history[i]!.toParam());
+  for (let i = first; i < history.length; i++) messages.push(history[i]!.toTurn());
   return { messages, promptTokens: used };
 }
 

@@ -7,12 +7,13 @@ import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Fence, ReplyEventInput, ReplyJob } from '../backend/store.js';
-import { UpstreamError, type Completion, type Upstream } from './upstream.js';
+import { UpstreamError, type Completion } from '../upstream/pieces.js';
+import type { Upstreams } from '../upstream/router.js';
 
 export interface ReplySettings {
   systemPrompt: string;
+  /** The context budget of a model whose route sets none. */
   contextTokens: number;
-  defaultModel: string;
   maxReplyMs: number;
 }
 
@@ -20,7 +21,7 @@ export interface ReplySettings {
 export type AbortReason = 'cancel' | 'grace' | 'shutdown' | RelayError;
 
 export interface ReplyRun {
-  upstream: Upstream;
+  upstreams: Upstreams;
   settings: ReplySettings;
   conversationId: string;
   job: ReplyJob;
@@ -35,12 +36,12 @@ export interface ReplyRun {
 }
 
 export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, fence?: Fence) => void | Promise<void>): Promise<{ finishReason: FinishReason; usage: Usage }> {
-  const { upstream, settings, conversationId, job, history, controller, meter, log, metrics } = run;
+  const { upstreams, settings, conversationId, job, history, controller, meter, log, metrics } = run;
   const { replyId } = job;
   let ordinal = 0;
   const emit = (event: ReplyEventInput) => append(event, { ordinal: ordinal++ });
   const signal = controller.signal;
-  const model = job.options?.model ?? settings.defaultModel;
+  const model = job.options?.model ?? upstreams.defaultModel;
   let context: BuiltContext | undefined;
   const deadline = setTimeout(
     () => controller.abort(new RelayError('upstream_timeout', `the reply took longer than ${settings.maxReplyMs} ms`)),
@@ -63,11 +64,13 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
   let failure: RelayError | undefined;
   try {
     // Inside the try: a history that cannot be read still ends the reply with its one reply.end.
-    context = await buildContext(settings.systemPrompt, answered(await history(), job), settings.contextTokens);
+    const budget = upstreams.contextTokens(model) ?? settings.contextTokens;
+    context = await buildContext(settings.systemPrompt, answered(await history(), job), budget);
     await emit({ type: 'reply.start', conversationId, replyId, inReplyTo: job.inReplyTo, model });
     log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
-    completion = await upstream.stream(
-      { model, messages: context.messages, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens },
+    completion = await upstreams.stream(
+      model,
+      { turns: context.messages, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens },
       signal,
       (piece) => {
         // Pieces that were already in flight when the reply was cancelled are dropped.
@@ -75,6 +78,7 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
         if (piece.text) generated += piece.text;
         if (piece.reasoning) generated += piece.reasoning;
         if (piece.refusal) generated += piece.refusal;
+        if (piece.toolCall?.arguments) generated += piece.toolCall.arguments;
         const now = performance.now();
         if (lastPieceAt) metrics.interToken.observe((now - lastPieceAt) / 1000);
         else metrics.ttft.observe((now - startedAt) / 1000);
@@ -120,8 +124,9 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
   let usage: Usage;
   if (completion?.usage) {
     usage = { ...completion.usage, source: 'upstream' };
+    upstreams.charge(model, completion.usage);
   } else {
-    const completionTokens = countTokens(generated + toolCalls.map((t) => t.name + t.arguments).join(''));
+    const completionTokens = countTokens(generated + toolCalls.map((t) => t.name).join(''));
     // No context (its history could not be read): nothing was sent, nothing to bill for the prompt.
     const promptTokens = context?.promptTokens ?? 0;
     usage = { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, source: 'estimated' };

@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
 import { LogLostError, type ClientMessage, type Fence, type ReplyEventInput, type ReplyJob, type Store, type StoredEvent } from '../backend/store.js';
-import type { Upstream } from '../reply/upstream.js';
+import type { Upstreams } from '../upstream/router.js';
 
 /** What a conversation needs of the connection it talks to. */
 export interface MemberSocket extends FrameSink {
@@ -27,7 +27,6 @@ export interface ConversationSettings extends ReplySettings {
   graceMs: number;
   idleMs: number;
   presenceCoalesceMs: number;
-  allowedModels: string[];
   /** How often a running reply renews its lease in a shared store (0: no lease to renew). */
   leaseRenewMs: number;
 }
@@ -35,7 +34,7 @@ export interface ConversationSettings extends ReplySettings {
 export interface ConversationDeps {
   store: Store;
   bus: Bus;
-  upstream: Upstream;
+  upstreams: Upstreams;
   userLimits: UserLimits;
   typingThrottle: Throttle;
   settings: ConversationSettings;
@@ -257,7 +256,7 @@ export class Conversation {
       let job: ReplyJob | undefined;
       if (frame.reply ?? true) {
         const model = frame.options?.model;
-        if (model && model !== settings.defaultModel && !settings.allowedModels.includes(model) && !settings.allowedModels.includes('*')) {
+        if (model && !this.deps.upstreams.allows(model)) {
           throw new RelayError('forbidden', `model ${model} is not allowed on this server`);
         }
         await userLimits.startReply(user.id);
@@ -365,13 +364,13 @@ export class Conversation {
   private start(job: ReplyJob): void {
     const controller = new AbortController();
     const log = this.log.child({ replyId: job.replyId, userId: job.user.id });
-    const { upstream, settings, userLimits, store, metrics } = this.deps;
+    const { upstreams, settings, userLimits, store, metrics } = this.deps;
     const meter = (tokens: number) => userLimits.spend(job.user.id, tokens);
     const renew = settings.leaseRenewMs
       ? setInterval(() => void store.replies.renew(this.id, job.replyId).catch((err: unknown) => log.warn({ err }, 'lease renewal failed')), settings.leaseRenewMs)
       : undefined;
     const history = () => store.log.context(this.id);
-    const done = runReply({ upstream, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence) => this.record(e, fence))
+    const done = runReply({ upstreams, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence) => this.record(e, fence))
       .then(({ usage }) => (job.keyId ? store.apiKeys.addUsage(job.keyId, usage) : undefined))
       // Through another node's bus (Redis) the end comes back later: members here get it before the reply counts as done.
       .then(() => this.subscription.delivered(this.lastRecorded))

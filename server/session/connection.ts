@@ -13,6 +13,7 @@ import {
   type ClientFrameOf,
   type Limits,
   type ServerFrame,
+  type ServerFrameOf,
   type User,
 } from '../../shared/protocol.js';
 import { AuthError, type Authenticator, type Identity } from './auth.js';
@@ -34,6 +35,8 @@ export interface ConnectionSettings {
   frameBurst: number;
   frameAbuseStrikes: number;
   limits: Limits;
+  /** The models a send may ask for, told in `welcome`. */
+  models: NonNullable<ServerFrameOf<'welcome'>['models']>;
 }
 
 export interface ConnectionDeps {
@@ -262,6 +265,7 @@ export class Connection implements MemberSocket {
       user: this.user,
       protocol: PROTOCOL_VERSION,
       limits: this.deps.settings.limits,
+      models: this.deps.settings.models,
     });
   }
 

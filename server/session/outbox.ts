@@ -74,6 +74,8 @@ export class Outbox {
       // Only the latest held frame of this conversation may absorb it, or seq order would break.
       if (!h.delta || h.delta.replyId !== delta.replyId) return false;
       const into = h.delta;
+      const toolCall = mergeToolCall(into.toolCall, delta.toolCall);
+      if (toolCall === false) return false;
       this.heldChars -= size(h);
       h.delta = {
         ...into,
@@ -81,6 +83,7 @@ export class Outbox {
         text: join(into.text, delta.text),
         reasoning: join(into.reasoning, delta.reasoning),
         refusal: join(into.refusal, delta.refusal),
+        ...(toolCall ? { toolCall } : {}),
       };
       h.json = undefined;
       this.heldChars += size(h);
@@ -128,8 +131,17 @@ export class Outbox {
   }
 }
 
+/** Two pieces of one tool call as one; false for pieces of different calls, which stay two frames. */
+function mergeToolCall(a: DeltaEvent['toolCall'], b: DeltaEvent['toolCall']): DeltaEvent['toolCall'] | false {
+  if (!a || !b) return a ?? b;
+  if (a.index !== b.index) return false;
+  const args = join(a.arguments, b.arguments);
+  return { index: a.index, id: a.id ?? b.id, name: a.name ?? b.name, ...(args ? { arguments: args } : {}) };
+}
+
 /** Characters a held frame stands for: its JSON, or a merged delta's text. */
 function size(h: Held): number {
   if (h.json !== undefined) return h.json.length;
-  return 128 + (h.delta?.text?.length ?? 0) + (h.delta?.reasoning?.length ?? 0) + (h.delta?.refusal?.length ?? 0);
+  const d = h.delta;
+  return 128 + (d?.text?.length ?? 0) + (d?.reasoning?.length ?? 0) + (d?.refusal?.length ?? 0) + (d?.toolCall?.arguments?.length ?? 0);
 }

@@ -5,7 +5,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { nodeBody, nodeFetch, responseOrAbort } from '../../server/reply/http-fetch.js';
+import { nodeBody, nodeFetch, responseOrAbort } from '../../server/upstream/http-fetch.js';
 
 /** A server whose responses start and never end. */
 async function endlessServer(): Promise<{ url: string; close(): void }> {

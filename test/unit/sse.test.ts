@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SseDecoder, SseOverflowError, type SseEvent } from '../../server/reply/sse.js';
+import { SseDecoder, SseOverflowError, type SseEvent } from '../../server/upstream/sse.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 

@@ -16,13 +16,13 @@ import { bearer, readJson, refuseBody, sendJson } from '../body.js';
 import { openaiError, sendOpenAIError } from './errors.js';
 import { Exchange } from './exchange.js';
 import { ChatRequest } from './schema.js';
+import type { Upstreams } from '../../upstream/router.js';
 
 export interface OpenAIDeps {
   conversations: Conversations;
   auth: Authenticator;
   apiKeys: ApiKeys;
-  defaultModel: string;
-  allowedModels: string[];
+  upstreams: Upstreams;
   maxTextChars: number;
   maxBodyBytes: number;
   /** Bytes an SSE response may hold unsent before the reader counts as gone. */
@@ -88,8 +88,8 @@ export function handleOpenAI(req: IncomingMessage, res: ServerResponse, deps: Op
 }
 
 async function models(_req: IncomingMessage, res: ServerResponse, _caller: Caller, deps: OpenAIDeps): Promise<void> {
-  const ids = [deps.defaultModel, ...deps.allowedModels.filter((m) => m !== '*' && m !== deps.defaultModel)];
-  sendJson(res, 200, { object: 'list', data: ids.map((id) => ({ id, object: 'model', created: 0, owned_by: 'chat-relay' })) });
+  const data = deps.upstreams.list().map(({ id }) => ({ id, object: 'model', created: 0, owned_by: 'chat-relay' }));
+  sendJson(res, 200, { object: 'list', data });
 }
 
 async function completions(req: IncomingMessage, res: ServerResponse, caller: Caller, deps: OpenAIDeps): Promise<void> {

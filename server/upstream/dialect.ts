@@ -1,0 +1,60 @@
+// What an upstream dialect is: a way to send one call (the context in the
+// provider's own shape) and a reader that turns the provider's SSE events into
+// pieces. The three dialects (chat.completions, Responses, Anthropic Messages)
+// each implement it in dialects/; everything else is shared.
+import type { SseEvent } from './sse.js';
+import type { Completion, Piece } from './pieces.js';
+import type { DONE } from './read-events.js';
+
+export const DIALECTS = ['chat', 'responses', 'anthropic'] as const;
+export type DialectName = (typeof DIALECTS)[number];
+
+/** One message of the context, in no provider's shape yet. */
+export interface Turn {
+  role: 'system' | 'user' | 'assistant';
+  text: string;
+  /** A user message's author as people see it; each dialect says it its own way. */
+  name?: string | undefined;
+}
+
+export interface UpstreamCall {
+  /** The model name the provider knows. */
+  model: string;
+  turns: Turn[];
+  temperature?: number | undefined;
+  maxTokens?: number | undefined;
+  /** The route's extra request fields (reasoning effort, …), sent as they are. */
+  extra?: Record<string, unknown> | undefined;
+}
+
+export interface EventReader {
+  /** The pieces one event adds (none, one, or several), or DONE when the stream said it is over. Throws a RelayError on an error event. */
+  read(event: SseEvent): Piece | readonly Piece[] | undefined | typeof DONE;
+  /** The stream has said how it finished: silence after this is a stream that forgot to close, not a failure. */
+  readonly finished: boolean;
+  completion(): Completion;
+}
+
+export interface Dialect {
+  /** The HTTP response of the call, once it begins; the SDK's typed error when it fails first. */
+  request(call: UpstreamCall, signal: AbortSignal): Promise<Response>;
+  reader(): EventReader;
+}
+
+/**
+ * Who wrote each user turn, for dialects without a `name` field: only when
+ * several people speak in the context does a turn start with its author's
+ * name ("Ann: …"), so a one-person chat reads exactly as the user typed it.
+ */
+export function labelSpeakers(turns: readonly Turn[]): (turn: Turn) => string {
+  const names = new Set<string>();
+  for (const t of turns) if (t.role === 'user' && t.name) names.add(t.name);
+  if (names.size < 2) return (turn) => turn.text;
+  return (turn) => (turn.role === 'user' && turn.name ? `${turn.name}: ${turn.text}` : turn.text);
+}
+
+/** The system turns as one prompt, for dialects that take it apart from the messages. */
+export function systemPrompt(turns: readonly Turn[]): string | undefined {
+  const parts = turns.filter((t) => t.role === 'system' && t.text).map((t) => t.text);
+  return parts.length ? parts.join('\n\n') : undefined;
+}

@@ -1,0 +1,127 @@
+// Where a model's calls go: its route in the model table, one SDK client per
+// upstream, and the fallbacks tried when an upstream fails before it answers.
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { RelayError, worthAnotherUpstream } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Dialect, Turn } from './dialect.js';
+import { anthropicDialect } from './dialects/anthropic.js';
+import { chatDialect } from './dialects/chat.js';
+import { responsesDialect } from './dialects/responses.js';
+import { nodeFetch } from './http-fetch.js';
+import type { ModelTable, Route } from './models.js';
+import { UpstreamError, type Completion, type Piece, type UpstreamUsage } from './pieces.js';
+import { streamCall, type StreamLimits } from './stream.js';
+
+export interface UpstreamSettings extends StreamLimits {
+  maxRetries: number;
+  /** Ask chat.completions upstreams for usage in the stream (`stream_options.include_usage`). */
+  includeUsage: boolean;
+  /** Keep-alive connections kept open between replies, over all upstreams. */
+  maxIdleConnections: number;
+}
+
+export interface ModelRequest {
+  turns: Turn[];
+  temperature?: number | undefined;
+  maxTokens?: number | undefined;
+}
+
+export class Upstreams {
+  private readonly dialects = new Map<Route, Dialect>();
+  private readonly fetch: typeof fetch;
+
+  constructor(
+    private readonly table: ModelTable,
+    private readonly settings: UpstreamSettings,
+    private readonly deps: { log: Logger; metrics: Metrics },
+  ) {
+    this.fetch = nodeFetch(settings.maxIdleConnections);
+  }
+
+  get defaultModel(): string {
+    return this.table.defaultModel;
+  }
+
+  /** The models a client may name, the default first. */
+  list(): Array<{ id: string; default?: boolean }> {
+    const names = [this.table.defaultModel, ...[...this.table.routes.keys()].filter((n) => n !== this.table.defaultModel)];
+    return names.map((id) => (id === this.table.defaultModel ? { id, default: true } : { id }));
+  }
+
+  allows(model: string): boolean {
+    return this.table.routes.has(model) || this.table.passThrough !== undefined;
+  }
+
+  /** The context budget of a model, where its route sets one. */
+  contextTokens(model: string): number | undefined {
+    return this.routeOf(model).contextTokens;
+  }
+
+  /**
+   * Stream a call to `model`. When its upstream fails before answering (no
+   * connection, 429, 5xx, after the SDK's own retries), each of its fallbacks
+   * is tried in turn; nothing has been shown by then, so the reply goes on as
+   * if the fallback had been asked first.
+   */
+  async stream(model: string, req: ModelRequest, signal: AbortSignal, onPiece: (piece: Piece) => void | Promise<void>): Promise<Completion> {
+    const first = this.routeOf(model);
+    const chain = [first, ...first.fallbacks.map((name) => this.routeOf(name))];
+    for (let i = 0; ; i++) {
+      const route = chain[i]!;
+      try {
+        return await streamCall(this.dialectOf(route), { model: route.upstreamModel, ...req, extra: route.options }, this.settings, signal, onPiece);
+      } catch (err) {
+        const next = chain[i + 1];
+        if (!next || !(err instanceof UpstreamError) || !err.beforeResponse || !worthAnotherUpstream(err.raw)) throw err;
+        this.deps.log.warn({ model: route.name, fallback: next.name, code: err.code }, 'upstream failed before answering; trying the fallback');
+        this.deps.metrics.upstreamFallbacks.inc({ from: route.name, to: next.name });
+      }
+    }
+  }
+
+  /** Counts what a reply cost at its model's prices, if the table has them. */
+  charge(model: string, usage: UpstreamUsage): void {
+    const prices = this.table.routes.get(model)?.prices;
+    if (!prices) return;
+    const cached = usage.cachedTokens ?? 0;
+    const dollars =
+      ((usage.promptTokens - cached) * prices.input + cached * (prices.cachedInput ?? prices.input) + usage.completionTokens * prices.output) / 1e6;
+    this.deps.metrics.upstreamCost.inc({ model }, dollars);
+  }
+
+  private routeOf(model: string): Route {
+    const route = this.table.routes.get(model) ?? (this.table.passThrough && { ...this.table.passThrough, name: model, upstreamModel: model });
+    if (!route) throw new RelayError('forbidden', `model ${model} is not offered on this server`);
+    return route;
+  }
+
+  private dialectOf(route: Route): Dialect {
+    const key = this.table.routes.get(route.name) ?? this.table.passThrough!;
+    let dialect = this.dialects.get(key);
+    if (!dialect) {
+      dialect = this.create(route);
+      this.dialects.set(key, dialect);
+    }
+    return dialect;
+  }
+
+  private create(route: Route): Dialect {
+    const common = {
+      apiKey: route.apiKey,
+      maxRetries: this.settings.maxRetries,
+      // Per attempt, until the response begins; an attempt that hears nothing is retried like a failed one.
+      timeout: this.settings.idleTimeoutMs,
+      // The SDKs' loggers would print raw response lines (model output) on some errors.
+      logLevel: 'off' as const,
+      fetch: this.fetch,
+    };
+    if (route.dialect === 'anthropic') {
+      // The SDK appends /v1/messages itself; a base URL copied from an OpenAI setup ends in /v1 already.
+      return anthropicDialect(new Anthropic({ ...common, baseURL: route.baseURL?.replace(/\/v1\/?$/, '') }));
+    }
+    const client = new OpenAI({ ...common, baseURL: route.baseURL });
+    return route.dialect === 'responses' ? responsesDialect(client) : chatDialect(client, this.settings.includeUsage);
+  }
+}
