@@ -4,7 +4,7 @@
 // --once: prints the streamed reply to stdout; exit 0 on stop/length, 1 on error, 130 on cancel.
 import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
-import { ConversationId, type HistoryMessage } from '../shared/protocol.js';
+import { ConversationId, type HistoryMessage, type ToolCall } from '../shared/protocol.js';
 import { RelayClient, type Conversation, type ReplyResult } from './index.js';
 
 interface Args {
@@ -80,6 +80,8 @@ async function once(client: RelayClient, room: Conversation, question: string, u
   }
   const result = await reply.result;
   if (wrote && !wrote.endsWith('\n')) process.stdout.write('\n');
+  // On stderr, like the other notes: stdout stays the reply's text for whoever pipes it.
+  for (const call of result.toolCalls ?? []) process.stderr.write(`chat: tool call ${describeCall(call)}\n`);
   if (result.error) process.stderr.write(`chat: reply failed: ${result.error.code}: ${result.error.message}\n`);
   else if (result.finishReason === 'cancelled') process.stderr.write('chat: cancelled\n');
   finish(client, exitCode(result));
@@ -124,6 +126,7 @@ function interactive(client: RelayClient, room: Conversation, args: Args): void 
     cancelling = false;
     const note = e.finishReason === 'stop' ? '' : dim(` [${e.finishReason}${e.error ? `: ${e.error.message}` : ''}]`);
     process.stdout.write(`${note}\n`);
+    for (const call of e.toolCalls ?? []) process.stdout.write(`${dim(`[tool call ${describeCall(call)}]`)}\n`);
     if (inputDone) finish(client, EXIT.ok);
     else rl.prompt(true);
   });
@@ -162,6 +165,10 @@ function interactive(client: RelayClient, room: Conversation, args: Args): void 
   });
   process.stdin.on('keypress', throttle(() => room.typing(), 2_000));
   rl.prompt();
+}
+
+function describeCall(call: ToolCall): string {
+  return `${call.name} ${call.arguments}`;
 }
 
 function throttle(fn: () => void, ms: number): () => void {

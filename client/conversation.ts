@@ -13,8 +13,9 @@ import type {
 } from '../shared/protocol.js';
 import { AsyncQueue, Emitter } from './emitter.js';
 import { SendError } from './errors.js';
+import { endEntry, growEntry, startedEntry, streamingEntry } from './history-entry.js';
 import { randomId } from './ids.js';
-import { Reply } from './reply.js';
+import { Reply, trimReplies } from './reply.js';
 
 export type MessageFrame = ServerFrameOf<'message'>;
 export type JoinedFrame = ServerFrameOf<'joined'>;
@@ -68,8 +69,6 @@ interface PendingSend {
 const MAX_PENDING_SENDS = 16;
 /** Cancels waiting for a connection. */
 const MAX_QUEUED_CANCELS = 8;
-/** Reply handles kept per conversation; finished ones are evicted first. */
-const MAX_REPLY_HANDLES = 64;
 const ITERATOR_LIMIT = 2_000;
 
 export class Conversation extends Emitter<ConversationEvents> {
@@ -124,7 +123,7 @@ export class Conversation extends Emitter<ConversationEvents> {
     if (!r) {
       r = new Reply(replyId, this.id);
       this.replies.set(replyId, r);
-      this.trimReplies();
+      trimReplies(this.replies);
     }
     return r;
   }
@@ -318,18 +317,18 @@ export class Conversation extends Emitter<ConversationEvents> {
     this.lastSeqValue = frame.seq;
     const s = frame.streaming;
     if (s) {
-      const entry: HistoryMessage = { id: s.replyId, role: 'assistant', text: s.text, createdAt: Date.now() };
+      const entry = streamingEntry(s);
       this.historyValue.push(entry);
       this.inflight.set(s.replyId, entry);
       const r = this.reply(s.replyId);
-      r.start(undefined);
-      r.catchUp(s.text);
+      r.start(s.model);
+      r.catchUp(s);
     }
     // Replies the app is holding whose end happened while we were away.
     for (const r of this.replies.values()) {
       if (r.done || r.id === s?.replyId) continue;
       const done = this.historyValue.find((m) => m.id === r.id && m.role === 'assistant');
-      if (done) r.finish({ finishReason: done.finishReason ?? 'stop', ...(done.toolCalls ? { toolCalls: done.toolCalls } : {}) }, done.text);
+      if (done) r.finish({ finishReason: done.finishReason ?? 'stop', ...(done.toolCalls ? { toolCalls: done.toolCalls } : {}) }, done);
       else if (r.started) r.finish({ finishReason: 'error', error: { code: 'not_found', message: 'the reply is no longer retained' } });
     }
   }
@@ -345,7 +344,7 @@ export class Conversation extends Emitter<ConversationEvents> {
         if (e.replyId) this.reply(e.replyId);
         break;
       case 'reply.start': {
-        const entry: HistoryMessage = { id: e.replyId, role: 'assistant', text: '', createdAt: Date.now() };
+        const entry = startedEntry(e.replyId, e.model);
         this.pushHistory(entry);
         this.inflight.set(e.replyId, entry);
         this.reply(e.replyId).start(e.model);
@@ -353,19 +352,14 @@ export class Conversation extends Emitter<ConversationEvents> {
       }
       case 'reply.delta': {
         const entry = this.inflight.get(e.replyId);
-        if (entry && e.text) entry.text += e.text;
-        if (entry && e.reasoning) entry.reasoning = (entry.reasoning ?? '') + e.reasoning;
-        if (entry && e.refusal) entry.refusal = (entry.refusal ?? '') + e.refusal;
-        this.reply(e.replyId).append(e.text, e.reasoning);
+        if (entry) growEntry(entry, e);
+        this.reply(e.replyId).append(e);
         break;
       }
       case 'reply.end': {
         const entry = this.inflight.get(e.replyId);
         this.inflight.delete(e.replyId);
-        if (entry) {
-          entry.finishReason = e.finishReason;
-          if (e.toolCalls?.length) entry.toolCalls = e.toolCalls;
-        }
+        if (entry) endEntry(entry, e);
         const { finishReason, usage, toolCalls, error } = e;
         this.reply(e.replyId).finish({ finishReason, ...(usage ? { usage } : {}), ...(toolCalls ? { toolCalls } : {}), ...(error ? { error } : {}) });
         break;
@@ -386,16 +380,6 @@ export class Conversation extends Emitter<ConversationEvents> {
     this.historyValue.push(m);
     const over = this.historyValue.length - this.host.historyLimit;
     if (over > 0) this.historyValue.splice(0, over);
-  }
-
-  private trimReplies(): void {
-    if (this.replies.size <= MAX_REPLY_HANDLES) return;
-    for (const [id, r] of this.replies) {
-      if (this.replies.size <= MAX_REPLY_HANDLES) return;
-      if (r.done) this.replies.delete(id);
-    }
-    // All unfinished (a flood of queued replies): the oldest handle goes; its owner still has the object.
-    while (this.replies.size > MAX_REPLY_HANDLES * 2) this.replies.delete(this.replies.keys().next().value!);
   }
 
   private publish<K extends keyof ConversationEvents>(name: K, frame: ConversationEvents[K] & ConversationUpdate): void {

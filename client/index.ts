@@ -3,6 +3,7 @@ export { RelayClient } from './relay-client.js';
 export type {
   ClientError,
   ClientState,
+  ModelInfo,
   RelayClientEvents,
   RelayClientOptions,
   SocketConstructor,
@@ -24,6 +25,7 @@ export type {
   TypingFrame,
 } from './conversation.js';
 export { Reply } from './reply.js';
-export type { ReplyResult } from './reply.js';
+export type { ReplyEvents, ReplyResult, ToolCallUpdate } from './reply.js';
+export type { ToolCall } from '../shared/protocol.js';
 export { Backoff, defaultBackoff } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';

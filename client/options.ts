@@ -5,6 +5,8 @@ import type { SocketConstructor } from './socket.js';
 
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 export type Welcome = ServerFrameOf<'welcome'>;
+/** A model a send may ask for by `options.model`; `default` marks the one used when a send names none. */
+export type ModelInfo = NonNullable<Welcome['models']>[number];
 export type TokenSource = string | (() => string | Promise<string>);
 
 export interface RelayClientOptions {

@@ -6,14 +6,14 @@ import type { ClientFrame, Limits, ServerFrame, ServerFrameOf, User } from '../s
 import { Backoff } from './backoff.js';
 import { Conversation, type ConversationHost } from './conversation.js';
 import { Emitter } from './emitter.js';
-import type { ClientState, RelayClientEvents, RelayClientOptions, StateChange, TokenSource, Welcome } from './options.js';
+import type { ClientState, ModelInfo, RelayClientEvents, RelayClientOptions, StateChange, TokenSource, Welcome } from './options.js';
 import { SendError } from './errors.js';
 import { Pacer } from './pacer.js';
 import { Requests } from './requests.js';
 import { decodeFrame, safeClose, type SocketConstructor, type SocketLike } from './socket.js';
 
 export type { SocketConstructor, SocketLike } from './socket.js';
-export type { ClientError, ClientState, RelayClientEvents, RelayClientOptions, StateChange, TokenSource, Welcome } from './options.js';
+export type { ClientError, ClientState, ModelInfo, RelayClientEvents, RelayClientOptions, StateChange, TokenSource, Welcome } from './options.js';
 
 /** Close codes of our own (browsers only let clients use 1000 and 3000-4999). */
 /** Until a connection has stayed up this long, an overload close keeps the backoff growing. */
@@ -85,6 +85,10 @@ export class RelayClient extends Emitter<RelayClientEvents> {
   }
   get welcome(): Welcome | undefined {
     return this.welcomeValue;
+  }
+  /** The models a send may ask for (`options.model`), as the last welcome listed them; empty when the server does not say. */
+  get models(): readonly ModelInfo[] {
+    return this.welcomeValue?.models ?? [];
   }
 
   /** Open the connection; resolves at the first welcome, rejects if the client closes for good first. */

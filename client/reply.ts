@@ -1,19 +1,57 @@
 // One assistant reply as the app sees it: the text so far, an async iterator
-// of the pieces as they arrive, and a promise of how it ended.
-import type { ServerFrameOf } from '../shared/protocol.js';
-import { AsyncQueue } from './emitter.js';
+// of the pieces as they arrive, the tool calls as they are written, and a
+// promise of how it ended.
+import type { ServerFrameOf, ToolCall, ToolCallDelta } from '../shared/protocol.js';
+import { AsyncQueue, Emitter } from './emitter.js';
+import { catchUpToolCalls, copyToolCalls, growToolCall } from './tool-calls.js';
 
 type ReplyEnd = ServerFrameOf<'reply.end'>;
 
 /** How a reply ended, with all of its text. */
 export type ReplyResult = Pick<ReplyEnd, 'replyId' | 'finishReason' | 'usage' | 'toolCalls' | 'error'> & { text: string };
 
+/** One tool call of a reply changed: it began, its arguments grew, or a snapshot or the end filled it in. */
+export interface ToolCallUpdate {
+  replyId: string;
+  /** The call's place in `reply.toolCalls` (and in the final `result.toolCalls`). */
+  index: number;
+  /** The whole call so far. */
+  call: ToolCall;
+}
+
+export interface ReplyEvents {
+  toolCall: ToolCallUpdate;
+}
+
+/** New pieces of a reply: what a `reply.delta` carries. */
+export interface ReplyPiece {
+  text?: string | undefined;
+  reasoning?: string | undefined;
+  refusal?: string | undefined;
+  toolCall?: ToolCallDelta | undefined;
+}
+
+/** All of a reply so far: what `joined.streaming` or a history entry holds. */
+export interface ReplySnapshot {
+  text: string;
+  reasoning?: string | undefined;
+  refusal?: string | undefined;
+  toolCalls?: readonly ToolCall[] | undefined;
+}
+
 /** Pieces one iterator may have waiting before they are coalesced into one. */
 const ITERATOR_PIECES = 256;
 
-export class Reply implements AsyncIterable<string> {
+/** The part of `full` that `ours` is missing, when ours is a prefix of it (events are never reordered). */
+function missingTail(ours: string, full: string | undefined): string {
+  return full !== undefined && full.length > ours.length && full.startsWith(ours) ? full.slice(ours.length) : '';
+}
+
+export class Reply extends Emitter<ReplyEvents> implements AsyncIterable<string> {
   private textValue = '';
   private reasoningValue = '';
+  private refusalValue = '';
+  private readonly calls: ToolCall[] = [];
   private modelValue: string | undefined;
   private startedValue = false;
   private resultValue: ReplyResult | undefined;
@@ -26,6 +64,7 @@ export class Reply implements AsyncIterable<string> {
     readonly id: string,
     readonly conversationId: string,
   ) {
+    super();
     this.result = new Promise((resolve) => (this.resolveResult = resolve));
   }
 
@@ -34,6 +73,17 @@ export class Reply implements AsyncIterable<string> {
   }
   get reasoning(): string {
     return this.reasoningValue;
+  }
+  get refusal(): string {
+    return this.refusalValue;
+  }
+  /**
+   * The tool calls written so far, in their final order; the last may still be
+   * growing. Once the reply ended, exactly `result.toolCalls` (none when it was
+   * cancelled or failed, as the server keeps it).
+   */
+  get toolCalls(): readonly ToolCall[] {
+    return copyToolCalls(this.calls);
   }
   get model(): string | undefined {
     return this.modelValue;
@@ -56,33 +106,50 @@ export class Reply implements AsyncIterable<string> {
   }
 
   /** @internal */
-  append(text: string | undefined, reasoning?: string): void {
+  append(piece: ReplyPiece): void {
     if (this.done) return;
     this.startedValue = true;
-    if (reasoning) this.reasoningValue += reasoning;
-    if (!text) return;
+    if (piece.reasoning) this.reasoningValue += piece.reasoning;
+    if (piece.refusal) this.refusalValue += piece.refusal;
+    if (piece.toolCall && growToolCall(this.calls, piece.toolCall)) this.emitCall(piece.toolCall.index);
+    if (piece.text) this.appendText(piece.text);
+  }
+
+  /** @internal A snapshot knows all of the reply so far; only what we are missing is new. */
+  catchUp(s: ReplySnapshot): void {
+    if (this.done) return;
+    this.reasoningValue += missingTail(this.reasoningValue, s.reasoning);
+    this.refusalValue += missingTail(this.refusalValue, s.refusal);
+    for (const i of catchUpToolCalls(this.calls, s.toolCalls ?? [])) this.emitCall(i);
+    const text = missingTail(this.textValue, s.text);
+    if (text) this.appendText(text);
+  }
+
+  /** @internal `full` is the whole reply, when the end is learnt from a snapshot rather than seen. */
+  finish(end: Omit<ReplyResult, 'text' | 'replyId'>, full?: ReplySnapshot): void {
+    if (this.done) return;
+    if (full !== undefined) this.catchUp(full);
+    // The final list is the truth: it replaces the calls seen growing (none survive a cancel or an error).
+    const final = end.toolCalls ?? [];
+    const changed = catchUpToolCalls(this.calls, final);
+    this.calls.length = final.length;
+    this.resultValue = { replyId: this.id, text: this.textValue, ...end };
+    for (const it of this.iterators) it.end();
+    this.iterators.clear();
+    // After resultValue is set, so a listener can tell the final state (reply.done) from growth.
+    for (const i of changed) this.emitCall(i);
+    this.resolveResult(this.resultValue);
+  }
+
+  private appendText(text: string): void {
+    this.startedValue = true;
     this.textValue += text;
     for (const it of this.iterators) it.mergeLast((last) => last + text, text);
   }
 
-  /**
-   * @internal A snapshot knows the reply's full text so far. Ours is a prefix of
-   * it (events are never reordered), so only the missing tail is new.
-   */
-  catchUp(fullText: string): void {
-    if (fullText.length > this.textValue.length && fullText.startsWith(this.textValue)) {
-      this.append(fullText.slice(this.textValue.length));
-    }
-  }
-
-  /** @internal */
-  finish(end: Omit<ReplyResult, 'text' | 'replyId'>, fullText?: string): void {
-    if (this.done) return;
-    if (fullText !== undefined) this.catchUp(fullText);
-    this.resultValue = { replyId: this.id, text: this.textValue, ...end };
-    for (const it of this.iterators) it.end();
-    this.iterators.clear();
-    this.resolveResult(this.resultValue);
+  private emitCall(index: number): void {
+    const call = this.calls[index];
+    if (call) this.emit('toolCall', { replyId: this.id, index, call: { ...call } });
   }
 
   /** Text pieces from the start of the reply (what arrived before iteration is yielded first, in one piece). */
@@ -93,4 +160,18 @@ export class Reply implements AsyncIterable<string> {
     else this.iterators.add(queue);
     return queue;
   }
+}
+
+/** Reply handles kept per conversation; finished ones are evicted first. */
+const MAX_REPLY_HANDLES = 64;
+
+/** Keep a conversation's map of reply handles bounded. */
+export function trimReplies(replies: Map<string, Reply>): void {
+  if (replies.size <= MAX_REPLY_HANDLES) return;
+  for (const [id, r] of replies) {
+    if (replies.size <= MAX_REPLY_HANDLES) return;
+    if (r.done) replies.delete(id);
+  }
+  // All unfinished (a flood of queued replies): the oldest handle goes; its owner still has the object.
+  while (replies.size > MAX_REPLY_HANDLES * 2) replies.delete(replies.keys().next().value!);
 }

@@ -11,6 +11,7 @@ import { RoomView } from './room-view.js';
 const ROOMS_KEY = 'relay.rooms';
 const IDS_KEY = 'relay.identities';
 const TOKEN_KEY = 'relay.token';
+const MODEL_KEY = 'relay.model';
 const MAX_ROOMS = 12;
 const TYPING_SHOWN_MS = 3_500;
 const DEFAULT_ROOM = 'general';
@@ -29,6 +30,8 @@ const els = {
   composer: byId<HTMLFormElement>('composer'),
   input: byId<HTMLTextAreaElement>('composer-input'),
   send: byId<HTMLButtonElement>('send-button'),
+  modelPicker: byId('model-picker'),
+  model: byId<HTMLSelectElement>('model-select'),
   stop: byId<HTMLButtonElement>('stop-button'),
   toasts: byId('toasts'),
   auth: byId<HTMLFormElement>('auth-form'),
@@ -71,6 +74,7 @@ client.on('welcome', (w) => {
   myIds.add(w.user.id);
   saveList(sessionStorage, IDS_KEY, [...myIds].slice(-20));
   els.me.replaceChildren(avatar(w.user.id, w.user.name), h('span', {}, w.user.name));
+  renderModels();
 });
 client.on('state', (s) => showState(s));
 client.on('error', (e) => {
@@ -222,6 +226,25 @@ function updateStop(conv: Conversation): void {
   els.stop.hidden = !running || running.done;
 }
 
+// ------------------------------------------------------------ model picker
+
+/** Offered only when the server lists more than one model; the choice is kept while the server still offers it. */
+function renderModels(): void {
+  const models = client.models;
+  const wanted = els.model.value || localStorage.getItem(MODEL_KEY) || '';
+  els.model.replaceChildren(...models.map((m) => h('option', { value: m.id }, m.default ? `${m.id} (default)` : m.id)));
+  const fallback = models.find((m) => m.default)?.id ?? models[0]?.id ?? '';
+  els.model.value = models.some((m) => m.id === wanted) ? wanted : fallback;
+  els.modelPicker.hidden = models.length < 2;
+}
+
+/** The model a send asks for, if there is a choice to make. */
+function chosenModel(): string | undefined {
+  return client.models.length > 1 && els.model.value ? els.model.value : undefined;
+}
+
+els.model.addEventListener('change', () => localStorage.setItem(MODEL_KEY, els.model.value));
+
 // ------------------------------------------------------------ composer
 
 function send(): void {
@@ -231,7 +254,8 @@ function send(): void {
   const clientMessageId = randomId();
   const target = view;
   target?.addPending(clientMessageId, text, client.user ?? { id: 'me', name: 'You' });
-  conv.send(text, { clientMessageId }).catch((err: Error) => {
+  const model = chosenModel();
+  conv.send(text, { clientMessageId, ...(model ? { model } : {}) }).catch((err: Error) => {
     target?.failPending(clientMessageId, err.message);
     toast(`Not sent: ${err.message}`);
   });

@@ -1,9 +1,11 @@
 // The message list of one room: renders a conversation's history and keeps
-// it current from its events, streaming each reply through a typewriter.
+// it current from its events, streaming each reply through a typewriter and
+// its tool calls into cards.
 import type { HistoryMessage, ServerFrameOf, User } from '../../shared/protocol.js';
 import type { Conversation, MessageFrame } from '../index.js';
 import { avatar, clock, h } from './dom.js';
 import { renderMarkdown } from './markdown.js';
+import { paintToolCalls } from './tool-cards.js';
 import { Typewriter } from './typewriter.js';
 
 export interface Me {
@@ -41,7 +43,10 @@ export class RoomView {
       c.on('joined', () => this.renderAll()),
       c.on('message', (m) => this.keepScroll(() => this.message(m))),
       c.on('reply.start', (e) => this.keepScroll(() => this.started(e.replyId, e.model))),
-      c.on('reply.delta', (e) => e.text && this.writers.get(e.replyId)?.append(e.text)),
+      c.on('reply.delta', (e) => {
+        if (e.text) this.writers.get(e.replyId)?.append(e.text);
+        if (e.toolCall) this.toolCallGrew(e.replyId);
+      }),
       c.on('reply.end', (e) => this.keepScroll(() => this.ended(e))),
     );
     return this;
@@ -81,7 +86,7 @@ export class RoomView {
     const streaming = this.conv.streaming;
     for (const m of this.conv.history) {
       if (m.role === 'user') this.append(this.userElement(m, false));
-      else if (streaming && streaming.id === m.id) this.append(this.assistantElement(m.id, 'streaming', m.text));
+      else if (streaming && streaming.id === m.id) this.append(this.streamingElement(m));
       else this.append(this.finishedElement(m));
     }
     for (const p of this.pending.values()) this.append(p.el);
@@ -133,15 +138,31 @@ export class RoomView {
     this.writers.delete(e.replyId);
     this.finish(el, e.finishReason, e.error?.message);
     writer.finish(text);
+    paintToolCalls(el, e.toolCalls ?? [], true);
     const meta = el.querySelector('.meta');
     const model = meta?.textContent;
     if (meta && e.usage) meta.replaceChildren([model, `${e.usage.completionTokens} tokens`].filter(Boolean).join(' · '));
+  }
+
+  /** Cards follow the reply in flight as its calls grow; the text has its typewriter. */
+  private toolCallGrew(replyId: string): void {
+    const el = this.items.get(replyId);
+    if (el?.dataset.state !== 'streaming') return;
+    this.keepScroll(() => paintToolCalls(el, this.conv.reply(replyId).toolCalls, false));
+  }
+
+  /** The reply in flight as a snapshot (a late join, a reload) shows it: text and tool calls so far. */
+  private streamingElement(m: HistoryMessage): HTMLElement {
+    const el = this.assistantElement(m.id, 'streaming', m.text);
+    paintToolCalls(el, m.toolCalls ?? [], false);
+    return el;
   }
 
   private finishedElement(m: HistoryMessage): HTMLElement {
     const el = this.assistantElement(m.id, 'done', '');
     this.finish(el, m.finishReason ?? 'stop', undefined);
     this.paint(el, m.text, true);
+    paintToolCalls(el, m.toolCalls ?? [], true);
     return el;
   }
 
@@ -185,6 +206,7 @@ export class RoomView {
         { class: 'msg-main' },
         h('header', { class: 'msg-head' }, h('span', { class: 'author' }, 'Assistant')),
         body,
+        h('div', { class: 'tool-calls' }),
         h('div', { class: 'meta' }),
       ),
     );

@@ -85,14 +85,9 @@ export function* coalesceReplay(events: readonly StoredEvent[]): Generator<{ jso
   let pending: DeltaEvent | undefined;
   let pendingJson: string | undefined;
   for (const { event, json } of events) {
-    if (event.type === 'reply.delta' && pending && pending.replyId === event.replyId && size(pending) + size(event) <= REPLAY_MERGE_CHARS) {
-      pending = {
-        ...pending,
-        seq: event.seq,
-        text: join(pending.text, event.text),
-        reasoning: join(pending.reasoning, event.reasoning),
-        refusal: join(pending.refusal, event.refusal),
-      };
+    const merged = event.type === 'reply.delta' && pending && size(pending) + size(event) <= REPLAY_MERGE_CHARS ? mergeDeltas(pending, event) : undefined;
+    if (merged) {
+      pending = merged;
       pendingJson = undefined;
       continue;
     }
@@ -108,8 +103,35 @@ export function* coalesceReplay(events: readonly StoredEvent[]): Generator<{ jso
   if (pending) yield { json: pendingJson ?? serialize(pending), event: pending };
 }
 
-function size(d: DeltaEvent): number {
-  return (d.text?.length ?? 0) + (d.reasoning?.length ?? 0) + (d.refusal?.length ?? 0);
+/** Characters a delta carries. */
+export function size(d: DeltaEvent): number {
+  return (d.text?.length ?? 0) + (d.reasoning?.length ?? 0) + (d.refusal?.length ?? 0) + (d.toolCall?.arguments?.length ?? 0);
+}
+
+/**
+ * Two consecutive deltas of a reply as one (the seq of the later), for a
+ * reader that is behind; undefined when they must stay two: other replies,
+ * or pieces of two different tool calls.
+ */
+export function mergeDeltas(a: DeltaEvent, b: DeltaEvent): DeltaEvent | undefined {
+  if (a.replyId !== b.replyId) return undefined;
+  const toolCall = mergeToolCall(a.toolCall, b.toolCall);
+  if (toolCall === false) return undefined;
+  return {
+    ...a,
+    seq: b.seq,
+    text: join(a.text, b.text),
+    reasoning: join(a.reasoning, b.reasoning),
+    refusal: join(a.refusal, b.refusal),
+    ...(toolCall ? { toolCall } : {}),
+  };
+}
+
+function mergeToolCall(a: DeltaEvent['toolCall'], b: DeltaEvent['toolCall']): DeltaEvent['toolCall'] | false {
+  if (!a || !b) return a ?? b;
+  if (a.index !== b.index) return false;
+  const args = join(a.arguments, b.arguments);
+  return { index: a.index, id: a.id ?? b.id, name: a.name ?? b.name, ...(args ? { arguments: args } : {}) };
 }
 
 /** Undefined fields vanish when serialized, so an empty join leaves no empty field. */

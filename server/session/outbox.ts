@@ -5,7 +5,7 @@
 // larger frames instead of memory. Past the hard limit the socket is closed
 // (4009) and the client resumes from its last seq.
 import type { ConversationEventOf } from '../../shared/protocol.js';
-import { join, serialize } from '../rooms/fanout.js';
+import { mergeDeltas, serialize, size as deltaSize } from '../rooms/fanout.js';
 
 export type DeltaEvent = ConversationEventOf<'reply.delta'>;
 
@@ -72,19 +72,10 @@ export class Outbox {
       const h = this.held[i]!;
       if (h.conversationId !== delta.conversationId) continue;
       // Only the latest held frame of this conversation may absorb it, or seq order would break.
-      if (!h.delta || h.delta.replyId !== delta.replyId) return false;
-      const into = h.delta;
-      const toolCall = mergeToolCall(into.toolCall, delta.toolCall);
-      if (toolCall === false) return false;
+      const merged = h.delta && mergeDeltas(h.delta, delta);
+      if (!merged) return false;
       this.heldChars -= size(h);
-      h.delta = {
-        ...into,
-        seq: delta.seq,
-        text: join(into.text, delta.text),
-        reasoning: join(into.reasoning, delta.reasoning),
-        refusal: join(into.refusal, delta.refusal),
-        ...(toolCall ? { toolCall } : {}),
-      };
+      h.delta = merged;
       h.json = undefined;
       this.heldChars += size(h);
       this.merged++;
@@ -131,17 +122,8 @@ export class Outbox {
   }
 }
 
-/** Two pieces of one tool call as one; false for pieces of different calls, which stay two frames. */
-function mergeToolCall(a: DeltaEvent['toolCall'], b: DeltaEvent['toolCall']): DeltaEvent['toolCall'] | false {
-  if (!a || !b) return a ?? b;
-  if (a.index !== b.index) return false;
-  const args = join(a.arguments, b.arguments);
-  return { index: a.index, id: a.id ?? b.id, name: a.name ?? b.name, ...(args ? { arguments: args } : {}) };
-}
-
 /** Characters a held frame stands for: its JSON, or a merged delta's text. */
 function size(h: Held): number {
   if (h.json !== undefined) return h.json.length;
-  const d = h.delta;
-  return 128 + (d?.text?.length ?? 0) + (d?.reasoning?.length ?? 0) + (d?.refusal?.length ?? 0) + (d?.toolCall?.arguments?.length ?? 0);
+  return 128 + (h.delta ? deltaSize(h.delta) : 0);
 }

@@ -1,17 +1,27 @@
 // The chat page in a real browser (Debian's chromium through playwright-core)
-// against a real relay: streaming into the DOM, Stop, a second tab, reload.
+// against a real relay: streaming into the DOM, Stop, a second tab, reload,
+// tool calls as cards.
 // Screenshots land in test/output/ (gitignored).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import { ClientFrame } from '../../shared/protocol.js';
 import { startStack, type Stack } from '../helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const OUT = fileURLToPath(new URL('../output/', import.meta.url));
 /** ~160 pieces at 10 ms: a reply of about 1.6 s over many frames. Plain words, so the DOM text equals the source. */
 const LONG = Array.from({ length: 160 }, (_, i) => `word${i}`).join(' ');
+/** Messages starting with this are answered with a tool call, written in ~50 pieces at 50 ms. */
+const TOOL_PROMPT = 'Use the weather tool';
+const WEATHER = {
+  id: 'call_weather',
+  name: 'get_weather',
+  arguments: '{"city":"Paris","days":3,"units":"metric","include":["wind","rain","humidity","pressure"],"note":"<b>not bold</b> <img src=x>"}',
+};
+const PRETTY_ARGS = JSON.stringify(JSON.parse(WEATHER.arguments), null, 2);
 
 if (!existsSync(CHROMIUM)) {
   console.log(`chromium not installed (${CHROMIUM}): the browser test is skipped. Install it with: apt-get install -y chromium`);
@@ -28,7 +38,11 @@ function suite(): void {
 
   test.before(async () => {
     mkdirSync(OUT, { recursive: true });
-    stack = await startStack({ env: { PRESENCE_COALESCE_MS: '20' }, plan: () => ({ text: LONG, tokenDelayMs: 10 }) });
+    stack = await startStack({
+      env: { PRESENCE_COALESCE_MS: '20' },
+      plan: (req) =>
+        req.messages.at(-1)?.content.startsWith(TOOL_PROMPT) ? { text: 'Checking the forecast.', toolCalls: [WEATHER], tokenDelayMs: 50 } : { text: LONG, tokenDelayMs: 10 },
+    });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -40,11 +54,11 @@ function suite(): void {
     await stack?.close();
   });
 
-  async function open(room: string): Promise<Page> {
+  async function open(room: string, on: Stack = stack): Promise<Page> {
     const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
     page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
-    await page.goto(`http://127.0.0.1:${stack.relay.port}/#${room}`);
+    await page.goto(`http://127.0.0.1:${on.relay.port}/#${room}`);
     await page.waitForSelector('#conn[data-state="open"]');
     return page;
   }
@@ -164,6 +178,97 @@ function suite(): void {
     assert.is(await page.locator('.msg[data-role="user"]').count(), 1);
     await page.screenshot({ path: `${OUT}browser-reloaded.png` });
     await page.close();
+  });
+
+  const card = (page: Page) => reply(page).locator('.tool-call');
+  const cardArgs = async (page: Page) => (await card(page).locator('.tool-call-args').textContent()) ?? '';
+
+  /** Wait until the newest reply's card shows partly written arguments; returns them. */
+  async function partlyWritten(page: Page): Promise<string> {
+    const handle = await page.waitForFunction(
+      (whole) => {
+        const cards = document.querySelectorAll('.msg[data-role="assistant"] .tool-call-args');
+        const shown = cards[cards.length - 1]?.textContent ?? '';
+        return shown.length > 0 && shown.length < whole.length ? shown : false;
+      },
+      WEATHER.arguments,
+      { polling: 'raf' },
+    );
+    return String(await handle.jsonValue());
+  }
+
+  test('a tool call shows as a card: its name, and its arguments pretty-printed once the reply ended', async () => {
+    const page = await open('tool-card');
+    await send(page, `${TOOL_PROMPT} for Paris`);
+    assert.is(await done(page), 'tool_calls');
+    assert.is(await card(page).count(), 1);
+    assert.is(await card(page).locator('.tool-call-name').textContent(), 'get_weather');
+    assert.is(await card(page).getAttribute('aria-label'), 'Tool call: get_weather');
+    assert.is(await cardArgs(page), PRETTY_ARGS);
+    assert.is(await card(page).locator('b, img').count(), 0, 'model output is text, never markup');
+    assert.is(await replyText(page), 'Checking the forecast.');
+    assert.ok(await reply(page).locator('.badge-tool_calls').isVisible(), 'an "Asked to call tools" badge');
+    await page.screenshot({ path: `${OUT}browser-tool-card.png` });
+    await page.setViewportSize({ width: 390, height: 760 });
+    await page.screenshot({ path: `${OUT}browser-tool-card-phone.png` });
+    // A page opened afterwards renders the card from history.
+    const later = await open('tool-card');
+    await later.waitForSelector('.tool-call');
+    assert.is(await card(later).locator('.tool-call-name').textContent(), 'get_weather');
+    assert.is(await cardArgs(later), PRETTY_ARGS);
+    await page.close();
+    await later.close();
+  });
+
+  test('a card fills in live, and a page opened mid-reply shows it too', async () => {
+    const first = await open('tool-live');
+    await send(first, `${TOOL_PROMPT}, live`);
+    const early = await partlyWritten(first);
+    assert.ok(WEATHER.arguments.startsWith(early), `arguments as written, so far: ${early}`);
+    assert.is(await card(first).getAttribute('data-state'), 'streaming');
+    // The reply has about two seconds to go: the second page joins while the call is being written.
+    const second = await open('tool-live');
+    const joinedMidCall = await second.waitForFunction(() => {
+      const el = document.querySelector('.msg[data-role="assistant"] .tool-call[data-state="streaming"] .tool-call-args');
+      return el ? (el.textContent ?? '') : false;
+    });
+    const seen = String(await joinedMidCall.jsonValue());
+    assert.ok(WEATHER.arguments.startsWith(seen), `the late page starts from the arguments so far: ${seen}`);
+    await second.screenshot({ path: `${OUT}browser-tool-card-live.png` });
+    assert.is(await done(first), 'tool_calls');
+    assert.is(await done(second), 'tool_calls');
+    assert.is(await cardArgs(first), PRETTY_ARGS);
+    assert.is(await cardArgs(second), PRETTY_ARGS);
+    assert.is(await card(second).locator('.tool-call-name').textContent(), 'get_weather');
+    await first.close();
+    await second.close();
+  });
+
+  test('with more than one model the composer offers a choice, and a send asks for the chosen one', async () => {
+    const single = await open('one-model');
+    assert.is(await single.locator('#model-picker').isHidden(), true, 'one model: nothing to choose');
+    await single.close();
+    const multi = await startStack({ env: { ALLOWED_MODELS: 'other-model' }, plan: () => ({ text: 'Hello from the other one.', tokenDelayMs: 1 }) });
+    try {
+      const page = await open('models', multi);
+      const sent: string[] = [];
+      page.on('websocket', (ws) => ws.on('framesent', (f) => typeof f.payload === 'string' && sent.push(f.payload)));
+      await page.reload();
+      await page.waitForSelector('#model-picker:not([hidden])');
+      assert.equal(await page.locator('#model-select option').allTextContents(), ['test-model (default)', 'other-model']);
+      assert.is(await page.getByLabel('Model', { exact: true }).inputValue(), 'test-model', 'the default is chosen at first');
+      await page.getByLabel('Model', { exact: true }).selectOption('other-model');
+      await send(page, 'Which model are you?');
+      assert.is(await done(page), 'stop');
+      const sends = sent.map((f) => ClientFrame.parse(JSON.parse(f))).flatMap((f) => (f.type === 'send' ? [f] : []));
+      assert.equal(sends.map((f) => f.options?.model), ['other-model']);
+      assert.match((await reply(page).locator('.meta').textContent()) ?? '', /^other-model/);
+      await page.setViewportSize({ width: 390, height: 760 });
+      await page.screenshot({ path: `${OUT}browser-model-picker-phone.png` });
+      await page.close();
+    } finally {
+      await multi.close();
+    }
   });
 
   test('no errors in the pages', () => {

@@ -57,6 +57,30 @@ test('above it, consecutive deltas of a reply merge: same text, seq of the last'
   o.close();
 });
 
+test('tool-call pieces merge within one call, never across calls: each call keeps its id, name and arguments in order', async () => {
+  const wire = new FakeWire();
+  const o = new Outbox(wire, { highWaterBytes: 100, hardLimitBytes: 100_000 }, { overflow: () => assert.unreachable() });
+  wire.bufferedAmount = 500; // the reader stopped
+  const piece = (seq: number, toolCall: DeltaEvent['toolCall']): DeltaEvent => ({ type: 'reply.delta', conversationId: 'c1', seq, replyId: 'r1', toolCall });
+  const pieces = [
+    piece(1, { index: 0, id: 'call_a', name: 'get_weather' }),
+    piece(2, { index: 0, arguments: '{"city":' }),
+    piece(3, { index: 0, arguments: ' "Paris"}' }),
+    piece(4, { index: 1, id: 'call_b', name: 'get_time', arguments: '{' }),
+    piece(5, { index: 1, arguments: '}' }),
+  ];
+  for (const p of pieces) send(o, p);
+  wire.bufferedAmount = 0; // it reads again
+  wire.accumulate = false;
+  await tick();
+  const calls = wire.frames().map((f) => (f.type === 'reply.delta' ? [f.seq, f.toolCall] : []));
+  assert.equal(calls, [
+    [3, { index: 0, id: 'call_a', name: 'get_weather', arguments: '{"city": "Paris"}' }],
+    [5, { index: 1, id: 'call_b', name: 'get_time', arguments: '{}' }],
+  ]);
+  o.close();
+});
+
 test('merging never reorders a conversation: a message between deltas splits the merge', async () => {
   const wire = new FakeWire();
   const o = new Outbox(wire, { highWaterBytes: 100, hardLimitBytes: 100_000 }, { overflow: () => assert.unreachable() });

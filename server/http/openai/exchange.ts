@@ -2,7 +2,7 @@
 // follows the reply to its own message and turns it into OpenAI's shapes, SSE
 // chunks while streaming, or one completion object at the end.
 import type { ServerResponse } from 'node:http';
-import type { ServerFrameOf, User, Usage } from '../../../shared/protocol.js';
+import type { ServerFrameOf, ToolCallDelta, User, Usage } from '../../../shared/protocol.js';
 import { ReplyFollower } from '../../rooms/reply-follower.js';
 import { openaiError } from './errors.js';
 
@@ -62,7 +62,7 @@ export class Exchange {
     return `chatcmpl-${this.replyId ?? this.member.id}`;
   }
 
-  private chunk(delta: Record<string, string>, finishReason: string | null = null): void {
+  private chunk(delta: Record<string, unknown>, finishReason: string | null = null): void {
     const body = { id: this.completionId, object: 'chat.completion.chunk', created: this.created, model: this.opts.model, choices: [{ index: 0, delta, finish_reason: finishReason }] };
     this.res.write(`data: ${JSON.stringify(body)}\n\n`);
     // A reader this far behind is not reading: drop it rather than hold the reply in memory.
@@ -75,12 +75,17 @@ export class Exchange {
     this.chunk({ role: 'assistant', content: '' });
   }
 
-  private delta({ text, reasoning, refusal }: ServerFrameOf<'reply.delta'>): void {
+  private delta({ text, reasoning, refusal, toolCall }: ServerFrameOf<'reply.delta'>): void {
     if (text) this.text += text;
     if (reasoning) this.reasoning += reasoning;
     if (refusal) this.refusal += refusal;
     if (!this.opts.stream) return;
-    this.chunk({ ...(text ? { content: text } : {}), ...(reasoning ? { reasoning_content: reasoning } : {}), ...(refusal ? { refusal } : {}) });
+    this.chunk({
+      ...(text ? { content: text } : {}),
+      ...(reasoning ? { reasoning_content: reasoning } : {}),
+      ...(refusal ? { refusal } : {}),
+      ...(toolCall ? { tool_calls: [toolCallChunk(toolCall)] } : {}),
+    });
   }
 
   private end(end: ServerFrameOf<'reply.end'>): void {
@@ -130,4 +135,9 @@ export class Exchange {
 
 function usageOf(u: Usage): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
   return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens };
+}
+
+/** A tool-call piece as chat.completions streams one: the call's id, type and name only with its first piece. */
+function toolCallChunk({ index, id, name, arguments: args }: ToolCallDelta) {
+  return { index, ...(id ? { id, type: 'function' } : {}), function: { ...(name ? { name } : {}), arguments: args ?? '' } };
 }
