@@ -7,15 +7,25 @@ export type DialectName = 'chat' | 'responses' | 'anthropic';
 
 /** One conversation turn as the model read it, whatever the dialect. */
 export interface Turn {
-  role: string;
-  content: string; // text parts joined; images, tool calls and tool results contribute nothing
+  role: string; // 'tool' for a tool's result, whatever the dialect calls it
+  content: string; // text parts joined; images contribute nothing; on a tool turn, the tool's output
   name?: string;
+  toolCalls?: ToolCall[]; // assistant turns that called tools, ids as the client sent them
+  toolCallId?: string; // tool turns: the call this result answers
+  isError?: boolean; // tool turns the client marked as failed (anthropic `is_error`)
 }
 
 export interface ToolCall {
   id: string;
   name: string;
-  arguments: string; // JSON text, streamed in pieces
+  arguments: string; // JSON text, streamed in pieces; anthropic's `input` object as JSON
+}
+
+/** A function the request offers the model, whatever the dialect's wrapping. */
+export interface OfferedTool {
+  name: string;
+  description?: string;
+  parameters?: Record<string, unknown>; // JSON Schema (anthropic `input_schema`)
 }
 
 /**
@@ -24,7 +34,10 @@ export interface ToolCall {
  * counterpart of a fault, its comment says what stands in for it.
  */
 export interface FaultPlan {
-  /** Reply to stream instead of the generated demo text (no text by default when `toolCalls` is set). */
+  /**
+   * Reply to stream instead of the generated demo text (no text by default when `toolCalls` is set).
+   * Without `text`, `toolCalls` and `replay` the model uses the request's tools itself (demo/tooluse.ts).
+   */
   text?: string;
   /**
    * Streamed before the text. chat: `delta.reasoning_content`; responses: a `reasoning`
@@ -104,6 +117,7 @@ export interface RecordedRequest {
   // The same shape in every dialect, so tests assert what the model saw one way: the system
   // prompt (anthropic `system`, responses `instructions`) comes first as a system turn.
   messages: Turn[];
+  tools: OfferedTool[]; // empty when the request offers none
   headers: Record<string, string | string[] | undefined>;
   tokensSent: number; // reasoning/text pieces written so far
   finished: boolean; // the server completed the response itself

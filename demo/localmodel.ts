@@ -3,7 +3,8 @@
 // lets `npm start` work without an API key, and it is the real HTTP upstream of
 // the integration tests, which steer it per request through a FaultPlan. The
 // dialects only encode a reply decided up front; pacing and faults live here, so
-// every fault means the same thing whichever dialect is spoken.
+// every fault means the same thing whichever dialect is spoken. It also serves the
+// example operator tools of DEMO_TOOLS under /tools/.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { anthropic } from './dialects/anthropic.js';
@@ -12,9 +13,12 @@ import { openaiError, replayBody, type Dialect, type Encoded } from './dialects/
 import { responses } from './dialects/responses.js';
 import type { DialectName, FaultPlan, RecordedRequest } from './faultplan.js';
 import { planReply } from './script.js';
+import { DEMO_TOOLS, callTool, type ToolRequest } from './tools.js';
+import { toolUse } from './tooluse.js';
 
-export type { DialectName, FaultPlan, RecordedRequest, ToolCall, Turn } from './faultplan.js';
+export type { DialectName, FaultPlan, OfferedTool, RecordedRequest, ToolCall, Turn } from './faultplan.js';
 export { demoReply, splitTokens } from './script.js';
+export { DEMO_TOOLS, type DemoTool, type ToolRequest } from './tools.js';
 
 export interface LocalModelOptions {
   host?: string; // default 127.0.0.1
@@ -32,6 +36,12 @@ const ROUTES = new Map<string, [DialectName, Dialect]>([
   ['/v1/responses', ['responses', responses]],
   ['/v1/messages', ['anthropic', anthropic]],
 ]);
+
+/** Appends `item`, dropping the oldest beyond MAX_RECORDS so a long-running server stays bounded. */
+function record<T>(list: T[], item: T): void {
+  list.push(item);
+  if (list.length > MAX_RECORDS) list.splice(0, list.length - MAX_RECORDS);
+}
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -104,6 +114,8 @@ function end(live: Live): void {
 
 export class LocalModel {
   readonly requests: RecordedRequest[] = [];
+  /** The POSTs to /tools/<name>, in arrival order. */
+  readonly toolCalls: ToolRequest[] = [];
   private readonly server: Server;
   private readonly open = new Set<Live>();
   private readonly host: string;
@@ -112,6 +124,7 @@ export class LocalModel {
   private readonly model: string;
   private planFor: LocalModelOptions['plan'];
   private nextId = 1;
+  private callCount = 0; // numbers the model's own tool calls, call_demo_1, call_demo_2…
   private readonly connections = new WeakMap<Socket, number>();
   private connectionCount = 0;
 
@@ -171,6 +184,13 @@ export class LocalModel {
     return `${this.origin}/v1`;
   }
 
+  /** Where the endpoint of the DEMO_TOOLS entry `name` answers on this server. */
+  toolURL(name: string): string {
+    const tool = DEMO_TOOLS.find((t) => t.name === name);
+    if (!tool) throw new Error(`No demo tool named ${name}`);
+    return `${this.origin}${tool.path}`;
+  }
+
   setPlan(plan: LocalModelOptions['plan']): void {
     this.planFor = plan;
   }
@@ -184,6 +204,7 @@ export class LocalModel {
     if (req.method === 'GET' && path === '/v1/models') {
       return sendJson(res, 200, { object: 'list', data: [{ id: this.model, object: 'model' }] });
     }
+    if (req.method === 'POST' && path.startsWith('/tools/')) return this.tool(req, res, path.slice('/tools/'.length));
     const route = req.method === 'POST' ? ROUTES.get(path) : undefined;
     if (!route) return sendJson(res, 404, openaiError(404, `Unknown route ${req.method} ${path}`, 'not_found'));
     const [name, dialect] = route;
@@ -205,14 +226,14 @@ export class LocalModel {
       dialect: name,
       body,
       messages: request.messages,
+      tools: request.tools,
       headers: { ...req.headers },
       tokensSent: 0,
       finished: false,
       aborted: false,
       closed: new Promise<void>((resolve) => (release = resolve)),
     };
-    this.requests.push(rec);
-    if (this.requests.length > MAX_RECORDS) this.requests.splice(0, this.requests.length - MAX_RECORDS);
+    record(this.requests, rec);
 
     const live: Live = { rec, res, plan: {}, ended: false, cancel: undefined, release: () => {} };
     live.release = () => {
@@ -240,7 +261,9 @@ export class LocalModel {
       return sendJson(res, status, dialect.errorBody(status, `Injected HTTP ${status}`), headers);
     }
 
-    const encoded = request.encode(planReply(rec.id, this.model, rec.messages, plan, request.budget), plan);
+    // Laid over a copy: the faults still read the plan the test gave.
+    const said = { ...plan, ...toolUse(rec.messages, rec.tools, plan, () => `call_demo_${++this.callCount}`) };
+    const encoded = request.encode(planReply(rec.id, this.model, rec.messages, said, request.budget), plan);
     if (plan.replay === undefined && !request.stream) {
       live.ended = rec.finished = true;
       return sendJson(res, 200, encoded.json);
@@ -249,6 +272,14 @@ export class LocalModel {
     res.flushHeaders();
     // A replay keeps the dialect's error and malformed events, so faults can still cut it.
     await this.stream(live, plan.replay === undefined ? encoded : { ...encoded, body: replayBody(plan.replay), tail: [] });
+  }
+
+  private async tool(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
+    const raw = await readBody(req);
+    if (raw === undefined) return sendJson(res, 413, { error: 'request body too large or incomplete' });
+    const { request, answer } = callTool(name, raw.toString('utf8'));
+    record(this.toolCalls, request);
+    sendJson(res, answer.status, answer.body);
   }
 
   private async stream(live: Live, script: Encoded): Promise<void> {

@@ -87,7 +87,7 @@ export function planReply(n: number, model: string, messages: Turn[], plan: Faul
     parts,
     truncated,
     finish: truncated ? 'length' : calls.length ? 'tool_calls' : 'stop',
-    inputTokens: messages.reduce((sum, m) => sum + countTokens(m.content) + 4, 0),
+    inputTokens: messages.reduce((sum, m) => sum + countTokens(m.content) + 4 + (m.toolCalls ?? []).reduce((n, c) => n + countTokens(c.name + c.arguments), 0), 0),
     outputTokens: parts.reduce((sum, p) => sum + p.pieces.length, 0),
     reasoningTokens: reasoning.length,
   };

@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { LayoutError } from './backend/redis/keys.js';
 import { ConfigError, parseConfig, type Config } from './config.js';
-import { LocalModel } from '../demo/localmodel.js';
+import { DEMO_TOOLS, LocalModel } from '../demo/localmodel.js';
+import { operatorTools } from './tools/operator-tools.js';
 import { createLogger } from './log.js';
 import { shortcutHasKey } from './upstream/models.js';
 import { startRelay } from './http/relay.js';
@@ -38,6 +39,8 @@ if (!shortcutHasKey(config)) {
 const relay = await startRelay(config, {
   log,
   ...(demo ? { upstreamBaseURL: demo.baseURL, upstreamApiKey: 'demo', model: process.env.OPENAI_MODEL ?? 'relay-demo-1' } : {}),
+  // With the demo model and no TOOLS_FILE, its example tool shows a whole tool round trip from the page.
+  ...(demo && !config.TOOLS_FILE ? { operatorTools: operatorTools(DEMO_TOOLS.map(({ path: _, ...tool }) => ({ ...tool, url: demo!.toolURL(tool.name) }))) } : {}),
 }).catch((err: unknown) => {
   if (!(err instanceof ConfigError) && !(err instanceof LayoutError)) throw err;
   process.stderr.write(`chat-relay: ${err.message}\n`);

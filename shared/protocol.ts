@@ -13,6 +13,10 @@ export const frameCaps = {
   textChars: 32_000,
   modelChars: 128,
   maxTokens: 131_072,
+  /** Tools one send may offer the model, and the characters of their JSON together. */
+  tools: 32,
+  toolsChars: 32_768,
+  toolDescriptionChars: 1024,
 } as const;
 
 export const ConversationId = z
@@ -34,6 +38,20 @@ export const SendOptions = z.object({
 });
 export type SendOptions = z.infer<typeof SendOptions>;
 
+/** A tool the model may call: `parameters` is a JSON Schema object for its arguments. */
+export const ToolSpec = z.object({
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a tool name is 1-64 chars of A-Z a-z 0-9 _ -'),
+  description: z.string().max(frameCaps.toolDescriptionChars).optional(),
+  parameters: z.record(z.string(), z.unknown()),
+});
+export type ToolSpec = z.infer<typeof ToolSpec>;
+
+export const ToolList = z
+  .array(ToolSpec)
+  .max(frameCaps.tools)
+  .refine((tools) => new Set(tools.map((t) => t.name)).size === tools.length, 'tool names must be unique')
+  .refine((tools) => JSON.stringify(tools).length <= frameCaps.toolsChars, `tools: at most ${frameCaps.toolsChars} characters of JSON`);
+
 export const ClientFrame = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hello'), ref: Ref, token: z.string().max(frameCaps.tokenChars).optional() }),
   z.object({
@@ -53,8 +71,20 @@ export const ClientFrame = z.discriminatedUnion('type', [
     clientMessageId: Id.optional(),
     reply: z.boolean().optional(),
     options: SendOptions.optional(),
+    /** Tools the model may call while answering; a call is answered with `tool.result`. */
+    tools: ToolList.optional(),
   }),
   z.object({ type: z.literal('cancel'), ref: Ref, conversationId: ConversationId, replyId: Id.optional() }),
+  /** The output of one tool call of a reply that ended with `tool_calls`. */
+  z.object({
+    type: z.literal('tool.result'),
+    ref: Ref,
+    conversationId: ConversationId,
+    replyId: Id,
+    toolCallId: Id,
+    output: z.string().max(frameCaps.textChars),
+    isError: z.boolean().optional(),
+  }),
   z.object({ type: z.literal('typing'), ref: Ref, conversationId: ConversationId }),
   z.object({ type: z.literal('ping'), ref: Ref }),
   /** A fresh token for the open session, before the current one expires. */
@@ -109,13 +139,15 @@ export const UserMessage = z.object({
   text: z.string(),
   createdAt: z.number(),
   clientMessageId: z.string().optional(),
+  /** The tools offered with it (the sender's, and the server's own): every step of the tool loop this message starts offers them. */
+  tools: z.array(ToolSpec).optional(),
 });
 export type UserMessage = z.infer<typeof UserMessage>;
 
-/** A complete message in `joined.history`: a user message, or a finished assistant reply. */
+/** A complete message in `joined.history`: a user message, a finished assistant reply, or the result of one of its tool calls. */
 export const HistoryMessage = z.object({
   id: z.string(),
-  role: z.enum(['user', 'assistant']),
+  role: z.enum(['user', 'assistant', 'tool']),
   author: User.optional(),
   text: z.string(),
   createdAt: z.number(),
@@ -126,6 +158,14 @@ export const HistoryMessage = z.object({
   clientMessageId: z.string().optional(),
   /** The model that wrote an assistant message. */
   model: z.string().optional(),
+  /** What an assistant message answers: a user message, or (a step of a tool loop) the reply whose calls were answered. */
+  inReplyTo: z.string().optional(),
+  /** The tools a user message offered. */
+  tools: z.array(ToolSpec).optional(),
+  /** A tool result: the reply whose call it answers, the call, and whether the tool failed. */
+  replyId: z.string().optional(),
+  toolCallId: z.string().optional(),
+  isError: z.boolean().optional(),
 });
 export type HistoryMessage = z.infer<typeof HistoryMessage>;
 
@@ -180,12 +220,26 @@ export const ReplyEndEvent = z.object({
   error: ReplyError.optional(),
 });
 
+/** The output of one tool call, from the member who asked (a client tool) or from the relay (an operator tool). */
+export const ToolResultEvent = z.object({
+  type: z.literal('tool.result'),
+  ...Event,
+  ref: Ref,
+  replyId: z.string(),
+  toolCallId: z.string(),
+  output: z.string(),
+  isError: z.boolean(),
+  author: User,
+  createdAt: z.number(),
+});
+
 /** The events of a conversation: each gets a `seq` and is retained for resume. */
 export const ConversationEvent = z.discriminatedUnion('type', [
   MessageEvent,
   ReplyStartEvent,
   ReplyDeltaEvent,
   ReplyEndEvent,
+  ToolResultEvent,
 ]);
 export type ConversationEvent = z.infer<typeof ConversationEvent>;
 export type ConversationEventOf<T extends ConversationEvent['type']> = Extract<ConversationEvent, { type: T }>;
@@ -229,6 +283,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   ReplyStartEvent,
   ReplyDeltaEvent,
   ReplyEndEvent,
+  ToolResultEvent,
   z.object({ type: z.literal('presence'), ...Conv, members: z.array(User) }),
   z.object({ type: z.literal('typing'), ...Conv, user: User }),
   z.object({ type: z.literal('pong'), ref: Ref, t: z.number() }),

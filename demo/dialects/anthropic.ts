@@ -4,16 +4,46 @@
 import { z } from 'zod';
 import type { FaultPlan, Turn } from '../faultplan.js';
 import { textOf, type Part, type Reply } from '../script.js';
-import { lenientFlag, named, paced, textContent, type Dialect, type Encoded } from './dialect.js';
+import { argumentsText, lenientFlag, named, offeredTools, paced, textContent, toolResultTurn, turnWithCalls, type Dialect, type Encoded } from './dialect.js';
 
-// tool_use, tool_result, thinking and image blocks carry no text the model reads.
+// thinking and image blocks carry no text the model reads; tool blocks are read apart.
 const blocksText = textContent((t) => t === 'text');
+const ToolUse = z.object({ type: z.literal('tool_use'), id: z.string().catch(''), name: z.string().catch(''), input: z.unknown().optional() });
+const ToolResult = z.object({
+  type: z.literal('tool_result'),
+  tool_use_id: z.string().catch(''),
+  content: blocksText.nullish().catch(''),
+  is_error: z.boolean().nullish().catch(null),
+});
 const AnthropicRequest = z.object({
   system: blocksText.nullish().catch(null),
-  messages: z.array(z.object({ role: z.string().catch(''), content: blocksText.catch('') })),
+  messages: z.array(z.object({ role: z.string().catch(''), content: z.union([z.string(), z.array(z.unknown())]).catch('') })),
+  tools: offeredTools((entry) => ({ name: entry.name, description: entry.description, parameters: entry.input_schema })),
   stream: lenientFlag,
   max_tokens: z.unknown().optional(),
 });
+
+/** The blocks of `blocks` that `schema` reads, in order. */
+const blocksOf = <T>(blocks: unknown[], schema: z.ZodType<T>): T[] =>
+  blocks.flatMap((b) => {
+    const r = schema.safeParse(b);
+    return r.success ? [r.data] : [];
+  });
+
+/**
+ * One message as turns. Results travel in a user message, yet each is a turn of its own, so that the
+ * conversation reads the same as in the OpenAI dialects; text beside them is the user's next turn.
+ */
+function toTurns(role: string, content: string | unknown[]): Turn[] {
+  if (typeof content === 'string') return [{ role, content }];
+  const text = blocksText.parse(content);
+  if (role === 'assistant') {
+    const calls = blocksOf(content, ToolUse).map((u) => ({ id: u.id, name: u.name, arguments: argumentsText(u.input) }));
+    return [turnWithCalls(role, text, calls)];
+  }
+  const results = blocksOf(content, ToolResult).map((r) => toolResultTurn(r.tool_use_id, r.content ?? '', r.is_error));
+  return [...results, ...(text || !results.length ? [{ role, content: text }] : [])];
+}
 
 const ERROR_TYPES = new Map([
   [400, 'invalid_request_error'],
@@ -132,7 +162,8 @@ export const anthropic: Dialect = {
     }
     const system: Turn[] = typeof r.system === 'string' ? [{ role: 'system', content: r.system }] : [];
     return {
-      messages: [...system, ...r.messages],
+      messages: [...system, ...r.messages.flatMap((m) => toTurns(m.role, m.content))],
+      tools: r.tools,
       stream: r.stream === true,
       budget: r.max_tokens,
       encode,

@@ -1,25 +1,54 @@
 // OpenAI Chat Completions: POST /v1/chat/completions.
 import { z } from 'zod';
-import type { FaultPlan } from '../faultplan.js';
+import type { FaultPlan, Turn } from '../faultplan.js';
 import { textOf, type Reply } from '../script.js';
-import { budgetOf, lenientFlag, lenientNumber, openaiError, paced, textContent, type Dialect, type Encoded } from './dialect.js';
+import {
+  argumentsText,
+  budgetOf,
+  lenientFlag,
+  lenientNumber,
+  offeredTools,
+  openaiError,
+  paced,
+  textContent,
+  toolResultTurn,
+  turnWithCalls,
+  type Dialect,
+  type Encoded,
+} from './dialect.js';
+
+const ChatToolCall = z
+  .object({ id: z.string().catch(''), function: z.object({ name: z.string().catch(''), arguments: z.unknown().optional() }) })
+  .nullable()
+  .catch(null);
+
+const ChatMessage = z.object({
+  role: z.string().catch(''),
+  // Only the text parts matter here, whatever their type says.
+  content: textContent(() => true)
+    .nullish()
+    .catch(''),
+  name: z.string().optional().catch(undefined),
+  tool_calls: z.array(ChatToolCall).nullish().catch(null),
+  tool_call_id: z.string().nullish().catch(null),
+});
 
 const ChatRequest = z.object({
-  messages: z.array(
-    z.object({
-      role: z.string().catch(''),
-      // Only the text parts matter here, whatever their type says.
-      content: textContent(() => true)
-        .nullish()
-        .catch(''),
-      name: z.string().optional().catch(undefined),
-    }),
-  ),
+  messages: z.array(ChatMessage),
+  tools: offeredTools((entry) => entry.function),
   stream: lenientFlag,
   stream_options: z.object({ include_usage: z.boolean().nullish().catch(false) }).nullish().catch(null),
   max_tokens: lenientNumber,
   max_completion_tokens: lenientNumber,
 });
+
+function toTurn(m: z.infer<typeof ChatMessage>): Turn {
+  const named = m.name !== undefined ? { name: m.name } : {};
+  if (m.role === 'tool') return { ...toolResultTurn(m.tool_call_id ?? '', m.content ?? ''), ...named };
+  const calls = m.role === 'assistant' ? (m.tool_calls ?? []) : [];
+  const toolCalls = calls.flatMap((c) => (c ? [{ id: c.id, name: c.function.name, arguments: argumentsText(c.function.arguments) }] : []));
+  return { ...turnWithCalls(m.role, m.content ?? '', toolCalls), ...named };
+}
 
 function encode(reply: Reply, plan: FaultPlan, includeUsage: boolean): Encoded {
   const head = { id: `chatcmpl-demo${reply.n}`, created: reply.created, model: reply.model };
@@ -78,7 +107,8 @@ export const chat: Dialect = {
     const r = parsed.data;
     const includeUsage = r.stream_options?.include_usage === true;
     return {
-      messages: r.messages.map((m) => ({ role: m.role, content: m.content ?? '', ...(m.name !== undefined ? { name: m.name } : {}) })),
+      messages: r.messages.map(toTurn),
+      tools: r.tools,
       stream: r.stream === true,
       budget: budgetOf(r.max_completion_tokens, r.max_tokens),
       encode: (reply, plan) => encode(reply, plan, includeUsage),

@@ -1,7 +1,8 @@
 // What every upstream dialect provides to the local model, and the pieces they share.
 import { z } from 'zod';
-import type { FaultPlan, Turn } from '../faultplan.js';
+import type { FaultPlan, OfferedTool, ToolCall, Turn } from '../faultplan.js';
 import type { Part, Reply } from '../script.js';
+import { isRecord } from '../../server/upstream/pieces.js';
 
 /** A reply rendered in one dialect. */
 export interface Encoded {
@@ -15,6 +16,7 @@ export interface Encoded {
 /** A request as the model reads it, still able to answer in its own dialect. */
 export interface Parsed {
   messages: Turn[];
+  tools: OfferedTool[];
   stream: boolean;
   budget: number; // reasoning/text pieces allowed; Infinity without a limit
   encode: (reply: Reply, plan: FaultPlan) => Encoded;
@@ -74,3 +76,39 @@ export function openaiError(status: number, message: string, code?: string): obj
   const type = status === 429 ? 'requests' : status >= 500 ? 'server_error' : 'invalid_request_error';
   return { error: { message, type, param: null, code: code ?? (status === 429 ? 'rate_limit_exceeded' : 'injected') } };
 }
+
+const ToolShape = z.object({ name: z.string().min(1), description: z.string().nullish().catch(null), parameters: z.unknown().optional() });
+
+/**
+ * The offered tools, read leniently: `shape` picks name, description and parameters out of one
+ * entry as the dialect wraps it. Entries that name no function (built-in tools, junk) are skipped
+ * rather than failing the request, as a real server would serve the rest.
+ */
+export function offeredTools(shape: (entry: Record<string, unknown>) => unknown) {
+  return z
+    .array(z.unknown())
+    .nullish()
+    .catch(null)
+    .transform((entries): OfferedTool[] =>
+      (entries ?? []).flatMap((entry) => {
+        const tool = isRecord(entry) ? ToolShape.safeParse(shape(entry)) : undefined;
+        if (!tool?.success) return [];
+        const { name, description, parameters } = tool.data;
+        return [{ name, ...(typeof description === 'string' ? { description } : {}), ...(isRecord(parameters) ? { parameters } : {}) }];
+      }),
+    );
+}
+
+/** Call arguments as JSON text: the OpenAI dialects send text already, Anthropic an object. */
+export const argumentsText = (args: unknown): string => (typeof args === 'string' ? args : JSON.stringify(args ?? {}));
+
+/** A turn that may carry tool calls; `toolCalls` is left out when there are none, so plain turns compare as before. */
+export const turnWithCalls = (role: string, content: string, calls: ToolCall[]): Turn => ({ role, content, ...(calls.length ? { toolCalls: calls } : {}) });
+
+/** A tool's result as a turn of its own. */
+export const toolResultTurn = (toolCallId: string, content: string, isError?: boolean | null): Turn => ({
+  role: 'tool',
+  content,
+  toolCallId,
+  ...(isError === true ? { isError: true } : {}),
+});

@@ -4,25 +4,53 @@
 import { z } from 'zod';
 import type { FaultPlan, Turn } from '../faultplan.js';
 import { textOf, type Part, type Reply } from '../script.js';
-import { budgetOf, lenientFlag, lenientNumber, named, openaiError, paced, textContent, type Dialect, type Encoded } from './dialect.js';
+import {
+  argumentsText,
+  budgetOf,
+  lenientFlag,
+  lenientNumber,
+  named,
+  offeredTools,
+  openaiError,
+  paced,
+  textContent,
+  toolResultTurn,
+  turnWithCalls,
+  type Dialect,
+  type Encoded,
+} from './dialect.js';
 
-// Items without a role (function_call, function_call_output, reasoning…) say nothing the model reads as text.
-const Item = z
-  .object({ role: z.string(), content: textContent((t) => t === 'input_text' || t === 'output_text').catch('') })
-  .nullable()
-  .catch(null);
+const itemText = textContent((t) => t === 'input_text' || t === 'output_text');
+const FunctionCall = z.object({ type: z.literal('function_call'), call_id: z.string().catch(''), name: z.string().catch(''), arguments: z.unknown().optional() });
+const FunctionCallOutput = z.object({ type: z.literal('function_call_output'), call_id: z.string().catch(''), output: itemText.catch('') });
+// Other items without a role (reasoning, built-in tool calls…) say nothing the model reads.
+const Message = z.object({ role: z.string(), content: itemText.catch('') });
+const Item = z.union([FunctionCall, FunctionCallOutput, Message]).nullable().catch(null);
 const ResponsesRequest = z.object({
   input: z.union([z.string(), z.array(Item)]),
   instructions: z.string().nullish().catch(null),
+  tools: offeredTools((entry) => entry),
   stream: lenientFlag,
   max_output_tokens: lenientNumber,
 });
 type ResponsesRequest = z.infer<typeof ResponsesRequest>;
 
+/** The turn an item adds, if any; a function_call joins the assistant turn it follows, as both come from one response. */
+function addItem(turns: Turn[], item: z.infer<typeof Item>): void {
+  if (!item) return;
+  if ('output' in item) return void turns.push(toolResultTurn(item.call_id, item.output));
+  if (!('call_id' in item)) return void turns.push({ role: item.role, content: item.content });
+  const call = { id: item.call_id, name: item.name, arguments: argumentsText(item.arguments) };
+  const last = turns.at(-1);
+  if (last?.role === 'assistant') last.toolCalls = [...(last.toolCalls ?? []), call];
+  else turns.push(turnWithCalls('assistant', '', [call]));
+}
+
 function toMessages(r: ResponsesRequest): Turn[] {
-  const system = typeof r.instructions === 'string' ? [{ role: 'system', content: r.instructions }] : [];
-  if (typeof r.input === 'string') return [...system, { role: 'user', content: r.input }];
-  return [...system, ...r.input.flatMap((item) => (item ? [{ role: item.role, content: item.content }] : []))];
+  const turns: Turn[] = typeof r.instructions === 'string' ? [{ role: 'system', content: r.instructions }] : [];
+  if (typeof r.input === 'string') return [...turns, { role: 'user', content: r.input }];
+  for (const item of r.input) addItem(turns, item);
+  return turns;
 }
 
 function encode(reply: Reply, plan: FaultPlan, request: ResponsesRequest): Encoded {
@@ -149,6 +177,7 @@ export const responses: Dialect = {
     const r = parsed.data;
     return {
       messages: toMessages(r),
+      tools: r.tools,
       stream: r.stream === true,
       budget: budgetOf(r.max_output_tokens),
       encode: (reply, plan) => encode(reply, plan, r),

@@ -5,7 +5,7 @@
 // called by the conversation). Two implementations: in memory (one node) and
 // Redis (many nodes), held to one contract by the behaviour suite.
 import { z } from 'zod';
-import { ConversationEvent, SendOptions, User, type ConversationEventOf, type HistoryMessage } from '../../shared/protocol.js';
+import { ConversationEvent, SendOptions, ToolSpec, User, type ConversationEventOf, type HistoryMessage } from '../../shared/protocol.js';
 import { RelayError } from '../errors.js';
 import type { ContextMessage } from '../reply/context.js';
 import type { RetentionLimits } from '../history/retention.js';
@@ -14,7 +14,9 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 /** An event before the store gives it its seq. */
 export type EventInput = DistributiveOmit<ConversationEvent, 'seq'>;
 export type MessageInput = Omit<ConversationEventOf<'message'>, 'seq'>;
-export type ReplyEventInput = Exclude<EventInput, { type: 'message' }>;
+/** What a conversation's history gains an entry from as it is written: a user message or a tool result. */
+export type EntryInput = MessageInput | Omit<ConversationEventOf<'tool.result'>, 'seq'>;
+export type ReplyEventInput = Exclude<EventInput, { type: 'message' | 'tool.result' }>;
 
 /** How many clientMessageIds a conversation remembers for idempotent send. */
 export const CLIENT_IDS_KEPT = 1_000;
@@ -33,6 +35,10 @@ export const ReplyJob = z.object({
   context: z.array(ClientMessage).optional(),
   /** The API key that asked for it: its usage is counted under that key, however the reply ends. */
   keyId: z.string().optional(),
+  /** The tools the sender offered: every step of its tool loop offers them again. */
+  tools: z.array(ToolSpec).optional(),
+  /** Which step of a tool loop this reply is (0: the answer to the message itself). */
+  step: z.number().int().nonnegative().optional(),
 });
 export type ReplyJob = z.infer<typeof ReplyJob>;
 
@@ -194,6 +200,12 @@ export interface Store {
    * reply that cannot start now is queued, and a full queue appends nothing.
    * `start` means this node now holds the conversation's reply lease and runs it.
    */
-  submit(conversationId: string, message: MessageInput, reply: ReplyJob | undefined): Promise<Submission>;
+  /**
+   * Append a message or a tool result, and queue `reply` with it (started at
+   * once when nothing runs) in one step. An entry whose key was seen before
+   * (a message's clientMessageId, a tool result's call) is not written again:
+   * the answer is what it produced the first time.
+   */
+  submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined): Promise<Submission>;
   close(): Promise<void>;
 }

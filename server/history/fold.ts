@@ -14,6 +14,7 @@ export interface HistoryEntry {
 /** The reply in flight, as its events so far add up. */
 export interface InFlight {
   replyId: string;
+  inReplyTo: string;
   model: string;
   startSeq: number;
   /** seq of the last event folded in. */
@@ -26,9 +27,27 @@ export interface InFlight {
   toolCalls: ToolCall[];
 }
 
-/** A user message as it stands in history. */
-export function messageEntry(event: ConversationEventOf<'message'>): HistoryEntry {
-  return { message: { ...event.message }, startSeq: event.seq };
+/** Events that add their own history entry as they are written (the rest are a reply's, folded below). */
+export type EntryEvent = ConversationEventOf<'message' | 'tool.result'>;
+export type ReplyEvent = ConversationEventOf<'reply.start' | 'reply.delta' | 'reply.end'>;
+
+/** A user message or a tool result as it stands in history. */
+export function entryOf(event: EntryEvent): HistoryEntry {
+  if (event.type === 'message') return { message: { ...event.message }, startSeq: event.seq };
+  const { replyId, toolCallId, output, isError, author, createdAt } = event;
+  return { message: { id: toolResultId(replyId, toolCallId), role: 'tool', text: output, createdAt, author, replyId, toolCallId, isError }, startSeq: event.seq };
+}
+
+/** A tool result's id, in history and as the key that lets each call be answered once. */
+export function toolResultId(replyId: string, toolCallId: string): string {
+  return `tool:${replyId}:${toolCallId}`;
+}
+
+type Keyed = { type: 'message'; message: { clientMessageId?: string | undefined } } | { type: 'tool.result'; replyId: string; toolCallId: string };
+
+/** The key under which an entry is written once: a message's clientMessageId, a tool result's call. */
+export function entryKey(event: Keyed): string | undefined {
+  return event.type === 'message' ? event.message.clientMessageId : toolResultId(event.replyId, event.toolCallId);
 }
 
 /** What a reply event does to the reply in flight: the new state, and the history entry it completes (reply.end). */
@@ -42,11 +61,11 @@ export interface ReplyStep {
  * (a reply.end for a queued reply that never started) changes nothing.
  * `at` is when the event was appended: a reply.start's is the message's createdAt.
  */
-export function foldReply(inFlight: InFlight | undefined, event: Exclude<ConversationEvent, { type: 'message' }>, at: number): ReplyStep {
+export function foldReply(inFlight: InFlight | undefined, event: ReplyEvent, at: number): ReplyStep {
   switch (event.type) {
     case 'reply.start':
       return {
-        inFlight: { replyId: event.replyId, model: event.model, startSeq: event.seq, seq: event.seq, createdAt: at, text: '', reasoning: '', refusal: '', toolCalls: [] },
+        inFlight: { replyId: event.replyId, inReplyTo: event.inReplyTo, model: event.model, startSeq: event.seq, seq: event.seq, createdAt: at, text: '', reasoning: '', refusal: '', toolCalls: [] },
       };
     case 'reply.delta': {
       if (!inFlight || inFlight.replyId !== event.replyId) return { inFlight };
@@ -61,7 +80,7 @@ export function foldReply(inFlight: InFlight | undefined, event: Exclude<Convers
     case 'reply.end': {
       if (!inFlight || inFlight.replyId !== event.replyId) return { inFlight };
       const s = inFlight;
-      const message: HistoryMessage = { id: s.replyId, role: 'assistant', text: s.text, createdAt: s.createdAt, finishReason: event.finishReason, model: s.model };
+      const message: HistoryMessage = { id: s.replyId, role: 'assistant', text: s.text, createdAt: s.createdAt, finishReason: event.finishReason, model: s.model, inReplyTo: s.inReplyTo };
       if (s.reasoning) message.reasoning = s.reasoning;
       if (s.refusal) message.refusal = s.refusal;
       if (event.toolCalls?.length) message.toolCalls = event.toolCalls;
@@ -83,7 +102,7 @@ function growToolCall(calls: ToolCall[], piece: ToolCallDelta): void {
 export function replayReply(events: ReadonlyArray<{ event: ConversationEvent; at: number }>): InFlight | undefined {
   let inFlight: InFlight | undefined;
   for (const { event, at } of events) {
-    if (event.type !== 'message') inFlight = foldReply(inFlight, event, at).inFlight;
+    if (event.type !== 'message' && event.type !== 'tool.result') inFlight = foldReply(inFlight, event, at).inFlight;
   }
   return inFlight;
 }
@@ -112,7 +131,7 @@ export function streamingView(s: InFlight): NonNullable<ServerFrameOf<'joined'>[
   };
 }
 
-/** Replies that ended before any text (errors, early cancels) say nothing worth sending upstream. */
+/** Replies that ended before any text or tool call (errors, early cancels) say nothing worth sending upstream. */
 export function worthSending(message: HistoryMessage): boolean {
-  return message.role === 'user' || message.text !== '';
+  return message.role !== 'assistant' || message.text !== '' || (message.toolCalls?.length ?? 0) > 0;
 }

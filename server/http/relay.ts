@@ -21,6 +21,7 @@ import { AiSdkConnection } from './ai-sdk/connection.js';
 import { servePage } from './page.js';
 import { loadModelTable } from '../upstream/models.js';
 import { Upstreams } from '../upstream/router.js';
+import { loadOperatorTools, OperatorTools, type OperatorTool } from '../tools/operator-tools.js';
 
 export interface RelayOptions {
   log: Logger;
@@ -32,6 +33,8 @@ export interface RelayOptions {
   /** The environment MODELS_FILE keys are read from; defaults to process.env. */
   env?: Record<string, string | undefined>;
   auth?: Authenticator;
+  /** The relay's own tools, instead of TOOLS_FILE (the demo model's example tool). */
+  operatorTools?: OperatorTool[];
   /** Wrap the store (tests inject faults with it, on any backend). */
   wrapStore?: StoreWrapper;
 }
@@ -94,6 +97,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     store,
     bus,
     upstreams,
+    operatorTools: new OperatorTools(opts.operatorTools ?? (config.TOOLS_FILE ? loadOperatorTools(config.TOOLS_FILE) : [])),
     userLimits,
     typingThrottle: new Throttle(config.TYPING_MIN_INTERVAL_MS),
     settings: {
@@ -103,6 +107,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       graceMs: config.REPLY_GRACE_MS,
       idleMs: config.CONVERSATION_IDLE_MS,
       presenceCoalesceMs: config.PRESENCE_COALESCE_MS,
+      tools: { maxSteps: config.MAX_TOOL_STEPS, resultTimeoutMs: config.TOOL_RESULT_TIMEOUT_MS },
       leaseRenewMs: backend.leaseMs ? Math.floor(backend.leaseMs / 3) : 0,
     },
     log,

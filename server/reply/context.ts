@@ -90,34 +90,52 @@ export class ContextMessage {
   constructor(
     /** The history message it was made from. */
     readonly id: string,
-    readonly role: 'system' | 'user' | 'assistant',
-    readonly text: string,
-    /** A user message's author. */
-    readonly name: string | undefined,
+    readonly turn: Turn,
   ) {}
+
+  get role(): Turn['role'] {
+    return this.turn.role;
+  }
+
+  get text(): string {
+    return this.turn.text;
+  }
 
   /** With the per-message overhead; counted on first use, since a reply reads back only as far as its budget reaches. */
   get tokens(): number {
-    return (this.counted ??= countTokens(this.text) + PER_MESSAGE_OVERHEAD);
+    return (this.counted ??= countTokens(this.text + callsText(this.turn)) + PER_MESSAGE_OVERHEAD);
   }
 
   get isCounted(): boolean {
     return this.counted !== undefined;
   }
 
+  /** Its turn, with its text cut to fit where it has to be. */
   toTurn(text = this.text): Turn {
-    return this.name ? { role: this.role, text, name: this.name } : { role: this.role, text };
+    return text === this.text ? this.turn : { ...this.turn, text };
   }
 }
 
+/** The tool calls of an assistant turn as the model wrote them: they count against the budget too. */
+function callsText(turn: Turn): string {
+  return turn.role === 'assistant' && turn.toolCalls ? turn.toolCalls.map((c) => c.name + c.arguments).join('') : '';
+}
+
 export function toContextMessage(entry: HistoryMessage): ContextMessage {
-  const name = entry.role === 'user' && entry.author ? entry.author.name : undefined;
-  return new ContextMessage(entry.id, entry.role, entry.text, name);
+  const { id, text } = entry;
+  switch (entry.role) {
+    case 'user':
+      return new ContextMessage(id, { role: 'user', text, name: entry.author?.name });
+    case 'assistant':
+      return new ContextMessage(id, { role: 'assistant', text, ...(entry.toolCalls?.length ? { toolCalls: entry.toolCalls } : {}) });
+    case 'tool':
+      return new ContextMessage(id, { role: 'tool', text, toolCallId: entry.toolCallId ?? '', isError: entry.isError ?? false });
+  }
 }
 
 /** A context the client sent along (the OpenAI HTTP API), under the same budget as a conversation's history. */
 export function clientContext(messages: ReadonlyArray<{ role: 'system' | 'user' | 'assistant'; content: string }>): ContextMessage[] {
-  return messages.map((m, i) => new ContextMessage(`client-${i}`, m.role, m.content, undefined));
+  return messages.map((m, i) => new ContextMessage(`client-${i}`, { role: m.role, text: m.content }));
 }
 
 export interface BuiltContext {
@@ -168,13 +186,38 @@ export async function buildContext(systemPrompt: string, history: readonly Conte
     used += tokens;
     first -= 1;
   }
-  // A context that opens with an assistant turn confuses some chat templates.
-  while (first < history.length - 1 && history[first]!.role === 'assistant') {
+  // A context that opens with an assistant turn confuses some chat templates, and a tool result without its call is refused.
+  while (first < history.length - 1 && (history[first]!.role === 'assistant' || history[first]!.role === 'tool')) {
     used -= history[first]!.tokens;
     first += 1;
   }
-  for (let i = first; i < history.length; i++) messages.push(history[i]!.toTurn());
+  messages.push(...pairToolTurns(history.slice(first).map((m) => m.toTurn())));
   return { messages, promptTokens: used };
+}
+
+/**
+ * Every provider wants each tool call followed by its result, and each result
+ * preceded by its call: a call never answered (its loop was cancelled) and a
+ * result whose call fell outside the budget are left out of the context.
+ */
+function pairToolTurns(turns: Turn[]): Turn[] {
+  const called = new Set<string>();
+  const answered = new Set<string>();
+  for (const t of turns) {
+    if (t.role === 'assistant') for (const c of t.toolCalls ?? []) called.add(c.id);
+    else if (t.role === 'tool' && called.has(t.toolCallId)) answered.add(t.toolCallId);
+  }
+  const paired: Turn[] = [];
+  for (const t of turns) {
+    if (t.role === 'tool' && !answered.has(t.toolCallId)) continue;
+    if (t.role !== 'assistant' || !t.toolCalls) {
+      paired.push(t);
+      continue;
+    }
+    const toolCalls = t.toolCalls.filter((c) => answered.has(c.id));
+    if (toolCalls.length || t.text) paired.push({ role: 'assistant', text: t.text, ...(toolCalls.length ? { toolCalls } : {}) });
+  }
+  return paired;
 }
 
 /** What stands in for the middle of a message cut to fit the budget. */

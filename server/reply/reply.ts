@@ -1,9 +1,10 @@
 // One assistant reply, start to end: build the context, stream the upstream
 // completion into reply.delta events, and always finish with exactly one
 // reply.end whose finish reason says what really happened.
-import type { FinishReason, ReplyError, Usage } from '../../shared/protocol.js';
+import type { FinishReason, ReplyError, ToolCall, Usage } from '../../shared/protocol.js';
 import { buildContext, clientContext, countTokens, type BuiltContext, type ContextMessage } from './context.js';
 import { RelayError } from '../errors.js';
+import { toolResultId } from '../history/fold.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Fence, ReplyEventInput, ReplyJob } from '../backend/store.js';
@@ -35,7 +36,10 @@ export interface ReplyRun {
   metrics: Metrics;
 }
 
-export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, fence?: Fence) => void | Promise<void>): Promise<{ finishReason: FinishReason; usage: Usage }> {
+export async function runReply(
+  run: ReplyRun,
+  append: (event: ReplyEventInput, fence?: Fence) => void | Promise<void>,
+): Promise<{ finishReason: FinishReason; usage: Usage; toolCalls: ToolCall[] }> {
   const { upstreams, settings, conversationId, job, history, controller, meter, log, metrics } = run;
   const { replyId } = job;
   let ordinal = 0;
@@ -70,7 +74,7 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
     log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
     completion = await upstreams.stream(
       model,
-      { turns: context.messages, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens },
+      { turns: context.messages, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens, tools: job.tools },
       signal,
       (piece) => {
         // Pieces that were already in flight when the reply was cancelled are dropped.
@@ -152,12 +156,16 @@ export async function runReply(run: ReplyRun, append: (event: ReplyEventInput, f
   metrics.completionTokens.inc({ source: usage.source }, usage.completionTokens);
   if (error && error.code.startsWith('upstream')) metrics.upstreamErrors.inc({ code: error.code });
   log.info({ finishReason, code: error?.code, completionTokens: usage.completionTokens }, 'reply ended');
-  return { finishReason, usage };
+  // Only a reply that ended asking for tools waits for their results.
+  return { finishReason, usage, toolCalls: finishReason === 'tool_calls' ? toolCalls : [] };
 }
 
 /** What a reply answers: the client's own context, or the history up to its message (a queued reply answers its own message, not the ones sent while it waited). */
 function answered(history: ContextMessage[], job: ReplyJob): ContextMessage[] {
   if (job.context) return clientContext(job.context);
   const upTo = history.findIndex((m) => m.id === job.inReplyTo);
-  return upTo >= 0 ? history.slice(0, upTo + 1) : history;
+  if (upTo < 0) return history;
+  // A step of a tool loop answers a reply, and the results of its calls, which history holds after it.
+  const results = history.slice(upTo + 1).filter((m) => m.turn.role === 'tool' && m.id.startsWith(toolResultId(job.inReplyTo, '')));
+  return [...history.slice(0, upTo + 1), ...results];
 }

@@ -4,7 +4,7 @@
 // members through the bus (record() is where events go from one to the
 // other), so other nodes' members see the same events.
 import { randomUUID } from 'node:crypto';
-import type { ClientFrameOf, ServerFrame, User } from '../../shared/protocol.js';
+import type { ToolSpec, ClientFrameOf, ServerFrame, User } from '../../shared/protocol.js';
 import type { Bus, Delivery, Subscription } from './bus.js';
 import { RelayError } from '../errors.js';
 import { MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
@@ -16,6 +16,8 @@ import type { Metrics } from '../metrics.js';
 import { runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
 import { LogLostError, type ClientMessage, type Fence, type ReplyEventInput, type ReplyJob, type Store, type StoredEvent } from '../backend/store.js';
 import type { Upstreams } from '../upstream/router.js';
+import { ToolLoop, type ToolLoopSettings } from './tool-loop.js';
+import type { OperatorTools } from '../tools/operator-tools.js';
 
 /** What a conversation needs of the connection it talks to. */
 export interface MemberSocket extends FrameSink {
@@ -27,6 +29,7 @@ export interface ConversationSettings extends ReplySettings {
   graceMs: number;
   idleMs: number;
   presenceCoalesceMs: number;
+  tools: ToolLoopSettings;
   /** How often a running reply renews its lease in a shared store (0: no lease to renew). */
   leaseRenewMs: number;
 }
@@ -35,6 +38,8 @@ export interface ConversationDeps {
   store: Store;
   bus: Bus;
   upstreams: Upstreams;
+  /** The relay's own tools, offered with a /ws member's send. */
+  operatorTools: OperatorTools;
   userLimits: UserLimits;
   typingThrottle: Throttle;
   settings: ConversationSettings;
@@ -68,6 +73,7 @@ export class Conversation {
   private readonly subscription: Subscription;
   private readonly log: Logger;
   private readonly presence: Presence;
+  private readonly tools: ToolLoop;
   private active: ActiveReply | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -91,6 +97,20 @@ export class Conversation {
         if (this.active?.replyId === replyId) this.active.controller.abort(reason satisfies AbortReason);
       },
       lost: () => this.lost(),
+    });
+    this.tools = new ToolLoop({
+      conversationId: id,
+      store: deps.store,
+      settings: deps.settings.tools,
+      operatorTools: deps.operatorTools,
+      log: this.log,
+      accepted: async (stored, job, start, origin) => {
+        this.deps.bus.publish(this.id, origin ? { ...stored, origin } : stored);
+        if (job && start) this.start(job);
+      },
+      reserve: (userId) => deps.userLimits.startReply(userId),
+      release: (userId) => deps.userLimits.endReply(userId),
+      serial: (task) => this.serial(task),
     });
     this.scheduleIdle();
   }
@@ -240,7 +260,7 @@ export class Conversation {
    * usage is counted under, however the reply ends. Resolves with the id of the
    * reply it asked for, if any.
    */
-  send(socket: MemberSocket, frame: ClientFrameOf<'send'>, extra: { context?: ClientMessage[]; keyId?: string } = {}): Promise<string | undefined> {
+  send(socket: MemberSocket, frame: ClientFrameOf<'send'>, extra: { context?: ClientMessage[]; keyId?: string; operatorTools?: boolean } = {}): Promise<string | undefined> {
     return this.serial(async () => {
       const { store, userLimits, settings } = this.deps;
       const user = socket.user;
@@ -251,6 +271,7 @@ export class Conversation {
         echo(seen);
         return seen.event.type === 'message' ? seen.event.replyId : undefined;
       }
+      const tools = this.offered(frame.tools, extra.operatorTools === true);
       await userLimits.takeMessage(user.id);
       const messageId = randomUUID();
       let job: ReplyJob | undefined;
@@ -260,7 +281,7 @@ export class Conversation {
           throw new RelayError('forbidden', `model ${model} is not allowed on this server`);
         }
         await userLimits.startReply(user.id);
-        job = { replyId: randomUUID(), inReplyTo: messageId, user, options: frame.options, ...extra };
+        job = { replyId: randomUUID(), inReplyTo: messageId, user, options: frame.options, ...(tools ? { tools } : {}), ...(extra.context ? { context: extra.context } : {}), ...(extra.keyId ? { keyId: extra.keyId } : {}) };
       }
       const message = {
         id: messageId,
@@ -269,6 +290,7 @@ export class Conversation {
         text: frame.text,
         createdAt: Date.now(),
         ...(frame.clientMessageId ? { clientMessageId: frame.clientMessageId } : {}),
+        ...(tools ? { tools } : {}),
       };
       const submission = await store
         .submit(this.id, { type: 'message', conversationId: this.id, message, ...(job ? { replyId: job.replyId } : {}) }, job)
@@ -290,7 +312,25 @@ export class Conversation {
     });
   }
 
-  /** Cancel the running reply, or the named one (running here or on another node, or queued). */
+  /** The client's tools and, for a member that may use them, the relay's own; a client tool may not take one of their names. */
+  private offered(client: ClientFrameOf<'send'>['tools'], withOperator: boolean): ToolSpec[] | undefined {
+    const operator = withOperator ? this.deps.operatorTools.specs : [];
+    const clash = client?.find((t) => operator.some((o) => o.name === t.name));
+    if (clash) throw new RelayError('bad_frame', `tools: ${clash.name} is the name of one of the server's own tools`);
+    const all = [...(client ?? []), ...operator];
+    return all.length ? all : undefined;
+  }
+
+  /** A member's result for a tool call: recorded for every member, and the loop goes on once every call is answered. */
+  toolResult(socket: MemberSocket, frame: ClientFrameOf<'tool.result'>): Promise<void> {
+    return this.serial(async () => {
+      const stored = await this.tools.answer(socket.user, frame, { connectionId: socket.id, ref: frame.ref });
+      // The sender's answers to its next frames must not overtake its own result.
+      await this.subscription.delivered(stored.event.seq);
+    });
+  }
+
+  /** Cancel the running reply, or the named one (running here or on another node, or queued), or a tool loop waiting for results. */
   cancel(frame: ClientFrameOf<'cancel'>): Promise<void> {
     return this.serial(async () => {
       const { replyId } = frame;
@@ -306,6 +346,7 @@ export class Conversation {
       }
       const { running } = await store.replies.state(this.id);
       if (running && (replyId === undefined || replyId === running)) return bus.publishCancel(this.id, running, 'cancel');
+      if (await this.tools.cancel(replyId)) return;
       throw new RelayError('not_found', replyId ? `no reply ${replyId} to cancel` : 'no reply is running');
     });
   }
@@ -371,7 +412,10 @@ export class Conversation {
       : undefined;
     const history = () => store.log.context(this.id);
     const done = runReply({ upstreams, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence) => this.record(e, fence))
-      .then(({ usage }) => (job.keyId ? store.apiKeys.addUsage(job.keyId, usage) : undefined))
+      .then(async ({ usage, toolCalls }) => {
+        this.tools.ended(job.replyId, toolCalls);
+        if (job.keyId) await store.apiKeys.addUsage(job.keyId, usage);
+      })
       // Through another node's bus (Redis) the end comes back later: members here get it before the reply counts as done.
       .then(() => this.subscription.delivered(this.lastRecorded))
       .catch((err: unknown) => log.error({ err }, 'reply runner failed'))
@@ -416,6 +460,7 @@ export class Conversation {
     this.disposed = true;
     this.clearTimers();
     this.presence.dispose();
+    this.tools.dispose();
     this.subscription.close();
   }
 }

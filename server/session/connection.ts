@@ -287,11 +287,13 @@ export class Connection implements MemberSocket {
         const { maxTextChars } = this.deps.settings.limits;
         if (frame.text.length > maxTextChars) throw new RelayError('bad_frame', `text: longer than maxTextChars (${maxTextChars})`);
         if (!this.joined.has(frame.conversationId)) await this.join(frame.conversationId, undefined, frame.ref);
-        await conversations.get(frame.conversationId).send(this, frame);
+        await conversations.get(frame.conversationId).send(this, frame, { operatorTools: true });
         return;
       }
       case 'cancel':
         return this.memberOf(frame.conversationId).cancel(frame);
+      case 'tool.result':
+        return this.memberOf(frame.conversationId).toolResult(this, frame);
       case 'typing':
         return this.memberOf(frame.conversationId).typing(this);
     }

@@ -2,6 +2,7 @@
 // provider's own shape) and a reader that turns the provider's SSE events into
 // pieces. The three dialects (chat.completions, Responses, Anthropic Messages)
 // each implement it in dialects/; everything else is shared.
+import type { ToolCall, ToolSpec } from '../../shared/protocol.js';
 import type { SseEvent } from './sse.js';
 import type { Completion, Piece } from './pieces.js';
 import type { DONE } from './read-events.js';
@@ -10,12 +11,13 @@ export const DIALECTS = ['chat', 'responses', 'anthropic'] as const;
 export type DialectName = (typeof DIALECTS)[number];
 
 /** One message of the context, in no provider's shape yet. */
-export interface Turn {
-  role: 'system' | 'user' | 'assistant';
-  text: string;
-  /** A user message's author as people see it; each dialect says it its own way. */
-  name?: string | undefined;
-}
+export type Turn =
+  | { role: 'system'; text: string }
+  /** `name`: the author as people see it; each dialect says it its own way. */
+  | { role: 'user'; text: string; name?: string | undefined }
+  /** `toolCalls`: the calls the reply made, each answered by a tool turn after it. */
+  | { role: 'assistant'; text: string; toolCalls?: ToolCall[] | undefined }
+  | { role: 'tool'; text: string; toolCallId: string; isError: boolean };
 
 export interface UpstreamCall {
   /** The model name the provider knows. */
@@ -23,6 +25,8 @@ export interface UpstreamCall {
   turns: Turn[];
   temperature?: number | undefined;
   maxTokens?: number | undefined;
+  /** Tools the model may call. */
+  tools?: ToolSpec[] | undefined;
   /** The route's extra request fields (reasoning effort, …), sent as they are. */
   extra?: Record<string, unknown> | undefined;
 }
@@ -51,6 +55,11 @@ export function labelSpeakers(turns: readonly Turn[]): (turn: Turn) => string {
   for (const t of turns) if (t.role === 'user' && t.name) names.add(t.name);
   if (names.size < 2) return (turn) => turn.text;
   return (turn) => (turn.role === 'user' && turn.name ? `${turn.name}: ${turn.text}` : turn.text);
+}
+
+/** A tool's output for dialects without an error flag (OpenAI's): a failure says so in its text. */
+export function toolOutput(turn: Extract<Turn, { role: 'tool' }>): string {
+  return turn.isError ? `Error: ${turn.text}` : turn.text;
 }
 
 /** The system turns as one prompt, for dialects that take it apart from the messages. */

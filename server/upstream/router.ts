@@ -5,6 +5,7 @@ import OpenAI from 'openai';
 import { RelayError, worthAnotherUpstream } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import type { ToolSpec } from '../../shared/protocol.js';
 import type { Dialect, Turn } from './dialect.js';
 import { anthropicDialect } from './dialects/anthropic.js';
 import { chatDialect } from './dialects/chat.js';
@@ -24,6 +25,7 @@ export interface UpstreamSettings extends StreamLimits {
 
 export interface ModelRequest {
   turns: Turn[];
+  tools?: ToolSpec[] | undefined;
   temperature?: number | undefined;
   maxTokens?: number | undefined;
 }

@@ -398,7 +398,7 @@ async function run(actions: string[]): Promise<void> {
       } else if (e.type === 'reply.delta') {
         assert.is(e.replyId, running, `${id}: delta seq ${e.seq} of a reply that is not running: ${around(e.seq)}`);
         texts.set(e.replyId, texts.get(e.replyId)! + (e.text ?? ''));
-      } else {
+      } else if (e.type === 'reply.end') {
         assert.not.ok(finished.has(e.replyId), `${id}: ${e.replyId} ended twice: ${around(e.seq)}`);
         finished.add(e.replyId);
         if (e.replyId === running) {

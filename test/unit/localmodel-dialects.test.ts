@@ -198,7 +198,8 @@ test('anthropic: stream() and finalMessage() give thinking, text, stop reason an
     assert.equal(rec.messages, [
       { role: 'system', content: 'Be brief.' },
       { role: 'user', content: 'Look:' },
-      { role: 'assistant', content: '' },
+      { role: 'assistant', content: '', toolCalls: [{ id: 'toolu_1', name: 'look', arguments: '{}' }] },
+      { role: 'tool', content: 'ok', toolCallId: 'toolu_1' },
       { role: 'user', content: 'Hello there' },
     ]);
     assert.ok(rec.finished && !rec.aborted);
@@ -474,12 +475,20 @@ test('every dialect: the recorded messages are normalized, system prompt first',
       model.requests.map((r) => r.dialect),
       DIALECTS,
     );
-    for (const rec of model.requests) {
+    const [chatRec, responsesRec, anthropicRec] = model.requests;
+    for (const rec of [chatRec!, anthropicRec!]) {
       assert.equal(rec.messages, [
         { role: 'system', content: 'Sys.' },
         { role: 'user', content: 'Hi' },
       ]);
     }
+    // The tool items are turns of their own (test/unit/localmodel-tools.test.ts covers them in every dialect).
+    assert.equal(responsesRec!.messages, [
+      { role: 'system', content: 'Sys.' },
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'f', arguments: '{}' }] },
+      { role: 'tool', content: 'done', toolCallId: 'c1' },
+    ]);
   });
 });
 

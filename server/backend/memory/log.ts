@@ -3,8 +3,8 @@
 // clientMessageId index. Bounded: the log by the retention rule, history and
 // the id index by count, and a conversation no socket needs is evicted whole.
 import { randomUUID } from 'node:crypto';
-import type { ConversationEvent, ConversationEventOf } from '../../../shared/protocol.js';
-import { foldReply, insertHistory, messageEntry, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
+import type { ConversationEvent } from '../../../shared/protocol.js';
+import { entryKey, entryOf, foldReply, insertHistory, streamingView, worthSending, type EntryEvent, type HistoryEntry, type InFlight } from '../../history/fold.js';
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
 import { CLIENT_IDS_KEPT, parseEvent, type EventLog, type Replay, type EventInput, type MessageIds, type Snapshot, type StoredEvent, type StoreLimits } from '../store.js';
@@ -93,7 +93,7 @@ export class MemoryLog implements EventLog, MessageIds {
     c.log.push({ seq, json, at, offset: c.end });
     c.end += Buffer.byteLength(json);
     const stored = { event, json, epoch: c.epoch };
-    if (event.type === 'message') this.remember(c, event, stored);
+    if (event.type === 'message' || event.type === 'tool.result') this.remember(c, event, stored);
     else {
       const step = foldReply(c.inFlight, event, at);
       c.inFlight = step.inFlight;
@@ -104,9 +104,9 @@ export class MemoryLog implements EventLog, MessageIds {
     return stored;
   }
 
-  private remember(c: Conversation, event: ConversationEventOf<'message'>, stored: StoredEvent): void {
-    insertHistory(c.history, messageEntry(event), this.limits.historyLimit);
-    const clientId = event.message.clientMessageId;
+  private remember(c: Conversation, event: EntryEvent, stored: StoredEvent): void {
+    insertHistory(c.history, entryOf(event), this.limits.historyLimit);
+    const clientId = entryKey(event);
     if (!clientId) return;
     c.clientIds.set(clientId, stored);
     if (c.clientIds.size > CLIENT_IDS_KEPT) c.clientIds.delete(c.clientIds.keys().next().value!);

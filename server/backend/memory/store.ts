@@ -1,6 +1,7 @@
 // The in-memory Store: zero setup, one node. Its parts live in one process,
 // so submit's step across them is atomic by being synchronous.
-import type { MessageInput, ReplyJob, Store, StoreLimits, Submission } from '../store.js';
+import { entryKey } from '../../history/fold.js';
+import type { EntryInput, ReplyJob, Store, StoreLimits, Submission } from '../store.js';
 import { MemoryApiKeys } from './api-keys.js';
 import { MemoryLog } from './log.js';
 import { MemoryMembers } from './members.js';
@@ -18,13 +19,13 @@ export class MemoryStore implements Store {
     this.replies = new MemoryReplies(limits.maxQueuedReplies);
   }
 
-  async submit(conversationId: string, message: MessageInput, reply: ReplyJob | undefined): Promise<Submission> {
-    const clientId = message.message.clientMessageId;
+  async submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined): Promise<Submission> {
+    const clientId = entryKey(entry);
     const seen = clientId ? this.log.seen(conversationId, clientId) : undefined;
     if (seen) return { kind: 'duplicate', stored: seen };
     const reserved = reply ? this.replies.reserve(conversationId, reply) : { start: false };
     if (!reserved) return { kind: 'queue-full' };
-    return { kind: 'appended', stored: this.log.append(conversationId, message), start: reserved.start };
+    return { kind: 'appended', stored: this.log.append(conversationId, entry), start: reserved.start };
   }
 
   async close(): Promise<void> {

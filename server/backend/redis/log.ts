@@ -9,11 +9,11 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { HistoryMessage } from '../../../shared/protocol.js';
 import { RelayError } from '../../errors.js';
-import { foldReply, messageEntry, replayReply, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
+import { entryKey, entryOf, foldReply, replayReply, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
 import type { Logger } from '../../log.js';
-import { CLIENT_IDS_KEPT, LogLostError, parseEvent, type EventLog, type Replay, type Fence, type MessageIds, type MessageInput, type ReplyEventInput, type Snapshot, type StoredEvent } from '../store.js';
+import { CLIENT_IDS_KEPT, LogLostError, parseEvent, type EventLog, type Replay, type Fence, type MessageIds, type EntryInput, type ReplyEventInput, type Snapshot, type StoredEvent } from '../store.js';
 import type { RedisStoreOptions } from './options.js';
 import type { Keys } from './keys.js';
 import { appendScript, snapshotScript, trimScript } from './scripts.js';
@@ -56,7 +56,7 @@ export class RedisLog implements EventLog, MessageIds {
   ) {}
 
   /** The inputs every append shares; the caller adds what its kind of event needs. */
-  appendArgs(event: MessageInput | ReplyEventInput) {
+  appendArgs(event: EntryInput | ReplyEventInput) {
     const { retentionMs, nodeId, leaseMs, historyLimit } = this.opts;
     return {
       kind: 'message',
@@ -79,11 +79,11 @@ export class RedisLog implements EventLog, MessageIds {
     };
   }
 
-  /** What a message's append adds to history and the id index. */
-  messageArgs(message: MessageInput) {
-    // The message's history entry is scored by its own seq, which the script allocates.
-    const entry = messageEntry({ ...message, seq: 0 });
-    return { ...this.appendArgs(message), history: JSON.stringify(entry.message), clientId: message.message.clientMessageId ?? '', epoch: randomUUID() };
+  /** What the append of a message or a tool result adds to history and the id index. */
+  entryArgs(input: EntryInput) {
+    // The entry is scored in history by its own seq, which the script allocates.
+    const entry = entryOf({ ...input, seq: 0 });
+    return { ...this.appendArgs(input), history: JSON.stringify(entry.message), clientId: entryKey(input) ?? '', epoch: randomUUID() };
   }
 
   /**
@@ -150,7 +150,7 @@ export class RedisLog implements EventLog, MessageIds {
   }
 
   /** The event with the seq the script gave it, without parsing back what this node just wrote. */
-  withSeq<E extends MessageInput | ReplyEventInput>(json: string, input: E): E & { seq: number } {
+  withSeq<E extends EntryInput | ReplyEventInput>(json: string, input: E): E & { seq: number } {
     return Object.assign(input, { seq: Number.parseInt(json.slice('{"seq":'.length), 10) });
   }
 

@@ -3,7 +3,7 @@
 // the one step across them, one script.
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log.js';
-import type { MessageInput, ReplyJob, Store, Submission } from '../store.js';
+import type { EntryInput, ReplyJob, Store, Submission } from '../store.js';
 import { parseEvent } from '../store.js';
 import { RedisApiKeys } from './api-keys.js';
 import type { Keys } from './keys.js';
@@ -32,9 +32,9 @@ export class RedisStore implements Store {
     this.apiKeys = new RedisApiKeys(redis, keys);
   }
 
-  async submit(conversationId: string, message: MessageInput, reply: ReplyJob | undefined): Promise<Submission> {
+  async submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined): Promise<Submission> {
     const args = {
-      ...this.log.messageArgs(message),
+      ...this.log.entryArgs(entry),
       job: reply ? JSON.stringify(reply) : '',
       jobReplyId: reply?.replyId ?? '',
       maxQueued: this.opts.maxQueuedReplies,
@@ -46,7 +46,7 @@ export class RedisStore implements Store {
     if (typeof json !== 'string') throw new Error('unexpected submit result');
     if (kind === 'duplicate') return { kind: 'duplicate', stored: { json, event: parseEvent(json) } };
     await this.log.trimQuietly(conversationId);
-    const stored = { json, event: this.log.withSeq(json, message), ...(typeof epoch === 'string' ? { epoch } : {}) };
+    const stored = { json, event: this.log.withSeq(json, entry), ...(typeof epoch === 'string' ? { epoch } : {}) };
     return { kind: 'appended', stored, start: start === 1 };
   }
 

@@ -5,7 +5,8 @@
 // results, citations and any block type added later are skipped.
 import type Anthropic from '@anthropic-ai/sdk';
 import { streamErrorEvent } from '../../errors.js';
-import { labelSpeakers, systemPrompt, type Dialect, type EventReader, type UpstreamCall } from '../dialect.js';
+import type { ToolCall, ToolSpec } from '../../../shared/protocol.js';
+import { labelSpeakers, systemPrompt, type Dialect, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
 import { count, isRecord, parseEvent, text, ToolCalls, type Completion, type Piece, type UpstreamFinish, type UpstreamUsage } from '../pieces.js';
 import { DONE } from '../read-events.js';
 import type { SseEvent } from '../sse.js';
@@ -22,8 +23,7 @@ export function anthropicDialect(client: Anthropic): Dialect {
 
 function requestBody(call: UpstreamCall): Anthropic.MessageCreateParamsStreaming {
   const said = labelSpeakers(call.turns);
-  const messages: Anthropic.MessageParam[] = [];
-  for (const turn of call.turns) if (turn.role !== 'system') messages.push({ role: turn.role, content: said(turn) });
+  const messages = toMessages(call.turns, said);
   const system = systemPrompt(call.turns);
   return {
     max_tokens: DEFAULT_MAX_TOKENS,
@@ -32,9 +32,55 @@ function requestBody(call: UpstreamCall): Anthropic.MessageCreateParamsStreaming
     messages,
     stream: true,
     ...(system ? { system } : {}),
+    ...(call.tools?.length ? { tools: call.tools.map(toTool) } : {}),
     // Anthropic's temperature runs 0–1, the protocol's 0–2.
     ...(call.temperature !== undefined ? { temperature: Math.min(call.temperature, 1) } : {}),
     ...(call.maxTokens !== undefined ? { max_tokens: call.maxTokens } : {}),
+  };
+}
+
+/**
+ * Turns as Anthropic messages. A tool call is a `tool_use` block of the
+ * assistant's message; its result a `tool_result` block of the next user
+ * message, which holds all the results of that turn, before any text.
+ */
+function toMessages(turns: readonly Turn[], said: (turn: Turn) => string): Anthropic.MessageParam[] {
+  const messages: Anthropic.MessageParam[] = [];
+  for (const turn of turns) {
+    if (turn.role === 'system') continue;
+    if (turn.role === 'user') messages.push({ role: 'user', content: said(turn) });
+    else if (turn.role === 'assistant') messages.push({ role: 'assistant', content: assistantContent(turn.text, turn.toolCalls ?? []) });
+    else {
+      const block: Anthropic.ToolResultBlockParam = { type: 'tool_result', tool_use_id: turn.toolCallId, content: turn.text, ...(turn.isError ? { is_error: true } : {}) };
+      const last = messages.at(-1);
+      if (last?.role === 'user' && Array.isArray(last.content)) last.content.push(block);
+      else messages.push({ role: 'user', content: [block] });
+    }
+  }
+  return messages;
+}
+
+function assistantContent(text: string, calls: readonly ToolCall[]): string | Anthropic.ContentBlockParam[] {
+  if (calls.length === 0) return text;
+  const uses = calls.map((c): Anthropic.ToolUseBlockParam => ({ type: 'tool_use', id: c.id, name: c.name, input: toolInput(c.arguments) }));
+  return text ? [{ type: 'text', text }, ...uses] : uses;
+}
+
+/** Anthropic wants a call's input as an object; arguments cut short (a reply ended by `length`) stand as an empty one. */
+function toolInput(args: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(args);
+    return isRecord(value) ? value : {};
+  } catch {
+    return {};
+  }
+}
+
+function toTool(tool: ToolSpec): Anthropic.Tool {
+  return {
+    name: tool.name,
+    input_schema: { type: 'object', ...tool.parameters },
+    ...(tool.description ? { description: tool.description } : {}),
   };
 }
 

@@ -2,9 +2,10 @@
 // Ollama, OpenRouter, DeepSeek, Groq, …). The openai SDK builds and sends the
 // request; the chunks are read here, by hand, since this runs once per token.
 import type OpenAI from 'openai';
-import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
+import type { ToolSpec } from '../../../shared/protocol.js';
 import { streamErrorEvent } from '../../errors.js';
-import type { Dialect, EventReader, Turn, UpstreamCall } from '../dialect.js';
+import { toolOutput, type Dialect, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
 import { count, isRecord, parseEvent, text, ToolCalls, type Completion, type Piece, type UpstreamFinish, type UpstreamUsage } from '../pieces.js';
 import { DONE } from '../read-events.js';
 import type { SseEvent } from '../sse.js';
@@ -19,6 +20,7 @@ export function chatDialect(client: OpenAI, includeUsage: boolean): Dialect {
             model: call.model,
             messages: call.turns.map(toMessage),
             stream: true,
+            ...(call.tools?.length ? { tools: call.tools.map(toTool) } : {}),
             ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
             ...(call.temperature !== undefined ? { temperature: call.temperature } : {}),
             ...(call.maxTokens !== undefined ? { max_tokens: call.maxTokens } : {}),
@@ -37,9 +39,27 @@ function speakerName(name: string): string | undefined {
 }
 
 function toMessage(turn: Turn): ChatCompletionMessageParam {
-  if (turn.role !== 'user') return { role: turn.role, content: turn.text };
-  const name = turn.name ? speakerName(turn.name) : undefined;
-  return { role: 'user', content: turn.text, ...(name ? { name } : {}) };
+  switch (turn.role) {
+    case 'system':
+      return { role: 'system', content: turn.text };
+    case 'user': {
+      const name = turn.name ? speakerName(turn.name) : undefined;
+      return { role: 'user', content: turn.text, ...(name ? { name } : {}) };
+    }
+    case 'assistant':
+      if (!turn.toolCalls) return { role: 'assistant', content: turn.text };
+      return {
+        role: 'assistant',
+        content: turn.text || null,
+        tool_calls: turn.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+      };
+    case 'tool':
+      return { role: 'tool', tool_call_id: turn.toolCallId, content: toolOutput(turn) };
+  }
+}
+
+function toTool(tool: ToolSpec): ChatCompletionTool {
+  return { type: 'function', function: { name: tool.name, parameters: tool.parameters, ...(tool.description ? { description: tool.description } : {}) } };
 }
 
 const FINISH_REASONS: Record<string, UpstreamFinish> = {

@@ -5,7 +5,8 @@
 import type OpenAI from 'openai';
 import type { ResponseInputItem } from 'openai/resources/responses/responses';
 import { streamErrorEvent } from '../../errors.js';
-import { labelSpeakers, systemPrompt, type Dialect, type EventReader, type UpstreamCall } from '../dialect.js';
+import type { ToolSpec } from '../../../shared/protocol.js';
+import { labelSpeakers, systemPrompt, toolOutput, type Dialect, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
 import { count, isRecord, parseEvent, text, ToolCalls, type Completion, type Piece, type UpstreamFinish, type UpstreamUsage } from '../pieces.js';
 import { DONE } from '../read-events.js';
 import type { SseEvent } from '../sse.js';
@@ -19,8 +20,7 @@ export function responsesDialect(client: OpenAI): Dialect {
 
 function requestBody(call: UpstreamCall): OpenAI.Responses.ResponseCreateParamsStreaming {
   const said = labelSpeakers(call.turns);
-  const input: ResponseInputItem[] = [];
-  for (const turn of call.turns) if (turn.role !== 'system') input.push({ role: turn.role, content: said(turn) });
+  const input = call.turns.flatMap((turn) => toItems(turn, said));
   const instructions = systemPrompt(call.turns);
   return {
     // The relay keeps the conversation; the provider need not store a copy (a route's options may still ask it to).
@@ -30,9 +30,30 @@ function requestBody(call: UpstreamCall): OpenAI.Responses.ResponseCreateParamsS
     input,
     stream: true,
     ...(instructions ? { instructions } : {}),
+    ...(call.tools?.length ? { tools: call.tools.map(toTool) } : {}),
     ...(call.temperature !== undefined ? { temperature: call.temperature } : {}),
     ...(call.maxTokens !== undefined ? { max_output_tokens: call.maxTokens } : {}),
   };
+}
+
+/** A turn as Responses input items: a tool call and its output are items of their own. */
+function toItems(turn: Turn, said: (turn: Turn) => string): ResponseInputItem[] {
+  switch (turn.role) {
+    case 'system':
+      return [];
+    case 'user':
+      return [{ role: 'user', content: said(turn) }];
+    case 'assistant': {
+      const calls: ResponseInputItem[] = (turn.toolCalls ?? []).map((c) => ({ type: 'function_call', call_id: c.id, name: c.name, arguments: c.arguments }));
+      return turn.text ? [{ role: 'assistant', content: turn.text }, ...calls] : calls;
+    }
+    case 'tool':
+      return [{ type: 'function_call_output', call_id: turn.toolCallId, output: toolOutput(turn) }];
+  }
+}
+
+function toTool(tool: ToolSpec): OpenAI.Responses.FunctionTool {
+  return { type: 'function', name: tool.name, parameters: tool.parameters, strict: false, ...(tool.description ? { description: tool.description } : {}) };
 }
 
 /** Reads Responses events; only text, reasoning, refusal, function calls and the ending matter, the rest is skipped. */
