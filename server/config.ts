@@ -1,5 +1,6 @@
 // Configuration from the environment, validated once at start. Every limit of
 // the server is a field here, so tests and embedders can set any of them.
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DIALECTS } from './upstream/dialect.js';
 
@@ -90,6 +91,20 @@ export type Config = z.infer<typeof ConfigSchema>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+}
+
+/** A JSON file a setting names (MODELS_FILE, TOOLS_FILE), checked against its schema; a ConfigError names what is wrong. */
+export function loadJsonFile<T>(setting: string, path: string, schema: z.ZodType<T>): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${setting} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new ConfigError(`invalid configuration: ${setting} ${path}: ${issue?.path.join('.') || 'file'}: ${issue?.message ?? 'invalid'}`);
 }
 
 /** Parse an environment (process.env, or a test's overrides) into a Config. */

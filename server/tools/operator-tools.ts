@@ -3,10 +3,9 @@
 // operator declared (TOOLS_FILE). A call is bounded in time and in the size of
 // its answer, follows no redirect, and never fails a reply: whatever goes
 // wrong becomes an error result the model reads.
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ToolSpec } from '../../shared/protocol.js';
-import { ConfigError } from '../config.js';
+import { loadJsonFile } from '../config.js';
 
 const OperatorTool = ToolSpec.extend({
   url: z.url(),
@@ -24,18 +23,7 @@ const ToolsFile = z.strictObject({
 
 /** The tools of TOOLS_FILE, checked at start like every setting. */
 export function loadOperatorTools(path: string): OperatorTool[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new ConfigError(`invalid configuration: TOOLS_FILE ${path}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  const parsed = ToolsFile.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ConfigError(`invalid configuration: TOOLS_FILE ${path}: ${issue?.path.join('.') || 'file'}: ${issue?.message ?? 'invalid'}`);
-  }
-  return parsed.data.tools;
+  return loadJsonFile('TOOLS_FILE', path, ToolsFile).tools;
 }
 
 /** Tools declared in code (the demo model's example), with the file's defaults. */

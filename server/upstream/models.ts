@@ -3,9 +3,8 @@
 // budget, extra request fields, fallbacks, prices). From MODELS_FILE, or for
 // one upstream from the environment shortcut (UPSTREAM_DIALECT, OPENAI_* /
 // ANTHROPIC_*, OPENAI_MODEL, ALLOWED_MODELS). Validated once, at start.
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError, type Config } from '../config.js';
+import { ConfigError, loadJsonFile, type Config } from '../config.js';
 import { DIALECTS, type DialectName } from './dialect.js';
 
 /** Fallbacks one model may name: each is a full upstream call, so a reply never waits on more than this many. */
@@ -74,19 +73,9 @@ export function loadModelTable(config: Config, env: Record<string, string | unde
 }
 
 function fileTable(path: string, env: Record<string, string | undefined>): ModelTable {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new ConfigError(`invalid configuration: MODELS_FILE ${path}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  const parsed = ModelsFile.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ConfigError(`invalid configuration: MODELS_FILE ${path}: ${issue?.path.join('.') || 'file'}: ${issue?.message ?? 'invalid'}`);
-  }
+  const file = loadJsonFile('MODELS_FILE', path, ModelsFile);
   const routes = new Map<string, Route>();
-  for (const [name, entry] of Object.entries(parsed.data.models)) {
+  for (const [name, entry] of Object.entries(file.models)) {
     const apiKey = entry.apiKeyEnv ? env[entry.apiKeyEnv] : undefined;
     if (entry.apiKeyEnv && !apiKey) throw new ConfigError(`invalid configuration: MODELS_FILE: model ${name} needs ${entry.apiKeyEnv}, which is not set`);
     routes.set(name, {
@@ -107,7 +96,7 @@ function fileTable(path: string, env: Record<string, string | undefined>): Model
       if (next === route.name || !routes.has(next)) throw new ConfigError(`invalid configuration: MODELS_FILE: model ${route.name} falls back to ${next}, which is not another model in the file`);
     }
   }
-  const defaultModel = parsed.data.default ?? routes.keys().next().value!;
+  const defaultModel = file.default ?? routes.keys().next().value!;
   if (!routes.has(defaultModel)) throw new ConfigError(`invalid configuration: MODELS_FILE: the default model ${defaultModel} is not in the file`);
   return { routes, defaultModel, passThrough: undefined };
 }
