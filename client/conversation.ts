@@ -1,21 +1,28 @@
 // One conversation as the app sees it: history, the reply in flight, lastSeq,
-// members; sends that survive reconnects; and the seq filter that turns an
-// at-least-once stream (replays, idempotent re-sends) into exactly-once events.
-import type {
-  ClientFrame,
-  ClientFrameOf,
-  ConversationEvent,
-  HistoryMessage,
-  Limits,
-  SendOptions,
-  ServerFrameOf,
-  User,
+// members; sends and tool results that survive reconnects; and the seq filter
+// that turns an at-least-once stream (replays, idempotent re-sends) into
+// exactly-once events.
+import {
+  describeIssues,
+  frameCaps,
+  ToolList,
+  type ClientFrame,
+  type ClientFrameOf,
+  type ConversationEvent,
+  type HistoryMessage,
+  type Limits,
+  type SendOptions,
+  type ServerFrameOf,
+  type ToolSpec,
+  type User,
 } from '../shared/protocol.js';
 import { AsyncQueue, Emitter } from './emitter.js';
 import { SendError } from './errors.js';
 import { endEntry, growEntry, startedEntry, streamingEntry } from './history-entry.js';
 import { randomId } from './ids.js';
-import { Reply, trimReplies } from './reply.js';
+import { Outbox } from './outbox.js';
+import { catchUpHeld, Reply, trimReplies } from './reply.js';
+import { findResult, resultFromFrame, resultsIn, toolEntry, type RespondOptions, type ToolResult, type ToolResultFrame } from './tool-results.js';
 
 export type MessageFrame = ServerFrameOf<'message'>;
 export type JoinedFrame = ServerFrameOf<'joined'>;
@@ -31,6 +38,7 @@ export interface ConversationEvents {
   'reply.start': ServerFrameOf<'reply.start'>;
   'reply.delta': ServerFrameOf<'reply.delta'>;
   'reply.end': ServerFrameOf<'reply.end'>;
+  'tool.result': ToolResultFrame;
   /** A snapshot replaced history (first join, or a resume the server could not cover). */
   joined: JoinedFrame;
   presence: PresenceFrame;
@@ -43,6 +51,8 @@ export interface SendOptionsArg extends SendOptions {
   clientMessageId?: string;
   /** false appends the message without asking the model. */
   reply?: boolean;
+  /** Tools the model may call; answer each call with `respond()`. */
+  tools?: ToolSpec[];
 }
 
 /** What the conversation needs of the client that owns the socket. */
@@ -54,21 +64,13 @@ export interface ConversationHost {
   transmit(frame: ClientFrame): void;
   /** Send a frame carrying `ref`, resolved once the server has handled it without an error. */
   confirm(frame: ClientFrame & { ref: string }): Promise<void>;
+  /** Send a tool result, resolved by the `tool.result` event carrying its ref. */
+  submitResult(frame: ClientFrameOf<'tool.result'> & { ref: string }): Promise<ToolResultFrame>;
   forget(conversation: Conversation): void;
 }
 
-interface PendingSend {
-  frame: ClientFrameOf<'send'>;
-  /** Refs it went out with on the current socket (an error answers one of them). */
-  refs: string[];
-  resolve: (m: MessageFrame) => void;
-  reject: (e: Error) => void;
-}
-
-/** Unacknowledged sends one conversation may hold; past it send() rejects at once. */
-const MAX_PENDING_SENDS = 16;
-/** Cancels waiting for a connection. */
-const MAX_QUEUED_CANCELS = 8;
+/** Cancels and tool results waiting for a connection (one reply may ask for several calls). */
+const MAX_QUEUED_REQUESTS = 32;
 const ITERATOR_LIMIT = 2_000;
 
 export class Conversation extends Emitter<ConversationEvents> {
@@ -79,8 +81,8 @@ export class Conversation extends Emitter<ConversationEvents> {
   private epoch: string | undefined;
   /** What the join on the current socket asked for: undefined until one is sent. */
   private joinSince: number | 'snapshot' | undefined;
-  private readonly pending = new Map<string, PendingSend>();
-  private readonly queuedCancels: Array<{ run: () => void; reject: (e: Error) => void }> = [];
+  private readonly outbox: Outbox;
+  private readonly queued: Array<{ run: () => void; reject: (e: Error) => void }> = [];
   private readonly replies = new Map<string, Reply>();
   /** The history entries still streaming, by replyId, so deltas append in O(1). */
   private readonly inflight = new Map<string, HistoryMessage>();
@@ -92,6 +94,7 @@ export class Conversation extends Emitter<ConversationEvents> {
     private readonly host: ConversationHost,
   ) {
     super();
+    this.outbox = new Outbox(host);
   }
 
   get history(): readonly HistoryMessage[] {
@@ -111,7 +114,7 @@ export class Conversation extends Emitter<ConversationEvents> {
   }
   /** Sends not yet acknowledged by a `message` frame. */
   get unacknowledged(): number {
-    return this.pending.size;
+    return this.outbox.size;
   }
   get left(): boolean {
     return this.leftValue;
@@ -124,6 +127,8 @@ export class Conversation extends Emitter<ConversationEvents> {
       r = new Reply(replyId, this.id);
       this.replies.set(replyId, r);
       trimReplies(this.replies);
+      // A handle taken after its results arrived (a reload, a late join) still has them.
+      for (const result of resultsIn(this.historyValue, replyId)) r.addResult(result);
     }
     return r;
   }
@@ -135,24 +140,17 @@ export class Conversation extends Emitter<ConversationEvents> {
     if (text.length === 0 || (max !== undefined && text.length > max)) {
       return Promise.reject(new SendError(`text must be 1-${max ?? '?'} characters`, 'bad_frame'));
     }
-    if (this.pending.size >= MAX_PENDING_SENDS) {
-      return Promise.reject(new SendError(`more than ${MAX_PENDING_SENDS} sends waiting for acknowledgement`, 'rate_limited'));
-    }
-    const { clientMessageId = randomId(), reply, ...model } = options;
-    const existing = this.pending.get(clientMessageId);
-    if (existing) return new Promise((resolve, reject) => this.chain(existing, resolve, reject));
-    const frame: ClientFrameOf<'send'> = {
+    const { clientMessageId = randomId(), reply, tools, ...model } = options;
+    const checked = tools === undefined ? undefined : ToolList.safeParse(tools);
+    if (checked && !checked.success) return Promise.reject(new SendError(`tools: ${describeIssues(checked.error)}`, 'bad_frame'));
+    return this.outbox.add({
       type: 'send',
       conversationId: this.id,
       text,
       clientMessageId,
       ...(reply !== undefined ? { reply } : {}),
       ...(Object.keys(model).length ? { options: model } : {}),
-    };
-    return new Promise((resolve, reject) => {
-      const p: PendingSend = { frame, refs: [], resolve, reject };
-      this.pending.set(clientMessageId, p);
-      if (this.host.isOpen) this.transmitSend(p);
+      ...(checked ? { tools: checked.data } : {}),
     });
   }
 
@@ -191,9 +189,35 @@ export class Conversation extends Emitter<ConversationEvents> {
     return this.host.isOpen ? attempt() : this.whenOpen(attempt);
   }
 
-  private whenOpen(run: () => Promise<void>): Promise<void> {
-    if (this.queuedCancels.length >= MAX_QUEUED_CANCELS) return Promise.reject(new SendError('too many cancels queued', 'rate_limited'));
-    return new Promise((resolve, reject) => this.queuedCancels.push({ run: () => void run().then(resolve, reject), reject }));
+  /**
+   * Answer one tool call of a reply that ended with `tool_calls`. Resolves with
+   * the result once the server accepted it (its `tool.result` event); rejects
+   * with the server's error: `not_found` for an unknown or already answered
+   * call, `forbidden` when someone else asked. Sent again after a lost
+   * connection. Once every call is answered the relay continues on its own:
+   * see `reply.continuation`.
+   */
+  respond(replyId: string, toolCallId: string, output: string, options: RespondOptions = {}): Promise<ToolResult> {
+    if (this.leftValue) return Promise.reject(new SendError('this conversation was left', 'not_found'));
+    if (output.length > frameCaps.textChars) return Promise.reject(new SendError(`output must be at most ${frameCaps.textChars} characters`, 'bad_frame'));
+    const isError = options.isError ?? false;
+    const attempt = (): Promise<ToolResult> => {
+      const frame = { type: 'tool.result' as const, conversationId: this.id, ref: this.host.nextRef(), replyId, toolCallId, output, ...(isError ? { isError } : {}) };
+      return this.host.submitResult(frame).then(resultFromFrame, (err: unknown) => {
+        if (!(err instanceof SendError)) throw err;
+        if (err.code === 'disconnected' && !this.leftValue) return this.whenOpen(attempt);
+        // A repeat after a lost connection: the first one got there, and the replay or the snapshot brought it back.
+        const known = this.replies.get(replyId)?.toolResults.get(toolCallId) ?? findResult(this.historyValue, replyId, toolCallId);
+        if (err.code === 'not_found' && known?.output === output && known.isError === isError) return known;
+        throw err;
+      });
+    };
+    return this.host.isOpen ? attempt() : this.whenOpen(attempt);
+  }
+
+  private whenOpen<T>(run: () => Promise<T>): Promise<T> {
+    if (this.queued.length >= MAX_QUEUED_REQUESTS) return Promise.reject(new SendError('too many requests waiting for a connection', 'rate_limited'));
+    return new Promise((resolve, reject) => this.queued.push({ run: () => void run().then(resolve, reject), reject }));
   }
 
   /** Tell the others this user is typing (the server throttles it). */
@@ -229,22 +253,21 @@ export class Conversation extends Emitter<ConversationEvents> {
       ref: this.host.nextRef(),
       ...(this.lastSeqValue !== undefined ? { since: this.lastSeqValue, ...(this.epoch ? { epoch: this.epoch } : {}) } : {}),
     });
-    for (const p of this.pending.values()) this.transmitSend(p);
-    for (const c of this.queuedCancels.splice(0)) c.run();
+    this.outbox.resend();
+    for (const q of this.queued.splice(0)) q.run();
   }
 
   /** @internal The socket went away. */
   suspend(): void {
     this.joinSince = undefined;
-    for (const p of this.pending.values()) p.refs = [];
+    this.outbox.suspend();
   }
 
   /** @internal The client is closing for good. */
   dispose(reason: Error): void {
     this.leftValue = true;
-    for (const p of this.pending.values()) p.reject(reason);
-    this.pending.clear();
-    for (const c of this.queuedCancels.splice(0)) c.reject(reason);
+    this.outbox.rejectAll(reason);
+    for (const q of this.queued.splice(0)) q.reject(reason);
     for (const r of this.replies.values()) {
       if (!r.done) r.finish({ finishReason: 'error', error: { code: 'internal', message: reason.message } });
     }
@@ -273,29 +296,10 @@ export class Conversation extends Emitter<ConversationEvents> {
 
   /** @internal An error answering one of our refs: true if it was a pending send's. */
   rejectSend(ref: string, error: ErrorFrame): boolean {
-    for (const [id, p] of this.pending) {
-      if (!p.refs.includes(ref)) continue;
-      this.pending.delete(id);
-      p.reject(new SendError(error.message, error.code));
-      return true;
-    }
-    return false;
+    return this.outbox.reject(ref, error);
   }
 
   // ------------------------------------------------------------ internals
-
-  private transmitSend(p: PendingSend): void {
-    const ref = this.host.nextRef();
-    // Bounded: a send goes out once per socket, plus once per resync after dropped frames.
-    if (p.refs.push(ref) > 8) p.refs.shift();
-    this.host.transmit({ ...p.frame, ref });
-  }
-
-  private chain(p: PendingSend, resolve: (m: MessageFrame) => void, reject: (e: Error) => void): void {
-    const { resolve: r0, reject: j0 } = p;
-    p.resolve = (m) => (r0(m), resolve(m));
-    p.reject = (e) => (j0(e), reject(e));
-  }
 
   private joined(frame: JoinedFrame): void {
     this.membersValue = frame.members;
@@ -324,17 +328,11 @@ export class Conversation extends Emitter<ConversationEvents> {
       r.start(s.model);
       r.catchUp(s);
     }
-    // Replies the app is holding whose end happened while we were away.
-    for (const r of this.replies.values()) {
-      if (r.done || r.id === s?.replyId) continue;
-      const done = this.historyValue.find((m) => m.id === r.id && m.role === 'assistant');
-      if (done) r.finish({ finishReason: done.finishReason ?? 'stop', ...(done.toolCalls ? { toolCalls: done.toolCalls } : {}) }, done);
-      else if (r.started) r.finish({ finishReason: 'error', error: { code: 'not_found', message: 'the reply is no longer retained' } });
-    }
+    catchUpHeld(this.replies, this.historyValue, s?.replyId);
   }
 
   private event(e: ConversationEvent): void {
-    if (e.type === 'message') this.acknowledge(e);
+    if (e.type === 'message') this.outbox.acknowledge(e);
     // Replays after a resume and answers to idempotent re-sends repeat seqs the app has already seen.
     if (this.lastSeqValue !== undefined && e.seq <= this.lastSeqValue) return;
     this.lastSeqValue = e.seq;
@@ -347,7 +345,10 @@ export class Conversation extends Emitter<ConversationEvents> {
         const entry = startedEntry(e.replyId, e.model);
         this.pushHistory(entry);
         this.inflight.set(e.replyId, entry);
-        this.reply(e.replyId).start(e.model);
+        const r = this.reply(e.replyId);
+        r.start(e.model, e.inReplyTo);
+        // A continuation answers a reply, not a message: link the two so an app can follow a tool loop.
+        this.replies.get(e.inReplyTo)?.continueWith(r);
         break;
       }
       case 'reply.delta': {
@@ -364,16 +365,12 @@ export class Conversation extends Emitter<ConversationEvents> {
         this.reply(e.replyId).finish({ finishReason, ...(usage ? { usage } : {}), ...(toolCalls ? { toolCalls } : {}), ...(error ? { error } : {}) });
         break;
       }
+      case 'tool.result':
+        this.pushHistory(toolEntry(e));
+        this.replies.get(e.replyId)?.addResult(resultFromFrame(e));
+        break;
     }
     this.publish(e.type, e);
-  }
-
-  private acknowledge(e: MessageFrame): void {
-    const id = e.message.clientMessageId;
-    const p = id === undefined ? undefined : this.pending.get(id);
-    if (!p || !id) return;
-    this.pending.delete(id);
-    p.resolve(e);
   }
 
   private pushHistory(m: HistoryMessage): void {

@@ -26,6 +26,7 @@ export type {
 } from './conversation.js';
 export { Reply } from './reply.js';
 export type { ReplyEvents, ReplyResult, ToolCallUpdate } from './reply.js';
-export type { ToolCall } from '../shared/protocol.js';
+export type { RespondOptions, ToolResult, ToolResultFrame } from './tool-results.js';
+export type { ToolCall, ToolSpec } from '../shared/protocol.js';
 export { Backoff, defaultBackoff } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';

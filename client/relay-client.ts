@@ -2,7 +2,7 @@
 // app-level pings that notice dead sockets, reconnect with backoff, and resume
 // (re-join with since, re-send what was not acknowledged) on every new socket.
 import { clientCloseCodes, closeCodes } from '../shared/codes.js';
-import type { ClientFrame, Limits, ServerFrame, ServerFrameOf, User } from '../shared/protocol.js';
+import type { ClientFrame, ClientFrameOf, Limits, ServerFrame, ServerFrameOf, User } from '../shared/protocol.js';
 import { Backoff } from './backoff.js';
 import { Conversation, type ConversationHost } from './conversation.js';
 import { Emitter } from './emitter.js';
@@ -70,6 +70,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       nextRef: () => this.nextRef(),
       transmit: (frame) => this.transmit(frame),
       confirm: (frame) => this.confirm(frame),
+      submitResult: (frame) => this.submitResult(frame),
       forget: (c) => {
         if (this.conversations.get(c.id) === c) this.conversations.delete(c.id);
       },
@@ -280,6 +281,10 @@ export class RelayClient extends Emitter<RelayClientEvents> {
         return this.requests.authed(frame);
       case 'error':
         return this.failed(frame);
+      case 'tool.result':
+        // The conversation first, so the result is on its reply by the time the answer resolves.
+        this.conversations.get(frame.conversationId)?.receive(frame);
+        return this.requests.toolResultEvent(frame);
       default:
         this.conversations.get(frame.conversationId)?.receive(frame);
     }
@@ -347,6 +352,14 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     this.transmit(frame);
     this.transmit({ type: 'ping', ref: pingRef });
     return done;
+  }
+
+  private submitResult(frame: ClientFrameOf<'tool.result'> & { ref: string }): Promise<ServerFrameOf<'tool.result'>> {
+    if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
+    if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
+    const answered = this.requests.toolResult(frame.ref);
+    this.transmit(frame);
+    return answered;
   }
 
   private startPings(): void {

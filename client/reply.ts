@@ -1,9 +1,11 @@
 // One assistant reply as the app sees it: the text so far, an async iterator
-// of the pieces as they arrive, the tool calls as they are written, and a
-// promise of how it ended.
-import type { ServerFrameOf, ToolCall, ToolCallDelta } from '../shared/protocol.js';
+// of the pieces as they arrive, the tool calls as they are written, their
+// results, the reply that continues it once they are in, and a promise of how
+// it ended.
+import type { HistoryMessage, ServerFrameOf, ToolCall, ToolCallDelta } from '../shared/protocol.js';
 import { AsyncQueue, Emitter } from './emitter.js';
 import { catchUpToolCalls, copyToolCalls, growToolCall } from './tool-calls.js';
+import { resultsIn, type ToolResult } from './tool-results.js';
 
 type ReplyEnd = ServerFrameOf<'reply.end'>;
 
@@ -21,6 +23,10 @@ export interface ToolCallUpdate {
 
 export interface ReplyEvents {
   toolCall: ToolCallUpdate;
+  /** A result for one of this reply's calls arrived (live, replayed, or found in a snapshot). */
+  toolResult: ToolResult;
+  /** The relay started the reply that goes on from this one's tool results. */
+  continuation: Reply;
 }
 
 /** New pieces of a reply: what a `reply.delta` carries. */
@@ -52,7 +58,10 @@ export class Reply extends Emitter<ReplyEvents> implements AsyncIterable<string>
   private reasoningValue = '';
   private refusalValue = '';
   private readonly calls: ToolCall[] = [];
+  private readonly results = new Map<string, ToolResult>();
+  private continuationValue: Reply | undefined;
   private modelValue: string | undefined;
+  private inReplyToValue: string | undefined;
   private startedValue = false;
   private resultValue: ReplyResult | undefined;
   private readonly iterators = new Set<AsyncQueue<string>>();
@@ -85,6 +94,27 @@ export class Reply extends Emitter<ReplyEvents> implements AsyncIterable<string>
   get toolCalls(): readonly ToolCall[] {
     return copyToolCalls(this.calls);
   }
+  /** Results of this reply's tool calls so far, by toolCallId. */
+  get toolResults(): ReadonlyMap<string, ToolResult> {
+    return new Map(this.results);
+  }
+  /** Calls of a reply that ended with `tool_calls` that have no result yet. */
+  get pendingToolCalls(): readonly ToolCall[] {
+    if (this.resultValue?.finishReason !== 'tool_calls') return [];
+    return copyToolCalls(this.calls.filter((c) => !this.results.has(c.id)));
+  }
+  /** The reply the relay started once all of this one's calls were answered. */
+  get continuation(): Reply | undefined {
+    return this.continuationValue;
+  }
+  /**
+   * What this reply answers, from its `reply.start`: a user message id, or for
+   * a continuation the id of the reply whose tool calls it goes on from.
+   * Unknown for a reply only seen in a snapshot.
+   */
+  get inReplyTo(): string | undefined {
+    return this.inReplyToValue;
+  }
   get model(): string | undefined {
     return this.modelValue;
   }
@@ -100,9 +130,24 @@ export class Reply extends Emitter<ReplyEvents> implements AsyncIterable<string>
   }
 
   /** @internal */
-  start(model: string | undefined): void {
+  start(model: string | undefined, inReplyTo?: string): void {
     this.startedValue = true;
     if (model !== undefined) this.modelValue = model;
+    if (inReplyTo !== undefined) this.inReplyToValue = inReplyTo;
+  }
+
+  /** @internal Each call is answered once: a replay or a snapshot repeating a result is no news. */
+  addResult(result: ToolResult): void {
+    if (this.results.has(result.toolCallId)) return;
+    this.results.set(result.toolCallId, result);
+    this.emit('toolResult', result);
+  }
+
+  /** @internal */
+  continueWith(next: Reply): void {
+    if (this.continuationValue || next === this) return;
+    this.continuationValue = next;
+    this.emit('continuation', next);
   }
 
   /** @internal */
@@ -174,4 +219,19 @@ export function trimReplies(replies: Map<string, Reply>): void {
   }
   // All unfinished (a flood of queued replies): the oldest handle goes; its owner still has the object.
   while (replies.size > MAX_REPLY_HANDLES * 2) replies.delete(replies.keys().next().value!);
+}
+
+/**
+ * A snapshot replaced history: the replies the app holds learn what happened
+ * while it was away (their end, or that they are gone) and the results of
+ * their tool calls.
+ */
+export function catchUpHeld(replies: ReadonlyMap<string, Reply>, history: readonly HistoryMessage[], streamingId: string | undefined): void {
+  for (const r of replies.values()) {
+    if (r.done || r.id === streamingId) continue;
+    const done = history.find((m) => m.id === r.id && m.role === 'assistant');
+    if (done) r.finish({ finishReason: done.finishReason ?? 'stop', ...(done.toolCalls ? { toolCalls: done.toolCalls } : {}) }, done);
+    else if (r.started) r.finish({ finishReason: 'error', error: { code: 'not_found', message: 'the reply is no longer retained' } });
+  }
+  for (const result of resultsIn(history)) replies.get(result.replyId)?.addResult(result);
 }

@@ -1,7 +1,9 @@
 // Client frames whose outcome a caller awaits. The protocol answers a cancel
 // or leave only when it fails, so success is inferred from order: the server
 // handles a socket's frames one at a time, and a pong to a ping sent right
-// after the frame means the frame was handled without an error.
+// after the frame means the frame was handled without an error. An auth is
+// answered by `authed`, a tool result by its `tool.result` event, each
+// carrying the request's ref.
 import type { ServerFrameOf } from '../shared/protocol.js';
 import { SendError } from './errors.js';
 
@@ -17,9 +19,10 @@ export class Requests {
   /** By the ref of the frame; `pingRef` is the ping sent after it. */
   private readonly confirms = new Map<string, Waiter<void> & { pingRef: string }>();
   private readonly auths = new Map<string, Waiter<number | undefined>>();
+  private readonly results = new Map<string, Waiter<ServerFrameOf<'tool.result'>>>();
 
   get full(): boolean {
-    return this.confirms.size + this.auths.size >= MAX_OUTSTANDING;
+    return this.confirms.size + this.auths.size + this.results.size >= MAX_OUTSTANDING;
   }
 
   confirm(ref: string, pingRef: string): Promise<void> {
@@ -28,6 +31,10 @@ export class Requests {
 
   auth(ref: string): Promise<number | undefined> {
     return new Promise((resolve, reject) => this.auths.set(ref, { resolve, reject }));
+  }
+
+  toolResult(ref: string): Promise<ServerFrameOf<'tool.result'>> {
+    return new Promise((resolve, reject) => this.results.set(ref, { resolve, reject }));
   }
 
   pong(ref: string | undefined): void {
@@ -46,22 +53,33 @@ export class Requests {
     waiter.resolve(frame.expiresAt);
   }
 
+  /** A tool.result event: the answer to ours when it carries our ref (every other member sees it without one). */
+  toolResultEvent(frame: ServerFrameOf<'tool.result'>): void {
+    if (frame.ref === undefined) return;
+    const waiter = this.results.get(frame.ref);
+    if (!waiter) return;
+    this.results.delete(frame.ref);
+    waiter.resolve(frame);
+  }
+
   /** An error answering one of ours: true if it was (the caller's promise reports it). */
   error(frame: ServerFrameOf<'error'>): boolean {
     const ref = frame.ref;
     if (ref === undefined) return false;
-    const waiter = this.confirms.get(ref) ?? this.auths.get(ref);
+    const waiter = this.confirms.get(ref) ?? this.auths.get(ref) ?? this.results.get(ref);
     if (!waiter) return false;
     this.confirms.delete(ref);
     this.auths.delete(ref);
+    this.results.delete(ref);
     waiter.reject(new SendError(frame.message, frame.code));
     return true;
   }
 
   failAll(error: Error): void {
-    const waiting = [...this.confirms.values(), ...this.auths.values()];
+    const waiting = [...this.confirms.values(), ...this.auths.values(), ...this.results.values()];
     this.confirms.clear();
     this.auths.clear();
+    this.results.clear();
     for (const w of waiting) w.reject(error);
   }
 }

@@ -1,11 +1,14 @@
 // The message list of one room: renders a conversation's history and keeps
 // it current from its events, streaming each reply through a typewriter and
-// its tool calls into cards.
+// its tool calls into cards, where their results show once they arrive. A
+// reply the relay starts from tool results is simply the next assistant
+// message.
 import type { HistoryMessage, ServerFrameOf, User } from '../../shared/protocol.js';
-import type { Conversation, MessageFrame } from '../index.js';
+import type { Conversation, MessageFrame, ToolResult } from '../index.js';
+import { resultFromEntry, resultFromFrame } from '../tool-results.js';
 import { avatar, clock, h } from './dom.js';
 import { renderMarkdown } from './markdown.js';
-import { paintToolCalls } from './tool-cards.js';
+import { paintToolCalls, paintToolResult } from './tool-cards.js';
 import { Typewriter } from './typewriter.js';
 
 export interface Me {
@@ -48,6 +51,7 @@ export class RoomView {
         if (e.toolCall) this.toolCallGrew(e.replyId);
       }),
       c.on('reply.end', (e) => this.keepScroll(() => this.ended(e))),
+      c.on('tool.result', (e) => this.keepScroll(() => this.toolResult(resultFromFrame(e)))),
     );
     return this;
   }
@@ -85,7 +89,9 @@ export class RoomView {
     this.list.replaceChildren();
     const streaming = this.conv.streaming;
     for (const m of this.conv.history) {
-      if (m.role === 'user') this.append(this.userElement(m, false));
+      // A result is not a message of its own: it lives in the card of the call it answers.
+      if (m.role === 'tool') this.historyResult(m);
+      else if (m.role === 'user') this.append(this.userElement(m, false));
       else if (streaming && streaming.id === m.id) this.append(this.streamingElement(m));
       else this.append(this.finishedElement(m));
     }
@@ -142,6 +148,17 @@ export class RoomView {
     const meta = el.querySelector('.meta');
     const model = meta?.textContent;
     if (meta && e.usage) meta.replaceChildren([model, `${e.usage.completionTokens} tokens`].filter(Boolean).join(' · '));
+  }
+
+  private historyResult(m: HistoryMessage): void {
+    const result = resultFromEntry(m);
+    if (result) this.toolResult(result);
+  }
+
+  /** A result whose reply is no longer rendered (the list is bounded) has nowhere to go. */
+  private toolResult(result: ToolResult): void {
+    const el = this.items.get(result.replyId);
+    if (el) paintToolResult(el, result);
   }
 
   /** Cards follow the reply in flight as its calls grow; the text has its typewriter. */
