@@ -18,17 +18,17 @@ const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\
 const mentions = (text: string, word: string): boolean => new RegExp(`(?<![\\p{L}\\p{N}_])${escapeRegExp(word)}(?![\\p{L}\\p{N}_])`, 'iu').test(text);
 
 /**
- * Arguments for `tool` as JSON text: `{}` unless its schema has properties; then each required
- * property (every property when none is required, unless `requiredOnly`) set to the user's text,
- * clipped. Crude, but valid against a schema of string properties, and visibly from the user's words.
+ * Arguments for `tool` as JSON text: each required property of its schema set to the user's text,
+ * clipped; optional ones are left out, as a model leaves out what it was not told (filling a time
+ * zone with "use current_time" would only make the tool refuse it). Crude, but valid against a
+ * schema of string properties, and visibly from the user's words.
  */
-export function argumentsFor(tool: OfferedTool, userText: string, requiredOnly = false): string {
+export function argumentsFor(tool: OfferedTool, userText: string): string {
   const properties = tool.parameters?.properties;
   const names = isRecord(properties) ? Object.keys(properties) : [];
   const required = tool.parameters?.required;
-  const requiredNames = Array.isArray(required) ? names.filter((n) => required.includes(n)) : [];
+  const filled = Array.isArray(required) ? names.filter((n) => required.includes(n)) : [];
   const value = clip(userText.trim(), MAX_ARGUMENT_CHARS);
-  const filled = requiredNames.length || requiredOnly ? requiredNames : names;
   return JSON.stringify(Object.fromEntries(filled.map((n) => [n, value])));
 }
 
@@ -38,9 +38,7 @@ function callsFor(userText: string, tools: OfferedTool[]): Array<Omit<ToolCall, 
   const named = offered.filter((t) => mentions(userText, t.name));
   if (named.length) return named.map((t) => ({ name: t.name, arguments: argumentsFor(t, userText) }));
   const timeTool = offered.find((t) => t.name === TIME_TOOL);
-  // Not named, the tool gets only what it requires: "what time is it?" is no time zone, and the
-  // demo endpoint would refuse it as one.
-  if (timeTool && mentions(userText, 'time')) return [{ name: TIME_TOOL, arguments: argumentsFor(timeTool, userText, true) }];
+  if (timeTool && mentions(userText, 'time')) return [{ name: TIME_TOOL, arguments: argumentsFor(timeTool, userText) }];
   return [];
 }
 

@@ -6,6 +6,7 @@ import { ConversationId, type User } from '../../shared/protocol.js';
 import { randomId } from '../ids.js';
 import { RelayClient, type Conversation, type StateChange } from '../index.js';
 import { avatar, byId, h } from './dom.js';
+import { PAGE_TOOLS, followOwnLoop } from './page-tools.js';
 import { RoomView } from './room-view.js';
 
 const ROOMS_KEY = 'relay.rooms';
@@ -255,10 +256,16 @@ function send(): void {
   const target = view;
   target?.addPending(clientMessageId, text, client.user ?? { id: 'me', name: 'You' });
   const model = chosenModel();
-  conv.send(text, { clientMessageId, ...(model ? { model } : {}) }).catch((err: Error) => {
-    target?.failPending(clientMessageId, err.message);
-    toast(`Not sent: ${err.message}`);
-  });
+  conv.send(text, { clientMessageId, tools: [...PAGE_TOOLS], ...(model ? { model } : {}) }).then(
+    // This page asked, so this page answers the calls of its own tool, all along the loop.
+    (m) => {
+      if (m.replyId) followOwnLoop(conv, conv.reply(m.replyId), toast);
+    },
+    (err: Error) => {
+      target?.failPending(clientMessageId, err.message);
+      toast(`Not sent: ${err.message}`);
+    },
+  );
   els.input.value = '';
   autosize();
 }

@@ -1,12 +1,15 @@
 // The chat page in a real browser (Debian's chromium through playwright-core)
 // against a real relay: streaming into the DOM, Stop, a second tab, reload,
-// tool calls as cards.
+// tool calls as cards, the page's own tool answered along a tool loop.
 // Screenshots land in test/output/ (gitignored).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
+import { DEMO_TOOLS, type LocalModel } from '../../demo/localmodel.js';
 import { ClientFrame } from '../../shared/protocol.js';
 import { startStack, type Stack } from '../helpers.js';
 
@@ -16,6 +19,8 @@ const OUT = fileURLToPath(new URL('../output/', import.meta.url));
 const LONG = Array.from({ length: 160 }, (_, i) => `word${i}`).join(' ');
 /** Messages starting with this are answered with a tool call, written in ~50 pieces at 50 ms. */
 const TOOL_PROMPT = 'Use the weather tool';
+/** …and at 150 ms when they end with this: a page opened meanwhile, on a busy machine too, still joins mid-call. */
+const SLOWLY = ', slowly';
 const WEATHER = {
   id: 'call_weather',
   name: 'get_weather',
@@ -40,8 +45,11 @@ function suite(): void {
     mkdirSync(OUT, { recursive: true });
     stack = await startStack({
       env: { PRESENCE_COALESCE_MS: '20' },
-      plan: (req) =>
-        req.messages.at(-1)?.content.startsWith(TOOL_PROMPT) ? { text: 'Checking the forecast.', toolCalls: [WEATHER], tokenDelayMs: 50 } : { text: LONG, tokenDelayMs: 10 },
+      plan: (req) => {
+        const said = req.messages.at(-1)?.content ?? '';
+        if (!said.startsWith(TOOL_PROMPT)) return { text: LONG, tokenDelayMs: 10 };
+        return { text: 'Checking the forecast.', toolCalls: [WEATHER], tokenDelayMs: said.endsWith(SLOWLY) ? 150 : 50 };
+      },
     });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
@@ -54,10 +62,13 @@ function suite(): void {
     await stack?.close();
   });
 
-  async function open(room: string, on: Stack = stack): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+  /** `context` adds to the page's browser settings (time zone, locale); `sent` collects the frames it sends. */
+  async function open(room: string, on: Stack = stack, opts: { context?: BrowserContextOptions; sent?: string[] } = {}): Promise<Page> {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 760 }, ...opts.context });
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
     page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+    const sent = opts.sent;
+    if (sent) page.on('websocket', (ws) => ws.on('framesent', (f) => typeof f.payload === 'string' && sent.push(f.payload)));
     await page.goto(`http://127.0.0.1:${on.relay.port}/#${room}`);
     await page.waitForSelector('#conn[data-state="open"]');
     return page;
@@ -222,11 +233,11 @@ function suite(): void {
 
   test('a card fills in live, and a page opened mid-reply shows it too', async () => {
     const first = await open('tool-live');
-    await send(first, `${TOOL_PROMPT}, live`);
+    await send(first, `${TOOL_PROMPT}${SLOWLY}`);
     const early = await partlyWritten(first);
     assert.ok(WEATHER.arguments.startsWith(early), `arguments as written, so far: ${early}`);
     assert.is(await card(first).getAttribute('data-state'), 'streaming');
-    // The reply has about two seconds to go: the second page joins while the call is being written.
+    // The reply has several seconds to go: the second page joins while the call is being written.
     const second = await open('tool-live');
     const joinedMidCall = await second.waitForFunction(() => {
       const el = document.querySelector('.msg[data-role="assistant"] .tool-call[data-state="streaming"] .tool-call-args');
@@ -268,6 +279,130 @@ function suite(): void {
       await page.close();
     } finally {
       await multi.close();
+    }
+  });
+
+  /** A TOOLS_FILE offering the demo model's current_time, without arguments: named in a message, it is called with `{}` and answers the UTC time. */
+  function currentTimeToolsFile(model: LocalModel): string {
+    const demo = DEMO_TOOLS.find((t) => t.name === 'current_time')!;
+    const tools = [{ name: demo.name, description: demo.description, parameters: { type: 'object', properties: {} }, url: model.toolURL(demo.name) }];
+    const dir = mkdtempSync(join(tmpdir(), 'relay-page-tools-'));
+    toolDirs.push(dir);
+    const path = join(dir, 'tools.json');
+    writeFileSync(path, JSON.stringify({ tools }));
+    return path;
+  }
+  const toolDirs: string[] = [];
+
+  /** Wait until the page shows a finished tool loop: a reply with tool-call cards, all answered, followed by a reply that ended with stop. */
+  async function loopEnded(page: Page): Promise<void> {
+    await page.waitForFunction(() => {
+      const replies = [...document.querySelectorAll<HTMLElement>('.msg[data-role="assistant"]')];
+      const calls = replies.find((r) => r.querySelector('.tool-call'));
+      const cards = [...(calls?.querySelectorAll<HTMLElement>('.tool-call') ?? [])];
+      const last = replies[replies.length - 1];
+      return cards.length > 0 && cards.every((c) => c.dataset.result) && last !== calls && last?.dataset.state === 'done' && last.dataset.finish === 'stop';
+    });
+  }
+
+  /** What the page shows of the loop: each card's name, result label, author and output; and the answer's text. */
+  async function shownLoop(page: Page) {
+    const cards = page.locator('.msg[data-role="assistant"] .tool-call');
+    return {
+      cards: await cards.evaluateAll((els) =>
+        els.map((el) => ({
+          name: el.querySelector('.tool-call-name')?.textContent,
+          args: el.querySelector('.tool-call-args')?.textContent,
+          result: (el as HTMLElement).dataset.result,
+          label: el.querySelector('.tool-result-label')?.textContent,
+          by: el.querySelector('.tool-result-by')?.textContent,
+          output: el.querySelector('.tool-result-output')?.textContent ?? '',
+        })),
+      ),
+      answer: await replyText(page),
+      replies: await page.locator('.msg[data-role="assistant"]').count(),
+      toasts: await page.locator('#toasts .toast').allTextContents(),
+    };
+  }
+
+  const PARIS = { timezoneId: 'Europe/Paris', locale: 'fr-FR' };
+  const PARIS_JSON = '{"timeZone":"Europe/Paris","locale":"fr-FR"}';
+  const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+  test('the asking page answers user_timezone itself, the relay answers current_time, and every page shows the loop', async () => {
+    const tools = await startStack({ env: (model) => ({ PRESENCE_COALESCE_MS: '20', TOOLS_FILE: currentTimeToolsFile(model) }) });
+    try {
+      const sentByA: string[] = [];
+      const sentByB: string[] = [];
+      const a = await open('page-tools', tools, { context: PARIS, sent: sentByA });
+      // Another zone: had this page answered, its output would say so.
+      const b = await open('page-tools', tools, { context: { timezoneId: 'Asia/Tokyo', locale: 'ja-JP' }, sent: sentByB });
+      await b.waitForFunction(() => document.querySelector('#members .count')?.textContent === '2 here');
+      await send(a, 'use user_timezone and current_time');
+      await loopEnded(a);
+      await loopEnded(b);
+
+      const frames = (sent: string[]) => sent.map((f) => ClientFrame.parse(JSON.parse(f)));
+      const sends = frames(sentByA).flatMap((f) => (f.type === 'send' ? [f] : []));
+      assert.equal(
+        sends.map((f) => f.tools),
+        [[{ name: 'user_timezone', description: 'The IANA time zone and locale of the person asking, from their browser', parameters: { type: 'object', properties: {} } }]],
+        'the page offers its tool with the send',
+      );
+      const results = frames(sentByA).flatMap((f) => (f.type === 'tool.result' ? [f] : []));
+      assert.is(results.length, 1, 'the asker answers its one call once');
+      assert.is(results[0]!.output, PARIS_JSON);
+      assert.equal(
+        frames(sentByB).filter((f) => f.type === 'tool.result' || f.type === 'send'),
+        [],
+        'the other page neither asks nor answers',
+      );
+
+      const nameA = (await a.locator('#me-name > span:not(.avatar)').textContent()) ?? '';
+      const check = async (page: Page, who: string) => {
+        const shown = await shownLoop(page);
+        assert.is(shown.replies, 2, `${who}: the reply with the calls, then the answer`);
+        assert.equal(shown.toasts, [], `${who}: no error`);
+        assert.equal(
+          shown.cards.map((c) => [c.name, c.args, c.result, c.label, c.by]),
+          [
+            ['user_timezone', '{}', 'ok', 'Result', `from ${nameA}`],
+            ['current_time', '{}', 'ok', 'Result', 'from the relay'],
+          ],
+          `${who}: two answered cards`,
+        );
+        assert.is(shown.cards[0]!.output, JSON.stringify(JSON.parse(PARIS_JSON), null, 2), `${who}: the asker's zone, pretty-printed`);
+        assert.match(shown.cards[1]!.output, ISO, `${who}: the relay's clock`);
+        // The relay's own tool may answer before or after the page: the model reads the results in the order they came.
+        assert.match(shown.answer, /^The tools answered: /, `${who}: ${shown.answer}`);
+        assert.ok(shown.answer.includes(`user_timezone: ${PARIS_JSON}`), `${who}: ${shown.answer}`);
+        assert.match(shown.answer, /current_time: \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z[;.]/, `${who}: ${shown.answer}`);
+      };
+      await check(a, 'the asker');
+      await check(b, 'the other page');
+      for (const [width, name] of [
+        [1280, 'desktop'],
+        [375, 'phone'],
+      ] as const) {
+        await a.setViewportSize({ width, height: 800 });
+        const overflow = await a.locator('.tool-call').evaluateAll((els, w) => els.filter((el) => el.getBoundingClientRect().right > w).length, width);
+        assert.is(overflow, 0, `the cards fit a ${width} px viewport`);
+        await a.screenshot({ path: `${OUT}browser-page-tools-${name}.png` });
+      }
+
+      // Opened once the loop is over: the cards, their results and the answer come from history.
+      const c = await open('page-tools', tools, { context: PARIS });
+      await loopEnded(c);
+      await check(c, 'a page opened afterwards');
+      assert.is(await replyText(c), await replyText(a));
+      await c.setViewportSize({ width: 375, height: 800 });
+      await c.screenshot({ path: `${OUT}browser-page-tools-history-phone.png` });
+      await a.close();
+      await b.close();
+      await c.close();
+    } finally {
+      await tools.close();
+      for (const dir of toolDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
     }
   });
 
