@@ -3,64 +3,15 @@
 // join, or a resume the server could not cover) seeds them without repeats.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ClientFrame, type ServerFrame, type ToolCall } from '../../shared/protocol.js';
-import { RelayClient, type SocketLike, type ToolCallUpdate } from '../../client/index.js';
+import type { ServerFrame, ToolCall } from '../../shared/protocol.js';
+import { RelayClient, type ToolCallUpdate } from '../../client/index.js';
 import { growToolCall } from '../../client/tool-calls.js';
+import { FakeSocket, ROOM } from '../fake-socket.js';
 
-const LIMITS = { maxFrameBytes: 65_536, maxConversations: 64, maxActiveReplies: 4, maxQueuedReplies: 4, maxTextChars: 16_000 };
-const ROOM = 'tools';
 type Joined = Extract<ServerFrame, { type: 'joined' }>;
 
-/** A socket the test plays the server on: it answers hello and join itself, the rest is pushed by hand. */
-class FakeSocket implements SocketLike {
-  static all: FakeSocket[] = [];
-  static models: Array<{ id: string; default?: boolean }> | undefined;
-  /** The next join's answer (members and conversationId are filled in). */
-  static joined: Partial<Joined> = {};
-  readyState = 0;
-  readonly sent: ClientFrame[] = [];
-  private readonly listeners = new Map<string, Array<(event: unknown) => void>>();
-
-  constructor(readonly url: string) {
-    FakeSocket.all.push(this);
-    queueMicrotask(() => ((this.readyState = 1), this.fire('open', {})));
-  }
-
-  send(data: string): void {
-    const frame = ClientFrame.parse(JSON.parse(data));
-    this.sent.push(frame);
-    // Answers come after send() returns, as from a real server.
-    if (frame.type === 'hello') {
-      this.later({ type: 'welcome', sessionId: 's', user: { id: 'u', name: 'U' }, protocol: 1, limits: LIMITS, ...(FakeSocket.models ? { models: FakeSocket.models } : {}) });
-    }
-    if (frame.type === 'join') this.later({ type: 'joined', conversationId: ROOM, seq: 0, members: [], history: [], ...FakeSocket.joined });
-  }
-
-  close(code = 1000, reason = ''): void {
-    this.readyState = 3;
-    queueMicrotask(() => this.fire('close', { code, reason }));
-  }
-
-  addEventListener(type: string, listener: (event: unknown) => void): void {
-    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
-  }
-
-  /** Delivered at once: the test decides the order of everything. */
-  push(frame: ServerFrame): void {
-    this.fire('message', { data: JSON.stringify(frame) });
-  }
-
-  private later(frame: ServerFrame): void {
-    queueMicrotask(() => this.push(frame));
-  }
-
-  private fire(type: string, event: unknown): void {
-    for (const l of this.listeners.get(type) ?? []) l(event);
-  }
-}
-
 const tick = () => new Promise((r) => setTimeout(r, 0));
-const socket = () => FakeSocket.all[FakeSocket.all.length - 1]!;
+const socket = () => FakeSocket.last();
 let seq = 0;
 const ev = {
   message: (replyId: string): ServerFrame => ({

@@ -5,66 +5,16 @@
 // relay starts (its inReplyTo is a reply id, not a message id) is linked.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ClientFrame, type ServerFrame, type ToolCall, type User } from '../../shared/protocol.js';
-import { RelayClient, SendError, type Conversation, type Reply, type SocketLike, type ToolResult } from '../../client/index.js';
+import type { ServerFrame, ToolCall, User } from '../../shared/protocol.js';
+import { RelayClient, SendError, type Conversation, type Reply, type ToolResult } from '../../client/index.js';
+import { FakeSocket, ME, ROOM } from '../fake-socket.js';
 
-const LIMITS = { maxFrameBytes: 65_536, maxConversations: 64, maxActiveReplies: 4, maxQueuedReplies: 4, maxTextChars: 16_000 };
-const ROOM = 'tools';
-const ME: User = { id: 'u', name: 'U' };
-const RELAY: User = { id: 'relay', name: 'relay' };
 type Joined = Extract<ServerFrame, { type: 'joined' }>;
-type ResultFrame = Extract<ClientFrame, { type: 'tool.result' }>;
 
-/** A socket the test plays the server on: it answers hello and join itself, the rest is pushed by hand. */
-class FakeSocket implements SocketLike {
-  static all: FakeSocket[] = [];
-  /** The next join's answer (members and conversationId are filled in). */
-  static joined: Partial<Joined> = {};
-  readyState = 0;
-  readonly sent: ClientFrame[] = [];
-  private readonly listeners = new Map<string, Array<(event: unknown) => void>>();
-
-  constructor(readonly url: string) {
-    FakeSocket.all.push(this);
-    queueMicrotask(() => ((this.readyState = 1), this.fire('open', {})));
-  }
-
-  send(data: string): void {
-    const frame = ClientFrame.parse(JSON.parse(data));
-    this.sent.push(frame);
-    if (frame.type === 'hello') this.later({ type: 'welcome', sessionId: 's', user: ME, protocol: 1, limits: LIMITS });
-    if (frame.type === 'join') this.later({ type: 'joined', conversationId: ROOM, seq: 0, members: [], history: [], ...FakeSocket.joined });
-  }
-
-  close(code = 1000, reason = ''): void {
-    this.readyState = 3;
-    queueMicrotask(() => this.fire('close', { code, reason }));
-  }
-
-  addEventListener(type: string, listener: (event: unknown) => void): void {
-    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
-  }
-
-  push(frame: ServerFrame): void {
-    this.fire('message', { data: JSON.stringify(frame) });
-  }
-
-  /** The tool.result frames this socket carried. */
-  results(): ResultFrame[] {
-    return this.sent.filter((f): f is ResultFrame => f.type === 'tool.result');
-  }
-
-  private later(frame: ServerFrame): void {
-    queueMicrotask(() => this.push(frame));
-  }
-
-  private fire(type: string, event: unknown): void {
-    for (const l of this.listeners.get(type) ?? []) l(event);
-  }
-}
+const RELAY: User = { id: 'relay', name: 'relay' };
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
-const socket = () => FakeSocket.all[FakeSocket.all.length - 1]!;
+const socket = () => FakeSocket.last();
 let seq = 0;
 const ev = {
   message: (replyId: string): ServerFrame => ({
