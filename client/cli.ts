@@ -3,10 +3,10 @@
 // Interactive: type a line to send; Ctrl-C during a reply cancels it, Ctrl-C again quits.
 // --once: prints the streamed reply to stdout; exit 0 on stop/length, 1 on error, 130 on cancel.
 // A reply that ends with tool calls is followed through the relay's tool loop to its last reply.
-import { createInterface } from 'node:readline';
+import { clearScreenDown, createInterface, cursorTo, moveCursor, type Interface } from 'node:readline';
 import { WebSocket } from 'ws';
 import { ConversationId, type HistoryMessage, type ToolCall } from '../shared/protocol.js';
-import { RelayClient, type Conversation, type Reply, type ReplyResult, type ToolResult } from './index.js';
+import { RelayClient, SendError, type Conversation, type Reply, type ReplyResult, type ToolResult } from './index.js';
 import { resultFromEntry } from './tool-results.js';
 
 interface Args {
@@ -76,7 +76,13 @@ async function once(client: RelayClient, room: Conversation, args: Args & { once
   client.on('closed', (s) => {
     if (s.code === 4401) process.stderr.write(`chat: unauthorized${s.reason ? `: ${s.reason}` : ''}\n`);
   });
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    // A refused token was told by the close above; the rejection would say it again.
+    if (err instanceof SendError && err.code === 'unauthorized') return finish(client, EXIT.error);
+    throw err;
+  }
   offReconnect();
   let reply = await room.ask(args.once);
   let interrupts = 0;
@@ -155,11 +161,12 @@ function interactive(client: RelayClient, room: Conversation, args: Args): void 
   const tty = process.stdout.isTTY;
   const dim = (s: string) => (tty ? `\x1b[2m${s}\x1b[22m` : s);
   const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[22m` : s);
+  const screen = new Screen(rl, process.stdout);
   /** Print whole lines above the prompt without mangling what the user is typing. */
   const say = (line: string) => {
-    if (tty) process.stdout.write('\r\x1b[2K');
-    process.stdout.write(`${line}\n`);
-    if (!streaming) rl.prompt(true);
+    screen.print(`${line}\n`, { ownRow: true });
+    // Without a terminal nothing is redrawn: a fresh prompt after each note, as a plain line.
+    if (!rl.terminal && !streaming && !inputDone) rl.prompt(true);
   };
   let streaming = false;
   let cancelling = false;
@@ -185,7 +192,7 @@ function interactive(client: RelayClient, room: Conversation, args: Args): void 
   client.on('state', (s) => {
     if (s.state === 'open') say(dim(`[connected to ${args.room} as ${client.user?.name ?? '?'}]`));
     if (s.state === 'reconnecting' && s.delayMs !== undefined) say(dim(`[connection lost${s.code ? ` (${s.code})` : ''}; retrying in ${s.delayMs} ms]`));
-    if (s.state === 'closed' && s.code === 4401) say(dim('[unauthorized: pass a valid --token]'));
+    if (s.state === 'closed' && s.code === 4401) say(dim(`[unauthorized${s.reason ? `: ${s.reason}` : ''}; pass a valid --token]`));
   });
   room.on('joined', (j) => {
     if (j.reset) say(dim('[missed too much while away; here is the recent history]'));
@@ -205,26 +212,27 @@ function interactive(client: RelayClient, room: Conversation, args: Args): void 
     toolLoop = undefined;
     startReply('');
   });
-  room.on('reply.delta', (d) => d.text && process.stdout.write(d.text));
+  room.on('reply.delta', (d) => d.text && screen.print(d.text));
   room.on('reply.end', (e) => {
     streaming = false;
     cancelling = false;
     const note = e.finishReason === 'stop' ? '' : dim(` [${e.finishReason}${e.error ? `: ${e.error.message}` : ''}]`);
-    process.stdout.write(`${note}\n`);
-    for (const call of e.toolCalls ?? []) process.stdout.write(`${dim(`[tool call ${describeCall(call)}]`)}\n`);
+    screen.print(`${note}\n`);
+    for (const call of e.toolCalls ?? []) screen.print(`${dim(`[tool call ${describeCall(call)}]`)}\n`);
     if (e.finishReason === 'tool_calls') awaitContinuation();
     if (inputDone) quitIfDone();
-    else rl.prompt(true);
+    else if (!rl.terminal) rl.prompt(true);
   });
   room.on('error', (e) => say(dim(`[error ${e.code}: ${e.message}]`)));
 
   function startReply(text: string) {
-    if (tty) process.stdout.write('\r\x1b[2K');
-    process.stdout.write(`${bold('assistant')}: ${text}`);
+    screen.print(`${bold('assistant')}: ${text}`, { ownRow: true });
     streaming = true;
   }
 
   rl.on('line', (line) => {
+    // The line just sent stays on screen where it was typed; what streams on continues below it.
+    screen.committed();
     const text = line.trim();
     if (text === '/quit' || text === '/exit') return finish(client, EXIT.ok);
     if (!text) return rl.prompt();
@@ -237,7 +245,7 @@ function interactive(client: RelayClient, room: Conversation, args: Args): void 
   rl.on('SIGINT', () => {
     if (streaming && !cancelling) {
       cancelling = true;
-      process.stdout.write(dim(' ^C'));
+      screen.print(dim(' ^C'));
       room.cancel().catch((err: Error) => say(dim(`[cancel failed: ${err.message}]`)));
       return;
     }
@@ -251,6 +259,96 @@ function interactive(client: RelayClient, room: Conversation, args: Args): void 
   });
   process.stdin.on('keypress', throttle(() => room.typing(), 2_000));
   rl.prompt();
+}
+
+/**
+ * The output of the interactive client, kept above the prompt. On a terminal
+ * the prompt, with whatever the user has typed, stays on the last rows: each
+ * print clears it, writes where the output left off (a streamed reply goes on
+ * in its own row, not in the line being typed), and draws it again. Where the
+ * output left off is counted in terminal columns, so a reply that wraps, or
+ * holds wide characters, is continued at the right place.
+ */
+class Screen {
+  /** Columns taken in the output's last row; 0 when the output ended with a newline. */
+  private column = 0;
+  /** Input ended: there is no prompt to keep any more. */
+  private closed = false;
+
+  constructor(
+    private readonly rl: Interface,
+    private readonly out: NodeJS.WriteStream,
+  ) {
+    rl.once('close', () => (this.closed = true));
+  }
+
+  /** `ownRow`: start on a row of its own, not at the end of a streamed line. */
+  print(text: string, opts: { ownRow?: boolean } = {}): void {
+    // Text from the model or other people must not steer the terminal: no escapes but our own bold and dim, no carriage returns.
+    // eslint-disable-next-line no-control-regex
+    const safe = text.replace(/\x1b(?!\[(?:1|2|22)m)|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f\x80-\x9f]/g, '');
+    const lead = opts.ownRow && this.column > 0 ? '\n' : '';
+    if (!this.rl.terminal || this.closed) {
+      this.out.write(lead + safe);
+      this.column = advance(this.column, lead + safe, Number.POSITIVE_INFINITY);
+      return;
+    }
+    const rows = this.rl.getCursorPos().rows;
+    moveCursor(this.out, 0, -rows);
+    cursorTo(this.out, 0);
+    clearScreenDown(this.out);
+    if (this.column > 0) {
+      // Back to the end of the output, one row up from where the prompt was.
+      moveCursor(this.out, 0, -1);
+      cursorTo(this.out, this.column);
+    }
+    this.out.write(lead + safe);
+    const columns = this.out.columns || 80;
+    this.column = advance(this.column, lead + safe, columns);
+    if (this.column > 0) this.out.write('\n');
+    // A row filled to the last column: the text goes on in the row below, where the prompt is about to be.
+    if (this.column >= columns) this.column = 0;
+    // readline moves up as many rows as its cursor was down in the prompt before redrawing it.
+    if (rows > 0) this.out.write('\n'.repeat(rows));
+    this.rl.prompt(true);
+  }
+
+  /** The user sent a line: it stays where it was typed, so the output goes on below it. */
+  committed(): void {
+    this.column = 0;
+  }
+}
+
+/** The column after writing `text` from `column`, in a terminal `columns` wide (our own SGR styling takes none). */
+function advance(column: number, text: string, columns: number): number {
+  // eslint-disable-next-line no-control-regex
+  for (const ch of text.replace(/\x1b\[[0-9;]*m/g, '')) {
+    if (ch === '\n') column = 0;
+    else if (ch === '\t') column = Math.min((Math.floor(column / 8) + 1) * 8, columns - 1);
+    else {
+      const w = charWidth(ch);
+      if (column >= columns || column + w > columns) column = w;
+      else column += w;
+    }
+  }
+  return column;
+}
+
+/** Terminal columns of one character: 0 for combining marks and joiners, 2 for wide East Asian characters and emoji. */
+function charWidth(ch: string): number {
+  const cp = ch.codePointAt(0)!;
+  if (/[\p{Mn}\p{Me}\p{Cf}]/u.test(ch) || (cp >= 0xfe00 && cp <= 0xfe0f)) return 0;
+  const wide =
+    (cp >= 0x1100 && cp <= 0x115f) ||
+    (cp >= 0x2e80 && cp <= 0xa4cf && cp !== 0x303f) ||
+    (cp >= 0xac00 && cp <= 0xd7a3) ||
+    (cp >= 0xf900 && cp <= 0xfaff) ||
+    (cp >= 0xfe30 && cp <= 0xfe4f) ||
+    (cp >= 0xff00 && cp <= 0xff60) ||
+    (cp >= 0xffe0 && cp <= 0xffe6) ||
+    (cp >= 0x1f300 && cp <= 0x1faff) ||
+    (cp >= 0x20000 && cp <= 0x3fffd);
+  return wide ? 2 : 1;
 }
 
 function describeCall(call: ToolCall): string {
@@ -293,7 +391,8 @@ if (args.once !== undefined) {
 } else {
   interactive(client, room, args);
   client.connect().catch((err: Error) => {
-    process.stderr.write(`chat: ${err.message}\n`);
+    // A refused token was already told, with what to do about it.
+    if (!(err instanceof SendError && err.code === 'unauthorized')) process.stderr.write(`chat: ${err.message}\n`);
     finish(client, EXIT.error);
   });
 }

@@ -91,6 +91,10 @@ export class RelayClient extends Emitter<RelayClientEvents> {
   get models(): readonly ModelInfo[] {
     return this.welcomeValue?.models ?? [];
   }
+  /** What the server supports (`welcome.features`: `tools`, `models`, …); empty when it does not say. Unknown names are kept, not errors. */
+  get features(): readonly string[] {
+    return this.welcomeValue?.features ?? [];
+  }
 
   /** Open the connection; resolves at the first welcome, rejects if the client closes for good first. */
   connect(): Promise<Welcome> {
@@ -268,6 +272,8 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     delete this.timers.pong;
     const decoded = decodeFrame(data, this.opts.validate);
     if ('problem' in decoded) return this.emit('error', { code: 'bad_frame', message: decoded.problem });
+    // A frame type from a newer server: not for us, and not an error either.
+    if ('ignored' in decoded) return;
     this.route(decoded.frame);
   }
 

@@ -1,5 +1,5 @@
 // The WebSocket surface the client needs, and the frame decoding at its edge.
-import { describeIssues, ServerFrame } from '../shared/protocol.js';
+import { describeIssues, ServerFrame, serverFrameTypes } from '../shared/protocol.js';
 
 /** The part of the WebSocket API the client uses; both the browser's and the `ws` package's fit it. */
 export interface SocketLike {
@@ -20,14 +20,15 @@ export function safeClose(ws: SocketLike, code: number, reason: string): void {
   }
 }
 
-const FRAME_TYPES = new Set<string>(ServerFrame.options.map((o) => o.shape.type.value));
-
-export type Decoded = { frame: ServerFrame } | { problem: string };
+export type Decoded = { frame: ServerFrame } | { problem: string } | { ignored: string };
 
 /**
- * One incoming WebSocket message as a server frame. With `validate` false only
- * the `type` is checked (trusting the server, to skip schema cost on the hot
- * delta path); otherwise the protocol schema decides.
+ * One incoming WebSocket message as a server frame. A frame of a type this
+ * library does not know is `ignored`, not a problem: a newer server adds frame
+ * types, and a client that predates them must keep working (unknown fields of
+ * known frames are dropped by the schema for the same reason). With `validate`
+ * false only the `type` is checked (trusting the server, to skip schema cost on
+ * the hot delta path); otherwise the protocol schema decides.
  */
 export function decodeFrame(data: unknown, validate: boolean): Decoded {
   if (typeof data !== 'string') return { problem: 'binary frame from server ignored' };
@@ -37,13 +38,18 @@ export function decodeFrame(data: unknown, validate: boolean): Decoded {
   } catch {
     return { problem: 'frame from server is not JSON' };
   }
-  if (!validate) return looksLikeServerFrame(json) ? { frame: json } : { problem: 'frame from server has no known type' };
+  if (!hasType(json)) return { problem: 'frame from server has no type' };
+  if (!isKnownFrame(json)) return { ignored: json.type };
+  if (!validate) return { frame: json };
   const parsed = ServerFrame.safeParse(json);
-  // A newer server may add frame types; one we cannot read must not take the connection down.
   return parsed.success ? { frame: parsed.data } : { problem: `frame from server ignored: ${describeIssues(parsed.error)}` };
 }
 
-function looksLikeServerFrame(json: unknown): json is ServerFrame {
-  if (typeof json !== 'object' || json === null || !('type' in json)) return false;
-  return typeof json.type === 'string' && FRAME_TYPES.has(json.type);
+function hasType(json: unknown): json is { type: string } {
+  return typeof json === 'object' && json !== null && 'type' in json && typeof json.type === 'string';
+}
+
+/** A frame of a type this library knows; unvalidated, the rest is the server's word (`validate: false`). */
+function isKnownFrame(json: { type: string }): json is ServerFrame {
+  return serverFrameTypes.has(json.type);
 }

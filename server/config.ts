@@ -4,7 +4,13 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DIALECTS } from './upstream/dialect.js';
 
-const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+// An empty value (`PORT=`) is refused like any other bad one: coerced, it would be 0, which PORT reads as "any free port".
+const int = (def: number, min = 0) =>
+  z
+    .string()
+    .refine((v) => v.trim() !== '', 'is empty (unset it for the default)')
+    .optional()
+    .pipe(z.coerce.number<string | undefined>().int().min(min).default(def));
 const bool = (def: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -84,6 +90,9 @@ export const ConfigSchema = z.object({
   REDIS_PREFIX: z.string().min(1).max(64).default('relay:'),
   REDIS_LEASE_MS: int(5_000, 100),
   REDIS_RETENTION_MS: int(7 * 24 * 3_600_000, 1_000),
+  READY_CHECK_UPSTREAM: bool(false),
+  READY_UPSTREAM_FAILURES: int(3, 1),
+  READY_UPSTREAM_RETRY_MS: int(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

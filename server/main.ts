@@ -5,7 +5,7 @@ import { LayoutError } from './backend/redis/keys.js';
 import { ConfigError, parseConfig, type Config } from './config.js';
 import { DEMO_TOOLS, LocalModel } from '../demo/localmodel.js';
 import { operatorTools } from './tools/operator-tools.js';
-import { createLogger } from './log.js';
+import { createLogger, flushLogs } from './log.js';
 import { shortcutHasKey } from './upstream/models.js';
 import { startRelay } from './http/relay.js';
 
@@ -46,17 +46,29 @@ const relay = await startRelay(config, {
   process.stderr.write(`chat-relay: ${err.message}\n`);
   process.exit(2);
 });
-log.info({ listen: relay.url, health: `http://${config.HOST}:${relay.port}/healthz` }, 'relay listening');
+// One line that says where to point a browser and a client, and where replies come from.
+const upstreams = relay.upstreams.map(({ model, host, dialect }) => ({ model, host, dialect }));
+const source = demo
+  ? `the built-in demo model (${relay.upstreams.map((u) => u.model).join(', ')})`
+  : relay.upstreams.map((u) => `${u.model} at ${u.host}`).join(', ');
+log.info(
+  { page: relay.pageURL, listen: relay.url, health: new URL('/healthz', relay.pageURL).href, upstreams, demo: demo !== undefined },
+  `relay listening: page ${relay.pageURL}, WebSocket ${relay.url}; replies from ${source}`,
+);
+
+/** How long the last log lines may take to reach stdout: a reader that stopped reading does not keep the process up. */
+const LOG_FLUSH_MS = 1_000;
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
+  // npm forwards the terminal's Ctrl-C, so one Ctrl-C can arrive twice: a repeat is not a hurry.
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'shutting down');
   await relay.close();
   await demo?.close();
   log.info('bye');
-  log.flush();
+  await flushLogs(log, LOG_FLUSH_MS);
   process.exit(0);
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -32,6 +32,8 @@ export class Metrics {
   readonly cancelLatency = new Histogram({ name: 'relay_cancel_to_abort_seconds', help: 'From a cancel to the upstream request being aborted', buckets: SECONDS, registers: [this.registry] });
   readonly upstreamErrors = new Counter({ name: 'relay_upstream_errors_total', help: 'Replies ended by an upstream failure, by error code', labelNames: ['code'], registers: [this.registry] });
   readonly upstreamFallbacks = new Counter({ name: 'relay_upstream_fallbacks_total', help: 'Calls handed to a fallback model after the first failed before a response', labelNames: ['from', 'to'], registers: [this.registry] });
+  readonly upstreamUp = new Gauge({ name: 'relay_upstream_up', help: "1 when the latest call to this model's upstream answered, 0 when it failed (unset before the first call)", labelNames: ['model'], registers: [this.registry] });
+  readonly upstreamLastSuccess = new Gauge({ name: 'relay_upstream_last_success_timestamp_seconds', help: "Unix time of the latest call to this model's upstream that answered", labelNames: ['model'], registers: [this.registry] });
   readonly upstreamCost = new Counter({ name: 'relay_upstream_cost_usd_total', help: 'What ended replies cost upstream, by model, at the model table prices', labelNames: ['model'], registers: [this.registry] });
   readonly resumes = new Counter({ name: 'relay_resumes_total', help: 'join with since, by outcome', labelNames: ['outcome'], registers: [this.registry] });
   readonly mergedDeltas = new Counter({ name: 'relay_merged_deltas_total', help: 'reply.delta frames merged into another for a slow socket', registers: [this.registry] });

@@ -1,6 +1,8 @@
 // Wire protocol v1: every frame in both directions, as zod schemas. The server
 // and the browser client both import this file; types come from z.infer only.
-import { z } from 'zod';
+// Written with zod/mini: the same validation as zod's chained API, but what a
+// bundle does not use is left out, so the client stays small in browsers.
+import * as z from 'zod/mini';
 import { ERROR_CODES } from './codes.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -21,10 +23,11 @@ export const frameCaps = {
 
 export const ConversationId = z
   .string()
-  .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'conversationId must be 1-128 chars of A-Z a-z 0-9 . _ : -');
-const Ref = z.string().max(frameCaps.refChars).optional();
-const Id = z.string().min(1).max(frameCaps.idChars);
-const Seq = z.number().int().nonnegative();
+  .check(z.regex(/^[A-Za-z0-9._:-]{1,128}$/, 'conversationId must be 1-128 chars of A-Z a-z 0-9 . _ : -'));
+const Ref = z.optional(z.string().check(z.maxLength(frameCaps.refChars)));
+const Id = z.string().check(z.minLength(1), z.maxLength(frameCaps.idChars));
+const Seq = z.number().check(z.int(), z.nonnegative());
+const Count = z.number().check(z.int(), z.nonnegative());
 
 export const User = z.object({ id: z.string(), name: z.string() });
 export type User = z.infer<typeof User>;
@@ -32,49 +35,49 @@ export type User = z.infer<typeof User>;
 // ---------------------------------------------------------------- client → server
 
 export const SendOptions = z.object({
-  model: z.string().min(1).max(frameCaps.modelChars).optional(),
-  temperature: z.number().min(0).max(2).optional(),
-  maxTokens: z.number().int().min(1).max(frameCaps.maxTokens).optional(),
+  model: z.optional(z.string().check(z.minLength(1), z.maxLength(frameCaps.modelChars))),
+  temperature: z.optional(z.number().check(z.gte(0), z.lte(2))),
+  maxTokens: z.optional(z.number().check(z.int(), z.gte(1), z.lte(frameCaps.maxTokens))),
 });
 export type SendOptions = z.infer<typeof SendOptions>;
 
 /** A tool the model may call: `parameters` is a JSON Schema object for its arguments. */
 export const ToolSpec = z.object({
-  name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a tool name is 1-64 chars of A-Z a-z 0-9 _ -'),
-  description: z.string().max(frameCaps.toolDescriptionChars).optional(),
+  name: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, 'a tool name is 1-64 chars of A-Z a-z 0-9 _ -')),
+  description: z.optional(z.string().check(z.maxLength(frameCaps.toolDescriptionChars, `a tool description is at most ${frameCaps.toolDescriptionChars} characters`))),
   parameters: z.record(z.string(), z.unknown()),
 });
 export type ToolSpec = z.infer<typeof ToolSpec>;
 
-export const ToolList = z
-  .array(ToolSpec)
-  .max(frameCaps.tools)
-  .refine((tools) => new Set(tools.map((t) => t.name)).size === tools.length, 'tool names must be unique')
-  .refine((tools) => JSON.stringify(tools).length <= frameCaps.toolsChars, `tools: at most ${frameCaps.toolsChars} characters of JSON`);
+export const ToolList = z.array(ToolSpec).check(
+  z.maxLength(frameCaps.tools, `at most ${frameCaps.tools} tools`),
+  z.refine((tools) => new Set(tools.map((t) => t.name)).size === tools.length, 'tool names must be unique'),
+  z.refine((tools) => JSON.stringify(tools).length <= frameCaps.toolsChars, `tools: at most ${frameCaps.toolsChars} characters of JSON`),
+);
 
 export const ClientFrame = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('hello'), ref: Ref, token: z.string().max(frameCaps.tokenChars).optional() }),
+  z.object({ type: z.literal('hello'), ref: Ref, token: z.optional(z.string().check(z.maxLength(frameCaps.tokenChars))) }),
   z.object({
     type: z.literal('join'),
     ref: Ref,
     conversationId: ConversationId,
-    since: Seq.optional(),
+    since: z.optional(Seq),
     /** The `joined.epoch` the client's `since` belongs to: a log lost since then answers `reset`. */
-    epoch: z.string().max(frameCaps.idChars).optional(),
+    epoch: z.optional(z.string().check(z.maxLength(frameCaps.idChars))),
   }),
   z.object({ type: z.literal('leave'), ref: Ref, conversationId: ConversationId }),
   z.object({
     type: z.literal('send'),
     ref: Ref,
     conversationId: ConversationId,
-    text: z.string().min(1).max(frameCaps.textChars),
-    clientMessageId: Id.optional(),
-    reply: z.boolean().optional(),
-    options: SendOptions.optional(),
+    text: z.string().check(z.minLength(1), z.maxLength(frameCaps.textChars)),
+    clientMessageId: z.optional(Id),
+    reply: z.optional(z.boolean()),
+    options: z.optional(SendOptions),
     /** Tools the model may call while answering; a call is answered with `tool.result`. */
-    tools: ToolList.optional(),
+    tools: z.optional(ToolList),
   }),
-  z.object({ type: z.literal('cancel'), ref: Ref, conversationId: ConversationId, replyId: Id.optional() }),
+  z.object({ type: z.literal('cancel'), ref: Ref, conversationId: ConversationId, replyId: z.optional(Id) }),
   /** The output of one tool call of a reply that ended with `tool_calls`. */
   z.object({
     type: z.literal('tool.result'),
@@ -82,13 +85,13 @@ export const ClientFrame = z.discriminatedUnion('type', [
     conversationId: ConversationId,
     replyId: Id,
     toolCallId: Id,
-    output: z.string().max(frameCaps.textChars),
-    isError: z.boolean().optional(),
+    output: z.string().check(z.maxLength(frameCaps.textChars)),
+    isError: z.optional(z.boolean()),
   }),
   z.object({ type: z.literal('typing'), ref: Ref, conversationId: ConversationId }),
   z.object({ type: z.literal('ping'), ref: Ref }),
   /** A fresh token for the open session, before the current one expires. */
-  z.object({ type: z.literal('auth'), ref: Ref, token: z.string().min(1).max(frameCaps.tokenChars) }),
+  z.object({ type: z.literal('auth'), ref: Ref, token: z.string().check(z.minLength(1), z.maxLength(frameCaps.tokenChars)) }),
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type ClientFrameOf<T extends ClientFrame['type']> = Extract<ClientFrame, { type: T }>;
@@ -99,16 +102,17 @@ export const FinishReason = z.enum(['stop', 'length', 'tool_calls', 'content_fil
 export type FinishReason = z.infer<typeof FinishReason>;
 
 export const ErrorCode = z.enum(ERROR_CODES);
+export type ErrorCode = z.infer<typeof ErrorCode>;
 
 export const Usage = z.object({
-  promptTokens: z.number().int().nonnegative(),
-  completionTokens: z.number().int().nonnegative(),
-  totalTokens: z.number().int().nonnegative(),
+  promptTokens: Count,
+  completionTokens: Count,
+  totalTokens: Count,
   source: z.enum(['upstream', 'estimated']),
   /** Prompt tokens the upstream served from its cache (part of promptTokens), where it says so. */
-  cachedTokens: z.number().int().nonnegative().optional(),
+  cachedTokens: z.optional(Count),
   /** Completion tokens spent on reasoning (part of completionTokens), where the upstream says so. */
-  reasoningTokens: z.number().int().nonnegative().optional(),
+  reasoningTokens: z.optional(Count),
 });
 export type Usage = z.infer<typeof Usage>;
 
@@ -122,10 +126,10 @@ export type ToolCall = z.infer<typeof ToolCall>;
  * are its final arguments.
  */
 export const ToolCallDelta = z.object({
-  index: z.number().int().nonnegative(),
-  id: z.string().optional(),
-  name: z.string().optional(),
-  arguments: z.string().optional(),
+  index: Count,
+  id: z.optional(z.string()),
+  name: z.optional(z.string()),
+  arguments: z.optional(z.string()),
 });
 export type ToolCallDelta = z.infer<typeof ToolCallDelta>;
 
@@ -138,9 +142,9 @@ export const UserMessage = z.object({
   author: User,
   text: z.string(),
   createdAt: z.number(),
-  clientMessageId: z.string().optional(),
+  clientMessageId: z.optional(z.string()),
   /** The tools offered with it (the sender's, and the server's own): every step of the tool loop this message starts offers them. */
-  tools: z.array(ToolSpec).optional(),
+  tools: z.optional(z.array(ToolSpec)),
 });
 export type UserMessage = z.infer<typeof UserMessage>;
 
@@ -148,36 +152,36 @@ export type UserMessage = z.infer<typeof UserMessage>;
 export const HistoryMessage = z.object({
   id: z.string(),
   role: z.enum(['user', 'assistant', 'tool']),
-  author: User.optional(),
+  author: z.optional(User),
   text: z.string(),
   createdAt: z.number(),
-  finishReason: FinishReason.optional(),
-  reasoning: z.string().optional(),
-  refusal: z.string().optional(),
-  toolCalls: z.array(ToolCall).optional(),
-  clientMessageId: z.string().optional(),
+  finishReason: z.optional(FinishReason),
+  reasoning: z.optional(z.string()),
+  refusal: z.optional(z.string()),
+  toolCalls: z.optional(z.array(ToolCall)),
+  clientMessageId: z.optional(z.string()),
   /** The model that wrote an assistant message. */
-  model: z.string().optional(),
+  model: z.optional(z.string()),
   /** What an assistant message answers: a user message, or (a step of a tool loop) the reply whose calls were answered. */
-  inReplyTo: z.string().optional(),
+  inReplyTo: z.optional(z.string()),
   /** The tools a user message offered. */
-  tools: z.array(ToolSpec).optional(),
+  tools: z.optional(z.array(ToolSpec)),
   /** A tool result: the reply whose call it answers, the call, and whether the tool failed. */
-  replyId: z.string().optional(),
-  toolCallId: z.string().optional(),
-  isError: z.boolean().optional(),
+  replyId: z.optional(z.string()),
+  toolCallId: z.optional(z.string()),
+  isError: z.optional(z.boolean()),
 });
 export type HistoryMessage = z.infer<typeof HistoryMessage>;
 
 export const Limits = z.object({
-  maxFrameBytes: z.number().int(),
-  maxConversations: z.number().int(),
-  maxActiveReplies: z.number().int(),
-  maxQueuedReplies: z.number().int(),
-  maxTextChars: z.number().int(),
+  maxFrameBytes: z.number().check(z.int()),
+  maxConversations: z.number().check(z.int()),
+  maxActiveReplies: z.number().check(z.int()),
+  maxQueuedReplies: z.number().check(z.int()),
+  maxTextChars: z.number().check(z.int()),
   /** Frames a socket may send per second, and in a burst, before `rate_limited`. */
-  frameRatePerSec: z.number().optional(),
-  frameBurst: z.number().int().optional(),
+  frameRatePerSec: z.optional(z.number()),
+  frameBurst: z.optional(z.number().check(z.int())),
 });
 export type Limits = z.infer<typeof Limits>;
 
@@ -190,7 +194,7 @@ export const MessageEvent = z.object({
   ref: Ref,
   message: UserMessage,
   /** The reply that will answer this message (running or queued), so a client can cancel it by id. */
-  replyId: z.string().optional(),
+  replyId: z.optional(z.string()),
 });
 export const ReplyStartEvent = z.object({
   type: z.literal('reply.start'),
@@ -204,20 +208,20 @@ export const ReplyDeltaEvent = z
     type: z.literal('reply.delta'),
     ...Event,
     replyId: z.string(),
-    text: z.string().optional(),
-    reasoning: z.string().optional(),
-    refusal: z.string().optional(),
-    toolCall: ToolCallDelta.optional(),
+    text: z.optional(z.string()),
+    reasoning: z.optional(z.string()),
+    refusal: z.optional(z.string()),
+    toolCall: z.optional(ToolCallDelta),
   })
-  .refine((d) => d.text || d.reasoning || d.refusal || d.toolCall, 'reply.delta needs text, reasoning, refusal or toolCall');
+  .check(z.refine((d) => Boolean(d.text || d.reasoning || d.refusal || d.toolCall), 'reply.delta needs text, reasoning, refusal or toolCall'));
 export const ReplyEndEvent = z.object({
   type: z.literal('reply.end'),
   ...Event,
   replyId: z.string(),
   finishReason: FinishReason,
-  usage: Usage.optional(),
-  toolCalls: z.array(ToolCall).optional(),
-  error: ReplyError.optional(),
+  usage: z.optional(Usage),
+  toolCalls: z.optional(z.array(ToolCall)),
+  error: z.optional(ReplyError),
 });
 
 /** The output of one tool call, from the member who asked (a client tool) or from the relay (an operator tool). */
@@ -253,7 +257,12 @@ export const ServerFrame = z.discriminatedUnion('type', [
     protocol: z.literal(PROTOCOL_VERSION),
     limits: Limits,
     /** The models a `send` may ask for (`options.model`); the one marked default answers when it names none. */
-    models: z.array(z.object({ id: z.string(), default: z.boolean().optional() })).optional(),
+    models: z.optional(z.array(z.object({ id: z.string(), default: z.optional(z.boolean()) }))),
+    /**
+     * What this server supports (shared/features.ts names them), so a client can
+     * tell what it may use; a name a client does not know is ignored.
+     */
+    features: z.optional(z.array(z.string())),
   }),
   z.object({
     type: z.literal('joined'),
@@ -262,21 +271,21 @@ export const ServerFrame = z.discriminatedUnion('type', [
     seq: Seq,
     members: z.array(User),
     history: z.array(HistoryMessage),
-    streaming: z
-      .object({
+    streaming: z.optional(
+      z.object({
         replyId: z.string(),
         text: z.string(),
         seq: Seq,
-        model: z.string().optional(),
-        reasoning: z.string().optional(),
-        refusal: z.string().optional(),
+        model: z.optional(z.string()),
+        reasoning: z.optional(z.string()),
+        refusal: z.optional(z.string()),
         /** The tool calls written so far, the last one possibly still growing. */
-        toolCalls: z.array(ToolCall).optional(),
-      })
-      .optional(),
-    reset: z.boolean().optional(),
+        toolCalls: z.optional(z.array(ToolCall)),
+      }),
+    ),
+    reset: z.optional(z.boolean()),
     /** Which life of the conversation's log `seq` counts in; a new one (the log was lost) starts again from 0. */
-    epoch: z.string().optional(),
+    epoch: z.optional(z.string()),
   }),
   z.object({ type: z.literal('left'), ref: Ref, ...Conv }),
   MessageEvent,
@@ -288,22 +297,38 @@ export const ServerFrame = z.discriminatedUnion('type', [
   z.object({ type: z.literal('typing'), ...Conv, user: User }),
   z.object({ type: z.literal('pong'), ref: Ref, t: z.number() }),
   /** The answer to `auth`: the session now runs on the new token. */
-  z.object({ type: z.literal('authed'), ref: Ref, expiresAt: z.number().optional() }),
+  z.object({ type: z.literal('authed'), ref: Ref, expiresAt: z.optional(z.number()) }),
   z.object({
     type: z.literal('error'),
     ref: Ref,
     code: ErrorCode,
     message: z.string(),
-    conversationId: ConversationId.optional(),
+    conversationId: z.optional(ConversationId),
   }),
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export type ServerFrameOf<T extends ServerFrame['type']> = Extract<ServerFrame, { type: T }>;
 
+/** The `type` names a union of frames knows; a receiver ignores frames of any other type, which a newer peer may send. */
+function typesOf(union: z.core.$ZodDiscriminatedUnion): ReadonlySet<string> {
+  return new Set([...(union._zod.propValues.type ?? [])].filter((t) => typeof t === 'string'));
+}
+export const clientFrameTypes = /* @__PURE__ */ typesOf(ClientFrame);
+export const serverFrameTypes = /* @__PURE__ */ typesOf(ServerFrame);
+
 /** Describe a zod failure in one line that names the offending field. */
-export function describeIssues(error: z.ZodError): string {
+export function describeIssues(error: z.core.$ZodError): string {
   return error.issues
     .slice(0, 3)
-    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+    .map((i) => (i.path.length ? `${i.path.join('.')}: ${explain(i)}` : explain(i)))
     .join('; ');
+}
+
+/** zod/mini alone (a client bundle) has no English messages, only "Invalid input": the issue's code and bound say more. */
+function explain(issue: z.core.$ZodIssue): string {
+  if (issue.message !== 'Invalid input') return issue.message;
+  if (issue.code === 'invalid_type') return `invalid_type (expected ${issue.expected})`;
+  if (issue.code === 'too_big') return `too_big (at most ${String(issue.maximum)})`;
+  if (issue.code === 'too_small') return `too_small (at least ${String(issue.minimum)})`;
+  return issue.code;
 }

@@ -1,5 +1,6 @@
 // Builds the chat page into dist/page/: app.js (the page and the client
-// library, with zod, bundled by esbuild), style.css and index.html.
+// library, with zod, markdown-it and highlight.js, bundled by esbuild),
+// style.css and index.html.
 // `npm run build:page`; server/page.ts also calls it when the bundle is missing
 // or older than its sources.
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';

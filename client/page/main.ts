@@ -1,12 +1,16 @@
 // The chat page: room list (room in the URL hash, so a reload or a second tab
 // lands in the same room), composer with Stop, presence, typing, connection
-// state. Message rendering lives in room-view.ts.
-import { z } from 'zod';
-import { ConversationId, type User } from '../../shared/protocol.js';
+// state. Message rendering lives in room-view.ts. The page is joined to the
+// room it shows and no other, so presence counts who is looking at a room. On
+// a narrow screen the room list is a drawer behind the Rooms button.
+import type { User } from '../../shared/protocol.js';
 import { randomId } from '../ids.js';
 import { RelayClient, type Conversation, type StateChange } from '../index.js';
+import { copyCodeOnClick } from './code-copy.js';
 import { avatar, byId, h } from './dom.js';
+import { Follow } from './follow.js';
 import { PAGE_TOOLS, followOwnLoop } from './page-tools.js';
+import { isRoomId, roomIdFor } from './room-name.js';
 import { RoomView } from './room-view.js';
 
 const ROOMS_KEY = 'relay.rooms';
@@ -15,18 +19,29 @@ const TOKEN_KEY = 'relay.token';
 const MODEL_KEY = 'relay.model';
 const MAX_ROOMS = 12;
 const TYPING_SHOWN_MS = 3_500;
+const TOAST_MS = 5_000;
 const DEFAULT_ROOM = 'general';
+/** A room left while this page's own tool loop still runs there stays joined until the loop ends, or this long. */
+const LOOP_GRACE_MS = 120_000;
 
 const els = {
+  app: document.querySelector<HTMLElement>('.app')!,
+  sidebar: byId('sidebar'),
+  roomsButton: byId<HTMLButtonElement>('rooms-button'),
+  closeRooms: byId<HTMLButtonElement>('close-rooms'),
+  scrim: byId('scrim'),
   rooms: byId<HTMLUListElement>('rooms'),
   joinForm: byId<HTMLFormElement>('join-form'),
   joinInput: byId<HTMLInputElement>('join-input'),
+  joinPreview: byId('join-preview'),
   title: byId('room-title'),
   members: byId('members'),
   conn: byId('conn'),
   connLabel: byId('conn-label'),
   me: byId('me-name'),
   messages: byId('messages'),
+  messageList: byId('message-list'),
+  jump: byId<HTMLButtonElement>('jump'),
   typing: byId('typing'),
   composer: byId<HTMLFormElement>('composer'),
   input: byId<HTMLTextAreaElement>('composer-input'),
@@ -41,11 +56,10 @@ const els = {
 
 // ------------------------------------------------------------ persisted bits (validated: storage is user-editable)
 
-const StringList = z.array(z.string());
 function loadList(storage: Storage, key: string): string[] {
   try {
-    const parsed = StringList.safeParse(JSON.parse(storage.getItem(key) ?? '[]'));
-    return parsed.success ? parsed.data : [];
+    const parsed: unknown = JSON.parse(storage.getItem(key) ?? '[]');
+    return Array.isArray(parsed) ? parsed.filter((s): s is string => typeof s === 'string') : [];
   } catch {
     return [];
   }
@@ -56,12 +70,13 @@ const saveList = (storage: Storage, key: string, list: string[]) => storage.setI
 const myIds = new Set(loadList(sessionStorage, IDS_KEY));
 const me = { isMe: (u: User | undefined) => u !== undefined && myIds.has(u.id) };
 
-let rooms = loadList(localStorage, ROOMS_KEY).filter((r) => ConversationId.safeParse(r).success).slice(0, MAX_ROOMS);
-const unread = new Map<string, number>();
+let rooms = loadList(localStorage, ROOMS_KEY).filter(isRoomId).slice(0, MAX_ROOMS);
 const typing = new Map<string, { name: string; until: number }>();
 let current = '';
 let view: RoomView | undefined;
 let roomOffs: Array<() => void> = [];
+const follow = new Follow(els.messages, els.messageList, els.jump);
+copyCodeOnClick(els.messageList);
 
 // ------------------------------------------------------------ the client
 
@@ -74,12 +89,15 @@ const client = new RelayClient({
 client.on('welcome', (w) => {
   myIds.add(w.user.id);
   saveList(sessionStorage, IDS_KEY, [...myIds].slice(-20));
-  els.me.replaceChildren(avatar(w.user.id, w.user.name), h('span', {}, w.user.name));
+  els.me.replaceChildren(avatar(w.user.id, w.user.name), h('span', { class: 'me-name' }, w.user.name), h('small', { class: 'me-you' }, 'you'));
   renderModels();
+  // Signed in and connected: what was said about signing in or connecting no longer holds.
+  clearToasts('connection');
 });
 client.on('state', (s) => showState(s));
 client.on('error', (e) => {
-  if (e.code !== 'unauthorized') toast(e.message);
+  // A refused token is what the sign-in form above the messages is for.
+  if (e.code !== 'unauthorized') toast(e.message, 'connection');
 });
 
 function showState(s: StateChange): void {
@@ -107,14 +125,11 @@ els.auth.addEventListener('submit', (ev) => {
   if (!token) return;
   sessionStorage.setItem(TOKEN_KEY, token);
   els.auth.hidden = true;
+  clearToasts('connection');
   client.setToken(token);
 });
 
 // ------------------------------------------------------------ rooms
-
-function normalizeRoom(input: string): string {
-  return input.trim().replace(/\s+/g, '-').replace(/[^A-Za-z0-9._:-]/g, '').slice(0, 64);
-}
 
 function roomFromHash(): string {
   let raw = '';
@@ -123,37 +138,60 @@ function roomFromHash(): string {
   } catch {
     // A mangled hash falls back to the default room.
   }
-  const room = normalizeRoom(raw);
-  return ConversationId.safeParse(room).success ? room : DEFAULT_ROOM;
+  return roomIdFor(raw) || DEFAULT_ROOM;
 }
 
-/** Subscribe once per room for what the sidebar shows while another room is open. */
+/** Rooms this page has left the view of but not yet the conversation: its own tool loop still runs there. */
+const lingering = new Set<string>();
+/** This page's own tool loops still running, per room. */
+const ownLoops = new Map<string, number>();
+
+/** The conversation of a room, joined, with what the page shows of it beyond the message list. */
 const watched = new Set<string>();
 function watch(room: string): Conversation {
+  lingering.delete(room);
   const conv = client.conversation(room);
   if (watched.has(room)) return conv;
   watched.add(room);
-  conv.on('message', () => room !== current && bump(room));
   conv.on('error', (e) => toast(`${room}: ${e.message}`));
   return conv;
 }
 
-function bump(room: string): void {
-  unread.set(room, (unread.get(room) ?? 0) + 1);
-  renderRooms();
+/** Stop being counted in a room once the page no longer shows it (after its own tool loops there have ended). */
+function unwatch(room: string): void {
+  if (room === current || !watched.has(room)) return;
+  if (ownLoops.get(room)) {
+    lingering.add(room);
+    return;
+  }
+  lingering.delete(room);
+  watched.delete(room);
+  void client.conversation(room).leave();
+}
+
+function loopStarted(room: string, loop: Promise<void>): void {
+  ownLoops.set(room, (ownLoops.get(room) ?? 0) + 1);
+  const grace = new Promise<void>((resolve) => setTimeout(resolve, LOOP_GRACE_MS));
+  void Promise.race([loop, grace]).then(() => {
+    const left = (ownLoops.get(room) ?? 1) - 1;
+    if (left > 0) ownLoops.set(room, left);
+    else ownLoops.delete(room);
+    if (lingering.has(room)) unwatch(room);
+  });
 }
 
 function switchTo(room: string): void {
   if (room === current) return;
+  const previous = current;
   current = room;
   if (!rooms.includes(room)) rooms = [...rooms, room].slice(-MAX_ROOMS);
   saveList(localStorage, ROOMS_KEY, rooms);
-  unread.delete(room);
   typing.clear();
   const conv = watch(room);
+  if (previous) unwatch(previous);
   for (const off of roomOffs.splice(0)) off();
   view?.dispose();
-  view = new RoomView(conv, els.messages, me).mount();
+  view = new RoomView(conv, els.messageList, me, follow).mount();
   roomOffs = [
     conv.on('joined', () => (renderMembers(conv), updateStop(conv))),
     conv.on('presence', () => renderMembers(conv)),
@@ -163,49 +201,50 @@ function switchTo(room: string): void {
     conv.on('message', (m) => typing.delete(m.message.author.id) && renderTyping()),
   ];
   els.title.textContent = room;
+  els.title.title = room;
   document.title = `#${room} · Relay Chat`;
   els.input.placeholder = `Message #${room}`;
   renderRooms();
   renderMembers(conv);
   renderTyping();
   updateStop(conv);
-  els.input.focus();
+  // On a phone the keyboard would cover what was just opened.
+  if (!narrow.matches) els.input.focus();
 }
 
 function renderRooms(): void {
   els.rooms.replaceChildren(
     ...rooms.map((room) => {
-      const count = unread.get(room) ?? 0;
       const link = h(
         'a',
-        { href: `#${encodeURIComponent(room)}`, class: 'room-link', 'aria-current': room === current ? 'page' : undefined },
-        h('span', { class: 'hash' }, '#'),
+        { href: `#${encodeURIComponent(room)}`, class: 'room-link', title: `#${room}`, 'aria-current': room === current ? 'page' : undefined },
+        h('span', { class: 'hash', 'aria-hidden': 'true' }, '#'),
         h('span', { class: 'room-name' }, room),
-        count ? h('span', { class: 'unread', title: `${count} new` }, count > 99 ? '99+' : String(count)) : '',
       );
-      const leave = h('button', { type: 'button', class: 'leave', title: `Leave #${room}`, 'aria-label': `Leave ${room}` }, '×');
-      leave.addEventListener('click', () => void leaveRoom(room));
+      link.addEventListener('click', () => setDrawer(false));
+      const leave = h('button', { type: 'button', class: 'leave', title: `Remove #${room} from the list`, 'aria-label': `Remove ${room} from the list` }, '×');
+      leave.addEventListener('click', () => removeRoom(room));
       return h('li', {}, link, leave);
     }),
   );
 }
 
-async function leaveRoom(room: string): Promise<void> {
+function removeRoom(room: string): void {
   rooms = rooms.filter((r) => r !== room);
   saveList(localStorage, ROOMS_KEY, rooms);
-  watched.delete(room);
-  await client.conversation(room).leave();
   if (room === current) location.hash = encodeURIComponent(rooms[0] ?? DEFAULT_ROOM);
   else renderRooms();
 }
 
+/** Who is looking at this room: one entry per person, however many of their tabs show it. */
 function renderMembers(conv: Conversation): void {
-  const members = conv.members;
+  const members = [...new Map(conv.members.map((u) => [u.id, u])).values()];
   els.members.replaceChildren(
     h('span', { class: 'stack' }, ...members.slice(0, 5).map((u) => avatar(u.id, u.name))),
     h('span', { class: 'count' }, `${members.length} here`),
   );
   els.members.title = members.map((u) => (me.isMe(u) ? `${u.name} (you)` : u.name)).join('\n');
+  els.members.setAttribute('aria-label', `${members.length} ${members.length === 1 ? 'person' : 'people'} in this room`);
 }
 
 function showTyping(user: User): void {
@@ -256,10 +295,11 @@ function send(): void {
   const target = view;
   target?.addPending(clientMessageId, text, client.user ?? { id: 'me', name: 'You' });
   const model = chosenModel();
+  const room = current;
   conv.send(text, { clientMessageId, tools: [...PAGE_TOOLS], ...(model ? { model } : {}) }).then(
     // This page asked, so this page answers the calls of its own tool, all along the loop.
     (m) => {
-      if (m.replyId) followOwnLoop(conv, conv.reply(m.replyId), toast);
+      if (m.replyId) loopStarted(room, followOwnLoop(conv, conv.reply(m.replyId), (message) => toast(message)));
     },
     (err: Error) => {
       target?.failPending(clientMessageId, err.message);
@@ -301,25 +341,81 @@ els.stop.addEventListener('click', () => {
   els.stop.hidden = true;
   conv.cancel(running.id).catch((err: Error) => toast(`Stop failed: ${err.message}`));
 });
+
+// ------------------------------------------------------------ joining a room by name
+
+/** What a typed name becomes, shown as it is typed: "Café crème → #cafe-creme". */
+function previewJoin(): void {
+  const typed = els.joinInput.value.trim();
+  const id = roomIdFor(typed);
+  els.joinPreview.dataset.state = !typed ? 'empty' : !id ? 'invalid' : id === typed ? 'same' : 'mapped';
+  els.joinPreview.textContent = !typed ? '' : !id ? 'A room name needs a letter or a digit' : id === typed ? '' : `${typed} → #${id}`;
+}
+els.joinInput.addEventListener('input', previewJoin);
 els.joinForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
-  const room = normalizeRoom(els.joinInput.value);
-  if (!ConversationId.safeParse(room).success) return toast('Room names use letters, digits and . _ : -');
+  const room = roomIdFor(els.joinInput.value);
+  if (!room) {
+    previewJoin();
+    els.joinInput.focus();
+    return;
+  }
   els.joinInput.value = '';
+  previewJoin();
+  setDrawer(false);
   location.hash = encodeURIComponent(room);
 });
 
-function toast(message: string): void {
-  const el = h('div', { class: 'toast', role: 'status' }, message);
+// ------------------------------------------------------------ the room list as a drawer on narrow screens
+
+const narrow = window.matchMedia('(max-width: 720px)');
+
+function setDrawer(open: boolean): void {
+  const wasOpen = els.app.hasAttribute('data-rooms-open');
+  if (open === wasOpen) return;
+  els.app.toggleAttribute('data-rooms-open', open);
+  els.roomsButton.setAttribute('aria-expanded', String(open));
+  els.scrim.hidden = !open;
+  if (open) (els.sidebar.querySelector<HTMLElement>('[aria-current="page"]') ?? els.joinInput).focus();
+  else if (narrow.matches && els.sidebar.contains(document.activeElement)) els.roomsButton.focus();
+}
+els.roomsButton.addEventListener('click', () => setDrawer(!els.app.hasAttribute('data-rooms-open')));
+els.closeRooms.addEventListener('click', () => setDrawer(false));
+els.scrim.addEventListener('click', () => setDrawer(false));
+document.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape') setDrawer(false);
+});
+narrow.addEventListener('change', () => setDrawer(false));
+
+// ------------------------------------------------------------ toasts
+
+/** What a toast is about: a connection toast goes once the page is connected and signed in. */
+type ToastKind = 'connection' | 'other';
+
+function toast(message: string, kind: ToastKind = 'other'): void {
+  // The same words again are not news: the older copy goes.
+  for (const t of els.toasts.querySelectorAll<HTMLElement>('.toast')) if (t.textContent === message) t.remove();
+  const el = h('div', { class: 'toast', role: 'status', 'data-kind': kind, title: 'Dismiss' }, message);
+  el.addEventListener('click', () => el.remove());
   els.toasts.append(el);
   while (els.toasts.children.length > 3) els.toasts.firstElementChild?.remove();
-  setTimeout(() => el.remove(), 5_000);
+  setTimeout(() => el.remove(), TOAST_MS);
+}
+
+function clearToasts(kind: ToastKind): void {
+  for (const t of els.toasts.querySelectorAll<HTMLElement>(`.toast[data-kind="${kind}"]`)) t.remove();
 }
 
 // ------------------------------------------------------------ start
 
-window.addEventListener('hashchange', () => switchTo(roomFromHash()));
-for (const room of rooms) watch(room);
+window.addEventListener('hashchange', () => {
+  switchTo(roomFromHash());
+  // A typed or pasted hash that is not an id shows the id it became.
+  if (location.hash.slice(1) !== encodeURIComponent(current)) history.replaceState(null, '', `#${encodeURIComponent(current)}`);
+});
 switchTo(roomFromHash());
 if (location.hash.slice(1) !== encodeURIComponent(current)) history.replaceState(null, '', `#${encodeURIComponent(current)}`);
-client.connect().catch((err: Error) => toast(err.message));
+client.connect().catch((err: Error & { code?: string }) => {
+  // Refused for want of a token: the sign-in form says so where it can be answered.
+  if (err.code !== 'unauthorized') toast(err.message, 'connection');
+});

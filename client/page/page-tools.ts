@@ -29,10 +29,11 @@ const answered = new Set<string>();
  * Follow the loop that `reply` (the reply to one of this page's sends) begins:
  * each step that ends with tool calls gets its `user_timezone` calls answered,
  * and the reply the relay starts from the results is followed the same way.
- * The relay bounds the loop; a step that ends otherwise ends it.
+ * The relay bounds the loop; a step that ends otherwise ends it. Resolves when
+ * the loop has ended (never, if the relay starts no step after one with calls).
  */
-export function followOwnLoop(conv: Conversation, reply: Reply, fail: (message: string) => void): void {
-  void reply.result.then((result) => {
+export function followOwnLoop(conv: Conversation, reply: Reply, fail: (message: string) => void): Promise<void> {
+  return reply.result.then((result) => {
     if (result.finishReason !== 'tool_calls') return;
     for (const call of reply.pendingToolCalls) {
       const key = `${reply.id}\n${call.id}`;
@@ -41,7 +42,7 @@ export function followOwnLoop(conv: Conversation, reply: Reply, fail: (message: 
       conv.respond(reply.id, call.id, userTimezone()).catch((err: Error) => fail(`${USER_TIMEZONE}: ${err.message}`));
     }
     const next = reply.continuation;
-    if (next) followOwnLoop(conv, next, fail);
-    else reply.once('continuation', (step) => followOwnLoop(conv, step, fail));
+    if (next) return followOwnLoop(conv, next, fail);
+    return new Promise<void>((resolve) => reply.once('continuation', (step) => resolve(followOwnLoop(conv, step, fail))));
   });
 }

@@ -2,12 +2,16 @@
 // it current from its events, streaming each reply through a typewriter and
 // its tool calls into cards, where their results show once they arrive. A
 // reply the relay starts from tool results is simply the next assistant
-// message.
+// message. A streaming reply's Markdown is rendered block by block (only the
+// block still growing is redrawn); under each reply, its model and, where this
+// browser saw them, its tokens and the reason it failed.
 import type { HistoryMessage, ServerFrameOf, User } from '../../shared/protocol.js';
 import type { Conversation, MessageFrame, ToolResult } from '../index.js';
 import { resultFromEntry, resultFromFrame } from '../tool-results.js';
 import { avatar, clock, h } from './dom.js';
-import { renderMarkdown } from './markdown.js';
+import type { Follow } from './follow.js';
+import { IncrementalMarkdown, renderMarkdown } from './markdown.js';
+import { keepReplyNote, replyNote } from './reply-notes.js';
 import { paintToolCalls, paintToolResult } from './tool-cards.js';
 import { Typewriter } from './typewriter.js';
 
@@ -27,16 +31,33 @@ const FINISH_BADGES: Record<string, string> = {
   error: 'Failed',
 };
 
+/** Markdown that is still streaming into a reply's body: the renderer, and how many of the body's nodes are finished blocks. */
+interface LiveBody {
+  markdown: IncrementalMarkdown;
+  stableNodes: number;
+}
+
+/** Parse HTML made by the Markdown renderer (escaped by construction) into nodes, without the line breaks between its blocks. */
+function fragment(html: string): DocumentFragment {
+  const t = document.createElement('template');
+  t.innerHTML = html;
+  for (const node of [...t.content.childNodes]) if (node.nodeType === Node.TEXT_NODE && !node.textContent?.trim()) node.remove();
+  return t.content;
+}
+
 export class RoomView {
   private readonly items = new Map<string, HTMLElement>();
   private readonly pending = new Map<string, { text: string; el: HTMLElement }>();
   private readonly writers = new Map<string, Typewriter>();
+  private readonly live = new WeakMap<HTMLElement, LiveBody>();
   private readonly offs: Array<() => void> = [];
 
   constructor(
     private readonly conv: Conversation,
     private readonly list: HTMLElement,
     private readonly me: Me,
+    /** Keeps the view at the newest message while the reader is there (it follows every change of size). */
+    private readonly follow: Follow,
   ) {}
 
   mount(): this {
@@ -44,14 +65,14 @@ export class RoomView {
     const c = this.conv;
     this.offs.push(
       c.on('joined', () => this.renderAll()),
-      c.on('message', (m) => this.keepScroll(() => this.message(m))),
-      c.on('reply.start', (e) => this.keepScroll(() => this.started(e.replyId, e.model))),
+      c.on('message', (m) => this.message(m)),
+      c.on('reply.start', (e) => this.started(e.replyId, e.model)),
       c.on('reply.delta', (e) => {
         if (e.text) this.writers.get(e.replyId)?.append(e.text);
         if (e.toolCall) this.toolCallGrew(e.replyId);
       }),
-      c.on('reply.end', (e) => this.keepScroll(() => this.ended(e))),
-      c.on('tool.result', (e) => this.keepScroll(() => this.toolResult(resultFromFrame(e)))),
+      c.on('reply.end', (e) => this.ended(e)),
+      c.on('tool.result', (e) => this.toolResult(resultFromFrame(e))),
     );
     return this;
   }
@@ -66,7 +87,9 @@ export class RoomView {
   addPending(clientMessageId: string, text: string, author: User): void {
     const el = this.userElement({ id: '', role: 'user', author, text, createdAt: Date.now() }, true);
     this.pending.set(clientMessageId, { text, el });
-    this.keepScroll(() => this.append(el));
+    this.append(el);
+    // Whoever sends wants to see their message and its answer.
+    this.follow.jump();
   }
 
   failPending(clientMessageId: string, reason: string): void {
@@ -74,10 +97,6 @@ export class RoomView {
     if (!p) return;
     p.el.dataset.state = 'failed';
     p.el.querySelector('.meta')?.replaceChildren(`Not sent: ${reason}`);
-  }
-
-  scrollToBottom(): void {
-    this.list.scrollTop = this.list.scrollHeight;
   }
 
   // ------------------------------------------------------------ rendering
@@ -99,7 +118,7 @@ export class RoomView {
     if (this.list.children.length === 0) {
       this.list.append(h('div', { class: 'empty' }, h('p', { class: 'empty-title' }, 'No messages yet'), h('p', {}, 'Say hello — the assistant answers every message.')));
     }
-    this.scrollToBottom();
+    this.follow.jump();
   }
 
   private message(m: MessageFrame): void {
@@ -111,6 +130,7 @@ export class RoomView {
       waiting.el.remove();
     }
     this.append(this.userElement(message, false));
+    if (!waiting) this.follow.arrived();
     if (m.replyId && !this.items.has(m.replyId)) {
       const replyId = m.replyId;
       this.append(this.assistantElement(replyId, 'queued', ''));
@@ -126,14 +146,16 @@ export class RoomView {
   }
 
   private started(replyId: string, model: string): void {
-    const el = this.items.get(replyId);
+    let el = this.items.get(replyId);
     if (el) {
       el.dataset.state = 'streaming';
       this.writers.set(replyId, this.writer(el, ''));
     } else {
-      this.append(this.assistantElement(replyId, 'streaming', ''));
+      this.append((el = this.assistantElement(replyId, 'streaming', '')));
+      // A step of a tool loop: a new message nobody sent.
+      this.follow.arrived();
     }
-    this.items.get(replyId)?.querySelector('.meta')?.replaceChildren(model);
+    this.setMeta(el, model, undefined);
   }
 
   private ended(e: ServerFrameOf<'reply.end'>): void {
@@ -142,12 +164,14 @@ export class RoomView {
     const text = this.conv.reply(e.replyId).text;
     const writer = this.writers.get(e.replyId) ?? this.writer(el, '');
     this.writers.delete(e.replyId);
+    // A reply that failed before writing anything has no tokens worth a mention.
+    const tokens = e.finishReason === 'error' && !e.usage?.completionTokens ? undefined : e.usage?.completionTokens;
+    // History keeps neither: remembered here, they still show after a reload.
+    keepReplyNote(e.replyId, { ...(e.error ? { error: e.error.message } : {}), ...(tokens !== undefined ? { tokens } : {}) });
     this.finish(el, e.finishReason, e.error?.message);
     writer.finish(text);
     paintToolCalls(el, e.toolCalls ?? [], true);
-    const meta = el.querySelector('.meta');
-    const model = meta?.textContent;
-    if (meta && e.usage) meta.replaceChildren([model, `${e.usage.completionTokens} tokens`].filter(Boolean).join(' · '));
+    this.setMeta(el, el.dataset.model, tokens);
   }
 
   private historyResult(m: HistoryMessage): void {
@@ -165,32 +189,52 @@ export class RoomView {
   private toolCallGrew(replyId: string): void {
     const el = this.items.get(replyId);
     if (el?.dataset.state !== 'streaming') return;
-    this.keepScroll(() => paintToolCalls(el, this.conv.reply(replyId).toolCalls, false));
+    paintToolCalls(el, this.conv.reply(replyId).toolCalls, false);
   }
 
   /** The reply in flight as a snapshot (a late join, a reload) shows it: text and tool calls so far. */
   private streamingElement(m: HistoryMessage): HTMLElement {
     const el = this.assistantElement(m.id, 'streaming', m.text);
     paintToolCalls(el, m.toolCalls ?? [], false);
+    this.setMeta(el, m.model, undefined);
     return el;
   }
 
   private finishedElement(m: HistoryMessage): HTMLElement {
     const el = this.assistantElement(m.id, 'done', '');
-    this.finish(el, m.finishReason ?? 'stop', undefined);
+    const note = replyNote(m.id);
+    this.finish(el, m.finishReason ?? 'stop', note?.error);
     this.paint(el, m.text, true);
     paintToolCalls(el, m.toolCalls ?? [], true);
+    this.setMeta(el, m.model, note?.tokens);
     return el;
   }
 
+  /**
+   * The badge of how a reply ended, and for a failure, why: the reason the
+   * server gave when this browser saw it fail, or what history knows (that it
+   * failed; history keeps no reason).
+   */
   private finish(el: HTMLElement, finishReason: string, error: string | undefined): void {
     el.dataset.state = 'done';
     el.dataset.finish = finishReason;
     const badge = FINISH_BADGES[finishReason];
-    if (badge) {
-      const head = el.querySelector('.msg-head');
-      head?.append(h('span', { class: `badge badge-${finishReason}`, title: error ?? badge }, error ? `${badge}: ${error}` : badge));
+    if (badge && !el.querySelector('.msg-head .badge')) {
+      el.querySelector('.msg-head')?.append(h('span', { class: `badge badge-${finishReason}`, title: error ?? badge }, badge));
     }
+    if (finishReason === 'error') {
+      const why = error ? `Failed: ${error}` : 'This reply failed before it finished; the reason was not kept.';
+      const note = el.querySelector('.reply-error') ?? el.querySelector('.tool-calls')?.insertAdjacentElement('beforebegin', h('p', { class: 'reply-error', role: 'note' }));
+      note?.replaceChildren(why);
+    }
+  }
+
+  /** "model · N tokens" under a reply: the model when known, the tokens when this browser saw them. */
+  private setMeta(el: HTMLElement, model: string | undefined, tokens: number | undefined): void {
+    if (model) el.dataset.model = model;
+    const text = [model, tokens !== undefined ? `${tokens} ${tokens === 1 ? 'token' : 'tokens'}` : undefined].filter(Boolean).join(' · ');
+    const meta = el.querySelector('.meta');
+    if (meta && meta.textContent !== text) meta.textContent = text;
   }
 
   private userElement(m: HistoryMessage, pending: boolean): HTMLElement {
@@ -233,14 +277,31 @@ export class RoomView {
   }
 
   private writer(el: HTMLElement, initial: string): Typewriter {
-    return new Typewriter((text, final) => this.keepScroll(() => this.paint(el, text, final)), initial);
+    return new Typewriter((text, final) => this.paint(el, text, final), initial);
   }
 
+  /** Show `text` in a reply's body: while it streams, only its last block is redrawn; once final, all of it once. */
   private paint(el: HTMLElement, text: string, final: boolean): void {
     const body = el.querySelector<HTMLElement>('.body');
     if (!body) return;
-    body.innerHTML = renderMarkdown(text);
     body.classList.toggle('live', !final);
+    if (final) {
+      this.live.delete(body);
+      body.replaceChildren(fragment(renderMarkdown(text)));
+      return;
+    }
+    let live = this.live.get(body);
+    if (!live) this.live.set(body, (live = { markdown: new IncrementalMarkdown(), stableNodes: 0 }));
+    const update = live.markdown.update(text);
+    if (update.reset) live.stableNodes = 0;
+    // The previous tail goes; finished blocks stay as they are.
+    while (body.childNodes.length > live.stableNodes) body.lastChild!.remove();
+    if (update.stable) {
+      const blocks = fragment(update.stable);
+      live.stableNodes += blocks.childNodes.length;
+      body.append(blocks);
+    }
+    body.append(fragment(update.tail));
   }
 
   private append(el: HTMLElement): void {
@@ -263,13 +324,5 @@ export class RoomView {
       if (first instanceof HTMLElement && first.dataset.id) this.items.delete(first.dataset.id);
       first?.remove();
     }
-  }
-
-  /** Follow the bottom while the reader is there; leave them alone when they scrolled up to read. */
-  private keepScroll(change: () => void): void {
-    const l = this.list;
-    const atBottom = l.scrollHeight - l.scrollTop - l.clientHeight < 48;
-    change();
-    if (atBottom) l.scrollTop = l.scrollHeight;
   }
 }

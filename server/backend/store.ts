@@ -30,7 +30,7 @@ export const ReplyJob = z.object({
   replyId: z.string(),
   inReplyTo: z.string(),
   user: User,
-  options: SendOptions.optional(),
+  options: z.optional(SendOptions),
   /** The context to answer instead of the conversation's history, when the client sent its own. */
   context: z.array(ClientMessage).optional(),
   /** The API key that asked for it: its usage is counted under that key, however the reply ends. */

@@ -20,7 +20,7 @@ import { handleOpenAI, type OpenAIDeps } from './openai/routes.js';
 import { AiSdkConnection } from './ai-sdk/connection.js';
 import { servePage } from './page.js';
 import { loadModelTable } from '../upstream/models.js';
-import { Upstreams } from '../upstream/router.js';
+import { Upstreams, type UpstreamSummary } from '../upstream/router.js';
 import { loadOperatorTools, OperatorTools, type OperatorTool } from '../tools/operator-tools.js';
 
 export interface RelayOptions {
@@ -48,7 +48,12 @@ export interface RelayStats {
 
 export interface Relay {
   readonly port: number;
+  /** The WebSocket endpoint, ws://host:port/ws. */
   readonly url: string;
+  /** The chat page, http://host:port/. */
+  readonly pageURL: string;
+  /** Where each model's calls go, the default first. */
+  readonly upstreams: UpstreamSummary[];
   stats(): RelayStats;
   /** Stop accepting, end every reply (each still gets its reply.end), close sockets with 1001. */
   close(graceMs?: number): Promise<void>;
@@ -90,6 +95,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
       maxEventChars: config.UPSTREAM_MAX_EVENT_BYTES,
       maxIdleConnections: config.UPSTREAM_MAX_IDLE_CONNECTIONS,
+      health: { failures: config.READY_UPSTREAM_FAILURES, retryMs: config.READY_UPSTREAM_RETRY_MS },
     },
     { log, metrics },
   );
@@ -167,11 +173,18 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
 
   function handleRequest(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz' || path === '/readyz') {
-      // Alive as long as it answers; ready while it accepts sockets.
-      const ok = path === '/healthz' ? accepting : accepting && backend.ready();
+    if (path === '/healthz') {
+      // Alive as long as it answers.
+      res.writeHead(accepting ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: accepting }));
+      return;
+    }
+    if (path === '/readyz') {
+      // Ready while it accepts sockets, its store answers and (when asked to check) the upstream is not down.
+      const upstream = config.READY_CHECK_UPSTREAM ? (upstreams.health.down() ? 'down' : 'up') : undefined;
+      const ok = accepting && backend.ready() && upstream !== 'down';
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok }));
+      res.end(JSON.stringify(upstream ? { ok, upstream } : { ok }));
       return;
     }
     if (path === '/metrics') {
@@ -321,6 +334,8 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   return {
     port,
     url: `ws://${host}:${port}/ws`,
+    pageURL: `http://${host}:${port}/`,
+    upstreams: upstreams.describe(),
     stats: () => ({
       sockets: connections.size,
       conversations: conversations.size,

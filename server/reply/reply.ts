@@ -8,7 +8,7 @@ import { toolResultId } from '../history/fold.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Fence, ReplyEventInput, ReplyJob } from '../backend/store.js';
-import { UpstreamError, type Completion } from '../upstream/pieces.js';
+import { UpstreamError, type Completion, type UpstreamDetail } from '../upstream/pieces.js';
 import type { Upstreams } from '../upstream/router.js';
 
 export interface ReplySettings {
@@ -66,6 +66,8 @@ export async function runReply(
   };
   let completion: Completion | undefined;
   let failure: RelayError | undefined;
+  /** Where the failed upstream call went and what it said, for the operator. */
+  let upstream: UpstreamDetail | undefined;
   try {
     // Inside the try: a history that cannot be read still ends the reply with its one reply.end.
     const budget = upstreams.contextTokens(model) ?? settings.contextTokens;
@@ -96,11 +98,14 @@ export async function runReply(
         if (!allowed) overQuota();
         return undefined;
       },
+      log,
     );
   } catch (err) {
     failure = err instanceof RelayError ? err : new RelayError('internal', 'the reply failed unexpectedly');
-    if (err instanceof UpstreamError) completion = err.partial;
-    else log.error({ err }, 'reply failed');
+    if (err instanceof UpstreamError) {
+      completion = err.partial;
+      upstream = err.detail;
+    } else log.error({ err }, 'reply failed');
   } finally {
     clearTimeout(deadline);
   }
@@ -155,7 +160,13 @@ export async function runReply(
   metrics.replies.inc({ finish_reason: finishReason });
   metrics.completionTokens.inc({ source: usage.source }, usage.completionTokens);
   if (error && error.code.startsWith('upstream')) metrics.upstreamErrors.inc({ code: error.code });
-  log.info({ finishReason, code: error?.code, completionTokens: usage.completionTokens }, 'reply ended');
+  if (error?.code.startsWith('upstream')) {
+    // The operator's one line on why: status, the provider's error and message, model and host (never key, prompt or text).
+    upstream ??= { model, host: upstreams.hostOf(model), message: error.message };
+    log.warn({ finishReason, code: error.code, completionTokens: usage.completionTokens, upstream }, 'reply ended: the upstream failed');
+  } else {
+    log.info({ finishReason, code: error?.code, completionTokens: usage.completionTokens }, 'reply ended');
+  }
   // Only a reply that ended asking for tools waits for their results.
   return { finishReason, usage, toolCalls: finishReason === 'tool_calls' ? toolCalls : [] };
 }

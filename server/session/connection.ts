@@ -6,8 +6,10 @@ import type { Socket } from 'node:net';
 import { WebSocket, type RawData } from 'ws';
 import { z } from 'zod';
 import { closeCodes, type ErrorCode } from '../../shared/codes.js';
+import { features } from '../../shared/features.js';
 import {
   ClientFrame,
+  clientFrameTypes,
   describeIssues,
   PROTOCOL_VERSION,
   type ClientFrameOf,
@@ -50,7 +52,6 @@ export interface ConnectionDeps {
 
 /** Frames waiting to be handled; past this the client is flooding. */
 const INBOX_LIMIT = 64;
-const FRAME_TYPES = new Set<string>(ClientFrame.options.map((o) => o.shape.type.value));
 /** Just enough of a broken frame to answer it: its ref, and whether it named a known type. */
 const FrameEnvelope = z.object({ type: z.string().optional(), ref: z.string().max(64).optional() });
 
@@ -191,10 +192,10 @@ export class Connection implements MemberSocket {
       const envelope = FrameEnvelope.safeParse(json);
       const ref = envelope.success ? envelope.data.ref : undefined;
       const type = envelope.success ? envelope.data.type : undefined;
-      if (this.state === 'hello' && type !== undefined && type !== 'hello' && FRAME_TYPES.has(type)) {
+      if (this.state === 'hello' && type !== undefined && type !== 'hello' && clientFrameTypes.has(type)) {
         return this.close(closeCodes.unauthorized, 'hello first');
       }
-      const what = type !== undefined && !FRAME_TYPES.has(type) ? `unknown frame type "${type.slice(0, 32)}"` : describeIssues(parsed.error);
+      const what = type !== undefined && !clientFrameTypes.has(type) ? `unknown frame type "${type.slice(0, 32)}"` : describeIssues(parsed.error);
       return this.refuse('bad_frame', what, ref);
     }
     const frame = parsed.data;
@@ -266,6 +267,8 @@ export class Connection implements MemberSocket {
       protocol: PROTOCOL_VERSION,
       limits: this.deps.settings.limits,
       models: this.deps.settings.models,
+      // This server has everything the table names, whatever is configured (an empty models list, no TOOLS_FILE).
+      features: Object.keys(features),
     });
   }
 

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { ToolSpec } from '../../shared/protocol.js';
 import { loadJsonFile } from '../config.js';
 
-const OperatorTool = ToolSpec.extend({
+const OperatorTool = z.object({
+  ...ToolSpec.shape,
   url: z.url(),
   timeoutMs: z.number().int().min(10).max(600_000).default(10_000),
   maxOutputBytes: z.number().int().min(16).max(16 * 1024 * 1024).default(64 * 1024),

@@ -123,6 +123,21 @@ function shortcutTable(config: Config, override: UpstreamOverride): ModelTable {
   };
 }
 
+/**
+ * The host a route's calls go to, for logs and the start-up line: no scheme,
+ * path or credentials. Without a base URL the SDKs read their environment
+ * variable, then use the provider's own API.
+ */
+export function upstreamHost(route: Pick<Route, 'baseURL' | 'dialect'>, env: Record<string, string | undefined> = process.env): string {
+  const anthropic = route.dialect === 'anthropic';
+  const base = route.baseURL ?? (anthropic ? env.ANTHROPIC_BASE_URL : env.OPENAI_BASE_URL) ?? (anthropic ? 'https://api.anthropic.com' : 'https://api.openai.com/v1');
+  try {
+    return new URL(base).host;
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** The key the environment shortcut would use: without one, `npm start` answers from the built-in demo model. */
 export function shortcutHasKey(config: Config): boolean {
   if (config.MODELS_FILE) return true;

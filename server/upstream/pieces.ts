@@ -3,7 +3,7 @@
 // reply finished and what it cost. The reply and everything after it see only
 // these, never a provider's own shapes.
 import type { FinishReason, ToolCall, ToolCallDelta } from '../../shared/protocol.js';
-import { RelayError } from '../errors.js';
+import { RelayError, type UpstreamFault } from '../errors.js';
 
 export interface Piece {
   text?: string;
@@ -29,9 +29,17 @@ export interface Completion {
   toolCalls: ToolCall[];
 }
 
+/** A failed call as the operator's log shows it: the model the client named, the upstream's host, and what went wrong. */
+export interface UpstreamDetail extends UpstreamFault {
+  model: string;
+  host: string;
+}
+
 /** An upstream failure, with what the stream had reported before it. */
 export class UpstreamError extends RelayError {
   override name = 'UpstreamError';
+  /** Filled in by the router, which knows where the call went. */
+  detail: UpstreamDetail | undefined;
   constructor(
     failure: RelayError,
     readonly partial: Completion,

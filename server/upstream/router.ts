@@ -2,7 +2,7 @@
 // upstream, and the fallbacks tried when an upstream fails before it answers.
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { RelayError, worthAnotherUpstream } from '../errors.js';
+import { blamesUpstream, RelayError, upstreamFault, worthAnotherUpstream } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { ToolSpec } from '../../shared/protocol.js';
@@ -11,7 +11,9 @@ import { anthropicDialect } from './dialects/anthropic.js';
 import { chatDialect } from './dialects/chat.js';
 import { responsesDialect } from './dialects/responses.js';
 import { nodeFetch } from './http-fetch.js';
-import type { ModelTable, Route } from './models.js';
+import { UpstreamHealth, type HealthSettings } from './health.js';
+import { upstreamHost, type ModelTable, type Route } from './models.js';
+import type { DialectName } from './dialect.js';
 import { UpstreamError, type Completion, type Piece, type UpstreamUsage } from './pieces.js';
 import { streamCall, type StreamLimits } from './stream.js';
 
@@ -21,6 +23,16 @@ export interface UpstreamSettings extends StreamLimits {
   includeUsage: boolean;
   /** Keep-alive connections kept open between replies, over all upstreams. */
   maxIdleConnections: number;
+  health: HealthSettings;
+}
+
+/** One model of the table as the start-up line names it. */
+export interface UpstreamSummary {
+  /** The name clients use; `*` for any other name (ALLOWED_MODELS=*). */
+  model: string;
+  upstreamModel: string;
+  dialect: DialectName;
+  host: string;
 }
 
 export interface ModelRequest {
@@ -33,6 +45,7 @@ export interface ModelRequest {
 export class Upstreams {
   private readonly dialects = new Map<Route, Dialect>();
   private readonly fetch: typeof fetch;
+  readonly health: UpstreamHealth;
 
   constructor(
     private readonly table: ModelTable,
@@ -40,6 +53,7 @@ export class Upstreams {
     private readonly deps: { log: Logger; metrics: Metrics },
   ) {
     this.fetch = nodeFetch(settings.maxIdleConnections);
+    this.health = new UpstreamHealth(deps.metrics, settings.health);
   }
 
   get defaultModel(): string {
@@ -50,6 +64,19 @@ export class Upstreams {
   list(): Array<{ id: string; default?: boolean }> {
     const names = [this.table.defaultModel, ...[...this.table.routes.keys()].filter((n) => n !== this.table.defaultModel)];
     return names.map((id) => (id === this.table.defaultModel ? { id, default: true } : { id }));
+  }
+
+  /** Where each model's calls go, the default first. */
+  describe(): UpstreamSummary[] {
+    const summary = (model: string, r: Route): UpstreamSummary => ({ model, upstreamModel: r.upstreamModel, dialect: r.dialect, host: upstreamHost(r) });
+    const named = this.list().map(({ id }) => summary(id, this.table.routes.get(id)!));
+    return this.table.passThrough ? [...named, summary('*', this.table.passThrough)] : named;
+  }
+
+  /** The host a model's calls go to ('unknown' for a model not offered). */
+  hostOf(model: string): string {
+    const route = this.table.routes.get(model) ?? this.table.passThrough;
+    return route ? upstreamHost(route) : 'unknown';
   }
 
   allows(model: string): boolean {
@@ -65,21 +92,48 @@ export class Upstreams {
    * Stream a call to `model`. When its upstream fails before answering (no
    * connection, 429, 5xx, after the SDK's own retries), each of its fallbacks
    * is tried in turn; nothing has been shown by then, so the reply goes on as
-   * if the fallback had been asked first.
+   * if the fallback had been asked first. A failure leaves with its `detail`
+   * (model, host, what the upstream said) for the reply's log line. `log` is
+   * the reply's, with its ids.
    */
-  async stream(model: string, req: ModelRequest, signal: AbortSignal, onPiece: (piece: Piece) => void | Promise<void>): Promise<Completion> {
+  async stream(
+    model: string,
+    req: ModelRequest,
+    signal: AbortSignal,
+    onPiece: (piece: Piece) => void | Promise<void>,
+    log: Logger = this.deps.log,
+  ): Promise<Completion> {
     const first = this.routeOf(model);
     const chain = [first, ...first.fallbacks.map((name) => this.routeOf(name))];
     for (let i = 0; ; i++) {
       const route = chain[i]!;
+      // A name passed through to the upstream (ALLOWED_MODELS=*) is the client's: one label for all of them.
+      const label = this.table.routes.has(route.name) ? route.name : '*';
+      let completion: Completion;
       try {
-        return await streamCall(this.dialectOf(route), { model: route.upstreamModel, ...req, extra: route.options }, this.settings, signal, onPiece);
+        completion = await streamCall(this.dialectOf(route), { model: route.upstreamModel, ...req, extra: route.options }, this.settings, signal, onPiece);
       } catch (err) {
+        if (!(err instanceof UpstreamError)) throw err;
+        err.detail = { model: route.name, host: upstreamHost(route), ...upstreamFault(err.raw, [route.apiKey]) };
+        // `internal` is the relay's own failure (a store write from onPiece), not the upstream's.
+        const blamed = err.code !== 'internal' && blamesUpstream(err.raw);
+        if (blamed) this.health.call(label, false);
         const next = chain[i + 1];
-        if (!next || !(err instanceof UpstreamError) || !err.beforeResponse || !worthAnotherUpstream(err.raw)) throw err;
-        this.deps.log.warn({ model: route.name, fallback: next.name, code: err.code }, 'upstream failed before answering; trying the fallback');
+        if (!next || !err.beforeResponse || !worthAnotherUpstream(err.raw)) {
+          if (blamed) this.health.reply(false);
+          throw err;
+        }
+        log.warn({ model: route.name, fallback: next.name, code: err.code, upstream: err.detail }, 'upstream failed before answering; trying the fallback');
         this.deps.metrics.upstreamFallbacks.inc({ from: route.name, to: next.name });
+        continue;
       }
+      // A cancel says nothing about the upstream; a stream that ended without saying how it finished was cut short.
+      if (!signal.aborted) {
+        const up = completion.finishReason !== undefined;
+        this.health.call(label, up);
+        this.health.reply(up);
+      }
+      return completion;
     }
   }
 

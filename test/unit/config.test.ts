@@ -17,9 +17,14 @@ test('defaults are what the protocol and the README promise', () => {
 });
 
 test('bad values are refused with the variable named', () => {
-  for (const [key, value] of [['PORT', 'x'], ['PORT', '70000'], ['MAX_FRAME_BYTES', '-1'], ['OPENAI_BASE_URL', 'not a url'], ['ALLOW_ANONYMOUS', 'maybe'], ['LOG_LEVEL', 'loud'], ['AUTH_JWT_SECRET', 'short'], ['PAGE_SOURCE_MAPS', 'maybe']]) {
+  for (const [key, value] of [['PORT', 'x'], ['PORT', '70000'], ['PORT', ''], ['PORT', ' '], ['REPLY_GRACE_MS', ''], ['MAX_FRAME_BYTES', '-1'], ['OPENAI_BASE_URL', 'not a url'], ['ALLOW_ANONYMOUS', 'maybe'], ['LOG_LEVEL', 'loud'], ['AUTH_JWT_SECRET', 'short'], ['PAGE_SOURCE_MAPS', 'maybe']]) {
     assert.throws(() => parseConfig({ [key!]: value }), (e: unknown) => e instanceof ConfigError && e.message.includes(key!), `${key}=${value}`);
   }
+});
+
+test('PORT=0 means any free port; an empty PORT is refused, not read as 0', () => {
+  assert.is(parseConfig({ PORT: '0' }).PORT, 0);
+  assert.throws(() => parseConfig({ PORT: '' }), (e: unknown) => e instanceof ConfigError && /PORT: is empty/.test(e.message));
 });
 
 test('anonymous mode on a public address needs ALLOW_ANONYMOUS', () => {

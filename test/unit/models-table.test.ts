@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, parseConfig } from '../../server/config.js';
-import { loadModelTable, shortcutHasKey } from '../../server/upstream/models.js';
+import { loadModelTable, shortcutHasKey, upstreamHost } from '../../server/upstream/models.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'relay-table-'));
 let files = 0;
@@ -67,6 +67,14 @@ test('MODELS_FILE: routes with their dialect, key variable, upstream name, budge
   const b = t.routes.get('b')!;
   assert.equal([b.dialect, b.upstreamModel, b.fallbacks], ['chat', 'b', ['a']]);
   assert.equal(b.prices, { input: 0.15, output: 0.6, cachedInput: 0.075 });
+});
+
+test("the host a route's calls go to, for the log and the start-up line: never a path or credentials", () => {
+  assert.is(upstreamHost({ dialect: 'chat', baseURL: 'https://user:secret@llm.example:8443/v1' }, {}), 'llm.example:8443');
+  assert.is(upstreamHost({ dialect: 'chat', baseURL: undefined }, {}), 'api.openai.com');
+  assert.is(upstreamHost({ dialect: 'anthropic', baseURL: undefined }, {}), 'api.anthropic.com');
+  // Without a base URL of its own, the SDK reads its environment variable.
+  assert.is(upstreamHost({ dialect: 'responses', baseURL: undefined }, { OPENAI_BASE_URL: 'http://127.0.0.1:11434/v1' }), '127.0.0.1:11434');
 });
 
 test('MODELS_FILE mistakes stop the start with a message naming them', () => {
