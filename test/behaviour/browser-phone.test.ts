@@ -11,14 +11,12 @@
 // covers streaming, Stop, reload and tool calls.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
+import { launchChromium, OUT, withChromium } from '../chromium.js';
 import { startStack, type Stack } from '../helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const OUT = fileURLToPath(new URL('../output/', import.meta.url));
 /** ~160 pieces at 10 ms: a reply of about 1.6 s, to fill a phone's screen. */
 const LONG = Array.from({ length: 160 }, (_, i) => `word${i}`).join(' ');
 /** Answered with RICH: a table, nested lists, code, raw HTML that must stay text. */
@@ -52,13 +50,7 @@ const FAIL_PROMPT = 'Please fail';
 /** A phone: 375 px wide, touch, no hover. */
 const PHONE: BrowserContextOptions = { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true };
 
-if (!existsSync(CHROMIUM)) {
-  console.log(`chromium not installed (${CHROMIUM}): the browser test is skipped. Install it with: apt-get install -y chromium`);
-  test.skip('the chat page on a phone in a real browser', () => undefined);
-  test.run();
-} else {
-  suite();
-}
+withChromium('the chat page on a phone in a real browser', suite);
 
 function suite(): void {
   let stack: Stack;
@@ -77,11 +69,7 @@ function suite(): void {
         return { text: LONG, tokenDelayMs: 10 };
       },
     });
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
   test.after(async () => {
     await browser?.close();

@@ -4,17 +4,15 @@
 // Screenshots land in test/output/ (gitignored).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 import { DEMO_TOOLS, type LocalModel } from '../../demo/localmodel.js';
 import { ClientFrame } from '../../shared/protocol.js';
+import { launchChromium, OUT, withChromium } from '../chromium.js';
 import { startStack, type Stack } from '../helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const OUT = fileURLToPath(new URL('../output/', import.meta.url));
 /** ~160 pieces at 10 ms: a reply of about 1.6 s over many frames. Plain words, so the DOM text equals the source. */
 const LONG = Array.from({ length: 160 }, (_, i) => `word${i}`).join(' ');
 /** Messages starting with this are answered with a tool call, written in ~50 pieces at 50 ms. */
@@ -28,13 +26,7 @@ const WEATHER = {
 };
 const PRETTY_ARGS = JSON.stringify(JSON.parse(WEATHER.arguments), null, 2);
 
-if (!existsSync(CHROMIUM)) {
-  console.log(`chromium not installed (${CHROMIUM}): the browser test is skipped. Install it with: apt-get install -y chromium`);
-  test.skip('the chat page in a real browser', () => undefined);
-  test.run();
-} else {
-  suite();
-}
+withChromium('the chat page in a real browser', suite);
 
 function suite(): void {
   let stack: Stack;
@@ -51,11 +43,7 @@ function suite(): void {
         return { text: 'Checking the forecast.', toolCalls: [WEATHER], tokenDelayMs: said.endsWith(SLOWLY) ? 150 : 50 };
       },
     });
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
   test.after(async () => {
     await browser?.close();
