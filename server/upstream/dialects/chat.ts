@@ -99,9 +99,9 @@ class ChunkReader implements EventReader {
     if (reasoning) piece.reasoning = reasoning;
     const refusal = text(delta.refusal);
     if (refusal) piece.refusal = refusal;
-    const calls = Array.isArray(delta.tool_calls) ? this.readToolCalls(delta.tool_calls) : [];
-    // Nearly every chunk is one piece of text: no array for it.
-    if (calls.length === 0) return piece.text || piece.reasoning || piece.refusal ? piece : undefined;
+    // Nearly every chunk is one piece of text: no array is made for it.
+    const calls = Array.isArray(delta.tool_calls) ? this.readToolCalls(delta.tool_calls) : undefined;
+    if (!calls?.length) return piece.text || piece.reasoning || piece.refusal ? piece : undefined;
     piece.toolCall = calls[0];
     return [piece, ...calls.slice(1).map((toolCall) => ({ toolCall }))];
   }
