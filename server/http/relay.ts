@@ -17,6 +17,7 @@ import { ConnectionGate, Throttle } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import { handleAdminKeys } from './api-keys.js';
 import { handleOpenAI, type OpenAIDeps } from './openai/routes.js';
+import { handleAgUi, type AgUiDeps } from './ag-ui/routes.js';
 import { AiSdkConnection } from './ai-sdk/connection.js';
 import { servePage } from './page.js';
 import { loadModelTable } from '../upstream/models.js';
@@ -157,6 +158,18 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     clientIp: (req) => clientIp(req),
     log,
   };
+  const agUi: AgUiDeps = {
+    conversations,
+    auth,
+    apiKeys: store.apiKeys,
+    maxTextChars: config.MAX_TEXT_CHARS,
+    maxBodyBytes: config.MAX_HTTP_BODY_BYTES,
+    sendBufferLimitBytes: config.SEND_BUFFER_LIMIT_BYTES,
+    allowedOrigins,
+    accepting: () => accepting,
+    clientIp: (req) => clientIp(req),
+    log: log.child({ transport: 'ag-ui' }),
+  };
   const aiSdkSettings = {
     maxRequests: config.MAX_CONVERSATIONS,
     maxTextChars: config.MAX_TEXT_CHARS,
@@ -205,6 +218,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       return;
     }
     if (handleOpenAI(req, res, openai)) return;
+    if (handleAgUi(req, res, agUi)) return;
     if (path === '/admin/keys' || path?.startsWith('/admin/keys/')) {
       const adminToken = config.ADMIN_TOKEN;
       // Without ADMIN_TOKEN there is no admin API at all.

@@ -321,12 +321,17 @@ export class Conversation {
     return all.length ? all : undefined;
   }
 
-  /** A member's result for a tool call: recorded for every member, and the loop goes on once every call is answered. */
-  toolResult(socket: MemberSocket, frame: ClientFrameOf<'tool.result'>): Promise<void> {
+  /**
+   * A member's result for a tool call: recorded for every member, and the loop
+   * goes on once every call is answered. Resolves with the id of the
+   * continuation this result queued, if it did.
+   */
+  toolResult(socket: MemberSocket, frame: ClientFrameOf<'tool.result'>): Promise<string | undefined> {
     return this.serial(async () => {
-      const stored = await this.tools.answer(socket.user, frame, { connectionId: socket.id, ref: frame.ref });
+      const { first, continuation } = await this.tools.answer(socket.user, frame, { connectionId: socket.id, ref: frame.ref });
       // The sender's answers to its next frames must not overtake its own result.
-      await this.subscription.delivered(stored.event.seq);
+      await this.subscription.delivered(first.event.seq);
+      return continuation;
     });
   }
 

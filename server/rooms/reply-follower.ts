@@ -2,7 +2,8 @@
 // OpenAI HTTP API, the AI SDK transport): the conversation sends it frames as
 // it would a socket; it picks out the reply it follows and reports that
 // reply's start, pieces and end. Which reply: the one answering the message
-// it sent itself (its ref), or the one streaming when it joined (resume).
+// it sent itself (its ref), the one continuing a tool loop it answered, or the
+// one streaming when it joined (resume).
 import { randomUUID } from 'node:crypto';
 import { ServerFrame, type ConversationEvent, type ServerFrameOf, type User } from '../../shared/protocol.js';
 import type { MemberSocket } from './conversation.js';
@@ -29,6 +30,7 @@ export class ReplyFollower implements MemberSocket {
   /** The member's own `message` comes back with this ref: it names the reply that answers it. */
   readonly ref = `follow-${this.id}`;
   replyId: string | undefined;
+  private answering: string | undefined;
 
   constructor(
     readonly user: User,
@@ -55,6 +57,15 @@ export class ReplyFollower implements MemberSocket {
     this.replyId ??= replyId;
   }
 
+  /**
+   * Follow the reply that answers `replyId` (a tool loop's continuation), set
+   * before the results that queue it are sent, so that its start cannot pass
+   * unseen.
+   */
+  followAnswerTo(replyId: string): void {
+    this.answering = replyId;
+  }
+
   send(frame: ServerFrame): void {
     this.handle(frame);
   }
@@ -73,6 +84,7 @@ export class ReplyFollower implements MemberSocket {
       return this.on.started(this.replyId, frame.streaming.text);
     }
     if (frame.type === 'message' && frame.ref === this.ref) this.replyId = frame.replyId;
+    if (frame.type === 'reply.start' && this.replyId === undefined && this.answering !== undefined && frame.inReplyTo === this.answering) this.replyId = frame.replyId;
     if (!('replyId' in frame) || this.replyId === undefined || frame.replyId !== this.replyId) return;
     if (frame.type === 'reply.start') this.on.started(frame.replyId);
     else if (frame.type === 'reply.delta') this.on.delta(frame);

@@ -44,6 +44,12 @@ export const RELAY_AUTHOR: User = { id: 'relay', name: 'relay' };
 
 const CANCELLED = 'the tool call was cancelled';
 
+/** What writing results did: the first one's event, and the continuation they queued. */
+interface Recorded {
+  first: StoredEvent | undefined;
+  continuation: string | undefined;
+}
+
 /** One reply's calls and what is known of them, as history tells it. */
 interface Step {
   reply: HistoryMessage;
@@ -84,8 +90,12 @@ export class ToolLoop {
       .catch((err: unknown) => this.deps.log.warn({ err, replyId, tool: call.name }, 'recording an operator tool result failed'));
   }
 
-  /** A member's result for one call. Only the member who asked may answer, each call once. */
-  async answer(user: User, frame: ClientFrameOf<'tool.result'>, origin: Origin): Promise<StoredEvent> {
+  /**
+   * A member's result for one call. Only the member who asked may answer, each
+   * call once. With the result, the id of the continuation it queued, if it was
+   * the last open call.
+   */
+  async answer(user: User, frame: ClientFrameOf<'tool.result'>, origin: Origin): Promise<Recorded & { first: StoredEvent }> {
     const step = await this.step(frame.replyId);
     const call = step?.reply.toolCalls!.find((c) => c.id === frame.toolCallId);
     if (!step || !call) throw new RelayError('not_found', `reply ${frame.replyId} has no tool call ${frame.toolCallId}`);
@@ -93,9 +103,9 @@ export class ToolLoop {
     if (step.root.author?.id !== user.id) throw new RelayError('forbidden', 'only the member who asked may answer its tool calls');
     if (step.answered.has(frame.toolCallId)) throw new RelayError('not_found', `tool call ${frame.toolCallId} is already answered`);
     const result = { toolCallId: frame.toolCallId, output: frame.output, isError: frame.isError ?? false };
-    const stored = await this.record(step, [result], user, origin, true);
-    if (!stored) throw new RelayError('not_found', `tool call ${frame.toolCallId} is already answered`);
-    return stored;
+    const recorded = await this.record(step, [result], user, origin, true);
+    if (!recorded.first) throw new RelayError('not_found', `tool call ${frame.toolCallId} is already answered`);
+    return { ...recorded, first: recorded.first };
   }
 
   /** Cancel ends a loop that waits: its open calls are answered as cancelled, and no continuation runs. */
@@ -132,13 +142,14 @@ export class ToolLoop {
 
   /**
    * Write results; the one that answers the last open call carries the
-   * continuation, when the loop goes on. Undefined if the first result had
-   * been written before (another answer won).
+   * continuation, when the loop goes on. `first` is undefined if the first
+   * result had been written before (another answer won).
    */
-  private async record(step: Step, results: Array<{ toolCallId: string; output: string; isError: boolean }>, author: User, origin: Origin | undefined, continues: boolean): Promise<StoredEvent | undefined> {
+  private async record(step: Step, results: Array<{ toolCallId: string; output: string; isError: boolean }>, author: User, origin: Origin | undefined, continues: boolean): Promise<Recorded> {
     const { store, conversationId } = this.deps;
     const answered = new Set(step.answered);
     let first: StoredEvent | undefined;
+    let continuation: string | undefined;
     for (const [i, result] of results.entries()) {
       answered.add(result.toolCallId);
       const last = answered.size === step.reply.toolCalls!.length;
@@ -151,9 +162,10 @@ export class ToolLoop {
       });
       const stored = await this.settle(submission, job, i === 0 ? origin : undefined);
       if (i === 0) first = stored;
+      if (stored && job) continuation = job.replyId;
       if (last) this.forget(step.reply.id);
     }
-    return first;
+    return { first, continuation };
   }
 
   private async settle(submission: Submission, job: ReplyJob | undefined, origin: Origin | undefined): Promise<StoredEvent | undefined> {

@@ -296,7 +296,8 @@ export class Connection implements MemberSocket {
       case 'cancel':
         return this.memberOf(frame.conversationId).cancel(frame);
       case 'tool.result':
-        return this.memberOf(frame.conversationId).toolResult(this, frame);
+        await this.memberOf(frame.conversationId).toolResult(this, frame);
+        return;
       case 'typing':
         return this.memberOf(frame.conversationId).typing(this);
     }

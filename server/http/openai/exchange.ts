@@ -4,6 +4,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ServerFrameOf, ToolCallDelta, User, Usage } from '../../../shared/protocol.js';
 import { ReplyFollower } from '../../rooms/reply-follower.js';
+import { SseResponse } from '../sse-response.js';
 import { openaiError } from './errors.js';
 
 export interface ExchangeOptions {
@@ -36,6 +37,7 @@ export class Exchange {
   private reasoning = '';
   private refusal = '';
   private readonly created = Math.floor(Date.now() / 1000);
+  private readonly sse: SseResponse;
 
   constructor(
     user: User,
@@ -44,14 +46,8 @@ export class Exchange {
   ) {
     this.outcome = new Promise((resolve) => (this.settle = resolve));
     res.once('close', () => this.settle({ kind: 'gone' }));
-    const output = {
-      get backlogged() {
-        return res.writableNeedDrain;
-      },
-      drained: () => (res.writableNeedDrain ? new Promise<void>((resolve) => res.once('drain', () => resolve())) : Promise.resolve()),
-      overflow: () => res.destroy(),
-    };
-    this.member = new ReplyFollower(user, output, { started: () => this.start(), delta: (d) => this.delta(d), ended: (e) => this.end(e), none: () => undefined }, 'own');
+    this.sse = new SseResponse(res, opts.sendBufferLimitBytes);
+    this.member = new ReplyFollower(user, this.sse.output, { started: () => this.start(), delta: (d) => this.delta(d), ended: (e) => this.end(e), none: () => undefined }, 'own');
   }
 
   get replyId(): string | undefined {
@@ -63,15 +59,11 @@ export class Exchange {
   }
 
   private chunk(delta: Record<string, unknown>, finishReason: string | null = null): void {
-    const body = { id: this.completionId, object: 'chat.completion.chunk', created: this.created, model: this.opts.model, choices: [{ index: 0, delta, finish_reason: finishReason }] };
-    this.res.write(`data: ${JSON.stringify(body)}\n\n`);
-    // A reader this far behind is not reading: drop it rather than hold the reply in memory.
-    if (this.res.writableLength > this.opts.sendBufferLimitBytes) this.res.destroy();
+    this.sse.data({ id: this.completionId, object: 'chat.completion.chunk', created: this.created, model: this.opts.model, choices: [{ index: 0, delta, finish_reason: finishReason }] });
   }
 
   private start(): void {
-    if (!this.opts.stream || this.res.headersSent) return;
-    this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    if (!this.opts.stream || this.sse.opened) return;
     this.chunk({ role: 'assistant', content: '' });
   }
 
@@ -97,15 +89,14 @@ export class Exchange {
   private endStream(end: ServerFrameOf<'reply.end'>): void {
     this.start();
     if (end.error) {
-      this.res.write(`data: ${JSON.stringify(openaiError(end.error.code, end.error.message).body)}\n\n`);
+      this.sse.data(openaiError(end.error.code, end.error.message).body);
     } else {
       this.chunk({}, FINISH[end.finishReason]);
       if (this.opts.includeUsage && end.usage) {
-        const body = { id: this.completionId, object: 'chat.completion.chunk', created: this.created, model: this.opts.model, choices: [], usage: usageOf(end.usage) };
-        this.res.write(`data: ${JSON.stringify(body)}\n\n`);
+        this.sse.data({ id: this.completionId, object: 'chat.completion.chunk', created: this.created, model: this.opts.model, choices: [], usage: usageOf(end.usage) });
       }
     }
-    this.res.end('data: [DONE]\n\n');
+    this.sse.end('data: [DONE]\n\n');
   }
 
   private endCompletion(end: ServerFrameOf<'reply.end'>): void {

@@ -3,25 +3,22 @@
 // adapter: each request is a member of a conversation (its own, or the one
 // `X-Conversation-Id` names) and sends one message, under the same limits,
 // quotas and upstream as a socket; a client that goes away cancels its reply.
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ConversationId, describeIssues, type User } from '../../../shared/protocol.js';
-import type { ApiKeys, ClientMessage } from '../../backend/store.js';
+import { ConversationId, describeIssues } from '../../../shared/protocol.js';
+import type { ClientMessage } from '../../backend/store.js';
 import { RelayError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Conversations } from '../../rooms/conversations.js';
-import { AuthError, conversationMatcher, type Authenticator } from '../../session/auth.js';
-import { isApiKey, verifyKey } from '../api-keys.js';
-import { bearer, readJson, refuseBody, sendJson } from '../body.js';
+import { readJson, refuseBody, sendJson } from '../body.js';
+import { identify, type Caller, type CallerDeps } from '../caller.js';
 import { openaiError, sendOpenAIError } from './errors.js';
 import { Exchange } from './exchange.js';
 import { ChatRequest } from './schema.js';
 import type { Upstreams } from '../../upstream/router.js';
 
-export interface OpenAIDeps {
+export interface OpenAIDeps extends CallerDeps {
   conversations: Conversations;
-  auth: Authenticator;
-  apiKeys: ApiKeys;
   upstreams: Upstreams;
   maxTextChars: number;
   maxBodyBytes: number;
@@ -29,40 +26,7 @@ export interface OpenAIDeps {
   sendBufferLimitBytes: number;
   /** False while the server shuts down. */
   accepting(): boolean;
-  /** The client's address, as the socket's per-IP limits see it. */
-  clientIp(req: IncomingMessage): string;
   log: Logger;
-}
-
-interface Caller {
-  user: User;
-  keyId: string | undefined;
-  /** Conversations this caller may bind an exchange to. */
-  mayBind(conversationId: string): boolean;
-}
-
-/** An API key, or whatever the socket's authenticator accepts (a JWT, or nobody in anonymous mode). */
-async function identify(req: IncomingMessage, deps: OpenAIDeps): Promise<Caller | undefined> {
-  const credential = bearer(req);
-  if (credential && isApiKey(credential)) {
-    const key = await verifyKey(deps.apiKeys, credential);
-    if (!key) return undefined;
-    return { user: { id: key.userId, name: key.name ?? key.userId }, keyId: key.id, mayBind: conversationMatcher(key.conversations ?? []) };
-  }
-  try {
-    const identity = await deps.auth.authenticate(credential);
-    // Anonymous mode names a new user per call; one caller's requests must share one user's limits.
-    const user = identity.expiresAt === undefined && credential === undefined ? anonymousByAddress(deps.clientIp(req)) : identity.user;
-    return { user, keyId: undefined, mayBind: identity.allows };
-  } catch (err) {
-    if (err instanceof AuthError) return undefined;
-    throw err;
-  }
-}
-
-function anonymousByAddress(ip: string): User {
-  const id = createHash('sha256').update(ip).digest('hex').slice(0, 16);
-  return { id: `anon-http-${id}`, name: 'HTTP client' };
 }
 
 /** Handles the request if its path is OpenAI's; false otherwise. */
