@@ -16,7 +16,7 @@ const prefix = `bench-mem-${randomUUID()}:`;
 const store = new RedisStore(
   redis,
   new Keys(prefix),
-  { nodeId: 'bench', leaseMs: 60_000, retentionMs: 3_600_000, historyLimit: 200, eventLogMax: 20_000, eventLogMaxAgeMs: 900_000, eventLogMaxBytes: 16 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000 },
+  { nodeId: 'bench', leaseMs: 60_000, retentionMs: 3_600_000, historyLimit: 200, eventLogMax: 20_000, eventLogMaxAgeMs: 900_000, eventLogMaxBytes: 16 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000, ledgerRetentionMs: 3_600_000, ledgerMaxEntries: 100_000 },
   pino({ level: 'silent' }),
 );
 const user = { id: 'u-1', name: 'Bench User' };

@@ -150,6 +150,16 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     return answered;
   }
 
+  /** The user's own usage from the server's ledger: today's totals and the current quota window's. */
+  usage(): Promise<ServerFrameOf<'usage'>> {
+    if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
+    if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
+    const ref = this.nextRef();
+    const answered = this.requests.usage(ref);
+    this.transmit({ type: 'usage', ref });
+    return answered;
+  }
+
   /** The handle of a conversation, joined now (or as soon as the client is open) and re-joined after every reconnect. */
   conversation(id: string): Conversation {
     let c = this.conversations.get(id);
@@ -285,6 +295,8 @@ export class RelayClient extends Emitter<RelayClientEvents> {
         return this.requests.pong(frame.ref);
       case 'authed':
         return this.requests.authed(frame);
+      case 'usage':
+        return this.requests.usageAnswer(frame);
       case 'error':
         return this.failed(frame);
       case 'tool.result':

@@ -2,8 +2,8 @@
 // or leave only when it fails, so success is inferred from order: the server
 // handles a socket's frames one at a time, and a pong to a ping sent right
 // after the frame means the frame was handled without an error. An auth is
-// answered by `authed`, a tool result by its `tool.result` event, each
-// carrying the request's ref.
+// answered by `authed`, a usage request by `usage`, a tool result by its
+// `tool.result` event, each carrying the request's ref.
 import type { ServerFrameOf } from '../shared/protocol.js';
 import { SendError } from './errors.js';
 
@@ -20,9 +20,10 @@ export class Requests {
   private readonly confirms = new Map<string, Waiter<void> & { pingRef: string }>();
   private readonly auths = new Map<string, Waiter<number | undefined>>();
   private readonly results = new Map<string, Waiter<ServerFrameOf<'tool.result'>>>();
+  private readonly usages = new Map<string, Waiter<ServerFrameOf<'usage'>>>();
 
   get full(): boolean {
-    return this.confirms.size + this.auths.size + this.results.size >= MAX_OUTSTANDING;
+    return this.confirms.size + this.auths.size + this.results.size + this.usages.size >= MAX_OUTSTANDING;
   }
 
   confirm(ref: string, pingRef: string): Promise<void> {
@@ -31,6 +32,10 @@ export class Requests {
 
   auth(ref: string): Promise<number | undefined> {
     return new Promise((resolve, reject) => this.auths.set(ref, { resolve, reject }));
+  }
+
+  usage(ref: string): Promise<ServerFrameOf<'usage'>> {
+    return new Promise((resolve, reject) => this.usages.set(ref, { resolve, reject }));
   }
 
   toolResult(ref: string): Promise<ServerFrameOf<'tool.result'>> {
@@ -53,6 +58,13 @@ export class Requests {
     waiter.resolve(frame.expiresAt);
   }
 
+  usageAnswer(frame: ServerFrameOf<'usage'>): void {
+    const waiter = frame.ref === undefined ? undefined : this.usages.get(frame.ref);
+    if (!waiter) return;
+    this.usages.delete(frame.ref!);
+    waiter.resolve(frame);
+  }
+
   /** A tool.result event: the answer to ours when it carries our ref (every other member sees it without one). */
   toolResultEvent(frame: ServerFrameOf<'tool.result'>): void {
     if (frame.ref === undefined) return;
@@ -66,20 +78,22 @@ export class Requests {
   error(frame: ServerFrameOf<'error'>): boolean {
     const ref = frame.ref;
     if (ref === undefined) return false;
-    const waiter = this.confirms.get(ref) ?? this.auths.get(ref) ?? this.results.get(ref);
+    const waiter = this.confirms.get(ref) ?? this.auths.get(ref) ?? this.results.get(ref) ?? this.usages.get(ref);
     if (!waiter) return false;
     this.confirms.delete(ref);
     this.auths.delete(ref);
     this.results.delete(ref);
+    this.usages.delete(ref);
     waiter.reject(new SendError(frame.message, frame.code));
     return true;
   }
 
   failAll(error: Error): void {
-    const waiting = [...this.confirms.values(), ...this.auths.values(), ...this.results.values()];
+    const waiting = [...this.confirms.values(), ...this.auths.values(), ...this.results.values(), ...this.usages.values()];
     this.confirms.clear();
     this.auths.clear();
     this.results.clear();
+    this.usages.clear();
     for (const w of waiting) w.reject(error);
   }
 }

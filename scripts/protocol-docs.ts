@@ -33,6 +33,7 @@ const summaries: Record<Direction, Record<string, string>> = {
     'tool.result': 'Answers one tool call of a reply that ended with `tool_calls`.',
     typing: 'Tells the other members that this user is typing.',
     ping: 'Asks for a `pong`.',
+    usage: "Asks for the user's own usage totals; answered with `usage`.",
   },
   server: {
     welcome: 'The session is open: who the socket acts as, its limits, the models and the features of the server.',
@@ -46,6 +47,7 @@ const summaries: Record<Direction, Record<string, string>> = {
     presence: 'The members of a conversation changed.',
     typing: 'A member is typing.',
     pong: "The answer to `ping`, with the server's clock.",
+    usage: "The user's totals from the usage ledger: today, and in the current quota window.",
     authed: 'The answer to `auth`: the session now runs on the new token.',
     error: 'A request failed, or a conversation hit a problem; `ref` names the frame it answers.',
   },

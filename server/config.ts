@@ -11,6 +11,12 @@ const int = (def: number, min = 0) =>
     .refine((v) => v.trim() !== '', 'is empty (unset it for the default)')
     .optional()
     .pipe(z.coerce.number<string | undefined>().int().min(min).default(def));
+const decimal = (def: number) =>
+  z
+    .string()
+    .refine((v) => v.trim() !== '', 'is empty (unset it for the default)')
+    .optional()
+    .pipe(z.coerce.number<string | undefined>().min(0).default(def));
 const bool = (def: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -65,6 +71,9 @@ export const ConfigSchema = z.object({
   REPLIES_PER_MINUTE: int(30, 1),
   TOKEN_QUOTA: int(200_000),
   TOKEN_QUOTA_WINDOW_MS: int(3_600_000, 1000),
+  COST_QUOTA_USD: decimal(0),
+  USAGE_RETENTION_DAYS: int(90, 1),
+  USAGE_MAX_ENTRIES: int(200_000, 100),
   MAX_CONNECTIONS: int(10_000, 1),
   MAX_CONNECTIONS_PER_IP: int(50, 1),
   CONNECTIONS_PER_IP_PER_MINUTE: int(120, 1),

@@ -34,6 +34,8 @@ export class Metrics {
   readonly upstreamFallbacks = new Counter({ name: 'relay_upstream_fallbacks_total', help: 'Calls handed to a fallback model after the first failed before a response', labelNames: ['from', 'to'], registers: [this.registry] });
   readonly upstreamUp = new Gauge({ name: 'relay_upstream_up', help: "1 when the latest call to this model's upstream answered, 0 when it failed (unset before the first call)", labelNames: ['model'], registers: [this.registry] });
   readonly upstreamLastSuccess = new Gauge({ name: 'relay_upstream_last_success_timestamp_seconds', help: "Unix time of the latest call to this model's upstream that answered", labelNames: ['model'], registers: [this.registry] });
+  readonly usageTokens = new Counter({ name: 'relay_usage_tokens_total', help: 'Tokens billed in the usage ledger, by model, where the count came from, and kind (prompt or completion)', labelNames: ['model', 'source', 'kind'], registers: [this.registry] });
+  readonly usageCost = new Counter({ name: 'relay_usage_cost_usd_total', help: 'Cost billed in the usage ledger, by model and where the token count came from', labelNames: ['model', 'source'], registers: [this.registry] });
   readonly upstreamCost = new Counter({ name: 'relay_upstream_cost_usd_total', help: 'What ended replies cost upstream, by model, at the model table prices', labelNames: ['model'], registers: [this.registry] });
   readonly resumes = new Counter({ name: 'relay_resumes_total', help: 'join with since, by outcome', labelNames: ['outcome'], registers: [this.registry] });
   readonly mergedDeltas = new Counter({ name: 'relay_merged_deltas_total', help: 'reply.delta frames merged into another for a slow socket', registers: [this.registry] });

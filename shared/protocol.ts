@@ -90,6 +90,8 @@ export const ClientFrame = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('typing'), ref: Ref, conversationId: ConversationId }),
   z.object({ type: z.literal('ping'), ref: Ref }),
+  /** The user's own usage: answered with `usage`. */
+  z.object({ type: z.literal('usage'), ref: Ref }),
   /** A fresh token for the open session, before the current one expires. */
   z.object({ type: z.literal('auth'), ref: Ref, token: z.string().check(z.minLength(1), z.maxLength(frameCaps.tokenChars)) }),
 ]);
@@ -115,6 +117,15 @@ export const Usage = z.object({
   reasoningTokens: z.optional(Count),
 });
 export type Usage = z.infer<typeof Usage>;
+
+/** Replies and what they spent, summed from the usage ledger; cost where the model table has prices. */
+export const UsageTotals = z.object({
+  replies: Count,
+  promptTokens: Count,
+  completionTokens: Count,
+  costUsd: z.number(),
+});
+export type UsageTotals = z.infer<typeof UsageTotals>;
 
 export const ToolCall = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
 export type ToolCall = z.infer<typeof ToolCall>;
@@ -274,6 +285,8 @@ export const ServerFrame = z.discriminatedUnion('type', [
     streaming: z.optional(
       z.object({
         replyId: z.string(),
+        /** The message it answers (a user message, or the reply whose tool calls were answered). */
+        inReplyTo: z.optional(z.string()),
         text: z.string(),
         seq: Seq,
         model: z.optional(z.string()),
@@ -296,6 +309,21 @@ export const ServerFrame = z.discriminatedUnion('type', [
   z.object({ type: z.literal('presence'), ...Conv, members: z.array(User) }),
   z.object({ type: z.literal('typing'), ...Conv, user: User }),
   z.object({ type: z.literal('pong'), ref: Ref, t: z.number() }),
+  /** The user's totals from the usage ledger: since midnight UTC, and in the current quota window. */
+  z.object({
+    type: z.literal('usage'),
+    ref: Ref,
+    today: UsageTotals,
+    window: z.object({
+      ...UsageTotals.shape,
+      /** When the window began and ends (ms since the epoch). */
+      startsAt: z.number(),
+      endsAt: z.number(),
+      /** The quotas of a window, where the operator set them. */
+      tokenQuota: z.optional(Count),
+      costQuotaUsd: z.optional(z.number()),
+    }),
+  }),
   /** The answer to `auth`: the session now runs on the new token. */
   z.object({ type: z.literal('authed'), ref: Ref, expiresAt: z.optional(z.number()) }),
   z.object({

@@ -5,7 +5,7 @@
 // called by the conversation). Two implementations: in memory (one node) and
 // Redis (many nodes), held to one contract by the behaviour suite.
 import { z } from 'zod';
-import { ConversationEvent, SendOptions, ToolSpec, User, type ConversationEventOf, type HistoryMessage } from '../../shared/protocol.js';
+import { ConversationEvent, ErrorCode, FinishReason, SendOptions, ToolSpec, User, type ConversationEventOf, type HistoryMessage, type ServerFrameOf } from '../../shared/protocol.js';
 import { RelayError } from '../errors.js';
 import type { ContextMessage } from '../reply/context.js';
 import type { RetentionLimits } from '../history/retention.js';
@@ -83,7 +83,7 @@ export interface Snapshot {
   /** The life of the log; undefined while the conversation has none. */
   epoch?: string;
   history: HistoryMessage[];
-  streaming?: { replyId: string; text: string; seq: number; model?: string };
+  streaming?: NonNullable<ServerFrameOf<'joined'>['streaming']>;
 }
 
 /** What became of a `send`. */
@@ -95,6 +95,9 @@ export type Submission =
 export interface StoreLimits extends RetentionLimits {
   historyLimit: number;
   maxQueuedReplies: number;
+  /** How long usage ledger entries are kept, and how many at most (the oldest go first). */
+  ledgerRetentionMs: number;
+  ledgerMaxEntries: number;
   /** How long a conversation no socket needs is kept in memory (Redis keeps it for REDIS_RETENTION_MS). */
   conversationIdleMs: number;
 }
@@ -108,9 +111,11 @@ export interface EventLog {
    * lease, so a node presumed dead cannot write after its successor. In one
    * process the answer is synchronous (no promise per token). Undefined: this
    * very write was made before (resent after a reconnect); members get it from
-   * the log, so there is nothing to publish.
+   * the log, so there is nothing to publish. A reply.end carries its `bill`:
+   * the ledger entry is written in the same step as the end, so neither is
+   * ever written without the other, and a resent or refused end bills nothing.
    */
-  append(conversationId: string, event: ReplyEventInput, fence?: Fence): StoredEvent | Promise<StoredEvent | undefined>;
+  append(conversationId: string, event: ReplyEventInput, fence?: Fence, bill?: LedgerEntry): StoredEvent | Promise<StoredEvent | undefined>;
   snapshot(conversationId: string): Promise<Snapshot>;
   /**
    * Every retained event with seq > since, in order; undefined when `since`
@@ -188,8 +193,48 @@ export interface ApiKeys {
   addUsage(id: string, usage: { promptTokens: number; completionTokens: number }): Promise<void>;
 }
 
+/**
+ * One reply's line in the usage ledger: what it spent however it ended, and who
+ * asked. It holds no message text, and outlives its conversation.
+ */
+export const LedgerEntry = z.object({
+  replyId: z.string(),
+  conversationId: z.string(),
+  userId: z.string(),
+  /** The API key it was asked through, if any. */
+  keyId: z.string().optional(),
+  model: z.string(),
+  dialect: z.string(),
+  promptTokens: z.number().int().nonnegative(),
+  completionTokens: z.number().int().nonnegative(),
+  cachedTokens: z.number().int().nonnegative().optional(),
+  reasoningTokens: z.number().int().nonnegative().optional(),
+  /** `upstream`: the provider's count; `estimated`: the relay's tokenizer. */
+  source: z.enum(['upstream', 'estimated']),
+  finishReason: FinishReason,
+  errorCode: z.optional(ErrorCode),
+  /** At the model's prices in the model table, where it has them. */
+  costUsd: z.number().nonnegative().optional(),
+  /** When the reply ended (ms since the epoch). */
+  at: z.number(),
+});
+export type LedgerEntry = z.infer<typeof LedgerEntry>;
+
+export interface LedgerQuery {
+  /** from <= at < to, ms since the epoch. */
+  from: number;
+  to: number;
+  userId?: string;
+}
+
+/** The usage ledger, written only with reply ends (EventLog.append); read a page at a time, oldest first. */
+export interface UsageLedger {
+  read(query: LedgerQuery, page: (entries: LedgerEntry[]) => void): Promise<void>;
+}
+
 export interface Store {
   readonly log: EventLog;
+  readonly ledger: UsageLedger;
   readonly ids: MessageIds;
   readonly replies: ReplyLeases;
   readonly members: MemberRegistry;

@@ -122,6 +122,7 @@ export function insertHistory(history: HistoryEntry[], entry: HistoryEntry, limi
 export function streamingView(s: InFlight): NonNullable<ServerFrameOf<'joined'>['streaming']> {
   return {
     replyId: s.replyId,
+    inReplyTo: s.inReplyTo,
     text: s.text,
     seq: s.seq,
     model: s.model,
@@ -134,4 +135,18 @@ export function streamingView(s: InFlight): NonNullable<ServerFrameOf<'joined'>[
 /** Replies that ended before any text or tool call (errors, early cancels) say nothing worth sending upstream. */
 export function worthSending(message: HistoryMessage): boolean {
   return message.role !== 'assistant' || message.text !== '' || (message.toolCalls?.length ?? 0) > 0;
+}
+
+/**
+ * The user message a message answers, through the replies of a tool loop (a
+ * continuation answers the reply before it), and how many replies lie between.
+ */
+export function rootOf(byId: ReadonlyMap<string, HistoryMessage>, messageId: string | undefined): { root: HistoryMessage | undefined; hops: number } {
+  let hops = 0;
+  let at = messageId === undefined ? undefined : byId.get(messageId);
+  while (at?.role === 'assistant' && at.inReplyTo !== undefined && hops < byId.size) {
+    hops++;
+    at = byId.get(at.inReplyTo);
+  }
+  return { root: at?.role === 'user' ? at : undefined, hops };
 }

@@ -32,7 +32,7 @@ const NewKey = z.object({
  * `/admin/keys` under `Authorization: Bearer ADMIN_TOKEN`: POST issues (the
  * secret is shown once), GET lists with usage, DELETE /admin/keys/ID revokes.
  */
-export async function handleAdminKeys(req: IncomingMessage, res: ServerResponse, keys: ApiKeys, isAdmin: (token: string | undefined) => boolean): Promise<void> {
+export async function handleAdminKeys(req: IncomingMessage, res: ServerResponse, { apiKeys: keys }: { apiKeys: ApiKeys }, isAdmin: (token: string | undefined) => boolean): Promise<void> {
   if (!isAdmin(bearer(req))) return sendJson(res, 401, { error: 'admin token required' });
   const path = (req.url ?? '').split('?')[0]!;
   if (path === '/admin/keys' && req.method === 'GET') return sendJson(res, 200, { keys: await keys.list() });

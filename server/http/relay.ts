@@ -18,6 +18,9 @@ import type { Logger } from '../log.js';
 import { handleAdminKeys } from './api-keys.js';
 import { handleOpenAI, type OpenAIDeps } from './openai/routes.js';
 import { handleAgUi, type AgUiDeps } from './ag-ui/routes.js';
+import { handleAdminUsage } from './admin-usage.js';
+import { UsageReport } from '../usage/report.js';
+import { withCostQuota } from '../usage/cost-quota.js';
 import { AiSdkConnection } from './ai-sdk/connection.js';
 import { servePage } from './page.js';
 import { loadModelTable } from '../upstream/models.js';
@@ -75,7 +78,9 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   warmTokenizer();
   const table = loadModelTable(config, opts.env ?? process.env, { baseURL: opts.upstreamBaseURL, apiKey: opts.upstreamApiKey, model: opts.model });
   const backend = await createBackend(config, log, opts.wrapStore);
-  const { store, bus, userLimits } = backend;
+  const { store, bus } = backend;
+  const usage = new UsageReport(store.ledger, { tokenQuota: config.TOKEN_QUOTA, costQuotaUsd: config.COST_QUOTA_USD, windowMs: config.TOKEN_QUOTA_WINDOW_MS });
+  const userLimits = config.COST_QUOTA_USD ? withCostQuota(backend.userLimits, usage) : backend.userLimits;
   const connections = new Set<Connection>();
   const metrics: Metrics = new Metrics({
     sockets: () => connections.size,
@@ -219,10 +224,11 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     }
     if (handleOpenAI(req, res, openai)) return;
     if (handleAgUi(req, res, agUi)) return;
-    if (path === '/admin/keys' || path?.startsWith('/admin/keys/')) {
-      const adminToken = config.ADMIN_TOKEN;
-      // Without ADMIN_TOKEN there is no admin API at all.
-      if (adminToken) return void handleAdminKeys(req, res, store.apiKeys, (t) => sameSecret(t, adminToken)).catch((err: unknown) => {
+    const admin = path === '/admin/usage' ? handleAdminUsage : path === '/admin/keys' || path?.startsWith('/admin/keys/') ? handleAdminKeys : undefined;
+    const adminToken = config.ADMIN_TOKEN;
+    // Without ADMIN_TOKEN there is no admin API at all.
+    if (admin && adminToken) {
+      return void admin(req, res, store, (t) => sameSecret(t, adminToken)).catch((err: unknown) => {
         log.error({ err }, 'admin endpoint failed');
         if (!res.headersSent) res.writeHead(500).end();
       });
@@ -271,6 +277,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
         {
           conversations,
           auth,
+          usage,
           settings: connectionSettings,
           log,
           metrics,

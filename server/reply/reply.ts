@@ -7,7 +7,8 @@ import { RelayError } from '../errors.js';
 import { toolResultId } from '../history/fold.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Fence, ReplyEventInput, ReplyJob } from '../backend/store.js';
+import type { Fence, LedgerEntry, ReplyEventInput, ReplyJob } from '../backend/store.js';
+import { billFor } from '../usage/bill.js';
 import { UpstreamError, type Completion, type UpstreamDetail } from '../upstream/pieces.js';
 import type { Upstreams } from '../upstream/router.js';
 
@@ -38,7 +39,8 @@ export interface ReplyRun {
 
 export async function runReply(
   run: ReplyRun,
-  append: (event: ReplyEventInput, fence?: Fence) => void | Promise<void>,
+  /** Writes an event; the reply.end comes with its bill for the usage ledger. */
+  append: (event: ReplyEventInput, fence?: Fence, bill?: LedgerEntry) => void | Promise<void>,
 ): Promise<{ finishReason: FinishReason; usage: Usage; toolCalls: ToolCall[] }> {
   const { upstreams, settings, conversationId, job, history, controller, meter, log, metrics } = run;
   const { replyId } = job;
@@ -130,10 +132,12 @@ export async function runReply(
 
   // Arguments of a reply that failed or was cancelled may be cut short: only a clean end reports tool calls.
   const toolCalls = finishReason === 'error' || finishReason === 'cancelled' ? [] : (completion?.toolCalls ?? []);
+  // The model that answered: a fallback's name when the one asked for failed before answering.
+  const servedBy = completion?.servedBy ?? upstream?.model ?? model;
   let usage: Usage;
   if (completion?.usage) {
     usage = { ...completion.usage, source: 'upstream' };
-    upstreams.charge(model, completion.usage);
+    upstreams.charge(servedBy, completion.usage);
   } else {
     const completionTokens = countTokens(generated + toolCalls.map((t) => t.name).join(''));
     // No context (its history could not be read): nothing was sent, nothing to bill for the prompt.
@@ -155,8 +159,9 @@ export async function runReply(
     ...(toolCalls.length ? { toolCalls } : {}),
     ...(error ? { error } : {}),
   };
+  const bill = billFor(upstreams, { conversationId, replyId, userId: job.user.id, keyId: job.keyId, model: servedBy }, { finishReason, usage, error });
   // A reply that never started (its history could not be read) ends like a queued one: unfenced, nothing to fold.
-  await (ordinal > 0 ? emit(end) : append(end));
+  await (ordinal > 0 ? append(end, { ordinal: ordinal++ }, bill) : append(end, undefined, bill));
   metrics.replies.inc({ finish_reason: finishReason });
   metrics.completionTokens.inc({ source: usage.source }, usage.completionTokens);
   if (error && error.code.startsWith('upstream')) metrics.upstreamErrors.inc({ code: error.code });
@@ -172,7 +177,7 @@ export async function runReply(
 }
 
 /** What a reply answers: the client's own context, or the history up to its message (a queued reply answers its own message, not the ones sent while it waited). */
-function answered(history: ContextMessage[], job: ReplyJob): ContextMessage[] {
+export function answered(history: ContextMessage[], job: Pick<ReplyJob, 'inReplyTo' | 'context'>): ContextMessage[] {
   if (job.context) return clientContext(job.context);
   const upTo = history.findIndex((m) => m.id === job.inReplyTo);
   if (upTo < 0) return history;

@@ -14,7 +14,9 @@ import type { Throttle, UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
-import { LogLostError, type ClientMessage, type Fence, type ReplyEventInput, type ReplyJob, type Store, type StoredEvent } from '../backend/store.js';
+import { LogLostError, type ClientMessage, type Fence, type LedgerEntry, type ReplyEventInput, type ReplyJob, type Store, type StoredEvent } from '../backend/store.js';
+import { billFor, countBill } from '../usage/bill.js';
+import { orphanBill } from '../usage/orphan.js';
 import type { Upstreams } from '../upstream/router.js';
 import { ToolLoop, type ToolLoopSettings } from './tool-loop.js';
 import type { OperatorTools } from '../tools/operator-tools.js';
@@ -66,6 +68,8 @@ interface ActiveReply {
   userId: string;
   controller: AbortController;
   done: Promise<void>;
+  /** Its reply.end is written: a cancel now is for what follows it (its tool loop), not for it. */
+  ended: boolean;
 }
 
 export class Conversation {
@@ -124,12 +128,12 @@ export class Conversation {
    * retains it, then the bus carries it to every node. Synchronous when the
    * store is (in memory), so the per-token path takes no promise there.
    */
-  private record(event: ReplyEventInput, fence?: Fence): void | Promise<void> {
-    const stored = this.deps.store.log.append(this.id, event, fence);
-    if (!(stored instanceof Promise)) return this.publish(stored);
+  private record(event: ReplyEventInput, fence?: Fence, bill?: LedgerEntry): void | Promise<void> {
+    const stored = this.deps.store.log.append(this.id, event, fence, bill);
+    if (!(stored instanceof Promise)) return this.publish(stored, bill);
     return stored.then(
-      (s) => (s ? this.publish(s) : undefined),
-      (err: unknown) => this.endInLostLog(err, event),
+      (s) => (s ? this.publish(s, bill) : undefined),
+      (err: unknown) => this.endInLostLog(err, event, bill),
     );
   }
 
@@ -138,10 +142,10 @@ export class Conversation {
    * opens the new log, unfenced (there is no lease left to check), and reaches
    * every member after they have started over.
    */
-  private async endInLostLog(err: unknown, event: ReplyEventInput): Promise<void> {
+  private async endInLostLog(err: unknown, event: ReplyEventInput, bill: LedgerEntry | undefined): Promise<void> {
     if (!(err instanceof LogLostError) || event.type !== 'reply.end') throw err;
-    const stored = await this.deps.store.log.append(this.id, event);
-    if (stored) this.publish(stored);
+    const stored = await this.deps.store.log.append(this.id, event, undefined, bill);
+    if (stored) this.publish(stored, bill);
   }
 
   /** The log was lost: every member here starts over from the new one (joined with reset). */
@@ -153,7 +157,9 @@ export class Conversation {
     }
   }
 
-  private publish(stored: StoredEvent): void {
+  /** A written event goes to every node; a written bill counts in the metrics. */
+  private publish(stored: StoredEvent, bill?: LedgerEntry): void {
+    if (bill) countBill(this.deps.metrics, bill);
     this.lastRecorded = stored.event.seq;
     this.deps.bus.publish(this.id, stored);
   }
@@ -340,8 +346,9 @@ export class Conversation {
     return this.serial(async () => {
       const { replyId } = frame;
       const { store, userLimits, bus } = this.deps;
-      if (this.active && (replyId === undefined || replyId === this.active.replyId)) {
-        this.active.controller.abort('cancel' satisfies AbortReason);
+      const streaming = this.active?.ended === false ? this.active : undefined;
+      if (streaming && (replyId === undefined || replyId === streaming.replyId)) {
+        streaming.controller.abort('cancel' satisfies AbortReason);
         return;
       }
       const removed = replyId ? await store.replies.removeQueued(this.id, replyId) : undefined;
@@ -350,7 +357,9 @@ export class Conversation {
         return this.endQueued(removed);
       }
       const { running } = await store.replies.state(this.id);
-      if (running && (replyId === undefined || replyId === running)) return bus.publishCancel(this.id, running, 'cancel');
+      // A lease still held by the reply that just ended here is not another node's reply.
+      const elsewhere = running !== undefined && running !== this.active?.replyId;
+      if (elsewhere && (replyId === undefined || replyId === running)) return bus.publishCancel(this.id, running, 'cancel');
       if (await this.tools.cancel(replyId)) return;
       throw new RelayError('not_found', replyId ? `no reply ${replyId} to cancel` : 'no reply is running');
     });
@@ -378,7 +387,9 @@ export class Conversation {
 
   /** Tell every member that a queued reply will never run: its reply.end (cancelled), with no reply.start before it. */
   private endQueued(job: ReplyJob): void | Promise<void> {
-    return this.record({ type: 'reply.end', conversationId: this.id, replyId: job.replyId, finishReason: 'cancelled' });
+    const model = job.options?.model ?? this.deps.upstreams.defaultModel;
+    const bill = billFor(this.deps.upstreams, { conversationId: this.id, replyId: job.replyId, userId: job.user.id, keyId: job.keyId, model }, { finishReason: 'cancelled' });
+    return this.record({ type: 'reply.end', conversationId: this.id, replyId: job.replyId, finishReason: 'cancelled' }, undefined, bill);
   }
 
   /**
@@ -401,8 +412,9 @@ export class Conversation {
     const replyId = adopted.orphan;
     this.log.warn({ replyId }, 'the node running this reply was lost; ending it');
     const error = { code: 'internal' as const, message: 'the relay node running this reply was lost' };
+    const bill = await orphanBill(this.deps, this.id, replyId, error);
     // Any ordinal the lost node may have written is below this one.
-    await this.record({ type: 'reply.end', conversationId: this.id, replyId, finishReason: 'error', error }, { ordinal: Number.MAX_SAFE_INTEGER });
+    await this.record({ type: 'reply.end', conversationId: this.id, replyId, finishReason: 'error', error }, { ordinal: Number.MAX_SAFE_INTEGER }, bill);
     const next = await replies.next(this.id, replyId);
     if (next) this.start(next);
   }
@@ -416,8 +428,10 @@ export class Conversation {
       ? setInterval(() => void store.replies.renew(this.id, job.replyId).catch((err: unknown) => log.warn({ err }, 'lease renewal failed')), settings.leaseRenewMs)
       : undefined;
     const history = () => store.log.context(this.id);
-    const done = runReply({ upstreams, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence) => this.record(e, fence))
+    const active: ActiveReply = { replyId: job.replyId, userId: job.user.id, controller, ended: false, done: Promise.resolve() };
+    active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill))
       .then(async ({ usage, toolCalls }) => {
+        active.ended = true;
         this.tools.ended(job.replyId, toolCalls);
         if (job.keyId) await store.apiKeys.addUsage(job.keyId, usage);
       })
@@ -431,7 +445,7 @@ export class Conversation {
         this.active = undefined;
         void this.startNext(job.replyId);
       });
-    this.active = { replyId: job.replyId, userId: job.user.id, controller, done };
+    this.active = active;
   }
 
   private async startNext(ended: string): Promise<void> {

@@ -11,6 +11,7 @@ import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { EntryInput, ReplyJob, Store, StoredEvent, Submission } from '../backend/store.js';
 import type { OperatorTools } from '../tools/operator-tools.js';
+import { rootOf } from '../history/fold.js';
 
 export interface ToolLoopSettings {
   /** Replies one user message may lead to through tool calls, itself included. */
@@ -202,15 +203,10 @@ export class ToolLoop {
     const byId = new Map(history.map((m) => [m.id, m]));
     const reply = byId.get(replyId);
     if (reply?.role !== 'assistant' || !reply.toolCalls?.length || reply.finishReason !== 'tool_calls') return undefined;
-    let steps = 1;
-    let root = reply.inReplyTo === undefined ? undefined : byId.get(reply.inReplyTo);
-    while (root?.role === 'assistant' && root.inReplyTo !== undefined && steps < history.length) {
-      steps++;
-      root = byId.get(root.inReplyTo);
-    }
-    if (root?.role !== 'user') return undefined;
+    const { root, hops } = rootOf(byId, reply.inReplyTo);
+    if (!root) return undefined;
     const answered = new Set(history.filter((m) => m.role === 'tool' && m.replyId === replyId).map((m) => m.toolCallId!));
-    return { reply, root, steps, answered };
+    return { reply, root, steps: hops + 1, answered };
   }
 
   /** The newest reply that still waits for tool results, if any. */

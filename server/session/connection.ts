@@ -20,6 +20,7 @@ import {
 } from '../../shared/protocol.js';
 import { AuthError, type Authenticator, type Identity } from './auth.js';
 import type { JoinFrom, MemberSocket } from '../rooms/conversation.js';
+import type { UsageReport } from '../usage/report.js';
 import type { Conversations } from '../rooms/conversations.js';
 import { serialize } from '../rooms/fanout.js';
 import { RelayError } from '../errors.js';
@@ -44,6 +45,7 @@ export interface ConnectionSettings {
 export interface ConnectionDeps {
   conversations: Conversations;
   auth: Authenticator;
+  usage: UsageReport;
   settings: ConnectionSettings;
   log: Logger;
   metrics: Metrics;
@@ -300,6 +302,8 @@ export class Connection implements MemberSocket {
         return;
       case 'typing':
         return this.memberOf(frame.conversationId).typing(this);
+      case 'usage':
+        return this.send({ type: 'usage', ref: frame.ref, ...(await this.deps.usage.of(this.user.id)) });
     }
   }
 

@@ -27,6 +27,8 @@ export interface Completion {
   finishReason: UpstreamFinish | undefined;
   usage: UpstreamUsage | undefined;
   toolCalls: ToolCall[];
+  /** The model that answered: the one asked for, or a fallback (set by the router). */
+  servedBy?: string;
 }
 
 /** A failed call as the operator's log shows it: the model the client named, the upstream's host, and what went wrong. */

@@ -133,18 +133,27 @@ export class Upstreams {
         this.health.call(label, up);
         this.health.reply(up);
       }
-      return completion;
+      return { ...completion, servedBy: route.name };
     }
   }
 
-  /** Counts what a reply cost at its model's prices, if the table has them. */
-  charge(model: string, usage: UpstreamUsage): void {
+  /** What a reply cost at its model's prices; undefined when the table has none. */
+  costOf(model: string, usage: UpstreamUsage): number | undefined {
     const prices = this.table.routes.get(model)?.prices;
-    if (!prices) return;
-    const cached = usage.cachedTokens ?? 0;
-    const dollars =
-      ((usage.promptTokens - cached) * prices.input + cached * (prices.cachedInput ?? prices.input) + usage.completionTokens * prices.output) / 1e6;
-    this.deps.metrics.upstreamCost.inc({ model }, dollars);
+    if (!prices) return undefined;
+    const cached = Math.min(usage.cachedTokens ?? 0, usage.promptTokens);
+    return ((usage.promptTokens - cached) * prices.input + cached * (prices.cachedInput ?? prices.input) + usage.completionTokens * prices.output) / 1e6;
+  }
+
+  /** Counts what a reply cost upstream, by the provider's own token count, if the table has prices. */
+  charge(model: string, usage: UpstreamUsage): void {
+    const dollars = this.costOf(model, usage);
+    if (dollars !== undefined) this.deps.metrics.upstreamCost.inc({ model }, dollars);
+  }
+
+  /** The dialect a model's calls speak ('unknown' for a name no route serves). */
+  dialectName(model: string): string {
+    return (this.table.routes.get(model) ?? this.table.passThrough)?.dialect ?? 'unknown';
   }
 
   private routeOf(model: string): Route {

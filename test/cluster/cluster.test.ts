@@ -25,7 +25,8 @@ test.before(async () => {
   model = new LocalModel({ tokenDelayMs: 15, plan: (req) => plan(req) });
   await model.start();
   const prefix = `cluster-${randomUUID()}:`;
-  nodes = await Promise.all([startNode(model, prefix), startNode(model, prefix), startNode(model, prefix)]);
+  const env = { ADMIN_TOKEN };
+  nodes = await Promise.all([startNode(model, prefix, undefined, env), startNode(model, prefix, undefined, env), startNode(model, prefix, undefined, env)]);
 });
 
 test.after(async () => {
@@ -33,6 +34,17 @@ test.after(async () => {
   await Promise.all(nodes.map(stop));
   await model?.close();
 });
+
+const ADMIN_TOKEN = 'cluster-admin-token-0123456789';
+
+/** The usage ledger's totals for one conversation, as any node's /admin/usage answers them. */
+async function billed(node: Node, conversationId: string) {
+  const url = node.url.replace('ws://', 'http://').replace(/\/ws$/, '/admin/usage?group_by=conversation');
+  const body = (await (await fetch(url, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as {
+    rows: Array<{ conversation: string; replies: number; completionTokens: number; estimatedReplies: number; finishReasons: Record<string, number> }>;
+  };
+  return body.rows.find((r) => r.conversation === conversationId);
+}
 
 const strip = (c: TestClient, room: string) => c.events(room).map((f) => JSON.stringify({ ...f, ref: undefined }));
 
@@ -145,6 +157,15 @@ const strip = (c: TestClient, room: string) => c.events(room).map((f) => JSON.st
     assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), 'nothing doubled');
     assert.is(replyText(all, start.replyId), replyText(b.frames, start.replyId), 'the interrupted reply, whole');
     assert.is(replyText(all, next.replyId), 'the queued one ran');
+
+    // Each reply is billed once: the lost one (by the node that ended it, for what it had streamed) and the queued one.
+    for (const node of [nodes[1]!, nodes[2]!]) {
+      const bill = await billed(node, 'crash');
+      assert.equal(bill?.finishReasons, { error: 1, stop: 1 });
+      assert.is(bill?.replies, 2);
+      assert.ok(bill!.estimatedReplies >= 1, 'the lost reply is counted by the relay');
+      assert.ok(bill!.completionTokens >= 5, 'what the lost reply streamed is billed');
+    }
     plan = () => ({ text: TEXT, tokenDelayMs: 15 });
   });
 }

@@ -17,7 +17,7 @@ function connect() {
   const pub = new Redis(REDIS_URL ?? '');
   const sub = new Redis(REDIS_URL ?? '');
   const keys = new Keys(`bus-${randomUUID()}:`);
-  const limits = { historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, eventLogMaxBytes: 1 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000 };
+  const limits = { historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, eventLogMaxBytes: 1 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000, ledgerRetentionMs: 60_000, ledgerMaxEntries: 1_000 };
   const store = new RedisStore(pub, keys, { nodeId: 'n1', leaseMs: 5000, retentionMs: 60_000, ...limits }, log);
   return { pub, sub, keys, store };
 }

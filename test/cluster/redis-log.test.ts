@@ -14,10 +14,10 @@ const available = await redisAvailable();
 // Without Redis the test is registered as skipped: the closing line says so.
 const it = available ? test : test.skip;
 
-it('a reply event sent again after it was written: not written twice, the reply ends whole', async () => {
+it('a reply event sent again after it was written: not written twice (nor billed twice), the reply ends whole', async () => {
   const redis = new Redis(REDIS_URL ?? '');
   const keys = new Keys(`log-${randomUUID()}:`);
-  const limits = { historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, eventLogMaxBytes: 1 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000 };
+  const limits = { historyLimit: 100, eventLogMax: 1000, eventLogMaxAgeMs: 60_000, eventLogMaxBytes: 1 << 20, maxQueuedReplies: 4, conversationIdleMs: 600_000, ledgerRetentionMs: 60_000, ledgerMaxEntries: 1_000 };
   const store = new RedisStore(redis, keys, { nodeId: 'n1', leaseMs: 60_000, retentionMs: 60_000, ...limits }, createLogger('silent', false));
   const user = { id: 'u', name: 'U' };
   try {
@@ -27,13 +27,19 @@ it('a reply event sent again after it was written: not written twice, the reply 
     const delta = () => ({ type: 'reply.delta' as const, conversationId: 'c', replyId: 'r1', text: 'once' });
     assert.ok(await store.log.append('c', delta(), { ordinal: 1 }));
     assert.is(await store.log.append('c', delta(), { ordinal: 1 }), undefined, 'the resent write is recognised');
-    await store.log.append('c', { type: 'reply.end', conversationId: 'c', replyId: 'r1', finishReason: 'stop' }, { ordinal: 2 });
+    const bill = { replyId: 'r1', conversationId: 'c', userId: 'u', model: 'm', dialect: 'chat', promptTokens: 3, completionTokens: 1, source: 'estimated' as const, finishReason: 'stop' as const, at: Date.now() };
+    const end = () => ({ type: 'reply.end' as const, conversationId: 'c', replyId: 'r1', finishReason: 'stop' as const });
+    assert.ok(await store.log.append('c', end(), { ordinal: 2 }, bill));
+    assert.is(await store.log.append('c', end(), { ordinal: 2 }, bill), undefined, 'the resent end is recognised');
+    const billed: string[] = [];
+    await store.ledger.read({ from: 0, to: Date.now() + 1, userId: 'u' }, (entries) => billed.push(...entries.map((e) => e.replyId)));
+    assert.equal(billed, ['r1'], 'and billed once');
     const snap = await store.log.snapshot('c');
     assert.equal(snap.history.map((m) => m.text), ['hi', 'once']);
     const events = await store.log.eventsSince('c', 0);
     assert.equal(events?.events.map((e) => e.event.type), ['message', 'reply.start', 'reply.delta', 'reply.end']);
   } finally {
-    await redis.del(...Object.values(keys.conversation('c')));
+    await redis.del(...Object.values(keys.append('c', 'u')));
     redis.disconnect();
   }
 });

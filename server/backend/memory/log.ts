@@ -7,7 +7,8 @@ import type { ConversationEvent } from '../../../shared/protocol.js';
 import { entryKey, entryOf, foldReply, insertHistory, streamingView, worthSending, type EntryEvent, type HistoryEntry, type InFlight } from '../../history/fold.js';
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
-import { CLIENT_IDS_KEPT, parseEvent, type EventLog, type Replay, type EventInput, type MessageIds, type Snapshot, type StoredEvent, type StoreLimits } from '../store.js';
+import { CLIENT_IDS_KEPT, parseEvent, type EventLog, type Fence, type LedgerEntry, type Replay, type EventInput, type MessageIds, type Snapshot, type StoredEvent, type StoreLimits } from '../store.js';
+import type { MemoryLedger } from './ledger.js';
 
 /** What the log keeps of an event: its JSON (the event object is rebuilt on a replay, which is rare). */
 interface LogEntry extends Retained {
@@ -48,7 +49,10 @@ export class MemoryLog implements EventLog, MessageIds {
   private readonly released = new Map<string, number>();
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly limits: StoreLimits) {
+  constructor(
+    private readonly limits: StoreLimits,
+    private readonly ledger: MemoryLedger,
+  ) {
     // One timer for every conversation, rather than one each.
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(limits.conversationIdleMs / 2, 60_000)));
     this.sweeper.unref();
@@ -82,7 +86,7 @@ export class MemoryLog implements EventLog, MessageIds {
   }
 
   /** One process: no other node can hold the lease, so there is nothing to fence. */
-  append(conversationId: string, input: EventInput): StoredEvent {
+  append(conversationId: string, input: EventInput, _fence?: Fence, bill?: LedgerEntry): StoredEvent {
     const c = this.get(conversationId);
     const seq = ++c.seq;
     // The log owns what it is given (every caller builds a fresh object): adding seq in place
@@ -99,6 +103,7 @@ export class MemoryLog implements EventLog, MessageIds {
       c.inFlight = step.inFlight;
       if (step.completed) insertHistory(c.history, step.completed, this.limits.historyLimit);
     }
+    if (bill) this.ledger.add(bill);
     // After the fold: a reply that just ended no longer holds its events in the log.
     this.trim(c, at);
     return stored;

@@ -3,6 +3,7 @@
 import { entryKey } from '../../history/fold.js';
 import type { EntryInput, ReplyJob, Store, StoreLimits, Submission } from '../store.js';
 import { MemoryApiKeys } from './api-keys.js';
+import { MemoryLedger } from './ledger.js';
 import { MemoryLog } from './log.js';
 import { MemoryMembers } from './members.js';
 import { MemoryReplies } from './replies.js';
@@ -13,9 +14,11 @@ export class MemoryStore implements Store {
   readonly replies: MemoryReplies;
   readonly members = new MemoryMembers();
   readonly apiKeys = new MemoryApiKeys();
+  readonly ledger: MemoryLedger;
 
   constructor(limits: StoreLimits) {
-    this.log = this.ids = new MemoryLog(limits);
+    this.ledger = new MemoryLedger(limits);
+    this.log = this.ids = new MemoryLog(limits, this.ledger);
     this.replies = new MemoryReplies(limits.maxQueuedReplies);
   }
 

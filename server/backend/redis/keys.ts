@@ -1,6 +1,7 @@
 // Where everything lives in Redis, and which storage layout it is in. Keys of
-// one conversation share a hash tag ({c:ID}) so a Redis Cluster keeps them on
-// one shard.
+// one conversation share a hash tag ({c:ID}). The usage ledger is written in
+// the same script as the reply end it bills, so the store needs one Redis
+// primary (with replicas or Sentinel), not a Redis Cluster.
 import type { Redis } from 'ioredis';
 
 /**
@@ -57,6 +58,20 @@ export class Keys {
 
   apiKeyUsage(id: string): string {
     return `${this.prefix}apikeys:usage:${id}`;
+  }
+
+  /** The usage ledger: every entry, and each user's, sorted by time. */
+  get ledger(): string {
+    return `${this.prefix}ledger`;
+  }
+
+  ledgerOf(userId: string): string {
+    return `${this.prefix}ledger:u:${userId}`;
+  }
+
+  /** What an append touches: the conversation's keys, and the ledger's when it writes a bill (the user's own, else the ledger's again). */
+  append(conversationId: string, billedUser?: string): Record<ConversationKey | 'ledger' | 'ledgerUser', string> {
+    return { ...this.conversation(conversationId), ledger: this.ledger, ledgerUser: billedUser === undefined ? this.ledger : this.ledgerOf(billedUser) };
   }
 
   get layout(): string {

@@ -13,7 +13,7 @@ import { entryKey, entryOf, foldReply, replayReply, streamingView, worthSending,
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
 import type { Logger } from '../../log.js';
-import { CLIENT_IDS_KEPT, LogLostError, parseEvent, type EventLog, type Replay, type Fence, type MessageIds, type EntryInput, type ReplyEventInput, type Snapshot, type StoredEvent } from '../store.js';
+import { CLIENT_IDS_KEPT, LogLostError, parseEvent, type EventLog, type LedgerEntry, type Replay, type Fence, type MessageIds, type EntryInput, type ReplyEventInput, type Snapshot, type StoredEvent } from '../store.js';
 import type { RedisStoreOptions } from './options.js';
 import type { Keys } from './keys.js';
 import { appendScript, snapshotScript, trimScript } from './scripts.js';
@@ -76,6 +76,10 @@ export class RedisLog implements EventLog, MessageIds {
       // Only an append that may start the log (a message, or an end written into a lost one) brings one:
       // a fenced reply event never starts a log, and this runs once per token.
       epoch: '',
+      bill: '',
+      billAt: 0,
+      ledgerRetentionMs: this.opts.ledgerRetentionMs,
+      ledgerMax: this.opts.ledgerMaxEntries,
     };
   }
 
@@ -90,8 +94,9 @@ export class RedisLog implements EventLog, MessageIds {
    * A reply event. Without a fence it is the end of a reply that never
    * started (dropped from the queue): nothing to check, nothing to fold.
    */
-  async append(conversationId: string, event: ReplyEventInput, fence?: Fence): Promise<StoredEvent | undefined> {
+  async append(conversationId: string, event: ReplyEventInput, fence?: Fence, bill?: LedgerEntry): Promise<StoredEvent | undefined> {
     const args = this.appendArgs(event);
+    if (bill) Object.assign(args, { bill: JSON.stringify(bill), billAt: bill.at });
     if (fence) {
       const completed = await this.fold(conversationId, event);
       Object.assign(args, {
@@ -105,7 +110,7 @@ export class RedisLog implements EventLog, MessageIds {
       args.kind = 'dropped';
       args.epoch = randomUUID();
     }
-    const result = AppendReply.parse(await appendScript.run(this.redis, this.keys.conversation(conversationId), args));
+    const result = AppendReply.parse(await appendScript.run(this.redis, this.keys.append(conversationId, bill?.userId), args));
     if (result === 'duplicate' && fence) return this.writtenBefore(conversationId, event);
     if (typeof result === 'string') {
       this.inFlight.delete(conversationId);

@@ -21,14 +21,34 @@ const APPEND_ARGS = [
   'clientId', // a message's clientMessageId, or ""
   'idsKept',
   'epoch', // the epoch a log started by this append gets
+  'bill', // a reply end's usage ledger entry (JSON), or ""
+  'billAt', // its time, the score it is kept under
+  'ledgerRetentionMs',
+  'ledgerMax', // entries kept at most, per ledger key
 ] as const;
+
+/** Keys of an append: the conversation's, and the usage ledger's (all of it, and the billed user's). */
+const APPEND_KEYS = ['seq', 'epoch', 'log', 'bytes', 'hist', 'st', 'ids', 'idx', 'lease', 'queue', 'members', 'ledger', 'ledgerUser'] as const;
 
 const APPEND = `
 local function keepAlive(ms)
-  -- Every key but the lease, whose expiry means something else.
+  -- Every key of the conversation but the lease, whose expiry means something else.
   for name, key in pairs(K) do
-    if name ~= 'lease' then redis.call('PEXPIRE', key, ms) end
+    if name ~= 'lease' and name ~= 'ledger' and name ~= 'ledgerUser' then redis.call('PEXPIRE', key, ms) end
   end
+end
+
+local function bill()
+  local keepFrom = tonumber(A.now) - tonumber(A.ledgerRetentionMs)
+  local keys = {K.ledger}
+  if K.ledgerUser ~= K.ledger then keys[2] = K.ledgerUser end
+  for _, key in ipairs(keys) do
+    redis.call('ZADD', key, A.billAt, A.bill)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. keepFrom)
+    redis.call('ZREMRANGEBYRANK', key, 0, -1 - tonumber(A.ledgerMax))
+  end
+  -- A user who stops chatting leaves nothing behind once the entries have expired.
+  if K.ledgerUser ~= K.ledger then redis.call('PEXPIRE', K.ledgerUser, A.ledgerRetentionMs) end
 end
 
 local function fenced()
@@ -68,6 +88,7 @@ local function append()
       redis.call('HDEL', K.ids, old[1])
     end
   end
+  if A.bill ~= '' then bill() end
   if A.kind == 'reply' then
     if A.phase == 'start' then
       redis.call('DEL', K.st)
@@ -90,7 +111,7 @@ const EPOCH = `redis.call('GET', K.epoch)`;
 
 /** Returns {event JSON with its seq, epoch}, or "lost-log", "lost-lease", "duplicate". */
 export const appendScript = new Script(
-  ['seq', 'epoch', 'log', 'bytes', 'hist', 'st', 'ids', 'idx', 'lease', 'queue', 'members'],
+  APPEND_KEYS,
   APPEND_ARGS,
   `${APPEND}
 local json = append()
@@ -103,7 +124,7 @@ return {json, ${EPOCH}}`,
  * | {"duplicate", json} | {"queue-full"}.
  */
 export const submitScript = new Script(
-  ['seq', 'epoch', 'log', 'bytes', 'hist', 'st', 'ids', 'idx', 'lease', 'queue', 'members'],
+  APPEND_KEYS,
   [...APPEND_ARGS, 'job', 'jobReplyId', 'maxQueued'],
   `${APPEND}
 if A.clientId ~= '' then

@@ -6,6 +6,7 @@ import type { Logger } from '../../log.js';
 import type { EntryInput, ReplyJob, Store, Submission } from '../store.js';
 import { parseEvent } from '../store.js';
 import { RedisApiKeys } from './api-keys.js';
+import { RedisLedger } from './ledger.js';
 import type { Keys } from './keys.js';
 import { RedisLog } from './log.js';
 import { RedisMembers } from './members.js';
@@ -19,6 +20,7 @@ export class RedisStore implements Store {
   readonly replies: RedisReplies;
   readonly members: RedisMembers;
   readonly apiKeys: RedisApiKeys;
+  readonly ledger: RedisLedger;
 
   constructor(
     private readonly redis: Redis,
@@ -30,6 +32,7 @@ export class RedisStore implements Store {
     this.replies = new RedisReplies(redis, keys, opts);
     this.members = new RedisMembers(redis, keys, opts);
     this.apiKeys = new RedisApiKeys(redis, keys);
+    this.ledger = new RedisLedger(redis, keys, opts);
   }
 
   async submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined): Promise<Submission> {
@@ -39,7 +42,7 @@ export class RedisStore implements Store {
       jobReplyId: reply?.replyId ?? '',
       maxQueued: this.opts.maxQueuedReplies,
     };
-    const result = await submitScript.run(this.redis, this.keys.conversation(conversationId), args);
+    const result = await submitScript.run(this.redis, this.keys.append(conversationId), args);
     if (!Array.isArray(result)) throw new Error('unexpected submit result');
     const [kind, json, start, epoch] = result;
     if (kind === 'queue-full') return { kind: 'queue-full' };

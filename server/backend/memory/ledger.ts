@@ -1,0 +1,37 @@
+// The in-memory usage ledger: entries in the order they were written, kept for
+// the retention period and up to a count, the oldest dropped first.
+import type { LedgerEntry, LedgerQuery, StoreLimits, UsageLedger } from '../store.js';
+
+/** Entries handed over per page; the event loop gets a turn between pages. */
+const PAGE = 1_000;
+
+export class MemoryLedger implements UsageLedger {
+  private entries: LedgerEntry[] = [];
+  private sinceSweep = 0;
+
+  constructor(private readonly limits: Pick<StoreLimits, 'ledgerRetentionMs' | 'ledgerMaxEntries'>) {}
+
+  /** Synchronous, so that the log writes an end and its bill in one step. */
+  add(entry: LedgerEntry): void {
+    this.entries.push(entry);
+    // Swept every so many writes (reads skip what has expired meanwhile), so that a full ledger
+    // does not copy itself on every write; it may hold one page more than its bound.
+    if (++this.sinceSweep < PAGE && this.entries.length <= this.limits.ledgerMaxEntries + PAGE) return;
+    this.sinceSweep = 0;
+    const keepFrom = entry.at - this.limits.ledgerRetentionMs;
+    let drop = Math.max(0, this.entries.length - this.limits.ledgerMaxEntries);
+    while (drop < this.entries.length && this.entries[drop]!.at < keepFrom) drop++;
+    if (drop > 0) this.entries = this.entries.slice(drop);
+  }
+
+  async read(query: LedgerQuery, page: (entries: LedgerEntry[]) => void): Promise<void> {
+    const keepFrom = Date.now() - this.limits.ledgerRetentionMs;
+    const from = Math.max(query.from, keepFrom);
+    const matches = (e: LedgerEntry) => e.at >= from && e.at < query.to && (query.userId === undefined || e.userId === query.userId);
+    for (let i = 0; i < this.entries.length; i += PAGE) {
+      const found = this.entries.slice(i, i + PAGE).filter(matches);
+      if (found.length) page(found);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+}
