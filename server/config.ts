@@ -96,6 +96,12 @@ export const ConfigSchema = z.object({
   ),
   ALLOW_ANONYMOUS: bool(false),
   REDIS_URL: optionalString,
+  /** Where state lives without REDIS_URL: `sqlite` (durable, under DATA_DIR) or `memory` (gone with the process). */
+  STORE: z.enum(['sqlite', 'memory']).default('sqlite'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  DATA_MAX_BYTES: int(1024 * 1024 * 1024, 1024 * 1024),
+  DATA_RETENTION_DAYS: decimal(0),
+  DATA_SWEEP_MS: int(60_000, 100),
   REDIS_PREFIX: z.string().min(1).max(64).default('relay:'),
   REDIS_LEASE_MS: int(5_000, 100),
   REDIS_RETENTION_MS: int(7 * 24 * 3_600_000, 1_000),

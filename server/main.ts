@@ -1,6 +1,7 @@
 // `npm start`: read the environment, start the built-in demo model when no
 // API key is set, serve until SIGTERM/SIGINT, then shut down gracefully.
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { LayoutError } from './backend/redis/keys.js';
 import { ConfigError, parseConfig, type Config } from './config.js';
 import { DEMO_TOOLS, LocalModel } from '../demo/localmodel.js';
@@ -51,9 +52,10 @@ const upstreams = relay.upstreams.map(({ model, host, dialect }) => ({ model, ho
 const source = demo
   ? `the built-in demo model (${relay.upstreams.map((u) => u.model).join(', ')})`
   : relay.upstreams.map((u) => `${u.model} at ${u.host}`).join(', ');
+const kept = config.REDIS_URL ? 'in Redis' : config.STORE === 'sqlite' ? `in ${resolve(config.DATA_DIR)}` : 'in memory only (gone on restart)';
 log.info(
   { page: relay.pageURL, listen: relay.url, health: new URL('/healthz', relay.pageURL).href, upstreams, demo: demo !== undefined },
-  `relay listening: page ${relay.pageURL}, WebSocket ${relay.url}; replies from ${source}`,
+  `relay listening: page ${relay.pageURL}, WebSocket ${relay.url}; replies from ${source}; conversations kept ${kept}`,
 );
 
 /** How long the last log lines may take to reach stdout: a reader that stopped reading does not keep the process up. */

@@ -12,6 +12,8 @@ export interface MetricsSources {
   queuedReplies(): Promise<number>;
   /** The largest number of events any member socket is behind by. */
   maxMemberLag(): number;
+  /** What the store keeps on this machine's disk (the embedded store); undefined for the others. */
+  disk(): { bytes: number; conversations: number } | undefined;
 }
 
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -69,6 +71,24 @@ export class Metrics {
       registers,
       async collect() {
         this.set(await sources.queuedReplies());
+      },
+    });
+    new Gauge({
+      name: 'relay_data_bytes',
+      help: 'Bytes the embedded store holds in DATA_DIR (pages in use)',
+      registers,
+      collect() {
+        const disk = sources.disk();
+        if (disk) this.set(disk.bytes);
+      },
+    });
+    new Gauge({
+      name: 'relay_data_conversations',
+      help: 'Conversations the embedded store holds in DATA_DIR',
+      registers,
+      collect() {
+        const disk = sources.disk();
+        if (disk) this.set(disk.conversations);
       },
     });
     new Gauge({ name: 'relay_member_lag_seq_max', help: 'Events the furthest-behind member socket has yet to receive', registers, collect() { this.set(sources.maxMemberLag()); } });

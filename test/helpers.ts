@@ -2,6 +2,9 @@
 // (with fault injection), and a WebSocket client that records and validates
 // every frame the server sends.
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { DestinationStream } from 'pino';
 import { WebSocket } from 'ws';
 import { ServerFrame, type ClientFrame, type ServerFrameOf } from '../shared/protocol.js';
@@ -33,17 +36,31 @@ export interface StackOptions {
 }
 
 /** The backend this run of a behaviour test is on (test/run.mjs runs each on every backend). */
-export function backend(): 'memory' | 'redis' {
-  return process.env.TEST_REDIS_URL ? 'redis' : 'memory';
+export function backend(): 'memory' | 'sqlite' | 'redis' {
+  if (process.env.TEST_REDIS_URL) return 'redis';
+  return process.env.TEST_STORE === 'sqlite' ? 'sqlite' : 'memory';
+}
+
+/** The environment that puts a relay on this run's backend: each stack its own Redis prefix or data directory. */
+function backendEnv(): { env: Record<string, string>; dataDir?: string } {
+  switch (backend()) {
+    case 'redis':
+      return { env: { REDIS_URL: process.env.TEST_REDIS_URL!, REDIS_PREFIX: `test-${randomUUID()}:` } };
+    case 'sqlite': {
+      const dataDir = mkdtempSync(join(tmpdir(), 'relay-data-'));
+      return { env: { STORE: 'sqlite', DATA_DIR: dataDir }, dataDir };
+    }
+    case 'memory':
+      return { env: { STORE: 'memory' } };
+  }
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const model = new LocalModel({ tokenDelayMs: opts.tokenDelayMs ?? 1, plan: opts.plan });
   await model.start();
-  // TEST_REDIS_URL runs a suite against the Redis backend (each stack under its own key prefix).
-  const redis = process.env.TEST_REDIS_URL ? { REDIS_URL: process.env.TEST_REDIS_URL, REDIS_PREFIX: `test-${randomUUID()}:` } : {};
+  const placed = backendEnv();
   const env = typeof opts.env === 'function' ? opts.env(model) : opts.env;
-  const config = parseConfig({ PORT: '0', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...redis, ...env });
+  const config = parseConfig({ PORT: '0', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ...placed.env, ...env });
   const relay = await startRelay(config, {
     log: createLogger(config.LOG_LEVEL, false, opts.logTo),
     upstreamBaseURL: model.baseURL,
@@ -68,6 +85,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       for (const c of clients) c.kill();
       await relay.close(0);
       await model.close();
+      if (placed.dataDir) rmSync(placed.dataDir, { recursive: true, force: true });
     },
   };
 }

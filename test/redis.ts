@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { LocalModel } from '../demo/localmodel.js';
+import { startRelayProcess, type Node } from './process.js';
 
-const MAIN = new URL('../server/main.ts', import.meta.url).pathname;
 /** Short, so that a dead node is noticed quickly in tests. */
 export const NODE_LEASE_MS = 1000;
 
@@ -28,50 +28,12 @@ export async function redisAvailable(url = REDIS_URL): Promise<boolean> {
   }
 }
 
-export interface Node {
-  url: string;
-  child: ChildProcess;
-  output: () => string;
-}
+export { stop, type Node } from './process.js';
 
 /** A relay node (server/main.ts, as `npm start` runs it) on Redis, with `model` as its upstream. */
-export async function startNode(model: LocalModel, prefix: string, redisUrl: string = REDIS_URL ?? '', env: Record<string, string> = {}): Promise<Node> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: {
-      PATH: process.env.PATH,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      OPENAI_API_KEY: 'test',
-      OPENAI_BASE_URL: model.baseURL,
-      OPENAI_MODEL: 'test-model',
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: prefix,
-      REDIS_LEASE_MS: String(NODE_LEASE_MS),
-      PRESENCE_COALESCE_MS: '10',
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  for (let i = 0; i < 600; i++) {
-    const m = out.match(/"listen":"(ws:\/\/127\.0\.0\.1:\d+\/ws)"/);
-    if (m) return { url: m[1]!, child, output: () => out };
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`relay node did not start:\n${out}`);
+export function startNode(model: LocalModel, prefix: string, redisUrl: string = REDIS_URL ?? '', env: Record<string, string> = {}): Promise<Node> {
+  return startRelayProcess(model, { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, REDIS_LEASE_MS: String(NODE_LEASE_MS), ...env });
 }
-
-export function stop(node: Node): Promise<void> {
-  if (node.child.exitCode !== null || node.child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((r) => node.child.once('exit', () => r()));
-  node.child.kill('SIGTERM');
-  return exited;
-}
-
 
 export const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 

@@ -3,12 +3,12 @@
 // socket or timer in one file cannot hide or cause a failure in another, and
 // prints one closing line: "N passed, N failed, N skipped".
 //
-// test/behaviour/ runs once per backend (memory, then Redis): the same suite is
-// the contract both stores keep. test/cluster/ needs Redis. Redis comes from
+// test/behaviour/ runs once per backend (memory, the embedded SQLite store,
+// then Redis): the same suite is the contract every store keeps. test/cluster/ needs Redis. Redis comes from
 // TEST_REDIS_URL, or else a redis-server this script starts on a free port and
 // stops at the end; without either, the Redis runs are counted as skipped, never
 // as passed. Under CI (CI=true) a skipped test fails the run: CI runs them all.
-// Usage: node test/run.mjs [substring-filter ...]
+// Usage: node test/run.mjs [substring-filter ...]; TEST_BACKENDS=sqlite,redis runs only those.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -75,10 +75,13 @@ if (files.some(needsRedis)) console.log(redis ? `redis: ${redis.url}` : 'redis: 
 
 /** One run of one file: the file on a backend. */
 const runs = files.flatMap((file) => {
-  if (file.startsWith('test/behaviour/')) return [{ file, backend: 'memory' }, { file, backend: 'redis' }];
+  if (file.startsWith('test/behaviour/')) return [{ file, backend: 'memory' }, { file, backend: 'sqlite' }, { file, backend: 'redis' }];
   if (file.startsWith('test/cluster/')) return [{ file, backend: 'redis' }];
   return [{ file, backend: undefined }];
 });
+
+const only = process.env.TEST_BACKENDS?.split(',');
+if (only) runs.splice(0, runs.length, ...runs.filter((r) => r.backend === undefined || only.includes(r.backend)));
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const broken = [];
@@ -99,6 +102,8 @@ function runFile({ file, backend }) {
   const label = backend ? `${file} [${backend}]` : file;
   const env = { ...process.env, FORCE_COLOR: '0', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' };
   delete env.TEST_REDIS_URL;
+  delete env.TEST_STORE;
+  if (backend === 'memory' || backend === 'sqlite') env.TEST_STORE = backend;
   if (backend === 'redis') {
     if (!redis && file.startsWith('test/behaviour/')) {
       const n = testCounts.get(file) ?? 1;

@@ -1,4 +1,5 @@
-// Where shared state lives: in this process (the default), or in Redis when
+// Where state lives: in SQLite under DATA_DIR (the default: one process, kept
+// across restarts), in this process only (STORE=memory), or in Redis when
 // REDIS_URL is set, so that any number of relay nodes serve one consistent
 // set of conversations. A backend is a store, a bus and the per-user limits.
 import type { Config } from '../config.js';
@@ -6,6 +7,9 @@ import { MemoryUserLimits, type UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import { LocalBus, type Bus } from '../rooms/bus.js';
 import { MemoryStore } from './memory/store.js';
+import { SqliteStore } from './sqlite/store.js';
+
+const DAY_MS = 24 * 3_600_000;
 import type { Store } from './store.js';
 
 /** Lets a test put a wrapper with injected faults around the real store, on any backend. */
@@ -19,6 +23,10 @@ export interface Backend {
   leaseMs: number;
   /** Connected to what it depends on (always, in memory). */
   ready(): boolean;
+  /** Conversations a stopped process left with replies running or queued (the embedded store, after a restart). */
+  recoverable(): string[];
+  /** What the store keeps on this machine's disk, for a store that keeps anything there. */
+  disk: (() => { bytes: number; conversations: number }) | undefined;
   close(): Promise<void>;
 }
 
@@ -47,13 +55,19 @@ export async function createBackend(config: Config, log: Logger, wrapStore: Stor
   }
   const bus = new LocalBus();
   const userLimits = new MemoryUserLimits(userLimitSettings);
-  const store = wrapStore(new MemoryStore(storeLimits));
+  const durable =
+    config.STORE === 'sqlite'
+      ? new SqliteStore(storeLimits, { dataDir: config.DATA_DIR, maxBytes: config.DATA_MAX_BYTES, retentionMs: config.DATA_RETENTION_DAYS * DAY_MS, sweepEveryMs: config.DATA_SWEEP_MS }, log)
+      : undefined;
+  const store = wrapStore(durable ?? new MemoryStore(storeLimits));
   return {
     store,
     bus,
     userLimits,
     leaseMs: 0,
     ready: () => true,
+    recoverable: () => durable?.recoverable() ?? [],
+    disk: durable ? () => durable.disk() : undefined,
     close: async () => {
       await Promise.all([bus.close(), userLimits.close(), store.close()]);
     },

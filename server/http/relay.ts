@@ -92,6 +92,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       return queued;
     },
     maxMemberLag: () => Math.max(0, ...[...connections].map((c) => c.lag)),
+    disk: () => backend.disk?.(),
   });
   const upstreams = new Upstreams(
     table,
@@ -126,6 +127,10 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     metrics,
     adoptEveryMs: backend.leaseMs ? Math.floor(backend.leaseMs / 2) : 0,
   });
+  // Replies a stopped process left behind (the embedded store after a restart): the interrupted ones end for everyone, the queued ones run.
+  for (const id of backend.recoverable()) {
+    conversations.get(id).checkCluster().catch((err: unknown) => log.error({ err, conversationId: id }, 'recovering a conversation failed'));
+  }
   const allowedOrigins = config.ALLOWED_ORIGINS ? new Set(config.ALLOWED_ORIGINS) : undefined;
   const gate = new ConnectionGate(config.MAX_CONNECTIONS, config.MAX_CONNECTIONS_PER_IP, config.CONNECTIONS_PER_IP_PER_MINUTE);
   const auth = opts.auth ?? createAuthenticator(config.AUTH_JWT_SECRET, config.AUTH_JWT_PUBLIC_KEY, {

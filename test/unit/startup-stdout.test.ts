@@ -52,7 +52,7 @@ async function startOnPipe(prefill: boolean) {
   const stdout = openSync(path, constants.O_WRONLY);
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', LOCAL_MODEL_TOKEN_DELAY_MS: '2' },
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', LOCAL_MODEL_TOKEN_DELAY_MS: '2', STORE: 'memory' },
     stdio: ['ignore', stdout, 'pipe'],
   });
   running.add(child);

@@ -1,5 +1,8 @@
 // The operator contract: `npm start` (server/main.ts) in a real child process.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TestClient } from '../helpers.js';
@@ -15,7 +18,8 @@ test.after.each(() => {
 
 function start(env: Record<string, string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', LOG_LEVEL: 'info', LOCAL_MODEL_TOKEN_DELAY_MS: '2', ...env },
+    // The default store, in a data directory of this test's own.
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', LOG_LEVEL: 'info', LOCAL_MODEL_TOKEN_DELAY_MS: '2', DATA_DIR: mkdtempSync(join(tmpdir(), 'relay-start-')), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -57,7 +61,7 @@ test('without an API key it starts on the built-in demo model, says so, and stre
   // The start-up line: where the page and the socket are, and where replies come from.
   const started = JSON.parse(output().split('\n').find((l) => l.includes('"listen"'))!) as Record<string, unknown>;
   assert.is(started.page, `http://127.0.0.1:${port}/`);
-  assert.match(String(started.msg), `page http://127.0.0.1:${port}/, WebSocket ws://127.0.0.1:${port}/ws; replies from the built-in demo model (relay-demo-1)`);
+  assert.match(String(started.msg), `page http://127.0.0.1:${port}/, WebSocket ws://127.0.0.1:${port}/ws; replies from the built-in demo model (relay-demo-1); conversations kept in ${tmpdir()}`);
   const health = await fetch(`http://127.0.0.1:${port}/healthz`);
   assert.is(health.status, 200);
 

@@ -2,17 +2,61 @@
 // retained events resume reads, the history folded from them, and the
 // clientMessageId index. Bounded: the log by the retention rule, history and
 // the id index by count, and a conversation no socket needs is evicted whole.
+// A durable backend (server/backend/sqlite) keeps the same log on disk
+// through a journal: told of every change, asked for what it does not hold.
 import { randomUUID } from 'node:crypto';
 import type { ConversationEvent } from '../../../shared/protocol.js';
-import { entryKey, entryOf, foldReply, insertHistory, streamingView, worthSending, type EntryEvent, type HistoryEntry, type InFlight } from '../../history/fold.js';
+import { entryKey, entryOf, foldReply, insertHistory, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
 import { CLIENT_IDS_KEPT, parseEvent, type EventLog, type Fence, type LedgerEntry, type Replay, type EventInput, type MessageIds, type Snapshot, type StoredEvent, type StoreLimits } from '../store.js';
-import type { MemoryLedger } from './ledger.js';
+
+/** Where the log writes a reply's bill with its end (a durable backend's journal writes its own). */
+export interface LedgerSink {
+  add(entry: LedgerEntry): void;
+}
 
 /** What the log keeps of an event: its JSON (the event object is rebuilt on a replay, which is rare). */
-interface LogEntry extends Retained {
+export interface LogEntry extends Retained {
   readonly json: string;
+}
+
+/** A conversation as a journal read it back: what the log held of it when it was written. */
+export interface LoadedConversation {
+  seq: number;
+  epoch: string;
+  /** Bytes of every event so far. */
+  end: number;
+  log: LogEntry[];
+  history: HistoryEntry[];
+  /** The reply that was streaming when it was written, folded from the log. */
+  inFlight: InFlight | undefined;
+  clientIds: Array<[string, StoredEvent]>;
+}
+
+/** One appended event, as a journal is told of it. */
+export interface Appended {
+  entry: LogEntry;
+  epoch: string;
+  type: EventInput['type'];
+  /** The history entry it adds (a message, a tool result, a finished reply). */
+  history?: HistoryEntry;
+  /** Its clientMessageId or tool call key, for idempotent writes. */
+  clientId?: string;
+  bill?: LedgerEntry;
+}
+
+/**
+ * Where a durable backend keeps the log. `appended` must have made a message
+ * or tool result durable when it returns (it throws, and nothing changes, when
+ * it cannot); a reply's own events may be batched (a reply.end writes the
+ * batch with it).
+ */
+export interface LogJournal {
+  load(conversationId: string): LoadedConversation | undefined;
+  appended(conversationId: string, change: Appended): void;
+  /** Retained events before `firstSeq` are dropped. */
+  trimmed(conversationId: string, firstSeq: number): void;
 }
 
 interface Counted extends HistoryEntry {
@@ -39,6 +83,16 @@ class Conversation {
   ) {
     this.epoch = epoch ?? randomUUID();
   }
+
+  static from(loaded: LoadedConversation): Conversation {
+    const c = new Conversation(loaded.seq, loaded.epoch);
+    c.end = loaded.end;
+    c.log.push(...loaded.log);
+    c.history.push(...loaded.history);
+    c.inFlight = loaded.inFlight;
+    for (const [key, stored] of loaded.clientIds) c.clientIds.set(key, stored);
+    return c;
+  }
 }
 
 export class MemoryLog implements EventLog, MessageIds {
@@ -51,7 +105,8 @@ export class MemoryLog implements EventLog, MessageIds {
 
   constructor(
     private readonly limits: StoreLimits,
-    private readonly ledger: MemoryLedger,
+    private readonly ledger: LedgerSink | undefined,
+    private readonly journal?: LogJournal,
   ) {
     // One timer for every conversation, rather than one each.
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(limits.conversationIdleMs / 2, 60_000)));
@@ -60,7 +115,7 @@ export class MemoryLog implements EventLog, MessageIds {
 
   private get(id: string): Conversation {
     this.released.delete(id);
-    let c = this.conversations.get(id);
+    let c = this.peek(id);
     if (!c) {
       const tomb = this.tombstones.get(id);
       c = new Conversation(tomb?.seq ?? 0, tomb?.epoch);
@@ -70,11 +125,20 @@ export class MemoryLog implements EventLog, MessageIds {
     return c;
   }
 
-  /** Reads create nothing: a socket that only joins and leaves leaves no state behind. */
+  /** Reads create nothing (a socket that only joins and leaves leaves no state behind), but a journal's conversation is read back. */
   private peek(id: string): Conversation | undefined {
-    const c = this.conversations.get(id);
+    let c = this.conversations.get(id);
+    if (!c && this.journal) {
+      const loaded = this.journal.load(id);
+      if (loaded) this.conversations.set(id, (c = Conversation.from(loaded)));
+    }
     if (c) this.released.delete(id);
     return c;
+  }
+
+  /** The reply streaming in a conversation, as far as its log shows. */
+  inFlightOf(conversationId: string): InFlight | undefined {
+    return this.peek(conversationId)?.inFlight;
   }
 
   private sweep(now = Date.now()): void {
@@ -88,39 +152,44 @@ export class MemoryLog implements EventLog, MessageIds {
   /** One process: no other node can hold the lease, so there is nothing to fence. */
   append(conversationId: string, input: EventInput, _fence?: Fence, bill?: LedgerEntry): StoredEvent {
     const c = this.get(conversationId);
-    const seq = ++c.seq;
+    const seq = c.seq + 1;
     // The log owns what it is given (every caller builds a fresh object): adding seq in place
     // saves a copy per token.
     const event: ConversationEvent = Object.assign(input, { seq });
     const json = JSON.stringify(event);
     const at = Date.now();
-    c.log.push({ seq, json, at, offset: c.end });
-    c.end += Buffer.byteLength(json);
+    const entry = { seq, json, at, offset: c.end };
     const stored = { event, json, epoch: c.epoch };
-    if (event.type === 'message' || event.type === 'tool.result') this.remember(c, event, stored);
-    else {
-      const step = foldReply(c.inFlight, event, at);
-      c.inFlight = step.inFlight;
-      if (step.completed) insertHistory(c.history, step.completed, this.limits.historyLimit);
-    }
-    if (bill) this.ledger.add(bill);
+    const isEntry = event.type === 'message' || event.type === 'tool.result';
+    // A reply.end's fold changes nothing in place; a delta's does, so it waits until the journal has taken it.
+    const ending = event.type === 'reply.end' ? foldReply(c.inFlight, event, at) : undefined;
+    const history = isEntry ? entryOf(event) : ending?.completed;
+    const clientId = isEntry ? entryKey(event) : undefined;
+    // The journal first: what it refuses to keep is not appended here either.
+    this.journal?.appended(conversationId, { entry, epoch: c.epoch, type: event.type, ...(history ? { history } : {}), ...(clientId ? { clientId } : {}), ...(bill ? { bill } : {}) });
+    c.seq = seq;
+    c.log.push(entry);
+    c.end += Buffer.byteLength(json);
+    if (!isEntry) c.inFlight = (ending ?? foldReply(c.inFlight, event, at)).inFlight;
+    if (history) insertHistory(c.history, history, this.limits.historyLimit);
+    if (clientId) this.remember(c, clientId, stored);
+    if (bill) this.ledger?.add(bill);
     // After the fold: a reply that just ended no longer holds its events in the log.
-    this.trim(c, at);
+    this.trim(conversationId, c, at);
     return stored;
   }
 
-  private remember(c: Conversation, event: EntryEvent, stored: StoredEvent): void {
-    insertHistory(c.history, entryOf(event), this.limits.historyLimit);
-    const clientId = entryKey(event);
-    if (!clientId) return;
+  private remember(c: Conversation, clientId: string, stored: StoredEvent): void {
     c.clientIds.set(clientId, stored);
     if (c.clientIds.size > CLIENT_IDS_KEPT) c.clientIds.delete(c.clientIds.keys().next().value!);
   }
 
-  private trim(c: Conversation, now: number): void {
+  private trim(conversationId: string, c: Conversation, now: number): void {
     const extent = { count: c.log.length, end: c.end, keepFrom: c.inFlight?.startSeq };
     if (!overLimits(c.log[0], extent, this.limits, now)) return;
     c.log.splice(0, eventsToDrop(c.log, extent, this.limits, now));
+    const first = c.log[0]?.seq ?? c.seq + 1;
+    this.journal?.trimmed(conversationId, first);
   }
 
   async find(conversationId: string, clientMessageId: string): Promise<StoredEvent | undefined> {
@@ -129,7 +198,12 @@ export class MemoryLog implements EventLog, MessageIds {
 
   /** Synchronous, so that submit checks and appends in one step. */
   seen(conversationId: string, clientMessageId: string): StoredEvent | undefined {
-    return this.conversations.get(conversationId)?.clientIds.get(clientMessageId);
+    return this.peek(conversationId)?.clientIds.get(clientMessageId);
+  }
+
+  /** Is the conversation held in this process right now (not only in a journal)? */
+  holds(conversationId: string): boolean {
+    return this.conversations.has(conversationId);
   }
 
   async snapshot(conversationId: string): Promise<Snapshot> {

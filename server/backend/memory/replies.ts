@@ -10,7 +10,7 @@ interface Replies {
 
 export class MemoryReplies implements ReplyLeases {
   /** Only conversations with a reply running or queued: an entry goes when both are done. */
-  private readonly byConversation = new Map<string, Replies>();
+  protected readonly byConversation = new Map<string, Replies>();
 
   constructor(private readonly maxQueued: number) {}
 
@@ -28,6 +28,16 @@ export class MemoryReplies implements ReplyLeases {
     if (r.queue.length >= this.maxQueued) return undefined;
     r.queue.push(job);
     return { start: false };
+  }
+
+  /** Take back a reservation whose message could not be written. */
+  undo(conversationId: string, replyId: string): void {
+    const r = this.byConversation.get(conversationId);
+    if (!r) return;
+    if (r.running === replyId) r.running = undefined;
+    const at = r.queue.findIndex((j) => j.replyId === replyId);
+    if (at >= 0) r.queue.splice(at, 1);
+    if (r.running === undefined && r.queue.length === 0) this.byConversation.delete(conversationId);
   }
 
   async next(conversationId: string, endedReplyId: string): Promise<ReplyJob | undefined> {
@@ -56,7 +66,8 @@ export class MemoryReplies implements ReplyLeases {
 
   async renew(): Promise<void> {}
 
-  async adopt(): Promise<undefined> {
+  /** One process: nothing is ever left behind by another. */
+  async adopt(_conversationId: string): Promise<{ orphan: string } | { job: ReplyJob } | undefined> {
     return undefined;
   }
 }

@@ -1,37 +1,64 @@
 // The in-memory Store: zero setup, one node. Its parts live in one process,
-// so submit's step across them is atomic by being synchronous.
+// so submit's step across them is atomic by being synchronous. The embedded
+// durable store is this one with a journal and durable parts beneath it.
 import { entryKey } from '../../history/fold.js';
-import type { EntryInput, ReplyJob, Store, StoreLimits, Submission } from '../store.js';
+import type { ApiKeys, EntryInput, ReplyJob, Store, StoreLimits, Submission, UsageLedger } from '../store.js';
 import { MemoryApiKeys } from './api-keys.js';
 import { MemoryLedger } from './ledger.js';
-import { MemoryLog } from './log.js';
+import { MemoryLog, type LogJournal } from './log.js';
 import { MemoryMembers } from './members.js';
 import { MemoryReplies } from './replies.js';
+
+/** What a durable backend puts under the in-memory parts (server/backend/sqlite). */
+export interface DurableParts {
+  journal: LogJournal;
+  replies: MemoryReplies;
+  apiKeys: ApiKeys;
+  ledger: UsageLedger;
+  /** Runs submit's step in one transaction of its own. */
+  atomically<T>(step: () => T): T;
+  close(): Promise<void>;
+}
 
 export class MemoryStore implements Store {
   readonly log: MemoryLog;
   readonly ids: MemoryLog;
   readonly replies: MemoryReplies;
   readonly members = new MemoryMembers();
-  readonly apiKeys = new MemoryApiKeys();
-  readonly ledger: MemoryLedger;
+  readonly apiKeys: ApiKeys;
+  readonly ledger: UsageLedger;
 
-  constructor(limits: StoreLimits) {
-    this.ledger = new MemoryLedger(limits);
-    this.log = this.ids = new MemoryLog(limits, this.ledger);
-    this.replies = new MemoryReplies(limits.maxQueuedReplies);
+  constructor(
+    limits: StoreLimits,
+    private readonly durable?: DurableParts,
+  ) {
+    const ledger = new MemoryLedger(limits);
+    this.ledger = durable?.ledger ?? ledger;
+    this.apiKeys = durable?.apiKeys ?? new MemoryApiKeys();
+    this.log = this.ids = new MemoryLog(limits, durable ? undefined : ledger, durable?.journal);
+    this.replies = durable?.replies ?? new MemoryReplies(limits.maxQueuedReplies);
   }
 
   async submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined): Promise<Submission> {
     const clientId = entryKey(entry);
     const seen = clientId ? this.log.seen(conversationId, clientId) : undefined;
     if (seen) return { kind: 'duplicate', stored: seen };
-    const reserved = reply ? this.replies.reserve(conversationId, reply) : { start: false };
-    if (!reserved) return { kind: 'queue-full' };
-    return { kind: 'appended', stored: this.log.append(conversationId, entry), start: reserved.start };
+    const step = (): Submission => {
+      const reserved = reply ? this.replies.reserve(conversationId, reply) : { start: false };
+      if (!reserved) return { kind: 'queue-full' };
+      return { kind: 'appended', stored: this.log.append(conversationId, entry), start: reserved.start };
+    };
+    try {
+      return this.durable ? this.durable.atomically(step) : step();
+    } catch (err) {
+      // The message could not be kept: neither is its reply.
+      if (reply) this.replies.undo(conversationId, reply.replyId);
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
     this.log.close();
+    await this.durable?.close();
   }
 }

@@ -48,6 +48,9 @@ export async function createRedisBackend(config: Config, log: Logger, storeLimit
     userLimits,
     leaseMs,
     ready: () => redis.status === 'ready' && sub.status === 'ready',
+    // A lost node's replies are adopted when its lease lapses; Redis keeps the state.
+    recoverable: () => [],
+    disk: undefined,
     close: async () => {
       clearInterval(heartbeat);
       await bus.close();

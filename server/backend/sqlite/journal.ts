@@ -1,0 +1,187 @@
+// The event log on disk, beneath the in-memory log (server/backend/memory/log.ts).
+// A message, a tool result and a reply's end (with its bill) are committed
+// before the log takes them, so nothing acknowledged is lost to a crash; a
+// reply's start and deltas are batched (every FLUSH_MS, or PENDING_MAX of
+// them), so a crash loses at most the unwritten tail of the replies then
+// streaming. A conversation read back with a reply in flight, or with a hole
+// in its log, may have lost events its members saw: it starts a new epoch, so
+// a resuming member gets a clean reset rather than a gap.
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { HistoryMessage } from '../../../shared/protocol.js';
+import { RelayError } from '../../errors.js';
+import { replayReply, type HistoryEntry } from '../../history/fold.js';
+import type { Logger } from '../../log.js';
+import type { Appended, LoadedConversation, LogEntry, LogJournal } from '../memory/log.js';
+import { CLIENT_IDS_KEPT, parseEvent, type StoredEvent } from '../store.js';
+import { describeWriteFailure, type Db } from './db.js';
+
+/** How long a reply's events may wait to be written. */
+const FLUSH_MS = 25;
+/** Events that wait at most; past this they are written at once. */
+const PENDING_MAX = 2_000;
+
+interface Pending {
+  conversationId: string;
+  change: Appended;
+}
+
+// Rows as this store wrote them, checked on the way back all the same.
+const ConversationRow = z.object({ seq: z.number(), epoch: z.string(), bytes: z.number() });
+const EventRow = z.object({ seq: z.number(), at: z.number(), offset: z.number(), json: z.string() });
+const HistoryRow = z.object({ startSeq: z.number(), json: z.string() });
+const ClientIdRow = z.object({ clientId: z.string(), json: z.string() });
+
+export class SqliteJournal implements LogJournal {
+  private pending: Pending[] = [];
+  /** Conversations whose retained events before a seq are to be dropped, with the next write. */
+  private trims = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  /** Why the last write failed, while writing fails: a reply's next event ends it with this. */
+  private failure: string | undefined;
+  private readonly sql;
+
+  constructor(
+    private readonly db: Db,
+    private readonly historyLimit: number,
+    private readonly log: Logger,
+  ) {
+    this.sql = {
+      conversation: db.prepare('SELECT seq, epoch, bytes FROM conversations WHERE id = ?'),
+      events: db.prepare('SELECT seq, at, offset, json FROM events WHERE conversation = ? ORDER BY seq'),
+      history: db.prepare('SELECT start_seq AS startSeq, json FROM history WHERE conversation = ? ORDER BY start_seq'),
+      clientIds: db.prepare('SELECT client_id AS clientId, json FROM client_ids WHERE conversation = ? ORDER BY seq'),
+      newEpoch: db.prepare('UPDATE conversations SET epoch = ?, seq = ? WHERE id = ?'),
+      dropEvents: db.prepare('DELETE FROM events WHERE conversation = ? AND seq < ?'),
+      insertEvent: db.prepare('INSERT OR REPLACE INTO events (conversation, seq, at, offset, json) VALUES (?, ?, ?, ?, ?)'),
+      upsertConversation: db.prepare(
+        'INSERT INTO conversations (id, seq, epoch, bytes, last_active) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch, bytes = excluded.bytes, last_active = excluded.last_active',
+      ),
+      insertHistory: db.prepare('INSERT OR REPLACE INTO history (conversation, start_seq, json) VALUES (?, ?, ?)'),
+      capHistory: db.prepare('DELETE FROM history WHERE conversation = ? AND start_seq < (SELECT start_seq FROM history WHERE conversation = ? ORDER BY start_seq DESC LIMIT 1 OFFSET ?)'),
+      insertClientId: db.prepare('INSERT OR REPLACE INTO client_ids (conversation, client_id, seq, json) VALUES (?, ?, ?, ?)'),
+      capClientIds: db.prepare('DELETE FROM client_ids WHERE conversation = ? AND seq < (SELECT seq FROM client_ids WHERE conversation = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)'),
+      insertBill: db.prepare('INSERT OR IGNORE INTO ledger (reply_id, user_id, at, json) VALUES (?, ?, ?, ?)'),
+    };
+  }
+
+  load(conversationId: string): LoadedConversation | undefined {
+    const found = this.sql.conversation.get(conversationId);
+    if (found === undefined) return undefined;
+    const row = ConversationRow.parse(found);
+    let log: LogEntry[] = z.array(EventRow).parse(this.sql.events.all(conversationId));
+    const history = z
+      .array(HistoryRow)
+      .parse(this.sql.history.all(conversationId))
+      .map((h): HistoryEntry => ({ startSeq: h.startSeq, message: HistoryMessage.parse(JSON.parse(h.json)) }));
+    const inFlight = replayReply(log.map((e) => ({ event: parseEvent(e.json), at: e.at })));
+    const whole = log.every((e, i) => i === 0 || e.seq === log[i - 1]!.seq + 1) && (log.length === 0 || log.at(-1)!.seq === row.seq);
+    let { epoch, seq } = row;
+    if (inFlight || !whole) {
+      // Members may have seen events that never reached the disk (at most PENDING_MAX of them): a new
+      // epoch, and seqs past any of theirs, so that a resume from one of them is a reset, never a gap.
+      epoch = randomUUID();
+      seq += PENDING_MAX + 1;
+      this.db.transaction(() => {
+        this.sql.newEpoch.run(epoch, seq, conversationId);
+        this.sql.dropEvents.run(conversationId, Number.MAX_SAFE_INTEGER);
+      })();
+      log = [];
+      this.log.warn({ conversationId, replyInFlight: inFlight?.replyId }, 'conversation read back after an unclean stop: a new epoch');
+    }
+    const clientIds = z.array(ClientIdRow).parse(this.sql.clientIds.all(conversationId)).map(
+      ({ clientId, json }): [string, StoredEvent] => [clientId, { json, event: parseEvent(json), epoch }],
+    );
+    return { seq, epoch, end: row.bytes, log, history, inFlight, clientIds };
+  }
+
+  appended(conversationId: string, change: Appended): void {
+    if (change.type === 'reply.start' || change.type === 'reply.delta') return this.later(conversationId, change);
+    try {
+      this.db.transaction(() => {
+        this.writePending();
+        this.write(conversationId, change);
+      })();
+      this.failure = undefined;
+    } catch (err) {
+      this.failed(err);
+      // A reply's end still reaches every member: its reply stays unfinished on disk, and is ended again after a restart.
+      if (change.type !== 'reply.end') throw new RelayError('internal', this.failure!);
+    }
+  }
+
+  trimmed(conversationId: string, firstSeq: number): void {
+    this.trims.set(conversationId, firstSeq);
+  }
+
+  /** Write what waits now (shutdown, or a test that must see it on disk). */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length === 0 && this.trims.size === 0) return;
+    try {
+      this.db.transaction(() => this.writePending())();
+      this.failure = undefined;
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  close(): void {
+    this.flush();
+  }
+
+  private later(conversationId: string, change: Appended): void {
+    // A store that cannot write ends the replies that stream into it, with the reason.
+    if (this.failure) throw new RelayError('internal', this.failure);
+    this.pending.push({ conversationId, change });
+    if (this.pending.length >= PENDING_MAX) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+  }
+
+  private failed(err: unknown): void {
+    this.failure = describeWriteFailure(err);
+    // What waited is lost with the failed write; the conversations it belonged to start a new epoch when read back.
+    this.pending = [];
+    this.log.error({ err }, 'writing to the data directory failed');
+  }
+
+  private writePending(): void {
+    const pending = this.pending;
+    this.pending = [];
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    // The conversation's row once per batch, from its newest event.
+    const newest = new Map<string, Appended>();
+    for (const { conversationId, change } of pending) {
+      this.insertEvent(conversationId, change);
+      newest.set(conversationId, change);
+    }
+    for (const [conversationId, change] of newest) this.upsertConversation(conversationId, change);
+    for (const [conversationId, firstSeq] of this.trims) this.sql.dropEvents.run(conversationId, firstSeq);
+    this.trims.clear();
+  }
+
+  private write(conversationId: string, change: Appended): void {
+    const { entry, history, clientId, bill } = change;
+    this.insertEvent(conversationId, change);
+    this.upsertConversation(conversationId, change);
+    if (history) {
+      this.sql.insertHistory.run(conversationId, history.startSeq, JSON.stringify(history.message));
+      this.sql.capHistory.run(conversationId, conversationId, this.historyLimit - 1);
+    }
+    if (clientId) {
+      this.sql.insertClientId.run(conversationId, clientId, entry.seq, entry.json);
+      this.sql.capClientIds.run(conversationId, conversationId, CLIENT_IDS_KEPT - 1);
+    }
+    if (bill) this.sql.insertBill.run(bill.replyId, bill.userId, bill.at, JSON.stringify(bill));
+  }
+
+  private insertEvent(conversationId: string, { entry }: Appended): void {
+    this.sql.insertEvent.run(conversationId, entry.seq, entry.at, entry.offset, entry.json);
+  }
+
+  private upsertConversation(conversationId: string, { entry, epoch }: Appended): void {
+    this.sql.upsertConversation.run(conversationId, entry.seq, epoch, entry.offset + Buffer.byteLength(entry.json), entry.at);
+  }
+}

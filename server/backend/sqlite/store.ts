@@ -1,0 +1,57 @@
+// The embedded durable store (the default of `npm start`): the in-memory
+// store, with everything it holds also kept in SQLite under DATA_DIR, so
+// conversations, history, queued replies, API keys and the usage ledger
+// survive a restart without Redis. One process per data directory.
+import type { Logger } from '../../log.js';
+import { MemoryStore } from '../memory/store.js';
+import type { StoreLimits } from '../store.js';
+import { SqliteApiKeys } from './api-keys.js';
+import { openDb, usedBytes } from './db.js';
+import { SqliteJournal } from './journal.js';
+import { SqliteLedger } from './ledger.js';
+import { SqliteReplies } from './replies.js';
+import { Retention, type DataLimits } from './retention.js';
+
+export interface SqliteOptions extends Omit<DataLimits, 'ledgerRetentionMs' | 'ledgerMaxEntries'> {
+  dataDir: string;
+  /** How often the retention sweep runs. */
+  sweepEveryMs: number;
+}
+
+export class SqliteStore extends MemoryStore {
+  override readonly replies: SqliteReplies;
+  private readonly retention: Retention;
+  private readonly sweeper: NodeJS.Timeout;
+  /** What the database holds: bytes in pages and conversations (the `relay_data_*` metrics). */
+  readonly disk: () => { bytes: number; conversations: number };
+
+  constructor(limits: StoreLimits, opts: SqliteOptions, log: Logger) {
+    const db = openDb(opts.dataDir, opts.maxBytes);
+    const journal = new SqliteJournal(db, limits.historyLimit, log);
+    const replies = new SqliteReplies(db, limits.maxQueuedReplies);
+    super(limits, {
+      journal,
+      replies,
+      apiKeys: new SqliteApiKeys(db),
+      ledger: new SqliteLedger(db, limits),
+      atomically: (step) => db.transaction(step)(),
+      close: async () => {
+        clearInterval(this.sweeper);
+        journal.close();
+        db.close();
+      },
+    });
+    this.replies = replies;
+    const count = db.prepare('SELECT count(*) FROM conversations').pluck();
+    this.disk = () => ({ bytes: usedBytes(db), conversations: Number(count.get()) });
+    this.retention = new Retention(db, { ...opts, ledgerRetentionMs: limits.ledgerRetentionMs, ledgerMaxEntries: limits.ledgerMaxEntries }, (id) => this.log.holds(id), log);
+    this.sweeper = setInterval(() => void this.retention.sweep(), opts.sweepEveryMs);
+    this.sweeper.unref();
+    void this.retention.sweep();
+  }
+
+  /** Conversations a stopped process left with replies running or queued: whoever adopts them ends or runs those. */
+  recoverable(): string[] {
+    return this.replies.recoverable();
+  }
+}
