@@ -45,10 +45,13 @@ export class Retention {
     };
   }
 
-  /** One sweep (a second call while one runs waits for it). */
+  /** One sweep, after the one running (if any): sweeps never overlap. */
   sweep(now = Date.now()): Promise<void> {
-    this.running ??= this.run(now).finally(() => (this.running = undefined));
-    return this.running;
+    const next: Promise<void> = (this.running ?? Promise.resolve()).then(() => this.run(now)).finally(() => {
+      if (this.running === next) this.running = undefined;
+    });
+    this.running = next;
+    return next;
   }
 
   private async run(now: number): Promise<void> {
@@ -90,7 +93,10 @@ export class Retention {
         this.log.warn({ usedBytes: usedBytes(this.db), maxBytes: this.limits.maxBytes }, 'the data directory is near its cap and every conversation in it is in use');
         return;
       }
-      for (const id of ids) if (!this.dropIfIdle(id)) skipped++;
+      for (const id of ids) {
+        if (usedBytes(this.db) <= bytes) return;
+        if (!this.dropIfIdle(id)) skipped++;
+      }
       await nextTurn();
     }
   }

@@ -50,6 +50,11 @@ export class SqliteStore extends MemoryStore {
     void this.retention.sweep();
   }
 
+  /** Look at the bounds now (the sweep also runs every DATA_SWEEP_MS). */
+  sweep(now = Date.now()): Promise<void> {
+    return this.retention.sweep(now);
+  }
+
   /** Conversations a stopped process left with replies running or queued: whoever adopts them ends or runs those. */
   recoverable(): string[] {
     return this.replies.recoverable();
