@@ -39,6 +39,8 @@ export interface Appended {
   entry: LogEntry;
   epoch: string;
   type: EventInput['type'];
+  /** A reply event's reply. */
+  replyId?: string;
   /** The history entry it adds (a message, a tool result, a finished reply). */
   history?: HistoryEntry;
   /** Its clientMessageId or tool call key, for idempotent writes. */
@@ -166,7 +168,8 @@ export class MemoryLog implements EventLog, MessageIds {
     const history = isEntry ? entryOf(event) : ending?.completed;
     const clientId = isEntry ? entryKey(event) : undefined;
     // The journal first: what it refuses to keep is not appended here either.
-    this.journal?.appended(conversationId, { entry, epoch: c.epoch, type: event.type, ...(history ? { history } : {}), ...(clientId ? { clientId } : {}), ...(bill ? { bill } : {}) });
+    const replyId = isEntry ? undefined : event.replyId;
+    this.journal?.appended(conversationId, { entry, epoch: c.epoch, type: event.type, ...(replyId ? { replyId } : {}), ...(history ? { history } : {}), ...(clientId ? { clientId } : {}), ...(bill ? { bill } : {}) });
     c.seq = seq;
     c.log.push(entry);
     c.end += Buffer.byteLength(json);

@@ -62,6 +62,7 @@ export class SqliteJournal implements LogJournal {
       insertClientId: db.prepare('INSERT OR REPLACE INTO client_ids (conversation, client_id, seq, json) VALUES (?, ?, ?, ?)'),
       capClientIds: db.prepare('DELETE FROM client_ids WHERE conversation = ? AND seq < (SELECT seq FROM client_ids WHERE conversation = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)'),
       insertBill: db.prepare('INSERT OR IGNORE INTO ledger (reply_id, user_id, at, json) VALUES (?, ?, ?, ?)'),
+      replyEnded: db.prepare('DELETE FROM replies WHERE conversation = ? AND reply_id = ?'),
     };
   }
 
@@ -175,6 +176,8 @@ export class SqliteJournal implements LogJournal {
       this.sql.capClientIds.run(conversationId, conversationId, CLIENT_IDS_KEPT - 1);
     }
     if (bill) this.sql.insertBill.run(bill.replyId, bill.userId, bill.at, JSON.stringify(bill));
+    // With its end, a reply no longer waits to run: after a restart only unfinished ones are ended again.
+    if (change.type === 'reply.end' && change.replyId) this.sql.replyEnded.run(conversationId, change.replyId);
   }
 
   private insertEvent(conversationId: string, { entry }: Appended): void {
