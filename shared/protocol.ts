@@ -173,6 +173,9 @@ export const HistoryMessage = z.object({
   clientMessageId: z.optional(z.string()),
   /** The model that wrote an assistant message. */
   model: z.optional(z.string()),
+  /** How an assistant message's reply ended: its usage and, for a failure, why (as its reply.end said). */
+  usage: z.optional(Usage),
+  error: z.optional(ReplyError),
   /** What an assistant message answers: a user message, or (a step of a tool loop) the reply whose calls were answered. */
   inReplyTo: z.optional(z.string()),
   /** The tools a user message offered. */

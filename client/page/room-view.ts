@@ -164,9 +164,8 @@ export class RoomView {
     const text = this.conv.reply(e.replyId).text;
     const writer = this.writers.get(e.replyId) ?? this.writer(el, '');
     this.writers.delete(e.replyId);
-    // A reply that failed before writing anything has no tokens worth a mention.
-    const tokens = e.finishReason === 'error' && !e.usage?.completionTokens ? undefined : e.usage?.completionTokens;
-    // History keeps neither: remembered here, they still show after a reload.
+    const tokens = tokensOf(e.finishReason, e.usage);
+    // Older servers' history keeps neither: remembered here, they still show after a reload.
     keepReplyNote(e.replyId, { ...(e.error ? { error: e.error.message } : {}), ...(tokens !== undefined ? { tokens } : {}) });
     this.finish(el, e.finishReason, e.error?.message);
     writer.finish(text);
@@ -203,17 +202,17 @@ export class RoomView {
   private finishedElement(m: HistoryMessage): HTMLElement {
     const el = this.assistantElement(m.id, 'done', '');
     const note = replyNote(m.id);
-    this.finish(el, m.finishReason ?? 'stop', note?.error);
+    this.finish(el, m.finishReason ?? 'stop', note?.error ?? m.error?.message);
     this.paint(el, m.text, true);
     paintToolCalls(el, m.toolCalls ?? [], true);
-    this.setMeta(el, m.model, note?.tokens);
+    this.setMeta(el, m.model, note?.tokens ?? tokensOf(m.finishReason, m.usage));
     return el;
   }
 
   /**
    * The badge of how a reply ended, and for a failure, why: the reason the
-   * server gave when this browser saw it fail, or what history knows (that it
-   * failed; history keeps no reason).
+   * server gave (live, or kept in history), or only that it failed (history
+   * of a server that kept no reason).
    */
   private finish(el: HTMLElement, finishReason: string, error: string | undefined): void {
     el.dataset.state = 'done';
@@ -325,4 +324,9 @@ export class RoomView {
       first?.remove();
     }
   }
+}
+
+/** The tokens worth a mention under a reply: none for one that failed before writing anything. */
+function tokensOf(finishReason: string | undefined, usage: { completionTokens: number } | undefined): number | undefined {
+  return finishReason === 'error' && !usage?.completionTokens ? undefined : usage?.completionTokens;
 }

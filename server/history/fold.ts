@@ -84,6 +84,8 @@ export function foldReply(inFlight: InFlight | undefined, event: ReplyEvent, at:
       if (s.reasoning) message.reasoning = s.reasoning;
       if (s.refusal) message.refusal = s.refusal;
       if (event.toolCalls?.length) message.toolCalls = event.toolCalls;
+      if (event.usage) message.usage = event.usage;
+      if (event.error) message.error = event.error;
       return { inFlight: undefined, completed: { message, startSeq: s.startSeq } };
     }
   }

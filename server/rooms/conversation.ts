@@ -411,7 +411,7 @@ export class Conversation {
     if ('job' in adopted) return this.start(adopted.job);
     const replyId = adopted.orphan;
     this.log.warn({ replyId }, 'the node running this reply was lost; ending it');
-    const error = { code: 'internal' as const, message: 'the relay node running this reply was lost' };
+    const error = { code: 'internal' as const, message: 'the relay stopped (or lost its node) before this reply finished' };
     const bill = await orphanBill(this.deps, this.id, replyId, error);
     // Any ordinal the lost node may have written is below this one.
     await this.record({ type: 'reply.end', conversationId: this.id, replyId, finishReason: 'error', error }, { ordinal: Number.MAX_SAFE_INTEGER }, bill);

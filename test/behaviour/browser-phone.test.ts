@@ -279,11 +279,11 @@ function suite(): void {
     await page.waitForSelector('.msg[data-role="assistant"] .reply-error');
     assert.is(await reply(page).locator('.reply-error').textContent(), 'Failed: the model API failed (HTTP 401)');
     assert.equal(await metas(), live);
-    // Another browser, which saw none of it: what history knows.
+    // Another browser, which saw none of it: history keeps the reason and the tokens too.
     const other = await open('failures');
     await other.waitForSelector('.msg[data-role="assistant"] .reply-error');
-    assert.is(await reply(other).locator('.reply-error').textContent(), 'This reply failed before it finished; the reason was not kept.');
-    assert.equal(await other.locator('.msg[data-role="assistant"] .meta').allTextContents(), ['test-model', 'test-model']);
+    assert.is(await reply(other).locator('.reply-error').textContent(), 'Failed: the model API failed (HTTP 401)');
+    assert.equal(await other.locator('.msg[data-role="assistant"] .meta').allTextContents(), live);
     await page.screenshot({ path: `${OUT}browser-failed.png` });
     await page.close();
     await other.close();
