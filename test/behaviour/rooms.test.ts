@@ -66,7 +66,6 @@ test('the model is told who said what', async () => {
   assert.ok(annName?.type === 'message' && bobName?.type === 'message');
   assert.is(sent[0]!.name, bobName.message.author.name.replace(/ /g, '_'));
   assert.is(sent[1]!.name, annName.message.author.name.replace(/ /g, '_'));
-  assert.is.not(sent[0]!.name, sent[1]!.name);
 });
 
 test.run();

@@ -36,16 +36,17 @@ export interface LoadedConversation {
 
 /** One appended event, as a journal is told of it. */
 export interface Appended {
+  conversationId: string;
   entry: LogEntry;
   epoch: string;
   type: EventInput['type'];
   /** A reply event's reply. */
-  replyId?: string;
+  replyId: string | undefined;
   /** The history entry it adds (a message, a tool result, a finished reply). */
-  history?: HistoryEntry;
+  history: HistoryEntry | undefined;
   /** Its clientMessageId or tool call key, for idempotent writes. */
-  clientId?: string;
-  bill?: LedgerEntry;
+  clientId: string | undefined;
+  bill: LedgerEntry | undefined;
 }
 
 /**
@@ -56,7 +57,7 @@ export interface Appended {
  */
 export interface LogJournal {
   load(conversationId: string): LoadedConversation | undefined;
-  appended(conversationId: string, change: Appended): void;
+  appended(change: Appended): void;
   /** Retained events before `firstSeq` are dropped. */
   trimmed(conversationId: string, firstSeq: number): void;
 }
@@ -168,8 +169,8 @@ export class MemoryLog implements EventLog, MessageIds {
     const history = isEntry ? entryOf(event) : ending?.completed;
     const clientId = isEntry ? entryKey(event) : undefined;
     // The journal first: what it refuses to keep is not appended here either.
-    const replyId = isEntry ? undefined : event.replyId;
-    this.journal?.appended(conversationId, { entry, epoch: c.epoch, type: event.type, ...(replyId ? { replyId } : {}), ...(history ? { history } : {}), ...(clientId ? { clientId } : {}), ...(bill ? { bill } : {}) });
+    // One plain object: for a delta this runs once per token.
+    this.journal?.appended({ conversationId, entry, epoch: c.epoch, type: event.type, replyId: isEntry ? undefined : event.replyId, history, clientId, bill });
     c.seq = seq;
     c.log.push(entry);
     c.end += Buffer.byteLength(json);

@@ -11,6 +11,21 @@ import { ConfigError } from '../../config.js';
 
 export type Db = Database.Database;
 
+/** Runs a step in one transaction (nested in another: a savepoint). */
+export type Atomically = <T>(step: () => T) => T;
+
+/** Built once per user of the database: building a transaction wrapper costs more than a small write. */
+export function transactor(db: Db): Atomically {
+  const run = db.transaction((step: () => void) => step());
+  return <T>(step: () => T): T => {
+    let result!: T;
+    run(() => {
+      result = step();
+    });
+    return result;
+  };
+}
+
 /** The layout this code reads and writes; a file of another is refused. */
 export const SCHEMA_VERSION = 1;
 
@@ -24,14 +39,19 @@ CREATE TABLE IF NOT EXISTS conversations (
   last_active INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS conversations_by_activity ON conversations (last_active);
+-- Retained events in runs (runs.ts): a row holds the events seq..last_seq, one per line (JSON
+-- has no raw newline), the first one's offset, the time the run was written, and the reply
+-- its shortened deltas belong to.
 CREATE TABLE IF NOT EXISTS events (
   conversation TEXT NOT NULL,
   seq INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL,
   at INTEGER NOT NULL,
   offset INTEGER NOT NULL,
-  json TEXT NOT NULL,
-  PRIMARY KEY (conversation, seq)
-) WITHOUT ROWID;
+  reply_id TEXT,
+  json TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_conversation ON events (conversation, seq);
 CREATE TABLE IF NOT EXISTS history (
   conversation TEXT NOT NULL,
   start_seq INTEGER NOT NULL,
@@ -99,6 +119,8 @@ export function openDb(dataDir: string, maxBytes: number): Db {
     db.pragma('auto_vacuum = INCREMENTAL');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
+    db.pragma('cache_size = -65536');
+    db.pragma('wal_autocheckpoint = 10000');
     // Taken now, held until the process ends.
     db.exec('BEGIN EXCLUSIVE; COMMIT;');
     db.exec(SCHEMA);

@@ -14,46 +14,44 @@ import { replayReply, type HistoryEntry } from '../../history/fold.js';
 import type { Logger } from '../../log.js';
 import type { Appended, LoadedConversation, LogEntry, LogJournal } from '../memory/log.js';
 import { CLIENT_IDS_KEPT, parseEvent, type StoredEvent } from '../store.js';
-import { describeWriteFailure, type Db } from './db.js';
+import { describeWriteFailure, transactor, type Atomically, type Db } from './db.js';
+import { packRun, unpackRun } from './runs.js';
 
 /** How long a reply's events may wait to be written. */
-const FLUSH_MS = 25;
+const FLUSH_MS = 250;
 /** Events that wait at most; past this they are written at once. */
-const PENDING_MAX = 2_000;
-
-interface Pending {
-  conversationId: string;
-  change: Appended;
-}
+const PENDING_MAX = 20_000;
 
 // Rows as this store wrote them, checked on the way back all the same.
 const ConversationRow = z.object({ seq: z.number(), epoch: z.string(), bytes: z.number() });
-const EventRow = z.object({ seq: z.number(), at: z.number(), offset: z.number(), json: z.string() });
+const EventRow = z.object({ seq: z.number(), lastSeq: z.number(), at: z.number(), offset: z.number(), replyId: z.string().nullable(), json: z.string() });
 const HistoryRow = z.object({ startSeq: z.number(), json: z.string() });
 const ClientIdRow = z.object({ clientId: z.string(), json: z.string() });
 
 export class SqliteJournal implements LogJournal {
-  private pending: Pending[] = [];
+  private pending: Appended[] = [];
   /** Conversations whose retained events before a seq are to be dropped, with the next write. */
   private trims = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   /** Why the last write failed, while writing fails: a reply's next event ends it with this. */
   private failure: string | undefined;
   private readonly sql;
+  private readonly atomically: Atomically;
 
   constructor(
     private readonly db: Db,
     private readonly historyLimit: number,
     private readonly log: Logger,
   ) {
+    this.atomically = transactor(db);
     this.sql = {
       conversation: db.prepare('SELECT seq, epoch, bytes FROM conversations WHERE id = ?'),
-      events: db.prepare('SELECT seq, at, offset, json FROM events WHERE conversation = ? ORDER BY seq'),
+      events: db.prepare('SELECT seq, last_seq AS lastSeq, at, offset, reply_id AS replyId, json FROM events WHERE conversation = ? ORDER BY seq'),
       history: db.prepare('SELECT start_seq AS startSeq, json FROM history WHERE conversation = ? ORDER BY start_seq'),
       clientIds: db.prepare('SELECT client_id AS clientId, json FROM client_ids WHERE conversation = ? ORDER BY seq'),
       newEpoch: db.prepare('UPDATE conversations SET epoch = ?, seq = ? WHERE id = ?'),
-      dropEvents: db.prepare('DELETE FROM events WHERE conversation = ? AND seq < ?'),
-      insertEvent: db.prepare('INSERT OR REPLACE INTO events (conversation, seq, at, offset, json) VALUES (?, ?, ?, ?, ?)'),
+      dropEvents: db.prepare('DELETE FROM events WHERE conversation = ? AND last_seq < ?'),
+      insertEvents: db.prepare('INSERT OR REPLACE INTO events (conversation, seq, last_seq, at, offset, reply_id, json) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       upsertConversation: db.prepare(
         'INSERT INTO conversations (id, seq, epoch, bytes, last_active) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch, bytes = excluded.bytes, last_active = excluded.last_active',
       ),
@@ -70,7 +68,10 @@ export class SqliteJournal implements LogJournal {
     const found = this.sql.conversation.get(conversationId);
     if (found === undefined) return undefined;
     const row = ConversationRow.parse(found);
-    let log: LogEntry[] = z.array(EventRow).parse(this.sql.events.all(conversationId));
+    let log = z
+      .array(EventRow)
+      .parse(this.sql.events.all(conversationId))
+      .flatMap((row) => unpackRun(conversationId, row));
     const history = z
       .array(HistoryRow)
       .parse(this.sql.history.all(conversationId))
@@ -83,10 +84,10 @@ export class SqliteJournal implements LogJournal {
       // epoch, and seqs past any of theirs, so that a resume from one of them is a reset, never a gap.
       epoch = randomUUID();
       seq += PENDING_MAX + 1;
-      this.db.transaction(() => {
+      this.atomically(() => {
         this.sql.newEpoch.run(epoch, seq, conversationId);
         this.sql.dropEvents.run(conversationId, Number.MAX_SAFE_INTEGER);
-      })();
+      });
       log = [];
       this.log.warn({ conversationId, replyInFlight: inFlight?.replyId }, 'conversation read back after an unclean stop: a new epoch');
     }
@@ -96,13 +97,13 @@ export class SqliteJournal implements LogJournal {
     return { seq, epoch, end: row.bytes, log, history, inFlight, clientIds };
   }
 
-  appended(conversationId: string, change: Appended): void {
-    if (change.type === 'reply.start' || change.type === 'reply.delta') return this.later(conversationId, change);
+  appended(change: Appended): void {
+    if (change.type === 'reply.start' || change.type === 'reply.delta') return this.later(change);
     try {
-      this.db.transaction(() => {
+      this.atomically(() => {
         this.writePending();
-        this.write(conversationId, change);
-      })();
+        this.write(change);
+      });
       this.failure = undefined;
     } catch (err) {
       this.failed(err);
@@ -121,7 +122,7 @@ export class SqliteJournal implements LogJournal {
     this.timer = undefined;
     if (this.pending.length === 0 && this.trims.size === 0) return;
     try {
-      this.db.transaction(() => this.writePending())();
+      this.atomically(() => this.writePending());
       this.failure = undefined;
     } catch (err) {
       this.failed(err);
@@ -132,10 +133,10 @@ export class SqliteJournal implements LogJournal {
     this.flush();
   }
 
-  private later(conversationId: string, change: Appended): void {
+  private later(change: Appended): void {
     // A store that cannot write ends the replies that stream into it, with the reason.
     if (this.failure) throw new RelayError('internal', this.failure);
-    this.pending.push({ conversationId, change });
+    this.pending.push(change);
     if (this.pending.length >= PENDING_MAX) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
   }
@@ -152,21 +153,25 @@ export class SqliteJournal implements LogJournal {
     this.pending = [];
     clearTimeout(this.timer);
     this.timer = undefined;
-    // The conversation's row once per batch, from its newest event.
-    const newest = new Map<string, Appended>();
-    for (const { conversationId, change } of pending) {
-      this.insertEvent(conversationId, change);
-      newest.set(conversationId, change);
+    // One row per conversation per batch: its events in a run, and its newest state.
+    const runs = new Map<string, Appended[]>();
+    for (const change of pending) {
+      const run = runs.get(change.conversationId);
+      if (run) run.push(change);
+      else runs.set(change.conversationId, [change]);
     }
-    for (const [conversationId, change] of newest) this.upsertConversation(conversationId, change);
+    for (const run of runs.values()) {
+      this.insertRun(run);
+      this.upsertConversation(run.at(-1)!);
+    }
     for (const [conversationId, firstSeq] of this.trims) this.sql.dropEvents.run(conversationId, firstSeq);
     this.trims.clear();
   }
 
-  private write(conversationId: string, change: Appended): void {
-    const { entry, history, clientId, bill } = change;
-    this.insertEvent(conversationId, change);
-    this.upsertConversation(conversationId, change);
+  private write(change: Appended): void {
+    const { conversationId, entry, history, clientId, bill } = change;
+    this.insertRun([change]);
+    this.upsertConversation(change);
     if (history) {
       this.sql.insertHistory.run(conversationId, history.startSeq, JSON.stringify(history.message));
       this.sql.capHistory.run(conversationId, conversationId, this.historyLimit - 1);
@@ -180,11 +185,14 @@ export class SqliteJournal implements LogJournal {
     if (change.type === 'reply.end' && change.replyId) this.sql.replyEnded.run(conversationId, change.replyId);
   }
 
-  private insertEvent(conversationId: string, { entry }: Appended): void {
-    this.sql.insertEvent.run(conversationId, entry.seq, entry.at, entry.offset, entry.json);
+  /** Consecutive events of one conversation, as one row. */
+  private insertRun(run: Appended[]): void {
+    const { conversationId, replyId: reply, entry: first } = run[0]!;
+    const { replyId, text } = packRun(conversationId, reply, run.map((c) => c.entry));
+    this.sql.insertEvents.run(conversationId, first.seq, run.at(-1)!.entry.seq, first.at, first.offset, replyId, text);
   }
 
-  private upsertConversation(conversationId: string, { entry, epoch }: Appended): void {
+  private upsertConversation({ conversationId, entry, epoch }: Appended): void {
     this.sql.upsertConversation.run(conversationId, entry.seq, epoch, entry.offset + Buffer.byteLength(entry.json), entry.at);
   }
 }

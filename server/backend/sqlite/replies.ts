@@ -1,5 +1,6 @@
 // The reply lease and queue of the embedded store: the in-memory ones, with
-// every job that asked to run kept on disk until its reply ends. After a
+// every job that asked to run kept on disk until its reply ends (the journal
+// removes it in the same write as the reply's end). After a
 // restart, a conversation's first job is the reply that was running when the
 // process stopped (ended as interrupted by whoever adopts the conversation)
 // and the rest are its queue, which then runs.
@@ -52,11 +53,6 @@ export class SqliteReplies extends MemoryReplies {
     // Inside submit's transaction: the job is kept with its message or not at all.
     if (reserved) this.sql.insert.run(conversationId, job.replyId, this.position++, JSON.stringify(job));
     return reserved;
-  }
-
-  override async next(conversationId: string, endedReplyId: string): Promise<ReplyJob | undefined> {
-    this.sql.remove.run(conversationId, endedReplyId);
-    return super.next(conversationId, endedReplyId);
   }
 
   override async removeQueued(conversationId: string, replyId: string): Promise<ReplyJob | undefined> {

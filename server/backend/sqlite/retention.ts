@@ -6,7 +6,7 @@
 // the file: past it, writes fail as on a full disk.
 import type { Logger } from '../../log.js';
 import type { StoreLimits } from '../store.js';
-import { usedBytes, type Db } from './db.js';
+import { transactor, usedBytes, type Atomically, type Db } from './db.js';
 
 export interface DataLimits extends Pick<StoreLimits, 'ledgerRetentionMs' | 'ledgerMaxEntries'> {
   maxBytes: number;
@@ -25,6 +25,7 @@ const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 export class Retention {
   private readonly sql;
   private running: Promise<void> | undefined;
+  private readonly atomically: Atomically;
 
   constructor(
     private readonly db: Db,
@@ -33,6 +34,7 @@ export class Retention {
     private readonly busy: (conversationId: string) => boolean,
     private readonly log: Logger,
   ) {
+    this.atomically = transactor(db);
     this.sql = {
       expireLedger: db.prepare('DELETE FROM ledger WHERE at < ?'),
       capLedger: db.prepare('DELETE FROM ledger WHERE reply_id IN (SELECT reply_id FROM ledger ORDER BY at DESC LIMIT -1 OFFSET ?)'),
@@ -68,10 +70,10 @@ export class Retention {
 
   private dropIfIdle(conversationId: string): boolean {
     if (this.busy(conversationId) || this.sql.hasReplies.get(conversationId) !== undefined) return false;
-    this.db.transaction(() => {
+    this.atomically(() => {
       for (const statement of this.sql.drop) statement.run(conversationId);
       this.sql.dropConversation.run(conversationId);
-    })();
+    });
     return true;
   }
 

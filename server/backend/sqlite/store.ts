@@ -6,7 +6,7 @@ import type { Logger } from '../../log.js';
 import { MemoryStore } from '../memory/store.js';
 import type { StoreLimits } from '../store.js';
 import { SqliteApiKeys } from './api-keys.js';
-import { openDb, usedBytes } from './db.js';
+import { openDb, transactor, usedBytes } from './db.js';
 import { SqliteJournal } from './journal.js';
 import { SqliteLedger } from './ledger.js';
 import { SqliteReplies } from './replies.js';
@@ -34,7 +34,7 @@ export class SqliteStore extends MemoryStore {
       replies,
       apiKeys: new SqliteApiKeys(db),
       ledger: new SqliteLedger(db, limits),
-      atomically: (step) => db.transaction(step)(),
+      atomically: transactor(db),
       close: async () => {
         clearInterval(this.sweeper);
         journal.close();
