@@ -108,7 +108,18 @@ export class Histogram {
 
 // ------------------------------------------------------------ orchestrator ⇄ load generator
 
-export type Contender = 'floor' | 'socketio' | 'relay';
+/** Every contender, in the order a repetition runs them. `relay` keeps its state in memory, `relay-sqlite` in SQLite. */
+export const CONTENDERS = ['floor', 'socketio', 'relay', 'relay-sqlite'] as const;
+export type Contender = (typeof CONTENDERS)[number];
+
+export function isContender(c: string): c is Contender {
+  return (CONTENDERS as readonly string[]).includes(c);
+}
+
+/** The relay's own code (server/main.ts), whichever store it runs on: same process, same protocol. */
+export function isRelay(c: string): c is 'relay' | 'relay-sqlite' {
+  return c === 'relay' || c === 'relay-sqlite';
+}
 
 /** The contenders spoken to in plain WebSocket frames. */
 export type WsContender = 'floor' | 'relay';

@@ -294,6 +294,7 @@ class DirectClient extends Client {
 export function makeClient(target: TrialSpec['target'], trial: Trial | undefined, url: string): Client {
   switch (target) {
     case 'relay':
+    case 'relay-sqlite':
       return new RelayClient(trial, url);
     case 'floor':
       return new FloorClient(trial, url);

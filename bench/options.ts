@@ -1,7 +1,7 @@
 // The flags of `npm run bench`: what a run measures, for how long, and where
 // it writes. `--help` prints them all.
 import { join, resolve } from 'node:path';
-import type { Contender } from './common.js';
+import { CONTENDERS, isContender, type Contender } from './common.js';
 import { ROOT } from './procs.js';
 
 export interface Options {
@@ -35,7 +35,7 @@ export interface Options {
   pace: number;
   out: string;
   relayLogLevel: string;
-  /** Run the relay on this Redis (a one-node cluster) instead of its in-memory store. */
+  /** Run the relay on this Redis (a one-node cluster) instead of its in-memory store; relay-sqlite stays on SQLite. */
   relayRedis: string;
   note: string;
   /** Keep the work directory (server logs, .cpuprofile files). */
@@ -47,7 +47,7 @@ const WORKLOADS = ['micro', 'streams', 'fanout', 'idle', 'slow', 'profile'];
 export const STEADY_AFTER_RAMP_MS = 2000;
 
 const HELP = `npm run bench -- [flags]
-  --quick                 small sizes, one repetition (~3 min)
+  --quick                 small sizes, one repetition (~4 min)
   --reps N                alternating repetitions per level (default 3)
   --streams a,b,c         concurrent 1:1 streams per level (default 250,500,1000,2000)
   --stream-seconds S      length of each stream (default 10)
@@ -62,7 +62,8 @@ const HELP = `npm run bench -- [flags]
   --slow-pad BYTES        pad each token of that test so the paused member falls behind by MBs (default 4096)
   --slow-reps N           (default 1)
   --direct-reps N         repetitions of the direct-SDK baseline per level (default 1)
-  --contenders list       floor,socketio,relay
+  --contenders list       ${CONTENDERS.join(',')} (default all; relay keeps its state in memory,
+                          relay-sqlite in SQLite under a fresh temporary DATA_DIR per process)
   --workloads list        ${WORKLOADS.join(',')}
   --loadgens N            load generator processes, 1 or 2 (default 2)
   --ramp-ms MS            spread of stream starts (default 500)
@@ -74,7 +75,8 @@ const HELP = `npm run bench -- [flags]
   --micro-ms MS           time budget per side and case of the SSE micro-benchmark (default 1200)
   --pace N                upstream tokens/s per stream (default 30)
   --relay-log-level L     LOG_LEVEL of the relay (default info, its default)
-  --relay-redis URL       run the relay on this Redis (one node, its own key prefix) instead of in memory
+  --relay-redis URL       run the relay on this Redis (one node, its own key prefix) instead of in memory;
+                          relay-sqlite stays on SQLite
   --note TEXT             a line for the report (e.g. "machine busy with other tests")
   --out DIR               (default bench/results)
   --keep                  keep the work directory (server logs, .cpuprofile files)
@@ -89,7 +91,7 @@ export function parseOptions(argv: string[]): Options {
     slowReps: 1,
     directReps: 1,
     profileWorkload: 'streams',
-    contenders: ['floor', 'socketio', 'relay'],
+    contenders: [...CONTENDERS],
     workloads: [...WORKLOADS],
     loadgens: 2,
     rampMs: 500,
@@ -170,7 +172,7 @@ export function parseOptions(argv: string[]): Options {
       case '--slow-pad': o.slowPad = Math.max(0, Number(v)); break;
       case '--slow-reps': o.slowReps = Math.max(1, Number(v)); break;
       case '--direct-reps': o.directReps = Math.max(0, Number(v)); break;
-      case '--contenders': o.contenders = list(v).filter((c): c is Contender => c === 'floor' || c === 'socketio' || c === 'relay'); break;
+      case '--contenders': o.contenders = list(v).filter(isContender); break;
       case '--workloads': o.workloads = list(v).filter((w) => WORKLOADS.includes(w)); break;
       case '--loadgens': o.loadgens = Math.min(2, Math.max(1, Number(v))); break;
       case '--ramp-ms': o.rampMs = Number(v); break;

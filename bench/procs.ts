@@ -2,7 +2,8 @@
 // URL it logs, ask the preloaded probe about its memory, read CPU and RSS from
 // /proc, and drive the load generators over IPC.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Contender, FromLoadgen, ProbeMaps, ProbeReply, ToLoadgen } from './common.js';
@@ -70,6 +71,8 @@ export interface StartOptions {
   cwd?: string;
   probe?: boolean;
   timeoutMs?: number;
+  /** A directory made for this process alone (relay-sqlite's DATA_DIR): removed once it has exited, however it ended. */
+  removeOnExit?: string;
 }
 
 export async function startServer(o: StartOptions): Promise<ServerProc> {
@@ -84,7 +87,20 @@ export async function startServer(o: StartOptions): Promise<ServerProc> {
     stdio: ['ignore', fd, fd, 'ipc'],
   });
   closeSync(fd);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      // Before anyone awaiting the exit (stop()) goes on: a stopped process has left nothing behind.
+      if (o.removeOnExit) rmSync(o.removeOnExit, { recursive: true, force: true });
+      resolve(code);
+    }),
+  );
+  // An orchestrator that exits first (Ctrl-C, a failed run, even mid start-up) takes the server and its directory with it.
+  const orphaned = () => {
+    child.kill('SIGKILL');
+    if (o.removeOnExit) rmSync(o.removeOnExit, { recursive: true, force: true });
+  };
+  process.once('exit', orphaned);
+  void exited.then(() => process.off('exit', orphaned));
   let dead = false;
   void exited.then(() => (dead = true));
   const tail = () => (existsSync(o.logFile) ? readFileSync(o.logFile, 'utf8').split('\n').slice(-15).join('\n') : '');
@@ -241,15 +257,33 @@ export class Loadgen {
   }
 }
 
-/** How each contender is started: its script and environment, with the relay's limits out of the way. */
-export function contenderEnv(target: Contender, upstreamUrl: string, relayLogLevel = 'info', relayRedis = ''): { script: string; env: Record<string, string | undefined> } {
+export interface ContenderSpec {
+  script: string;
+  env: Record<string, string | undefined>;
+  /** relay-sqlite's fresh DATA_DIR, made by contenderEnv(): pass it to startServer() as `removeOnExit`. */
+  dataDir?: string;
+}
+
+/**
+ * How each contender is started: its script and environment, with the relay's limits out of the way.
+ * The relay's store is always named: left unset it would be SQLite in ./data of the working directory.
+ * relay-sqlite gets a new empty DATA_DIR on every call (one process per data directory, and no state
+ * carried from one trial into the next).
+ */
+export function contenderEnv(target: Contender, upstreamUrl: string, relayLogLevel = 'info', relayRedis = ''): ContenderSpec {
   const common = { PORT: '0', HOST: '127.0.0.1' };
   if (target === 'floor') return { script: 'bench/floor.ts', env: { ...common, UPSTREAM_URL: upstreamUrl } };
   if (target === 'socketio') return { script: 'bench/socketio.ts', env: { ...common, UPSTREAM_URL: upstreamUrl } };
+  const sqlite = target === 'relay-sqlite';
+  const dataDir = sqlite ? mkdtempSync(join(tmpdir(), 'chat-relay-bench-data-')) : undefined;
   return {
     script: 'server/main.ts',
+    ...(dataDir ? { dataDir } : {}),
     env: {
       ...common,
+      STORE: sqlite ? 'sqlite' : 'memory',
+      // undefined drops a DATA_DIR inherited from the shell (startServer skips undefined values); '' would be refused.
+      DATA_DIR: dataDir,
       OPENAI_API_KEY: 'bench',
       OPENAI_BASE_URL: upstreamUrl,
       OPENAI_MODEL: 'bench-model',
@@ -268,7 +302,8 @@ export function contenderEnv(target: Contender, upstreamUrl: string, relayLogLev
       TOKEN_QUOTA: '0',
       SHUTDOWN_GRACE_MS: '0',
       // Not ours to inherit from the shell: this is a one-node, anonymous, loopback relay (on Redis only when asked).
-      REDIS_URL: relayRedis,
+      // REDIS_URL would take precedence over STORE, so relay-sqlite never gets it.
+      REDIS_URL: sqlite ? '' : relayRedis,
       REDIS_PREFIX: `bench-${process.pid}-${Date.now()}:`,
       AUTH_JWT_SECRET: '',
       AUTH_JWT_PUBLIC_KEY: '',

@@ -1,6 +1,6 @@
 // The Markdown report of a bench run (bench/results/latest.md): tables of the
 // medians and ratios from bench/report.ts, with the method beside them.
-import { median } from './common.js';
+import { CONTENDERS, median } from './common.js';
 import { ratio, summarizeReport, type BenchReport, type Medians, type Summary, type TrialMetrics } from './report.js';
 import { microMarkdown } from './sse-micro.js';
 
@@ -33,6 +33,36 @@ function streamTable(rows: Medians[], r: BenchReport, unit: string, receivers: (
   return out;
 }
 
+/** relay-sqlite ÷ relay in tokens per CPU-second, read as CPU per token over memory mode: 0.87× → "+14.9 %". */
+function costOverMemory(eff: number | undefined): string {
+  if (eff === undefined) return '–';
+  const pct = (1 / eff - 1) * 100;
+  return `${pct >= 0 ? '+' : ''}${pct.toFixed(1)} %`;
+}
+
+/**
+ * relay-sqlite ÷ relay per streams level: the same relay code on its two stores, so the gap is what the
+ * durable store costs. CPU per token is the figure with a target (within 15 % of memory mode).
+ */
+function sqliteOverMemory(s: Summary): string[] {
+  const out = [
+    '**SQLite store against memory** (relay-sqlite ÷ relay: the same relay, its state in SQLite under a fresh DATA_DIR instead of in memory). ' +
+      '"Per-token CPU over memory mode" = relay\'s tokens per CPU-s ÷ relay-sqlite\'s − 1; the target is at most +15 %. Latency ratios above 1.00× mean SQLite is slower.',
+    '',
+    '| streams | tokens per CPU-s relay · relay-sqlite | relay-sqlite ÷ relay per CPU-s | per-token CPU over memory mode | added latency p50 ms relay · relay-sqlite | relay-sqlite ÷ relay p50 | p99 ms relay · relay-sqlite | relay-sqlite ÷ relay p99 |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const rr of s.ratios.streams) {
+    const g = (t: string) => s.streams.find((m) => m.level === rr.level && m.target === t);
+    const [re, sq] = [g('relay'), g('relay-sqlite')];
+    out.push(
+      `| ${rr.level} | ${k(re?.tokensPerCpuSec)} · ${k(sq?.tokensPerCpuSec)} | ${x2(rr.relaySqliteOverRelayEff)} | ${costOverMemory(rr.relaySqliteOverRelayEff)} | ` +
+        `${lat(re?.latencyP50)} · ${lat(sq?.latencyP50)} | ${x2(rr.relaySqliteOverRelayP50)} | ${lat(re?.latencyP99)} · ${lat(sq?.latencyP99)} | ${x2(rr.relaySqliteOverRelayP99)} |`,
+    );
+  }
+  return out;
+}
+
 export function renderMarkdown(r: BenchReport): string {
   const s = (r.summary = summarizeReport(r));
   const o = r.meta.options;
@@ -55,7 +85,7 @@ export function renderMarkdown(r: BenchReport): string {
   if (r.meta.note) L.push('', `> ${r.meta.note}`);
   L.push('');
   L.push(
-    `Medians of ${o.reps} alternating repetition${o.reps > 1 ? 's' : ''} (floor, socketio, relay, floor, …); every contender is a fresh process per trial, ` +
+    `Medians of ${o.reps} alternating repetition${o.reps > 1 ? 's' : ''} (${[...o.contenders, o.contenders[0]].join(', ')}, …); every contender is a fresh process per trial, ` +
       `warmed with ${o.warmReplies ?? 16} short replies before its window, ` +
       `fed by one local upstream (bench/upstream.ts) pacing ${o.pace} tokens/s per stream with one shared ticker, each token stamped with its send time. ` +
       `Added latency = upstream send → load-generator receive, per token. Throughput = tokens (frames) received by all clients ÷ the window from the first send to the last reply end (start ramp ${o.rampMs} ms included). ` +
@@ -68,17 +98,25 @@ export function renderMarkdown(r: BenchReport): string {
   L.push('## Headline');
   L.push('');
   const sLevels = [...new Set(s.streams.map((m) => m.level))];
+  // relay-sqlite gets columns only in runs that had it: older reports render as they did.
+  const sqlite = s.streams.some((m) => m.target === 'relay-sqlite');
+  const shown = ['floor', 'socketio', 'relay', ...(sqlite ? ['relay-sqlite'] : [])];
+  const names = shown.join(' · ');
   if (sLevels.length) {
-    L.push('| streams | tokens/s floor · socketio · relay | relay ÷ floor | relay ÷ socketio | p99 ms floor · socketio · relay | steady p99 ms floor · socketio · relay | server CPU % floor · socketio · relay | tokens per CPU-s floor · socketio · relay | relay ÷ floor per CPU-s | relay ÷ socketio per CPU-s |');
-    L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    const sq = (cells: string) => (sqlite ? cells : '');
+    L.push(
+      `| streams | tokens/s ${names} | relay ÷ floor | relay ÷ socketio |${sq(' relay-sqlite ÷ floor | relay-sqlite ÷ socketio |')} p99 ms ${names} | steady p99 ms ${names} | ` +
+        `server CPU % ${names} | tokens per CPU-s ${names} | relay ÷ floor per CPU-s | relay ÷ socketio per CPU-s |${sq(' relay-sqlite ÷ floor per CPU-s | relay-sqlite ÷ socketio per CPU-s |')}`,
+    );
+    L.push(`|${' ---: |'.repeat(sqlite ? 14 : 10)}`);
     for (const level of sLevels) {
       const g = (t: string) => s.streams.find((m) => m.level === level && m.target === t);
-      const [fl, si, re] = [g('floor'), g('socketio'), g('relay')];
+      const cells = (cell: (m: Medians | undefined) => string) => shown.map((t) => cell(g(t))).join(' · ');
       const rr = ratios.streams.find((x) => x.level === level);
       L.push(
-        `| ${level} | ${k(fl?.tokensPerSec)} · ${k(si?.tokensPerSec)} · ${k(re?.tokensPerSec)} | ${x2(rr?.relayOverFloorTps)} | ${x2(rr?.relayOverSocketioTps)} | ` +
-          `${lat(fl?.latencyP99)} · ${lat(si?.latencyP99)} · ${lat(re?.latencyP99)} | ${lat(fl?.steadyP99)} · ${lat(si?.steadyP99)} · ${lat(re?.steadyP99)} | ${f(fl?.serverCpuPct, 0)} · ${f(si?.serverCpuPct, 0)} · ${f(re?.serverCpuPct, 0)} | ` +
-          `${k(fl?.tokensPerCpuSec)} · ${k(si?.tokensPerCpuSec)} · ${k(re?.tokensPerCpuSec)} | ${x2(rr?.relayOverFloorEff)} | ${x2(rr?.relayOverSocketioEff)} |`,
+        `| ${level} | ${cells((m) => k(m?.tokensPerSec))} | ${x2(rr?.relayOverFloorTps)} | ${x2(rr?.relayOverSocketioTps)} |${sq(` ${x2(rr?.relaySqliteOverFloorTps)} | ${x2(rr?.relaySqliteOverSocketioTps)} |`)} ` +
+          `${cells((m) => lat(m?.latencyP99))} | ${cells((m) => lat(m?.steadyP99))} | ${cells((m) => f(m?.serverCpuPct, 0))} | ` +
+          `${cells((m) => k(m?.tokensPerCpuSec))} | ${x2(rr?.relayOverFloorEff)} | ${x2(rr?.relayOverSocketioEff)} |${sq(` ${x2(rr?.relaySqliteOverFloorEff)} | ${x2(rr?.relaySqliteOverSocketioEff)} |`)}`,
       );
     }
     L.push('');
@@ -86,28 +124,34 @@ export function renderMarkdown(r: BenchReport): string {
       const v = held[t];
       return v ? `${v.level} streams (${k(v.tokensPerSec)} tokens/s)` : `none of the levels run`;
     };
+    const each = (cell: (t: string) => string) => shown.map((t) => `${t} ${cell(t)}`).join(', ');
+    const sqliteRatios = (overFloor: number | undefined, overSocketio: number | undefined) =>
+      sqlite ? `, relay-sqlite ÷ floor **${x2(overFloor)}**, relay-sqlite ÷ socketio **${x2(overSocketio)}**` : '';
     L.push(`- **Throughput at the same p99** (highest streams level with added-latency p99 ≤ ${ratios.sloMs} ms and ≥ 99 % of tokens delivered): ` +
-      `floor ${sus('floor')}, socketio ${sus('socketio')}, relay ${sus('relay')}; ` +
-      `relay ÷ floor **${x2(ratios.relayOverFloorSustained)}**, relay ÷ socketio **${x2(ratios.relayOverSocketioSustained)}**. ` +
+      `${each((t) => sus(t))}; ` +
+      `relay ÷ floor **${x2(ratios.relayOverFloorSustained)}**, relay ÷ socketio **${x2(ratios.relayOverSocketioSustained)}**` +
+      `${sqliteRatios(ratios.relaySqliteOverFloorSustained, ratios.relaySqliteOverSocketioSustained)}. ` +
       'Below saturation every contender delivers the offered load, so tokens/s ratios sit at 1.00× and the per-CPU-second columns are what tell them apart.');
     const crossing = (label: string, held: Summary['ratios']['sustained']) => {
       const at = (t: string) => held[t]?.streamsAtSlo;
-      const shown = (t: string) => {
+      const where = (t: string) => {
         const h = held[t];
         if (h?.streamsAtSlo !== undefined) return f(h.streamsAtSlo, 0);
         return h ? `≥ ${h.level} (held every level run)` : 'none';
       };
       const r = ratio(at('relay'), at('socketio'));
-      if (r === undefined) return;
+      const rs = ratio(at('relay-sqlite'), at('socketio'));
+      if (r === undefined && rs === undefined) return;
       L.push(`- **Streams at p99 = ${ratios.sloMs} ms, ${label}** (interpolated linearly between the two levels around it, which understates both where p99 curves upward): ` +
-        `floor ${shown('floor')}, socketio ${shown('socketio')}, relay ${shown('relay')}; relay ÷ socketio **${x2(r)}**.`);
+        `${each(where)}; relay ÷ socketio **${x2(r)}**${sqlite ? `, relay-sqlite ÷ socketio **${x2(rs)}**` : ''}.`);
     };
     crossing('whole trial', ratios.sustained);
     if (ratios.sustainedSteady) {
       const held = ratios.sustainedSteady;
       L.push(`- **The same in steady state** (steady p99 ≤ ${ratios.sloMs} ms: tokens from 2 s after the last stream opened, so the start burst is left out): ` +
-        `floor ${sus('floor', held)}, socketio ${sus('socketio', held)}, relay ${sus('relay', held)}; ` +
-        `relay ÷ floor **${x2(ratios.relayOverFloorSustainedSteady)}**, relay ÷ socketio **${x2(ratios.relayOverSocketioSustainedSteady)}**.`);
+        `${each((t) => sus(t, held))}; ` +
+        `relay ÷ floor **${x2(ratios.relayOverFloorSustainedSteady)}**, relay ÷ socketio **${x2(ratios.relayOverSocketioSustainedSteady)}**` +
+        `${sqliteRatios(ratios.relaySqliteOverFloorSustainedSteady, ratios.relaySqliteOverSocketioSustainedSteady)}.`);
       crossing('steady state', held);
     }
     if (ratios.p99AtTop) {
@@ -116,6 +160,7 @@ export function renderMarkdown(r: BenchReport): string {
       L.push(`- **Added latency p99 at ${p.level} streams**: ${Object.entries(p.byTarget).map(([t, v]) => `${t} ${lat(v)} ms`).join(', ')}${steady}.`);
     }
     L.push('');
+    if (sqlite) L.push(...sqliteOverMemory(s), '');
   }
 
   // ---------------------------------------------------------------- streams
@@ -137,9 +182,13 @@ export function renderMarkdown(r: BenchReport): string {
     L.push(...streamTable(s.fanout, r, 'rooms (receivers)', (m) => `${m.level} (${m.level * o.roomSize})`));
     L.push('');
     if (ratios.fanout.length) {
+      const fanoutSqlite = s.fanout.some((m) => m.target === 'relay-sqlite');
       L.push(
         ratios.fanout
-          .map((x) => `${x.level} rooms: relay ÷ floor ${x2(x.relayOverFloorTps)} tokens/s, ${x2(x.relayOverFloorEff)} per CPU-s; relay ÷ socketio ${x2(x.relayOverSocketioTps)}, ${x2(x.relayOverSocketioEff)} per CPU-s`)
+          .map((x) => `${x.level} rooms: relay ÷ floor ${x2(x.relayOverFloorTps)} tokens/s, ${x2(x.relayOverFloorEff)} per CPU-s; relay ÷ socketio ${x2(x.relayOverSocketioTps)}, ${x2(x.relayOverSocketioEff)} per CPU-s` +
+            (!fanoutSqlite
+              ? ''
+              : `; relay-sqlite ÷ floor ${x2(x.relaySqliteOverFloorTps)}, ${x2(x.relaySqliteOverFloorEff)} per CPU-s; relay-sqlite ÷ socketio ${x2(x.relaySqliteOverSocketioTps)}, ${x2(x.relaySqliteOverSocketioEff)} per CPU-s; relay-sqlite ÷ relay ${x2(x.relaySqliteOverRelayEff)} per CPU-s`))
           .map((line) => `- ${line}`)
           .join('\n'),
       );
@@ -178,7 +227,7 @@ export function renderMarkdown(r: BenchReport): string {
     L.push('');
     L.push('| contender | others p50 / p99 ms, reading | others p50 / p99 ms, paused | p99 change | others p99 ms, whole trial | RSS MB at pause → max → end | slow member |');
     L.push('| --- | ---: | ---: | ---: | ---: | ---: | --- |');
-    for (const t of ['floor', 'socketio', 'relay']) {
+    for (const t of CONTENDERS) {
       const ts = slowTrials.filter((x) => x.target === t);
       if (!ts.length) continue;
       const med = (g: (x: TrialMetrics) => number | undefined) => median(ts.map(g));
@@ -209,7 +258,7 @@ export function renderMarkdown(r: BenchReport): string {
     L.push('');
     L.push('Server RSS over time (first repetition; seconds after the first send → MB; ⏸ marks the pause):');
     L.push('');
-    for (const t of ['floor', 'socketio', 'relay']) {
+    for (const t of CONTENDERS) {
       const trial = slowTrials.find((x) => x.target === t);
       if (!trial?.rssSeries?.length) continue;
       const pts: string[] = [];
@@ -313,7 +362,11 @@ export function renderMarkdown(r: BenchReport): string {
   );
   L.push(
     '- **Different jobs.** floor and socketio forward text and nothing else; the relay also validates frames, assigns seqs, keeps a resumable event log and history, counts tokens and ' +
-      'enforces limits. The gap to floor is the price of those features, not only overhead.',
+      'enforces limits. The gap to floor is the price of those features, not only overhead.' +
+      (o.contenders.includes('relay-sqlite')
+        ? ' relay-sqlite does all that and also keeps its state in SQLite (WAL, synchronous=NORMAL) in a fresh DATA_DIR under the system temporary directory; ' +
+          'the disk behind that directory is part of its figures.'
+        : ''),
   );
   L.push('- Per-trial medians over few repetitions: differences under ~10 % are within the noise of a shared 2-core machine.');
   L.push('');

@@ -1,7 +1,7 @@
 // A bench run's raw trials and what they add up to: medians per contender and
 // level, ratios, the highest level each contender holds within the p99 bound.
 // bench/report-markdown.ts renders it.
-import { median, type Target } from './common.js';
+import { CONTENDERS, median, type Target } from './common.js';
 import type { ProfileSummary } from './cpuprofile.js';
 import type { MicroCase } from './sse-micro.js';
 
@@ -153,6 +153,28 @@ export interface Held {
   streamsAtSlo?: number;
 }
 
+/** One level's ratios. Tps: tokens/s; Eff: tokens per CPU-second (above 1: the first pays less CPU per token). */
+export interface LevelRatios {
+  level: number;
+  relayOverFloorTps?: number;
+  relayOverSocketioTps?: number;
+  relayOverFloorEff?: number;
+  relayOverSocketioEff?: number;
+  relaySqliteOverFloorTps?: number;
+  relaySqliteOverSocketioTps?: number;
+  relaySqliteOverFloorEff?: number;
+  relaySqliteOverSocketioEff?: number;
+  /**
+   * The SQLite store against the in-memory one, same code otherwise: tokens per CPU-second (below 1: SQLite
+   * costs more CPU per token; the cost over memory mode is 1 ÷ this − 1) and added latency p50 / p99 (above 1: slower).
+   */
+  relaySqliteOverRelayEff?: number;
+  relaySqliteOverRelayP50?: number;
+  relaySqliteOverRelayP99?: number;
+}
+
+type SustainedRatioKey = `${'relay' | 'relaySqlite'}Over${'Floor' | 'Socketio'}Sustained${'' | 'Steady'}`;
+
 export interface Summary {
   streams: Medians[];
   fanout: Medians[];
@@ -160,9 +182,9 @@ export interface Summary {
   idle: Array<{ target: string; level: number; reps: number } & Partial<Record<IdleNumKey, number>>>;
   ratios: {
     sloMs: number;
-    /** Per level: relay ÷ floor and relay ÷ socketio, throughput and efficiency. */
-    streams: Array<{ level: number; relayOverFloorTps?: number; relayOverSocketioTps?: number; relayOverFloorEff?: number; relayOverSocketioEff?: number }>;
-    fanout: Array<{ level: number; relayOverFloorTps?: number; relayOverSocketioTps?: number; relayOverFloorEff?: number; relayOverSocketioEff?: number }>;
+    /** Per level: relay and relay-sqlite ÷ floor and ÷ socketio, throughput and efficiency; relay-sqlite ÷ relay. */
+    streams: LevelRatios[];
+    fanout: LevelRatios[];
     /**
      * Highest streams level each contender held with p99 ≤ SLO and ≥ 99 % delivered, and its tokens/s;
      * `streamsAtSlo`: the streams at which its p99 reaches the SLO, interpolated linearly between that
@@ -171,10 +193,14 @@ export interface Summary {
     sustained: Record<string, Held | undefined>;
     relayOverFloorSustained?: number;
     relayOverSocketioSustained?: number;
+    relaySqliteOverFloorSustained?: number;
+    relaySqliteOverSocketioSustained?: number;
     /** The same with the steady-state p99. */
     sustainedSteady: Record<string, Held | undefined>;
     relayOverFloorSustainedSteady?: number;
     relayOverSocketioSustainedSteady?: number;
+    relaySqliteOverFloorSustainedSteady?: number;
+    relaySqliteOverSocketioSustainedSteady?: number;
     p99AtTop: { level: number; byTarget: Record<string, number | undefined>; steadyByTarget?: Record<string, number | undefined> } | undefined;
   };
 }
@@ -233,7 +259,7 @@ function mediansOf(trials: TrialMetrics[]): Medians[] {
   return out;
 }
 
-const ORDER: Record<string, number> = { direct: 0, floor: 1, socketio: 2, relay: 3 };
+const ORDER: Record<string, number> = { direct: 0, floor: 1, socketio: 2, relay: 3, 'relay-sqlite': 4 };
 const byLevel = (a: { level: number; target: string; phase?: string }, b: { level: number; target: string; phase?: string }) =>
   a.level - b.level || (a.phase ?? '').localeCompare(b.phase ?? '') || (ORDER[a.target] ?? 9) - (ORDER[b.target] ?? 9);
 
@@ -267,9 +293,10 @@ export function summarizeReport(r: BenchReport): Summary {
     [...new Set(rows.map((m) => m.level))].map((level) => {
       const get = (t: string) => rows.find((m) => m.level === level && m.target === t);
       const relay = get('relay');
+      const sqlite = get('relay-sqlite');
       const floor = get('floor');
       const sio = get('socketio');
-      const o: Summary['ratios']['streams'][number] = { level };
+      const o: LevelRatios = { level };
       const put = (k: keyof typeof o, v: number | undefined) => {
         if (v !== undefined && k !== 'level') o[k] = v;
       };
@@ -277,13 +304,21 @@ export function summarizeReport(r: BenchReport): Summary {
       put('relayOverSocketioTps', ratio(relay?.tokensPerSec, sio?.tokensPerSec));
       put('relayOverFloorEff', ratio(relay?.tokensPerCpuSec, floor?.tokensPerCpuSec));
       put('relayOverSocketioEff', ratio(relay?.tokensPerCpuSec, sio?.tokensPerCpuSec));
+      put('relaySqliteOverFloorTps', ratio(sqlite?.tokensPerSec, floor?.tokensPerSec));
+      put('relaySqliteOverSocketioTps', ratio(sqlite?.tokensPerSec, sio?.tokensPerSec));
+      put('relaySqliteOverFloorEff', ratio(sqlite?.tokensPerCpuSec, floor?.tokensPerCpuSec));
+      put('relaySqliteOverSocketioEff', ratio(sqlite?.tokensPerCpuSec, sio?.tokensPerCpuSec));
+      // What the durable store adds per token: both run the same relay code, so the gap is the store's.
+      put('relaySqliteOverRelayEff', ratio(sqlite?.tokensPerCpuSec, relay?.tokensPerCpuSec));
+      put('relaySqliteOverRelayP50', ratio(sqlite?.latencyP50, relay?.latencyP50));
+      put('relaySqliteOverRelayP99', ratio(sqlite?.latencyP99, relay?.latencyP99));
       return o;
     });
 
   const slo = r.meta.options.sloMs;
   const heldAt = (p99: (m: Medians) => number | undefined): Summary['ratios']['sustained'] => {
     const out: Summary['ratios']['sustained'] = {};
-    for (const t of ['floor', 'socketio', 'relay']) {
+    for (const t of CONTENDERS) {
       const mine = streams.filter((m) => m.target === t).sort((a, b) => a.level - b.level);
       const held = mine.filter((m) => (p99(m) ?? Infinity) <= slo && (m.deliveredPct ?? 0) >= 99).at(-1);
       if (!held) continue;
@@ -311,12 +346,16 @@ export function summarizeReport(r: BenchReport): Summary {
           steadyByTarget: Object.fromEntries(atTop.map((m) => [m.target, m.steadyP99])) as Record<string, number | undefined>,
         };
   const ratios: Summary['ratios'] = { sloMs: slo, streams: perLevel(streams), fanout: perLevel(fanout), sustained, sustainedSteady, p99AtTop };
-  const put = (key: 'relayOverFloorSustained' | 'relayOverSocketioSustained' | 'relayOverFloorSustainedSteady' | 'relayOverSocketioSustainedSteady', v: number | undefined) => {
+  const put = (key: SustainedRatioKey, v: number | undefined) => {
     if (v !== undefined) ratios[key] = v;
   };
   put('relayOverFloorSustained', ratio(sustained.relay?.tokensPerSec, sustained.floor?.tokensPerSec));
   put('relayOverSocketioSustained', ratio(sustained.relay?.tokensPerSec, sustained.socketio?.tokensPerSec));
   put('relayOverFloorSustainedSteady', ratio(sustainedSteady.relay?.tokensPerSec, sustainedSteady.floor?.tokensPerSec));
   put('relayOverSocketioSustainedSteady', ratio(sustainedSteady.relay?.tokensPerSec, sustainedSteady.socketio?.tokensPerSec));
+  put('relaySqliteOverFloorSustained', ratio(sustained['relay-sqlite']?.tokensPerSec, sustained.floor?.tokensPerSec));
+  put('relaySqliteOverSocketioSustained', ratio(sustained['relay-sqlite']?.tokensPerSec, sustained.socketio?.tokensPerSec));
+  put('relaySqliteOverFloorSustainedSteady', ratio(sustainedSteady['relay-sqlite']?.tokensPerSec, sustainedSteady.floor?.tokensPerSec));
+  put('relaySqliteOverSocketioSustainedSteady', ratio(sustainedSteady['relay-sqlite']?.tokensPerSec, sustainedSteady.socketio?.tokensPerSec));
   return { streams, fanout, slow, idle, ratios };
 }

@@ -2,10 +2,12 @@
 // loopback, all fed by one paced local upstream (bench/upstream.ts), driven by
 // 1–2 load generator processes (bench/loadgen.ts). Every contender is its own
 // process, started fresh for each trial; repetitions alternate contenders
-// (floor, socketio, relay, floor, …) and the report gives medians.
+// (floor, socketio, relay, relay-sqlite, floor, …) and the report gives medians.
+// relay is the relay with its in-memory store, relay-sqlite the same code on
+// its SQLite store (a fresh DATA_DIR per process).
 //
-//   npm run bench                 the default run (~13 minutes on 2 cores)
-//   npm run bench -- --quick      a smoke run (~3 minutes, one repetition)
+//   npm run bench                 the default run (~20 minutes on 2 cores)
+//   npm run bench -- --quick      a smoke run (~4 minutes, one repetition)
 //   npm run bench -- --help       every flag
 //
 // Results: bench/results/latest.{json,md} (and <mode>.{json,md}), plus
@@ -15,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { Histogram, now, sleep, type Contender, type RoomSpec, type Target, type TrialResult } from './common.js';
+import { Histogram, isRelay, now, sleep, type Contender, type RoomSpec, type Target, type TrialResult } from './common.js';
 import { mainThreadProfile, profileMarkdown, summarize, type ProfileSummary } from './cpuprofile.js';
 import { contenderEnv, cpuMs, Loadgen, machineCpu, ownSourceMaps, RELAY_DIRS, ROOT, rssBytes, startServer, tsFiles, type ServerProc } from './procs.js';
 import { parseOptions, STEADY_AFTER_RAMP_MS, type Options } from './options.js';
@@ -99,12 +101,13 @@ class Bench {
   }
 
   startContender(target: Contender, nodeArgs: string[] = []): Promise<ServerProc> {
-    const { script, env } = contenderEnv(target, this.upstream.url, this.o.relayLogLevel, this.o.relayRedis);
-    const relay = target === 'relay';
+    const { script, env, dataDir } = contenderEnv(target, this.upstream.url, this.o.relayLogLevel, this.o.relayRedis);
+    const relay = isRelay(target);
     return startServer({
       name: target,
       script: relay ? join(this.snapshot, script) : script,
       ...(relay ? { cwd: this.snapshot } : {}),
+      ...(dataDir ? { removeOnExit: dataDir } : {}),
       env,
       nodeArgs,
       logFile: join(this.work, `${target}-${++this.seq}.log`),
@@ -364,7 +367,7 @@ class Bench {
       ? `  reading p99 ${fmt(m.slow.readingP99, 1)} → paused p99 ${fmt(m.slow.pausedP99, 1)} ms, slow socket ${m.slow.closeCode ?? 'open'}`
       : '';
     log(
-      `${p.warmup ? 'warm-up: ' : ''}${p.workload} ${p.level}${p.phase ? ` ${p.phase}` : ''} rep ${p.rep} ${p.target.padEnd(8)} ` +
+      `${p.warmup ? 'warm-up: ' : ''}${p.workload} ${p.level}${p.phase ? ` ${p.phase}` : ''} rep ${p.rep} ${p.target.padEnd(12)} ` +
         `${fmt(m.tokensPerSec / 1000)}k tok/s  p50 ${fmt(m.latencyP50, 2)} p99 ${fmt(m.latencyP99, 1)} (steady ${fmt(m.steadyP99, 1)}) ms  ttft ${fmt(m.ttftP50, 1)} ms  ` +
         `cpu ${fmt(m.serverCpuPct, 0)}%  rss ${fmt(m.rssMaxMb, 0)} MB  delivered ${fmt(m.deliveredPct, 1)}%` +
         `${errors ? `  errors ${errors} (${firstError})` : ''}${slowNote}  [${fmt(m.wallSec, 1)} s]`,
@@ -435,7 +438,7 @@ class Bench {
         };
         out.push(m);
         log(
-          `idle ${level} rep ${rep} ${target.padEnd(8)} open ${open}${errors ? ` errors ${errors} (${m.firstError})` : ''}  ` +
+          `idle ${level} rep ${rep} ${target.padEnd(12)} open ${open}${errors ? ` errors ${errors} (${m.firstError})` : ''}  ` +
             `rss ${fmt(m.rssMb, 0)} MB (${fmt(m.rssPerConnKb, 1)} KB/conn)  heap ${fmt(m.heapUsedMb, 0)} MB (${fmt(m.heapPerConnKb, 1)} KB/conn)  ` +
             `idle cpu ${fmt(idleCpuPct, 1)}%  connect ${fmt(connectSec, 1)} s`,
         );

@@ -120,7 +120,6 @@ export function openDb(dataDir: string, maxBytes: number): Db {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('cache_size = -65536');
-    db.pragma('wal_autocheckpoint = 10000');
     // Taken now, held until the process ends.
     db.exec('BEGIN EXCLUSIVE; COMMIT;');
     db.exec(SCHEMA);
