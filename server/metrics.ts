@@ -73,24 +73,18 @@ export class Metrics {
         this.set(await sources.queuedReplies());
       },
     });
-    new Gauge({
-      name: 'relay_data_bytes',
-      help: 'Bytes the embedded store holds in DATA_DIR (pages in use)',
-      registers,
-      collect() {
-        const disk = sources.disk();
-        if (disk) this.set(disk.bytes);
-      },
-    });
-    new Gauge({
-      name: 'relay_data_conversations',
-      help: 'Conversations the embedded store holds in DATA_DIR',
-      registers,
-      collect() {
-        const disk = sources.disk();
-        if (disk) this.set(disk.conversations);
-      },
-    });
+    const diskGauge = (name: string, help: string, field: 'bytes' | 'conversations') =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const disk = sources.disk();
+          if (disk) this.set(disk[field]);
+        },
+      });
+    diskGauge('relay_data_bytes', 'Bytes the embedded store holds in DATA_DIR (pages in use)', 'bytes');
+    diskGauge('relay_data_conversations', 'Conversations the embedded store holds in DATA_DIR', 'conversations');
     new Gauge({ name: 'relay_member_lag_seq_max', help: 'Events the furthest-behind member socket has yet to receive', registers, collect() { this.set(sources.maxMemberLag()); } });
     collectDefaultMetrics({ register: this.registry });
   }

@@ -136,6 +136,9 @@ export interface MessageIds {
   find(conversationId: string, clientMessageId: string): Promise<StoredEvent | undefined>;
 }
 
+/** What adopting a conversation hands over: a reply to end (with the job that asked for it, where known), or one to run. */
+export type Adopted = { orphan: string; asked?: ReplyJob } | { job: ReplyJob };
+
 /** Who runs a conversation's reply (the lease) and what waits behind it. */
 export interface ReplyLeases {
   /**
@@ -154,7 +157,7 @@ export interface ReplyLeases {
    * Take over a conversation whose lease holder is gone: an orphaned reply (now
    * leased to this node, to be ended), or the next queued reply to run here.
    */
-  adopt(conversationId: string): Promise<{ orphan: string } | { job: ReplyJob } | undefined>;
+  adopt(conversationId: string): Promise<Adopted | undefined>;
 }
 
 /** The member set: one entry per subscribed socket, listed once per user. */

@@ -7,6 +7,8 @@ import type { FollowerOutput } from '../rooms/reply-follower.js';
 export class SseResponse {
   /** What a conversation member writing here needs: backpressure and the way out. */
   readonly output: FollowerOutput;
+  /** Dropped for falling too far behind (not closed by the client). */
+  overflowed = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -19,7 +21,7 @@ export class SseResponse {
         return res.writableNeedDrain;
       },
       drained: () => (res.writableNeedDrain ? new Promise<void>((resolve) => res.once('drain', () => resolve())) : Promise.resolve()),
-      overflow: () => res.destroy(),
+      overflow: () => this.drop(),
     };
   }
 
@@ -37,7 +39,12 @@ export class SseResponse {
   data(body: unknown): void {
     this.open();
     this.res.write(`data: ${JSON.stringify(body)}\n\n`);
-    if (this.res.writableLength > this.limitBytes) this.res.destroy();
+    if (this.res.writableLength > this.limitBytes) this.drop();
+  }
+
+  private drop(): void {
+    this.overflowed = true;
+    this.res.destroy();
   }
 
   end(last?: string): void {

@@ -34,6 +34,8 @@ export interface ConversationSettings extends ReplySettings {
   tools: ToolLoopSettings;
   /** How often a running reply renews its lease in a shared store (0: no lease to renew). */
   leaseRenewMs: number;
+  /** Queued replies outlive this process (a shared or durable store): shutdown leaves them to run elsewhere or after a restart. */
+  keepQueueOnShutdown: boolean;
 }
 
 export interface ConversationDeps {
@@ -341,6 +343,11 @@ export class Conversation {
     });
   }
 
+  /** The calls of a reply still waiting for results (a client that sends every result again each time, as AG-UI does, sends only these). */
+  openToolCalls(replyId: string): Promise<Set<string> | undefined> {
+    return this.tools.open(replyId);
+  }
+
   /** Cancel the running reply, or the named one (running here or on another node, or queued), or a tool loop waiting for results. */
   cancel(frame: ClientFrameOf<'cancel'>): Promise<void> {
     return this.serial(async () => {
@@ -373,7 +380,7 @@ export class Conversation {
   async shutdown(): Promise<void> {
     this.stopping = true;
     this.active?.controller.abort('shutdown' satisfies AbortReason);
-    if (!this.deps.settings.leaseRenewMs) await this.dropQueue();
+    if (!this.deps.settings.keepQueueOnShutdown) await this.dropQueue();
   }
 
   /** Every queued reply ends (cancelled) without having started. */
@@ -412,11 +419,15 @@ export class Conversation {
     const replyId = adopted.orphan;
     this.log.warn({ replyId }, 'the node running this reply was lost; ending it');
     const error = { code: 'internal' as const, message: 'the relay stopped (or lost its node) before this reply finished' };
-    const bill = await orphanBill(this.deps, this.id, replyId, error);
-    // Any ordinal the lost node may have written is below this one.
-    await this.record({ type: 'reply.end', conversationId: this.id, replyId, finishReason: 'error', error }, { ordinal: Number.MAX_SAFE_INTEGER }, bill);
-    const next = await replies.next(this.id, replyId);
-    if (next) this.start(next);
+    try {
+      const bill = await orphanBill(this.deps, this.id, replyId, error, adopted.asked);
+      // Any ordinal the lost node may have written is below this one.
+      await this.record({ type: 'reply.end', conversationId: this.id, replyId, finishReason: 'error', error }, { ordinal: Number.MAX_SAFE_INTEGER }, bill);
+    } finally {
+      // Written or not, the lease moves on: a reply nobody can end must not hold the conversation.
+      const next = await replies.next(this.id, replyId);
+      if (next) this.start(next);
+    }
   }
 
   private start(job: ReplyJob): void {

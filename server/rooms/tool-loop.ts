@@ -109,6 +109,12 @@ export class ToolLoop {
     return { ...recorded, first: recorded.first };
   }
 
+  /** The calls of a reply still waiting for results; undefined when it is no step of a tool loop. */
+  async open(replyId: string): Promise<Set<string> | undefined> {
+    const step = await this.step(replyId);
+    return step && new Set(step.reply.toolCalls!.map((c) => c.id).filter((id) => !step.answered.has(id)));
+  }
+
   /** Cancel ends a loop that waits: its open calls are answered as cancelled, and no continuation runs. */
   async cancel(replyId: string | undefined): Promise<boolean> {
     const target = replyId ?? (await this.lastWaiting());

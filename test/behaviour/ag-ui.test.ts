@@ -114,6 +114,26 @@ test('a client-tool turn: the call ends the first run, the tool message starts t
   assert.is(start.replyId, answer!.id);
 });
 
+test('two calls answered over two runs: each run sends every result so far, the second one continues the reply', async () => {
+  const CLOCK = { name: 'get_time', description: 'The time', parameters: { type: 'object', properties: {} } };
+  const { agent: a, events } = await agent(`agui-${randomUUID()}`);
+  a.addMessage(user('use get_weather and get_time for Paris'));
+  const first = await a.runAgent({ tools: [WEATHER, CLOCK] });
+  const calls = first.newMessages.find((m) => m.role === 'assistant')?.toolCalls ?? [];
+  assert.equal(calls.map((c) => c.function.name), ['get_weather', 'get_time']);
+
+  a.addMessage({ id: randomUUID(), role: 'tool', toolCallId: calls[0]!.id, content: 'rain' });
+  const second = await a.runAgent({ tools: [WEATHER, CLOCK] });
+  assert.equal(second.newMessages, [], 'nothing to say yet');
+  const waiting = events.at(-1) as BaseEvent & { outcome?: { pendingToolCallIds?: string[] } };
+  assert.equal(waiting.outcome?.pendingToolCallIds, [calls[1]!.id]);
+
+  // The front end sends the first result again with the second, as AG-UI clients do.
+  a.addMessage({ id: randomUUID(), role: 'tool', toolCallId: calls[1]!.id, content: '14:05' });
+  const third = await a.runAgent({ tools: [WEATHER, CLOCK] });
+  assert.is(third.newMessages.find((m) => m.role === 'assistant')?.content, 'The tools answered: get_weather: rain; get_time: 14:05.');
+});
+
 test('reasoning streams as a reasoning message beside the text', async () => {
   plan = () => ({ reasoning: 'Think first, then answer.', text: 'Answered.' });
   const { agent: a, events } = await agent(`agui-${randomUUID()}`);

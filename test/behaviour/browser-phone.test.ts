@@ -127,13 +127,13 @@ function suite(): void {
     });
 
   /** Is the newest message's last line inside the visible part of the list? */
-  const latestInView = (page: Page) =>
-    page.evaluate(() => {
-      const list = document.getElementById('messages')!.getBoundingClientRect();
-      const msgs = document.querySelectorAll('.msg');
-      const last = msgs[msgs.length - 1]?.getBoundingClientRect();
-      return Boolean(last && last.bottom <= list.bottom + 1 && last.bottom > list.top);
-    });
+  const inView = () => {
+    const list = document.getElementById('messages')!.getBoundingClientRect();
+    const msgs = document.querySelectorAll('.msg');
+    const last = msgs[msgs.length - 1]?.getBoundingClientRect();
+    return Boolean(last && last.bottom <= list.bottom + 1 && last.bottom > list.top);
+  };
+  const latestInView = (page: Page) => page.evaluate(inView);
 
   test('phone: a 300-character word wraps, and the view keeps following the reply to its end', async () => {
     const page = await open('phone-follow', stack, { context: PHONE });
@@ -370,6 +370,8 @@ function suite(): void {
         }
         await page.waitForSelector('.msg[data-role="assistant"] .reply-error');
         assert.is((await layout(page)).pageOverflow, 0, `${viewport.width} px ${colorScheme}`);
+        // The view follows the last render; on a busy machine that may land a frame later.
+        await page.waitForFunction(inView, undefined, { timeout: 10_000 }).catch(() => undefined);
         assert.ok(await latestInView(page), `${viewport.width} px ${colorScheme}: the latest message is in view`);
         const name = `${OUT}look-${viewport.width}-${colorScheme}`;
         await page.screenshot({ path: `${name}.png` });

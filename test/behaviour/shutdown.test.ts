@@ -20,7 +20,8 @@ function status(path: string): Promise<number> {
   });
 }
 
-const onRedis = backend() === 'redis';
+/** Redis and the embedded store keep a queue through a shutdown. */
+const keepsQueue = backend() !== 'memory';
 
 test('shutdown: stop accepting, and a reply that finishes within the grace ends normally', async () => {
   stack = await startStack({ plan: () => ({ text: 'a quick one', tokenDelayMs: 20 }) });
@@ -42,7 +43,7 @@ test('shutdown: stop accepting, and a reply that finishes within the grace ends 
   assert.is(c.frames.find((f) => f.type === 'reply.end')?.finishReason, 'stop', 'finished within the grace');
 });
 
-test(`shutdown: a reply still running when the grace ends is cancelled and its upstream aborted; ${onRedis ? 'a queued one waits for another node' : 'a queued one ends too'}`, async () => {
+test(`shutdown: a reply still running when the grace ends is cancelled and its upstream aborted; ${keepsQueue ? 'a queued one waits (another node, or the restart)' : 'a queued one ends too'}`, async () => {
   stack = await startStack({ plan: () => ({ text: 'never ends', stallAfterTokens: 1 }) });
   const c = await stack.connect();
   c.send({ type: 'send', conversationId: 'slow', text: 'slow' });
@@ -53,10 +54,10 @@ test(`shutdown: a reply still running when the grace ends is cancelled and its u
   await stack.relay.close(0);
   assert.is((await closed).code, 1001);
   const ends = c.frames.filter((f) => f.type === 'reply.end');
-  // Alone, nobody else will ever run the queue; in a cluster it waits for a live node (README: shutdown).
+  // In memory nobody else will ever run the queue; in a cluster it waits for a live node, on disk for the restart (README: shutdown).
   assert.equal(
     ends.map((e) => e.finishReason),
-    onRedis ? ['cancelled'] : ['cancelled', 'cancelled'],
+    keepsQueue ? ['cancelled'] : ['cancelled', 'cancelled'],
   );
   const slowReq = stack.model.requests.find((r) => r.messages.at(-1)!.content === 'slow')!;
   await slowReq.closed;

@@ -126,6 +126,21 @@ test('kill -9 mid-reply, start again: history, the interrupted reply, the queue,
   const resumed = await last.next('joined', (j) => j.conversationId === 'busy');
   assert.not.ok(resumed.reset, 'after a clean stop a resume goes on in the same epoch');
   assert.is(resumed.epoch, after.epoch);
+
+  // A clean stop with a reply queued: the queue is kept, and runs when the relay is back.
+  last.send({ type: 'send', conversationId: 'later', text: 'stall' });
+  await last.next('reply.start', (e) => e.conversationId === 'later');
+  last.send({ type: 'send', conversationId: 'later', text: 'queued' });
+  const waiting = await last.next('message', (m) => m.conversationId === 'later' && m.message.text === 'queued');
+  await stop(third);
+  const fourth = await node();
+  const watcher = await client(fourth);
+  watcher.send({ type: 'join', conversationId: 'later' });
+  const later = await watcher.next('joined', (j) => j.conversationId === 'later');
+  if (!later.history.some((m) => m.id === waiting.replyId)) await watcher.waitFor('reply.end', (e) => e.replyId === waiting.replyId);
+  watcher.send({ type: 'join', ref: 'ran', conversationId: 'later' });
+  const ran = await watcher.next('joined', (j) => j.ref === 'ran');
+  assert.is(ran.history.find((m) => m.id === waiting.replyId)?.text, 'the queued reply ran after the restart');
 });
 
 test('a data directory that cannot be written refuses to start, with the reason', async () => {

@@ -28,8 +28,10 @@ export class MemoryLedger implements UsageLedger {
     const keepFrom = Date.now() - this.limits.ledgerRetentionMs;
     const from = Math.max(query.from, keepFrom);
     const matches = (e: LedgerEntry) => e.at >= from && e.at < query.to && (query.userId === undefined || e.userId === query.userId);
-    for (let i = 0; i < this.entries.length; i += PAGE) {
-      const found = this.entries.slice(i, i + PAGE).filter(matches);
+    // The array as it is now: a sweep during the read replaces it rather than shifting it.
+    const entries = this.entries;
+    for (let i = 0; i < entries.length; i += PAGE) {
+      const found = entries.slice(i, i + PAGE).filter(matches);
       if (found.length) page(found);
       await new Promise((resolve) => setImmediate(resolve));
     }

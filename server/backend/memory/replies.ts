@@ -1,6 +1,6 @@
 // The reply lease and queue of every conversation on this node. One process:
 // the lease cannot be lost and nobody else can hold it.
-import type { ReplyJob, ReplyLeases } from '../store.js';
+import type { Adopted, ReplyJob, ReplyLeases } from '../store.js';
 
 interface Replies {
   /** The reply holding the lease: running, or about to start. */
@@ -67,7 +67,7 @@ export class MemoryReplies implements ReplyLeases {
   async renew(): Promise<void> {}
 
   /** One process: nothing is ever left behind by another. */
-  async adopt(_conversationId: string): Promise<{ orphan: string } | { job: ReplyJob } | undefined> {
+  async adopt(_conversationId: string): Promise<Adopted | undefined> {
     return undefined;
   }
 }

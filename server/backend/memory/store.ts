@@ -15,8 +15,6 @@ export interface DurableParts {
   replies: MemoryReplies;
   apiKeys: ApiKeys;
   ledger: UsageLedger;
-  /** Runs submit's step in one transaction of its own. */
-  atomically<T>(step: () => T): T;
   close(): Promise<void>;
 }
 
@@ -43,13 +41,11 @@ export class MemoryStore implements Store {
     const clientId = entryKey(entry);
     const seen = clientId ? this.log.seen(conversationId, clientId) : undefined;
     if (seen) return { kind: 'duplicate', stored: seen };
-    const step = (): Submission => {
-      const reserved = reply ? this.replies.reserve(conversationId, reply) : { start: false };
-      if (!reserved) return { kind: 'queue-full' };
-      return { kind: 'appended', stored: this.log.append(conversationId, entry), start: reserved.start };
-    };
+    const reserved = reply ? this.replies.reserve(conversationId, reply) : { start: false };
+    if (!reserved) return { kind: 'queue-full' };
     try {
-      return this.durable ? this.durable.atomically(step) : step();
+      // A durable journal writes the reserved job with the message, in one transaction.
+      return { kind: 'appended', stored: this.log.append(conversationId, entry), start: reserved.start };
     } catch (err) {
       // The message could not be kept: neither is its reply.
       if (reply) this.replies.undo(conversationId, reply.replyId);

@@ -18,10 +18,27 @@ export class RedisLedger implements UsageLedger {
     const key = query.userId === undefined ? this.keys.ledger : this.keys.ledgerOf(query.userId);
     // Entries past their retention may linger until the next write trims them; they are not read.
     const from = Math.max(query.from, Date.now() - this.limits.ledgerRetentionMs);
-    for (let offset = 0; ; offset += PAGE) {
-      const found = await this.redis.zrangebyscore(key, from, `(${query.to}`, 'LIMIT', offset, PAGE);
+    // Paged by score, not offset: the append script trims the front of the set while this reads.
+    let min = from;
+    let atMin = new Set<string>();
+    for (;;) {
+      const raw = await this.redis.zrangebyscore(key, min, `(${query.to}`, 'WITHSCORES', 'LIMIT', 0, PAGE + atMin.size);
+      const found: string[] = [];
+      let last = min;
+      const atLast = new Set<string>();
+      for (let i = 0; i < raw.length; i += 2) {
+        const json = raw[i]!;
+        const score = Number(raw[i + 1]);
+        if (score === min && atMin.has(json)) continue;
+        found.push(json);
+        if (score !== last) atLast.clear();
+        last = score;
+        atLast.add(json);
+      }
       if (found.length) page(found.map((json) => LedgerEntry.parse(JSON.parse(json))));
-      if (found.length < PAGE) return;
+      if (raw.length < 2 * (PAGE + atMin.size)) return;
+      atMin = last === min ? new Set([...atMin, ...atLast]) : atLast;
+      min = last;
     }
   }
 }

@@ -2,7 +2,7 @@
 // and what waits behind it. A node that stops renewing its lease is presumed
 // dead; another node adopts the conversation.
 import type { Redis } from 'ioredis';
-import { ReplyJob, type ReplyLeases } from '../store.js';
+import { ReplyJob, type Adopted, type ReplyLeases } from '../store.js';
 import type { Keys } from './keys.js';
 import type { RedisStoreOptions } from './options.js';
 import { adoptScript, nextScript, removeQueuedScript, renewScript } from './scripts.js';
@@ -50,7 +50,7 @@ export class RedisReplies implements ReplyLeases {
     await renewScript.run(this.redis, { lease: this.keys.conversation(conversationId).lease }, { ...this.me(), replyId });
   }
 
-  async adopt(conversationId: string): Promise<{ orphan: string } | { job: ReplyJob } | undefined> {
+  async adopt(conversationId: string): Promise<Adopted | undefined> {
     const k = this.keys.conversation(conversationId);
     const result = await adoptScript.run(this.redis, { lease: k.lease, st: k.st, queue: k.queue }, this.me());
     if (typeof result !== 'string' || result === '') return undefined;

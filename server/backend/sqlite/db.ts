@@ -96,7 +96,9 @@ export class StoreLockedError extends ConfigError {
 
 /** What SQLite says when it cannot get a lock another connection holds. */
 function isBusy(err: unknown): boolean {
-  return err instanceof Error && 'code' in err && (err.code === 'SQLITE_BUSY' || err.code === 'SQLITE_LOCKED');
+  // Extended result codes (SQLITE_BUSY_SNAPSHOT, …) start with the primary one.
+  const code = err instanceof Error && 'code' in err ? String(err.code) : '';
+  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
 }
 
 /**
@@ -151,7 +153,7 @@ export function usedBytes(db: Db): number {
 /** A clear error for a failed write: a full disk (or cap), a read-only directory, or another I/O failure. */
 export function describeWriteFailure(err: unknown): string {
   const code = err instanceof Error && 'code' in err ? String(err.code) : '';
-  if (code === 'SQLITE_FULL') return 'the relay could not store it: its data directory is full';
-  if (code === 'SQLITE_READONLY') return 'the relay could not store it: its data directory is read-only';
+  if (code.startsWith('SQLITE_FULL')) return 'the relay could not store it: its data directory is full';
+  if (code.startsWith('SQLITE_READONLY')) return 'the relay could not store it: its data directory is read-only';
   return 'the relay could not store it: writing to its data directory failed';
 }

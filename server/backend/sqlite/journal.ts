@@ -13,7 +13,7 @@ import { RelayError } from '../../errors.js';
 import { replayReply, type HistoryEntry } from '../../history/fold.js';
 import type { Logger } from '../../log.js';
 import type { Appended, LoadedConversation, LogEntry, LogJournal } from '../memory/log.js';
-import { CLIENT_IDS_KEPT, parseEvent, type StoredEvent } from '../store.js';
+import { CLIENT_IDS_KEPT, parseEvent, type ReplyJob, type StoredEvent } from '../store.js';
 import { describeWriteFailure, transactor, type Atomically, type Db } from './db.js';
 import { packRun, unpackRun } from './runs.js';
 
@@ -30,6 +30,9 @@ const ClientIdRow = z.object({ clientId: z.string(), json: z.string() });
 
 export class SqliteJournal implements LogJournal {
   private pending: Appended[] = [];
+  /** Jobs a submit reserved, written in one transaction with the message they answer. */
+  private jobs: Array<{ conversationId: string; job: ReplyJob }> = [];
+  private position = Date.now();
   /** Conversations whose retained events before a seq are to be dropped, with the next write. */
   private trims = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -61,6 +64,8 @@ export class SqliteJournal implements LogJournal {
       capClientIds: db.prepare('DELETE FROM client_ids WHERE conversation = ? AND seq < (SELECT seq FROM client_ids WHERE conversation = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)'),
       insertBill: db.prepare('INSERT OR IGNORE INTO ledger (reply_id, user_id, at, json) VALUES (?, ?, ?, ?)'),
       replyEnded: db.prepare('DELETE FROM replies WHERE conversation = ? AND reply_id = ?'),
+      insertJob: db.prepare('INSERT OR REPLACE INTO replies (conversation, reply_id, position, job) VALUES (?, ?, ?, ?)'),
+      hasJobs: db.prepare('SELECT 1 FROM replies WHERE conversation = ? LIMIT 1').pluck(),
     };
   }
 
@@ -76,18 +81,21 @@ export class SqliteJournal implements LogJournal {
       .array(HistoryRow)
       .parse(this.sql.history.all(conversationId))
       .map((h): HistoryEntry => ({ startSeq: h.startSeq, message: HistoryMessage.parse(JSON.parse(h.json)) }));
-    const inFlight = replayReply(log.map((e) => ({ event: parseEvent(e.json), at: e.at })));
+    // Jobs on disk when a conversation is read back: the process that ran them stopped without ending them.
+    const interrupted = this.sql.hasJobs.get(conversationId) !== undefined;
+    // A reply in flight that no job will end (its end could not be written) is not shown as streaming.
+    const inFlight = interrupted ? replayReply(log.map((e) => ({ event: parseEvent(e.json), at: e.at }))) : undefined;
     const whole = log.every((e, i) => i === 0 || e.seq === log[i - 1]!.seq + 1) && (log.length === 0 || log.at(-1)!.seq === row.seq);
     let { epoch, seq } = row;
-    if (inFlight || !whole) {
-      // Members may have seen events that never reached the disk (at most PENDING_MAX of them): a new
-      // epoch, and seqs past any of theirs, so that a resume from one of them is a reset, never a gap.
+    if (interrupted || !whole) {
+      // Members may have seen events that never reached the disk (at most PENDING_MAX of them, a reply's
+      // start among them): a new epoch, and seqs past any of theirs, so that a resume from one of them is a
+      // reset, never a gap. The old events go with the next write (the interrupted reply's end): until then
+      // another crash still finds the partial text.
       epoch = randomUUID();
       seq += PENDING_MAX + 1;
-      this.atomically(() => {
-        this.sql.newEpoch.run(epoch, seq, conversationId);
-        this.sql.dropEvents.run(conversationId, Number.MAX_SAFE_INTEGER);
-      });
+      this.sql.newEpoch.run(epoch, seq, conversationId);
+      this.trims.set(conversationId, seq + 1);
       log = [];
       this.log.warn({ conversationId, replyInFlight: inFlight?.replyId }, 'conversation read back after an unclean stop: a new epoch');
     }
@@ -97,12 +105,29 @@ export class SqliteJournal implements LogJournal {
     return { seq, epoch, end: row.bytes, log, history, inFlight, clientIds };
   }
 
+  /** A job that asked to run with the message about to be appended: kept with it, or not at all. */
+  reserved(conversationId: string, job: ReplyJob): void {
+    this.jobs.push({ conversationId, job });
+  }
+
+  /** A reservation taken back (its message was never written). */
+  unreserved(replyId: string): void {
+    this.jobs = this.jobs.filter((j) => j.job.replyId !== replyId);
+  }
+
+  /**
+   * Its own transaction, never one inside another: when this returns the
+   * change is committed, and only then does the in-memory log take it.
+   */
   appended(change: Appended): void {
     if (change.type === 'reply.start' || change.type === 'reply.delta') return this.later(change);
+    const jobs = this.jobs;
+    this.jobs = [];
     try {
       this.atomically(() => {
         this.writePending();
         this.write(change);
+        for (const { conversationId, job } of jobs) this.sql.insertJob.run(conversationId, job.replyId, this.position++, JSON.stringify(job));
       });
       this.failure = undefined;
     } catch (err) {

@@ -1,30 +1,32 @@
 // The reply lease and queue of the embedded store: the in-memory ones, with
 // every job that asked to run kept on disk until its reply ends (the journal
-// removes it in the same write as the reply's end). After a
-// restart, a conversation's first job is the reply that was running when the
-// process stopped (ended as interrupted by whoever adopts the conversation)
-// and the rest are its queue, which then runs.
+// removes it in the same write as the reply's end). After a restart, a
+// conversation's first job is the reply that was running when the process
+// stopped (ended as interrupted, or run if it never started) and the rest
+// are its queue, which then runs.
 import { z } from 'zod';
-import { ReplyJob } from '../store.js';
+import { ReplyJob, type Adopted } from '../store.js';
 import { MemoryReplies } from '../memory/replies.js';
 import type { Db } from './db.js';
+import type { SqliteJournal } from './journal.js';
 
 const Row = z.object({ conversation: z.string(), job: z.string() });
 
 export class SqliteReplies extends MemoryReplies {
   /** Replies that were running when the process stopped, by conversation, until adopted. */
-  private readonly interrupted = new Map<string, string>();
-  private position = Date.now();
+  private readonly interrupted = new Map<string, ReplyJob>();
   private readonly sql;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
+    private readonly journal: SqliteJournal,
     maxQueued: number,
+    /** The reply a conversation's log shows streaming, if any. */
+    private readonly streaming: (conversationId: string) => string | undefined,
   ) {
     super(maxQueued);
     this.sql = {
       all: db.prepare('SELECT conversation, job FROM replies ORDER BY conversation, position'),
-      insert: db.prepare('INSERT OR REPLACE INTO replies (conversation, reply_id, position, job) VALUES (?, ?, ?, ?)'),
       remove: db.prepare('DELETE FROM replies WHERE conversation = ? AND reply_id = ?'),
     };
     this.restore();
@@ -38,7 +40,7 @@ export class SqliteReplies extends MemoryReplies {
       byConversation.set(row.conversation, jobs);
     }
     for (const [conversationId, [first, ...queue]] of byConversation) {
-      this.interrupted.set(conversationId, first!.replyId);
+      this.interrupted.set(conversationId, first!);
       this.byConversation.set(conversationId, { running: undefined, queue });
     }
   }
@@ -50,31 +52,40 @@ export class SqliteReplies extends MemoryReplies {
 
   override reserve(conversationId: string, job: ReplyJob): { start: boolean } | undefined {
     const reserved = super.reserve(conversationId, job);
-    // Inside submit's transaction: the job is kept with its message or not at all.
-    if (reserved) this.sql.insert.run(conversationId, job.replyId, this.position++, JSON.stringify(job));
+    // Written by the journal with the message that asks for it: kept with it, or not at all.
+    if (reserved) this.journal.reserved(conversationId, job);
     return reserved;
   }
 
+  override undo(conversationId: string, replyId: string): void {
+    super.undo(conversationId, replyId);
+    this.journal.unreserved(replyId);
+  }
+
+  /** Off the disk first: a removal that cannot be written leaves the job queued everywhere (the cancel fails). */
   override async removeQueued(conversationId: string, replyId: string): Promise<ReplyJob | undefined> {
-    const removed = await super.removeQueued(conversationId, replyId);
-    if (removed) this.sql.remove.run(conversationId, replyId);
-    return removed;
+    if (!this.byConversation.get(conversationId)?.queue.some((j) => j.replyId === replyId)) return undefined;
+    this.sql.remove.run(conversationId, replyId);
+    return super.removeQueued(conversationId, replyId);
   }
 
   override async clearQueue(conversationId: string): Promise<ReplyJob[]> {
-    const cleared = await super.clearQueue(conversationId);
-    for (const job of cleared) this.sql.remove.run(conversationId, job.replyId);
-    return cleared;
+    for (const job of this.byConversation.get(conversationId)?.queue ?? []) this.sql.remove.run(conversationId, job.replyId);
+    return super.clearQueue(conversationId);
   }
 
-  /** The interrupted reply first (to be ended), then the queue, one job at a time through `next`. */
-  override async adopt(conversationId: string): Promise<{ orphan: string } | undefined> {
-    const orphan = this.interrupted.get(conversationId);
-    if (orphan === undefined) return undefined;
+  /**
+   * The first job a stopped process left: ended as interrupted if its reply
+   * had started (the log shows it streaming), else it runs now, as it never
+   * did; the rest of the queue follows through `next`.
+   */
+  override async adopt(conversationId: string): Promise<Adopted | undefined> {
+    const asked = this.interrupted.get(conversationId);
+    if (asked === undefined) return undefined;
     this.interrupted.delete(conversationId);
     const r = this.byConversation.get(conversationId);
-    if (r) r.running = orphan;
-    else this.byConversation.set(conversationId, { running: orphan, queue: [] });
-    return { orphan };
+    if (r) r.running = asked.replyId;
+    else this.byConversation.set(conversationId, { running: asked.replyId, queue: [] });
+    return this.streaming(conversationId) === asked.replyId ? { orphan: asked.replyId, asked } : { job: asked };
   }
 }

@@ -38,7 +38,7 @@ export class Retention {
     this.sql = {
       expireLedger: db.prepare('DELETE FROM ledger WHERE at < ?'),
       capLedger: db.prepare('DELETE FROM ledger WHERE reply_id IN (SELECT reply_id FROM ledger ORDER BY at DESC LIMIT -1 OFFSET ?)'),
-      idleBefore: db.prepare('SELECT id FROM conversations WHERE last_active < ? ORDER BY last_active LIMIT ?').pluck(),
+      idleBefore: db.prepare('SELECT id FROM conversations WHERE last_active < ? ORDER BY last_active LIMIT ? OFFSET ?').pluck(),
       oldest: db.prepare('SELECT id FROM conversations ORDER BY last_active LIMIT ? OFFSET ?').pluck(),
       hasReplies: db.prepare('SELECT 1 FROM replies WHERE conversation = ? LIMIT 1').pluck(),
       drop: ['events', 'history', 'client_ids'].map((table) => db.prepare(`DELETE FROM ${table} WHERE conversation = ?`)),
@@ -78,10 +78,11 @@ export class Retention {
   }
 
   private async dropIdleBefore(cutoff: number): Promise<void> {
-    for (;;) {
-      const ids = this.sql.idleBefore.all(cutoff, BATCH).map(String);
-      const dropped = ids.filter((id) => this.dropIfIdle(id)).length;
-      if (ids.length < BATCH || dropped === 0) return;
+    // Past the ones in use, which stay where they are in the order.
+    for (let skipped = 0; ; ) {
+      const ids = this.sql.idleBefore.all(cutoff, BATCH, skipped).map(String);
+      for (const id of ids) if (!this.dropIfIdle(id)) skipped++;
+      if (ids.length < BATCH) return;
       await nextTurn();
     }
   }

@@ -6,7 +6,7 @@ import type { Logger } from '../../log.js';
 import { MemoryStore } from '../memory/store.js';
 import type { StoreLimits } from '../store.js';
 import { SqliteApiKeys } from './api-keys.js';
-import { openDb, transactor, usedBytes } from './db.js';
+import { openDb, usedBytes } from './db.js';
 import { SqliteJournal } from './journal.js';
 import { SqliteLedger } from './ledger.js';
 import { SqliteReplies } from './replies.js';
@@ -28,13 +28,12 @@ export class SqliteStore extends MemoryStore {
   constructor(limits: StoreLimits, opts: SqliteOptions, log: Logger) {
     const db = openDb(opts.dataDir, opts.maxBytes);
     const journal = new SqliteJournal(db, limits.historyLimit, log);
-    const replies = new SqliteReplies(db, limits.maxQueuedReplies);
+    const replies = new SqliteReplies(db, journal, limits.maxQueuedReplies, (id) => this.log.inFlightOf(id)?.replyId);
     super(limits, {
       journal,
       replies,
       apiKeys: new SqliteApiKeys(db),
       ledger: new SqliteLedger(db, limits),
-      atomically: transactor(db),
       close: async () => {
         clearInterval(this.sweeper);
         journal.close();

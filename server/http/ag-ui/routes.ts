@@ -47,13 +47,19 @@ export function handleAgUi(req: IncomingMessage, res: ServerResponse, deps: AgUi
   const cors = corsHeaders(req, deps.allowedOrigins);
   if (!cors) return (refuse(res, 'forbidden', 'this origin may not use the relay'), true);
   if (req.method === 'OPTIONS') return (answerPreflight(res, cors), true);
-  if (req.method !== 'POST') return (refuse(res, 'bad_frame', 'POST a RunAgentInput', cors), true);
+  if (req.method !== 'POST') {
+    res.setHeader('allow', 'POST, OPTIONS');
+    return (sendJson(res, 405, { error: { code: 'bad_frame', message: 'POST a RunAgentInput' } }), true);
+  }
   if (!deps.accepting()) return (refuse(res, 'overloaded', 'the server is shutting down; try another', cors), true);
   void (async () => {
     const caller = await identify(req, deps);
     if (!caller) return refuse(res, 'unauthorized', 'a valid token or API key is required', cors);
     const body = await readJson(req, deps.maxBodyBytes);
-    if (!body.ok) return refuseBody(req, res, body, { error: { code: 'bad_frame', message: body.message } });
+    if (!body.ok) {
+      for (const [name, value] of Object.entries(cors)) res.setHeader(name, value);
+      return refuseBody(req, res, body, { error: { code: 'bad_frame', message: body.message } });
+    }
     const parsed = RunAgentInput.safeParse(body.value);
     if (!parsed.success) return refuse(res, 'bad_frame', describeIssues(parsed.error), cors);
     const input = parsed.data;
@@ -114,7 +120,8 @@ async function run(res: ServerResponse, caller: Caller, input: RunAgentInput, pl
     agui.member.follow(replyId);
     const outcome = await agui.outcome;
     // The client went away (AbortController, a closed tab): its reply stops, and the upstream request with it.
-    if (outcome.kind === 'gone') await conversation.cancel({ type: 'cancel', conversationId: input.threadId, replyId }).catch(() => undefined);
+    // A reader dropped for falling too far behind stops only its own run: the room's reply goes on.
+    if (outcome.kind === 'gone' && !agui.overflowed) await conversation.cancel({ type: 'cancel', conversationId: input.threadId, replyId }).catch(() => undefined);
   } catch (err) {
     if (!(err instanceof RelayError)) throw err;
     agui.fail(err.code, err.message);
@@ -129,9 +136,12 @@ async function begin(conversation: Conversation, agui: AgUiRun, plan: Plan, call
     const frame = { ...plan.frame, ref: agui.member.ref };
     return conversation.send(agui.member, frame, caller.keyId ? { keyId: caller.keyId } : {});
   }
+  // A front end sends every result again with each run: only the calls still open are answered now.
+  const open = await conversation.openToolCalls(plan.replyId);
+  if (!open) throw new RelayError('not_found', `message ${plan.replyId} has no tool calls waiting for results`);
   // Set before the results go in: the continuation may start before the last of them returns.
   agui.member.followAnswerTo(plan.replyId);
   let continuation: string | undefined;
-  for (const frame of plan.frames) continuation = (await conversation.toolResult(agui.member, frame)) ?? continuation;
+  for (const frame of plan.frames.filter((f) => open.has(f.toolCallId))) continuation = (await conversation.toolResult(agui.member, frame)) ?? continuation;
   return continuation;
 }

@@ -48,6 +48,11 @@ export class AgUiRun {
     this.member = new ReplyFollower(user, this.sse.output, { started: () => undefined, delta: (d) => this.delta(d), ended: (e) => this.end(e), none: () => undefined }, 'own');
   }
 
+  /** Dropped for falling too far behind, rather than gone by the client's choice. */
+  get overflowed(): boolean {
+    return this.sse.overflowed;
+  }
+
   private get messageId(): string {
     return this.member.replyId ?? this.opts.runId;
   }
