@@ -181,6 +181,20 @@ export class TestClient {
     return found;
   }
 
+  /** The next frame answering the client frame with `ref` (its echo, or its error), whichever type it is. */
+  async answerTo(ref: string, timeoutMs = 10_000): Promise<ServerFrame> {
+    const test = (f: ServerFrame): f is ServerFrame => 'ref' in f && f.ref === ref;
+    for (let i = this.cursor; i < this.frames.length; i++) {
+      if (test(this.frames[i]!)) {
+        this.cursor = i + 1;
+        return this.frames[i]!;
+      }
+    }
+    const found = await this.await(test, `an answer to ${ref}`, timeoutMs);
+    this.cursor = this.frames.indexOf(found) + 1;
+    return found;
+  }
+
   private await<T extends ServerFrame>(test: (f: ServerFrame) => f is T, what: string, timeoutMs: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {

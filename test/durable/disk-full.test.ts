@@ -32,13 +32,15 @@ test('a full data directory: the send that does not fit is refused with the reas
   const start = await streamer.next('reply.start');
 
   const filler = await stack.connect();
+  filler.send({ type: 'join', conversationId: 'filler' });
+  await filler.next('joined');
   const accepted: string[] = [];
   let refusal: { code: string; message: string } | undefined;
   for (let i = 0; i < 200 && !refusal; i++) {
     filler.send({ type: 'send', ref: `f${i}`, conversationId: 'filler', text: `${i} ${BIG}`, reply: false });
-    const answer = await Promise.race([filler.next('message', (m) => m.ref === `f${i}`), filler.next('error', (e) => e.ref === `f${i}`)]);
+    const answer = await filler.answerTo(`f${i}`);
     if (answer.type === 'error') refusal = answer;
-    else accepted.push(answer.message.id);
+    else if (answer.type === 'message') accepted.push(answer.message.id);
   }
   assert.ok(accepted.length > 10, `${accepted.length} messages fitted`);
   assert.is(refusal?.code, 'internal');

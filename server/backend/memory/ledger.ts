@@ -5,8 +5,16 @@ import type { LedgerEntry, LedgerQuery, StoreLimits, UsageLedger } from '../stor
 /** Entries handed over per page; the event loop gets a turn between pages. */
 const PAGE = 1_000;
 
+function fileUnder(byUser: Map<string, LedgerEntry[]>, entry: LedgerEntry): void {
+  const mine = byUser.get(entry.userId);
+  if (mine) mine.push(entry);
+  else byUser.set(entry.userId, [entry]);
+}
+
 export class MemoryLedger implements UsageLedger {
   private entries: LedgerEntry[] = [];
+  /** Each user's entries, so that a user's own totals (the usage frame, the cost quota) read only theirs. */
+  private byUser = new Map<string, LedgerEntry[]>();
   private sinceSweep = 0;
 
   constructor(private readonly limits: Pick<StoreLimits, 'ledgerRetentionMs' | 'ledgerMaxEntries'>) {}
@@ -14,6 +22,7 @@ export class MemoryLedger implements UsageLedger {
   /** Synchronous, so that the log writes an end and its bill in one step. */
   add(entry: LedgerEntry): void {
     this.entries.push(entry);
+    fileUnder(this.byUser, entry);
     // Swept every so many writes (reads skip what has expired meanwhile), so that a full ledger
     // does not copy itself on every write; it may hold one page more than its bound.
     if (++this.sinceSweep < PAGE && this.entries.length <= this.limits.ledgerMaxEntries + PAGE) return;
@@ -21,15 +30,19 @@ export class MemoryLedger implements UsageLedger {
     const keepFrom = entry.at - this.limits.ledgerRetentionMs;
     let drop = Math.max(0, this.entries.length - this.limits.ledgerMaxEntries);
     while (drop < this.entries.length && this.entries[drop]!.at < keepFrom) drop++;
-    if (drop > 0) this.entries = this.entries.slice(drop);
+    if (drop === 0) return;
+    this.entries = this.entries.slice(drop);
+    // Rebuilt with each sweep (every PAGE writes): users whose entries all went are gone with them.
+    this.byUser = new Map();
+    for (const e of this.entries) fileUnder(this.byUser, e);
   }
 
   async read(query: LedgerQuery, page: (entries: LedgerEntry[]) => void): Promise<void> {
     const keepFrom = Date.now() - this.limits.ledgerRetentionMs;
     const from = Math.max(query.from, keepFrom);
-    const matches = (e: LedgerEntry) => e.at >= from && e.at < query.to && (query.userId === undefined || e.userId === query.userId);
+    const matches = (e: LedgerEntry) => e.at >= from && e.at < query.to;
     // The array as it is now: a sweep during the read replaces it rather than shifting it.
-    const entries = this.entries;
+    const entries = query.userId === undefined ? this.entries : (this.byUser.get(query.userId) ?? []);
     for (let i = 0; i < entries.length; i += PAGE) {
       const found = entries.slice(i, i + PAGE).filter(matches);
       if (found.length) page(found);
