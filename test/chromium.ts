@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** Screenshots a person can look at; git ignores the folder. */
@@ -25,4 +25,39 @@ export async function launchChromium(): Promise<Browser> {
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+}
+
+/**
+ * The chat page at `url`, connected. Page errors go to `problems`, and console
+ * errors too unless `consoleErrors` is false (a page whose relay is down logs
+ * its failed reconnects); `sent` collects the frames it sends.
+ */
+export async function openChat(browser: Browser, url: string, problems: string[], opts: { context?: BrowserContextOptions; sent?: string[]; consoleErrors?: boolean } = {}): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 760 }, ...opts.context });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  if (opts.consoleErrors !== false) page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+  const sent = opts.sent;
+  if (sent) page.on('websocket', (ws) => ws.on('framesent', (f) => typeof f.payload === 'string' && sent.push(f.payload)));
+  await page.goto(url);
+  await page.waitForSelector('#conn[data-state="open"]');
+  return page;
+}
+
+/** Type `text` into the composer and send it. */
+export async function sendMessage(page: Page, text: string): Promise<void> {
+  await page.fill('#composer-input', text);
+  await page.keyboard.press('Enter');
+}
+
+/** The newest reply on the page. */
+export const lastReply = (page: Page) => page.locator('.msg[data-role="assistant"]').last();
+
+/** Wait for the newest reply to end; returns its finish reason as the page shows it. */
+export async function replyEnded(page: Page): Promise<string> {
+  const handle = await page.waitForFunction(() => {
+    const replies = document.querySelectorAll<HTMLElement>('.msg[data-role="assistant"]');
+    const last = replies[replies.length - 1];
+    return last?.dataset.state === 'done' ? (last.dataset.finish ?? '') : false;
+  });
+  return String(await handle.jsonValue());
 }

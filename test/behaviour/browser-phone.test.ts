@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
-import { launchChromium, OUT, withChromium } from '../chromium.js';
+import { lastReply, launchChromium, openChat, OUT, replyEnded, sendMessage, withChromium } from '../chromium.js';
 import { startStack, type Stack } from '../helpers.js';
 
 /** ~160 pieces at 10 ms: a reply of about 1.6 s, to fill a phone's screen. */
@@ -77,26 +77,14 @@ function suite(): void {
   });
 
   /** A page in `room`, connected; `context` adds to the browser settings (viewport, colour scheme, permissions). */
-  async function open(room: string, on: Stack = stack, opts: { context?: BrowserContextOptions } = {}): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 760 }, ...opts.context });
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
-    await page.goto(`http://127.0.0.1:${on.relay.port}/#${room}`);
-    await page.waitForSelector('#conn[data-state="open"]');
-    return page;
-  }
+  const open = (room: string, on: Stack = stack, opts: { context?: BrowserContextOptions } = {}) =>
+    openChat(browser, `http://127.0.0.1:${on.relay.port}/#${room}`, problems, opts);
 
-  async function send(page: Page, text: string): Promise<void> {
-    await page.fill('#composer-input', text);
-    await page.keyboard.press('Enter');
-  }
-
-  const reply = (page: Page) => page.locator('.msg[data-role="assistant"]').last();
 
   /** Send `text` and wait for the reply to it to end; returns its finish reason as the page shows it. */
   async function answered(page: Page, text: string): Promise<string> {
     const before = await page.locator('.msg[data-role="assistant"]').count();
-    await send(page, text);
+    await sendMessage(page, text);
     const handle = await page.waitForFunction((n) => {
       const replies = document.querySelectorAll<HTMLElement>('.msg[data-role="assistant"]');
       const last = replies[replies.length - 1];
@@ -105,15 +93,6 @@ function suite(): void {
     return String(await handle.jsonValue());
   }
 
-  /** Wait for the newest reply to end; returns its finish reason as the page shows it. */
-  async function done(page: Page): Promise<string> {
-    const handle = await page.waitForFunction(() => {
-      const replies = document.querySelectorAll<HTMLElement>('.msg[data-role="assistant"]');
-      const last = replies[replies.length - 1];
-      return last?.dataset.state === 'done' ? (last.dataset.finish ?? '') : false;
-    });
-    return String(await handle.jsonValue());
-  }
 
   /** The message list's distance from the bottom, its overflow sideways, and the page's. */
   const layout = (page: Page) =>
@@ -152,7 +131,7 @@ function suite(): void {
       const list = document.getElementById('messages')!;
       return text.includes(word) && text.includes('Line 3 after') && list.scrollHeight - list.scrollTop - list.clientHeight <= 2;
     }, WORD);
-    assert.is(await done(page), 'stop');
+    assert.is(await replyEnded(page), 'stop');
     const after = await layout(page);
     assert.ok(after.gap <= 2, `the list is at its bottom (${after.gap} px above it)`);
     assert.ok(await latestInView(page), 'the latest message is in view');
@@ -167,17 +146,17 @@ function suite(): void {
 
   test('phone: scrolling up stops following and offers "Jump to latest", which comes back', async () => {
     const page = await open('phone-jump', stack, { context: PHONE });
-    await send(page, `${LONG_WORD_PROMPT}, please`);
+    await sendMessage(page, `${LONG_WORD_PROMPT}, please`);
     // Mid-reply, with more than a screen of it: the reader scrolls up to read.
     await page.waitForFunction(() => {
       const list = document.getElementById('messages')!;
       return list.scrollHeight - list.clientHeight > 400;
     });
-    assert.is(await reply(page).getAttribute('data-state'), 'streaming');
+    assert.is(await lastReply(page).getAttribute('data-state'), 'streaming');
     await page.evaluate(() => document.getElementById('messages')!.scrollBy(0, -300));
     await page.waitForSelector('#jump:not([hidden])');
     const top = await page.evaluate(() => document.getElementById('messages')!.scrollTop);
-    assert.is(await done(page), 'stop');
+    assert.is(await replyEnded(page), 'stop');
     assert.is(await page.evaluate(() => document.getElementById('messages')!.scrollTop), top, 'the reader is left where they were');
     assert.ok((await layout(page)).gap > 100, 'the reply went on below');
     await page.screenshot({ path: `${OUT}phone-jump.png` });
@@ -223,7 +202,7 @@ function suite(): void {
   test('Markdown: a table, nested lists, highlighted code with a working copy button; raw HTML stays text', async () => {
     const page = await open('markdown', stack, { context: { ...PHONE, permissions: ['clipboard-read', 'clipboard-write'] } });
     const title = await page.title();
-    await send(page, MARKDOWN_PROMPT);
+    await sendMessage(page, MARKDOWN_PROMPT);
     // While it streams, a finished block stays the same element as later blocks arrive: only the tail is redrawn.
     const streamed = await page.waitForFunction(
       () => {
@@ -241,8 +220,8 @@ function suite(): void {
       { polling: 'raf' },
     );
     assert.is(await streamed.jsonValue(), 'kept');
-    assert.is(await done(page), 'stop');
-    const body = reply(page).locator('.body');
+    assert.is(await replyEnded(page), 'stop');
+    const body = lastReply(page).locator('.body');
     assert.is(await body.locator('table').count(), 1, 'the table is a <table>');
     assert.equal(await body.locator('th').allTextContents(), ['Language', 'Typing', 'Year']);
     assert.equal(await body.locator('tbody tr').first().locator('td').allTextContents(), ['TypeScript', 'static', '2012']);
@@ -267,8 +246,8 @@ function suite(): void {
     const page = await open('failures');
     assert.is(await answered(page, 'Tell me something long'), 'stop');
     assert.is(await answered(page, FAIL_PROMPT), 'error');
-    assert.is(await reply(page).locator('.reply-error').textContent(), 'Failed: the model API failed (HTTP 401)');
-    assert.ok(await reply(page).locator('.badge-error').isVisible());
+    assert.is(await lastReply(page).locator('.reply-error').textContent(), 'Failed: the model API failed (HTTP 401)');
+    assert.ok(await lastReply(page).locator('.badge-error').isVisible());
     const metas = () => page.locator('.msg[data-role="assistant"] .meta').allTextContents();
     const live = await metas();
     assert.match(live[0]!, /^test-model · \d+ tokens$/);
@@ -277,12 +256,12 @@ function suite(): void {
     await page.reload();
     await page.waitForSelector('#conn[data-state="open"]');
     await page.waitForSelector('.msg[data-role="assistant"] .reply-error');
-    assert.is(await reply(page).locator('.reply-error').textContent(), 'Failed: the model API failed (HTTP 401)');
+    assert.is(await lastReply(page).locator('.reply-error').textContent(), 'Failed: the model API failed (HTTP 401)');
     assert.equal(await metas(), live);
     // Another browser, which saw none of it: history keeps the reason and the tokens too.
     const other = await open('failures');
     await other.waitForSelector('.msg[data-role="assistant"] .reply-error');
-    assert.is(await reply(other).locator('.reply-error').textContent(), 'Failed: the model API failed (HTTP 401)');
+    assert.is(await lastReply(other).locator('.reply-error').textContent(), 'Failed: the model API failed (HTTP 401)');
     assert.equal(await other.locator('.msg[data-role="assistant"] .meta').allTextContents(), live);
     await page.screenshot({ path: `${OUT}browser-failed.png` });
     await page.close();

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 import { DEMO_TOOLS, type LocalModel } from '../../demo/localmodel.js';
 import { ClientFrame } from '../../shared/protocol.js';
-import { launchChromium, OUT, withChromium } from '../chromium.js';
+import { lastReply, launchChromium, openChat, OUT, replyEnded, sendMessage, withChromium } from '../chromium.js';
 import { startStack, type Stack } from '../helpers.js';
 
 /** ~160 pieces at 10 ms: a reply of about 1.6 s over many frames. Plain words, so the DOM text equals the source. */
@@ -51,24 +51,10 @@ function suite(): void {
   });
 
   /** `context` adds to the page's browser settings (time zone, locale); `sent` collects the frames it sends. */
-  async function open(room: string, on: Stack = stack, opts: { context?: BrowserContextOptions; sent?: string[] } = {}): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 760 }, ...opts.context });
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
-    const sent = opts.sent;
-    if (sent) page.on('websocket', (ws) => ws.on('framesent', (f) => typeof f.payload === 'string' && sent.push(f.payload)));
-    await page.goto(`http://127.0.0.1:${on.relay.port}/#${room}`);
-    await page.waitForSelector('#conn[data-state="open"]');
-    return page;
-  }
+  const open = (room: string, on: Stack = stack, opts: { context?: BrowserContextOptions; sent?: string[] } = {}) =>
+    openChat(browser, `http://127.0.0.1:${on.relay.port}/#${room}`, problems, opts);
 
-  async function send(page: Page, text: string): Promise<void> {
-    await page.fill('#composer-input', text);
-    await page.keyboard.press('Enter');
-  }
-
-  const reply = (page: Page) => page.locator('.msg[data-role="assistant"]').last();
-  const replyText = async (page: Page) => (await reply(page).locator('.body').textContent()) ?? '';
+  const replyText = async (page: Page) => (await lastReply(page).locator('.body').textContent()) ?? '';
 
   /** Wait until the newest reply shows more than `chars` characters; returns how many it shows. */
   async function grows(page: Page, chars: number): Promise<number> {
@@ -84,15 +70,6 @@ function suite(): void {
     return Number(await handle.jsonValue());
   }
 
-  /** Wait for the newest reply to end; returns its finish reason as the page shows it. */
-  async function done(page: Page): Promise<string> {
-    const handle = await page.waitForFunction(() => {
-      const replies = document.querySelectorAll<HTMLElement>('.msg[data-role="assistant"]');
-      const last = replies[replies.length - 1];
-      return last?.dataset.state === 'done' ? (last.dataset.finish ?? '') : false;
-    });
-    return String(await handle.jsonValue());
-  }
 
   test('the page is served with its bundle and stylesheet', async () => {
     const base = `http://127.0.0.1:${stack.relay.port}`;
@@ -111,14 +88,14 @@ function suite(): void {
 
   test('a reply grows in the DOM as it streams, then completes', async () => {
     const page = await open('stream');
-    await send(page, 'Tell me something long');
+    await sendMessage(page, 'Tell me something long');
     await page.waitForSelector('.msg[data-role="user"][data-state="done"]');
     // Several observations, each showing more text than the one before.
     const seen = [await grows(page, 0)];
     for (let i = 0; i < 3; i++) seen.push(await grows(page, seen[seen.length - 1]!));
     assert.ok(seen[3]! < LONG.length, `still streaming when observed (${seen.join(' < ')})`);
     await page.screenshot({ path: `${OUT}browser-streaming.png` });
-    assert.is(await done(page), 'stop');
+    assert.is(await replyEnded(page), 'stop');
     assert.is(await replyText(page), LONG);
     assert.is(await page.locator('#stop-button').isHidden(), true, 'Stop goes away when the reply ends');
     await page.screenshot({ path: `${OUT}browser-done.png` });
@@ -127,11 +104,11 @@ function suite(): void {
 
   test('Stop cancels mid-reply: shown as stopped, and the text stops where the server stopped', async () => {
     const page = await open('stop');
-    await send(page, 'Go on and on');
+    await sendMessage(page, 'Go on and on');
     await grows(page, 40);
     await page.click('#stop-button');
-    assert.is(await done(page), 'cancelled');
-    assert.ok(await reply(page).locator('.badge-cancelled').isVisible(), 'a Stopped badge');
+    assert.is(await replyEnded(page), 'cancelled');
+    assert.ok(await lastReply(page).locator('.badge-cancelled').isVisible(), 'a Stopped badge');
     const shown = await replyText(page);
     assert.ok(shown.length < LONG.length && LONG.startsWith(shown), 'a strict prefix of the reply');
     // The upstream request was really aborted, and nothing arrives after reply.end.
@@ -150,12 +127,12 @@ function suite(): void {
 
   test('a second page in the same room sees the same reply', async () => {
     const first = await open('shared');
-    await send(first, 'Both of you, listen');
+    await sendMessage(first, 'Both of you, listen');
     await grows(first, 20);
     const second = await open('shared');
     await second.waitForSelector('.msg[data-role="user"]');
-    assert.is(await done(first), 'stop');
-    assert.is(await done(second), 'stop');
+    assert.is(await replyEnded(first), 'stop');
+    assert.is(await replyEnded(second), 'stop');
     assert.is(await replyText(first), LONG);
     assert.is(await replyText(second), LONG);
     assert.is(await second.locator('.msg[data-role="user"] .body').textContent(), 'Both of you, listen');
@@ -167,11 +144,11 @@ function suite(): void {
 
   test('reloading mid-reply resumes and completes it', async () => {
     const page = await open('reload');
-    await send(page, 'Keep going while I reload');
+    await sendMessage(page, 'Keep going while I reload');
     await grows(page, 30);
     await page.reload();
     await page.waitForSelector('#conn[data-state="open"]');
-    assert.is(await done(page), 'stop');
+    assert.is(await replyEnded(page), 'stop');
     assert.is(await replyText(page), LONG);
     assert.is(await page.locator('.msg[data-role="assistant"]').count(), 1, 'one reply, not two');
     assert.is(await page.locator('.msg[data-role="user"]').count(), 1);
@@ -179,7 +156,7 @@ function suite(): void {
     await page.close();
   });
 
-  const card = (page: Page) => reply(page).locator('.tool-call');
+  const card = (page: Page) => lastReply(page).locator('.tool-call');
   const cardArgs = async (page: Page) => (await card(page).locator('.tool-call-args').textContent()) ?? '';
 
   /** Wait until the newest reply's card shows partly written arguments; returns them. */
@@ -198,15 +175,15 @@ function suite(): void {
 
   test('a tool call shows as a card: its name, and its arguments pretty-printed once the reply ended', async () => {
     const page = await open('tool-card');
-    await send(page, `${TOOL_PROMPT} for Paris`);
-    assert.is(await done(page), 'tool_calls');
+    await sendMessage(page, `${TOOL_PROMPT} for Paris`);
+    assert.is(await replyEnded(page), 'tool_calls');
     assert.is(await card(page).count(), 1);
     assert.is(await card(page).locator('.tool-call-name').textContent(), 'get_weather');
     assert.is(await card(page).getAttribute('aria-label'), 'Tool call: get_weather');
     assert.is(await cardArgs(page), PRETTY_ARGS);
     assert.is(await card(page).locator('b, img').count(), 0, 'model output is text, never markup');
     assert.is(await replyText(page), 'Checking the forecast.');
-    assert.ok(await reply(page).locator('.badge-tool_calls').isVisible(), 'an "Asked to call tools" badge');
+    assert.ok(await lastReply(page).locator('.badge-tool_calls').isVisible(), 'an "Asked to call tools" badge');
     await page.screenshot({ path: `${OUT}browser-tool-card.png` });
     await page.setViewportSize({ width: 390, height: 760 });
     await page.screenshot({ path: `${OUT}browser-tool-card-phone.png` });
@@ -221,7 +198,7 @@ function suite(): void {
 
   test('a card fills in live, and a page opened mid-reply shows it too', async () => {
     const first = await open('tool-live');
-    await send(first, `${TOOL_PROMPT}${SLOWLY}`);
+    await sendMessage(first, `${TOOL_PROMPT}${SLOWLY}`);
     const early = await partlyWritten(first);
     assert.ok(WEATHER.arguments.startsWith(early), `arguments as written, so far: ${early}`);
     assert.is(await card(first).getAttribute('data-state'), 'streaming');
@@ -234,8 +211,8 @@ function suite(): void {
     const seen = String(await joinedMidCall.jsonValue());
     assert.ok(WEATHER.arguments.startsWith(seen), `the late page starts from the arguments so far: ${seen}`);
     await second.screenshot({ path: `${OUT}browser-tool-card-live.png` });
-    assert.is(await done(first), 'tool_calls');
-    assert.is(await done(second), 'tool_calls');
+    assert.is(await replyEnded(first), 'tool_calls');
+    assert.is(await replyEnded(second), 'tool_calls');
     assert.is(await cardArgs(first), PRETTY_ARGS);
     assert.is(await cardArgs(second), PRETTY_ARGS);
     assert.is(await card(second).locator('.tool-call-name').textContent(), 'get_weather');
@@ -257,11 +234,11 @@ function suite(): void {
       assert.equal(await page.locator('#model-select option').allTextContents(), ['test-model (default)', 'other-model']);
       assert.is(await page.getByLabel('Model', { exact: true }).inputValue(), 'test-model', 'the default is chosen at first');
       await page.getByLabel('Model', { exact: true }).selectOption('other-model');
-      await send(page, 'Which model are you?');
-      assert.is(await done(page), 'stop');
+      await sendMessage(page, 'Which model are you?');
+      assert.is(await replyEnded(page), 'stop');
       const sends = sent.map((f) => ClientFrame.parse(JSON.parse(f))).flatMap((f) => (f.type === 'send' ? [f] : []));
       assert.equal(sends.map((f) => f.options?.model), ['other-model']);
-      assert.match((await reply(page).locator('.meta').textContent()) ?? '', /^other-model/);
+      assert.match((await lastReply(page).locator('.meta').textContent()) ?? '', /^other-model/);
       await page.setViewportSize({ width: 390, height: 760 });
       await page.screenshot({ path: `${OUT}browser-model-picker-phone.png` });
       await page.close();
@@ -326,7 +303,7 @@ function suite(): void {
       // Another zone: had this page answered, its output would say so.
       const b = await open('page-tools', tools, { context: { timezoneId: 'Asia/Tokyo', locale: 'ja-JP' }, sent: sentByB });
       await b.waitForFunction(() => document.querySelector('#members .count')?.textContent === '2 here');
-      await send(a, 'use user_timezone and current_time');
+      await sendMessage(a, 'use user_timezone and current_time');
       await loopEnded(a);
       await loopEnded(b);
 

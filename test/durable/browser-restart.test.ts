@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import { LocalModel, splitTokens, type FaultPlan, type RecordedRequest } from '../../demo/localmodel.js';
-import { launchChromium, OUT, withChromium } from '../chromium.js';
+import { launchChromium, openChat, OUT, sendMessage, withChromium } from '../chromium.js';
 import { startRelayProcess, stop, type Node } from '../process.js';
 import { freePort } from '../redis.js';
 
@@ -76,11 +76,6 @@ function suite(): void {
     assert.equal(await page.evaluate(readRows, null), rows);
   }
 
-  async function send(page: Page, text: string): Promise<void> {
-    await page.fill('#composer-input', text);
-    await page.keyboard.press('Enter');
-  }
-
   async function enterRoom(page: Page, room: string): Promise<void> {
     await page.fill('#join-input', room);
     await page.press('#join-input', 'Enter');
@@ -91,24 +86,22 @@ function suite(): void {
 
   test('kill -9 mid-reply and start again: the open page shows every conversation as it was, the interrupted reply failed', async () => {
     const first = await relay();
-    const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+    // Console errors are not counted: the page logs its failed reconnects while the relay is down.
+    const page = await openChat(browser, `http://127.0.0.1:${port}/#idle`, problems, { consoleErrors: false });
     // Reconnecting waits out a backoff of several seconds, and a restart is a process start.
     page.setDefaultTimeout(60_000);
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    await page.goto(`http://127.0.0.1:${port}/#idle`);
-    await page.waitForSelector('#conn[data-state="open"]');
 
     // A room that is idle when the relay dies.
-    await send(page, 'hello');
+    await sendMessage(page, 'hello');
     await shows(page, [user('hello'), answer]);
 
     // A room with a reply streaming, and a message sent behind it.
     await enterRoom(page, 'busy');
-    await send(page, 'first question');
+    await sendMessage(page, 'first question');
     await shows(page, [user('first question'), answer]);
-    await send(page, 'stall');
+    await sendMessage(page, 'stall');
     await shows(page, [user('first question'), answer, user('stall'), ['assistant', 'streaming', '', PARTIAL]]);
-    await send(page, 'sent behind it');
+    await sendMessage(page, 'sent behind it');
     // Acknowledged (no longer "Sending…"): the relay has it, and everything before it, on disk.
     const beforeKill: Row[] = [user('first question'), answer, user('stall'), ['assistant', 'streaming', '', PARTIAL], user('sent behind it'), ['assistant', 'queued', '', '']];
     await shows(page, beforeKill);
@@ -135,7 +128,7 @@ function suite(): void {
     await shows(page, afterRestart);
 
     // The restarted relay answers.
-    await send(page, 'still there?');
+    await sendMessage(page, 'still there?');
     const final: Row[] = [...afterRestart, user('still there?'), answer];
     await shows(page, final);
 
