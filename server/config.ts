@@ -5,18 +5,16 @@ import { z } from 'zod';
 import { DIALECTS } from './upstream/dialect.js';
 
 // An empty value (`PORT=`) is refused like any other bad one: coerced, it would be 0, which PORT reads as "any free port".
-const int = (def: number, min = 0) =>
-  z
+const numeric = (def: number, min: number, whole: boolean) => {
+  const value = z.coerce.number<string | undefined>().min(min);
+  return z
     .string()
     .refine((v) => v.trim() !== '', 'is empty (unset it for the default)')
     .optional()
-    .pipe(z.coerce.number<string | undefined>().int().min(min).default(def));
-const decimal = (def: number) =>
-  z
-    .string()
-    .refine((v) => v.trim() !== '', 'is empty (unset it for the default)')
-    .optional()
-    .pipe(z.coerce.number<string | undefined>().min(0).default(def));
+    .pipe((whole ? value.int() : value).default(def));
+};
+const int = (def: number, min = 0) => numeric(def, min, true);
+const decimal = (def: number) => numeric(def, 0, false);
 const bool = (def: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no'])

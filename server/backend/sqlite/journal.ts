@@ -141,8 +141,8 @@ export class SqliteJournal implements LogJournal {
     this.trims.set(conversationId, firstSeq);
   }
 
-  /** Write what waits now (shutdown, or a test that must see it on disk). */
-  flush(): void {
+  /** Write what waits now (its time has come, the batch is full, or the store closes). */
+  private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.pending.length === 0 && this.trims.size === 0) return;
