@@ -3,6 +3,8 @@
 // chat (POST /v1/chat/completions), responses (POST /v1/responses) and anthropic
 // (POST /v1/messages), so one fault test can run against each of them.
 
+import type { DemoFile } from './files.js';
+
 export type DialectName = 'chat' | 'responses' | 'anthropic';
 
 /** One conversation turn as the model read it, whatever the dialect. */
@@ -13,6 +15,7 @@ export interface Turn {
   toolCalls?: ToolCall[]; // assistant turns that called tools, ids as the client sent them
   toolCallId?: string; // tool turns: the call this result answers
   isError?: boolean; // tool turns the client marked as failed (anthropic `is_error`)
+  files?: DemoFile[]; // user turns: the images and documents among the content parts
 }
 
 export interface ToolCall {

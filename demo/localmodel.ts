@@ -29,7 +29,10 @@ export interface LocalModelOptions {
 }
 
 const MAX_RECORDS = 1000;
-const MAX_BODY_BYTES = 16 * 1024 * 1024;
+// Room for a request with several attachments inline (base64 adds a third).
+const MAX_BODY_BYTES = 128 * 1024 * 1024;
+/** Request bodies the records may hold together; the oldest records go first. */
+const MAX_RECORDED_BYTES = 256 * 1024 * 1024;
 
 const ROUTES = new Map<string, [DialectName, Dialect]>([
   ['/v1/chat/completions', ['chat', chat]],
@@ -37,10 +40,12 @@ const ROUTES = new Map<string, [DialectName, Dialect]>([
   ['/v1/messages', ['anthropic', anthropic]],
 ]);
 
-/** Appends `item`, dropping the oldest beyond MAX_RECORDS so a long-running server stays bounded. */
-function record<T>(list: T[], item: T): void {
+/** Appends `item`, dropping the oldest beyond MAX_RECORDS (and MAX_RECORDED_BYTES) so a long-running server stays bounded. */
+function record<T>(list: T[], item: T, bytes: (item: T) => number = () => 0): void {
   list.push(item);
   if (list.length > MAX_RECORDS) list.splice(0, list.length - MAX_RECORDS);
+  let total = list.reduce((sum, i) => sum + bytes(i), 0);
+  while (total > MAX_RECORDED_BYTES && list.length > 1) total -= bytes(list.shift()!);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -114,6 +119,8 @@ function end(live: Live): void {
 
 export class LocalModel {
   readonly requests: RecordedRequest[] = [];
+  /** The size of each recorded request's body, which the records are bounded by. */
+  private readonly bodyBytes = new WeakMap<RecordedRequest, number>();
   /** The POSTs to /tools/<name>, in arrival order. */
   readonly toolCalls: ToolRequest[] = [];
   private readonly server: Server;
@@ -233,7 +240,8 @@ export class LocalModel {
       aborted: false,
       closed: new Promise<void>((resolve) => (release = resolve)),
     };
-    record(this.requests, rec);
+    this.bodyBytes.set(rec, raw.length);
+    record(this.requests, rec, (r) => this.bodyBytes.get(r) ?? 0);
 
     const live: Live = { rec, res, plan: {}, ended: false, cancel: undefined, release: () => {} };
     live.release = () => {

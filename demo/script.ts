@@ -2,6 +2,7 @@
 // dialect's terms: the dialects only encode it, and faults only pick where to cut it.
 import { countTokens } from '../server/reply/context.js';
 import type { FaultPlan, ToolCall, Turn } from './faultplan.js';
+import { describeFiles } from './files.js';
 
 const TOKEN_RE = /\s*[\p{L}\p{N}_']+|\s*[^\s\p{L}\p{N}_']/gu;
 
@@ -66,7 +67,8 @@ export interface Reply {
 /** The reply to `messages` under `plan`, cut to `budget` reasoning/text pieces. */
 export function planReply(n: number, model: string, messages: Turn[], plan: FaultPlan, budget: number): Reply {
   const lastUser = [...messages].reverse().find((m) => m.role === 'user');
-  const text = plan.text ?? (plan.toolCalls ? '' : demoReply(lastUser?.content ?? ''));
+  const files = lastUser?.files?.length ? `${describeFiles(lastUser.files)}\n\n` : '';
+  const text = plan.text ?? (plan.toolCalls ? '' : files + demoReply(lastUser?.content ?? ''));
   const allReasoning = splitTokens(plan.reasoning ?? '');
   const allContent = splitTokens(text);
   const reasoning = allReasoning.slice(0, budget);

@@ -78,6 +78,18 @@ export const ConfigSchema = z.object({
   TRUST_PROXY: bool(false),
   ALLOWED_MODELS: optionalString.transform((v) => (v === undefined ? [] : v.split(',').map((m) => m.trim()).filter(Boolean))),
   LOCAL_MODEL_TOKEN_DELAY_MS: int(25),
+  MAX_ATTACHMENT_BYTES: int(10 * 1024 * 1024, 1024),
+  /** Media types an upload may have (checked from its bytes); `image/*`-style wildcards are not taken. */
+  ATTACHMENT_TYPES: z
+    .string()
+    .default('image/png,image/jpeg,image/webp,image/gif,application/pdf,text/plain')
+    .transform((v) => v.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean)),
+  ATTACHMENT_TTL_MS: int(7 * 24 * 3_600_000, 1_000),
+  /** Bytes of attachments one user may hold at once, and the store in all. */
+  ATTACHMENT_USER_QUOTA_BYTES: int(100 * 1024 * 1024, 1024),
+  ATTACHMENT_STORE_BYTES: int(512 * 1024 * 1024, 1024),
+  /** Signs anonymous users' session tokens; every node of a cluster needs the same one (random per process when unset). */
+  SESSION_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   // HS256 wants a key of at least 256 bits; a short secret can be brute-forced from one token.
   AUTH_JWT_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   AUTH_JWT_ISSUER: optionalString,

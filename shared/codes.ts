@@ -13,6 +13,7 @@ export const errorCodes = {
   upstream_error: 'The model API failed or sent a broken stream',
   upstream_timeout: 'The model API went silent for longer than the idle timeout',
   upstream_rate_limited: 'The model API answered 429',
+  unsupported_attachment: 'The model cannot take an attachment of this type',
   internal: 'An unexpected server error',
 } as const;
 

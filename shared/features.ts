@@ -9,6 +9,7 @@ export const features = {
   'tool-calls': 'replies stream tool calls (`reply.delta.toolCall`, `reply.end.toolCalls`, `joined.streaming.toolCalls`)',
   'operator-tools': 'the relay may run tools of its own and post their results as `tool.result` events',
   dialects: 'models may answer through several upstream dialects: replies may carry `reasoning` and `refusal` besides `text`',
+  attachments: '`send.attachments` carries files uploaded with `POST /attachments`; messages show them in `attachments`',
 } as const;
 
 export type Feature = keyof typeof features;

@@ -19,6 +19,8 @@ export const frameCaps = {
   tools: 32,
   toolsChars: 32_768,
   toolDescriptionChars: 1024,
+  /** Attachments one send may carry. */
+  attachments: 8,
 } as const;
 
 export const ConversationId = z
@@ -31,6 +33,16 @@ const Count = z.number().check(z.int(), z.nonnegative());
 
 export const User = z.object({ id: z.string(), name: z.string() });
 export type User = z.infer<typeof User>;
+
+/** An uploaded file (`POST /attachments` answers with this), as a message that carries it shows it. */
+export const Attachment = z.object({
+  id: z.string(),
+  /** Checked from the file's bytes, not taken from the upload's header. */
+  mediaType: z.string(),
+  bytes: Count,
+  name: z.optional(z.string()),
+});
+export type Attachment = z.infer<typeof Attachment>;
 
 // ---------------------------------------------------------------- client → server
 
@@ -76,6 +88,8 @@ export const ClientFrame = z.discriminatedUnion('type', [
     options: z.optional(SendOptions),
     /** Tools the model may call while answering; a call is answered with `tool.result`. */
     tools: z.optional(ToolList),
+    /** Ids of files this user uploaded (`POST /attachments`), shown to the model with the text. */
+    attachments: z.optional(z.array(Id).check(z.maxLength(frameCaps.attachments, `at most ${frameCaps.attachments} attachments`))),
   }),
   z.object({ type: z.literal('cancel'), ref: Ref, conversationId: ConversationId, replyId: z.optional(Id) }),
   /** The output of one tool call of a reply that ended with `tool_calls`. */
@@ -156,6 +170,7 @@ export const UserMessage = z.object({
   clientMessageId: z.optional(z.string()),
   /** The tools offered with it (the sender's, and the server's own): every step of the tool loop this message starts offers them. */
   tools: z.optional(z.array(ToolSpec)),
+  attachments: z.optional(z.array(Attachment)),
 });
 export type UserMessage = z.infer<typeof UserMessage>;
 
@@ -180,6 +195,8 @@ export const HistoryMessage = z.object({
   inReplyTo: z.optional(z.string()),
   /** The tools a user message offered. */
   tools: z.optional(z.array(ToolSpec)),
+  /** The files a user message carried (`GET /attachments/:id` serves them to the conversation's members). */
+  attachments: z.optional(z.array(Attachment)),
   /** A tool result: the reply whose call it answers, the call, and whether the tool failed. */
   replyId: z.optional(z.string()),
   toolCallId: z.optional(z.string()),
@@ -277,6 +294,12 @@ export const ServerFrame = z.discriminatedUnion('type', [
      * tell what it may use; a name a client does not know is ignored.
      */
     features: z.optional(z.array(z.string())),
+    /**
+     * Anonymous mode: a signed token for this anonymous user. Presented as
+     * `hello.token` on the next connection it keeps the same user (and name);
+     * as `Authorization: Bearer` it lets the HTTP endpoints (uploads) know them.
+     */
+    sessionToken: z.optional(z.string()),
   }),
   z.object({
     type: z.literal('joined'),

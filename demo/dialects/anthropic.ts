@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import type { FaultPlan, Turn } from '../faultplan.js';
 import { textOf, type Part, type Reply } from '../script.js';
-import { argumentsText, lenientFlag, named, offeredTools, paced, textContent, toolResultTurn, turnWithCalls, type Dialect, type Encoded } from './dialect.js';
+import { argumentsText, lenientFlag, named, offeredTools, paced, textContent, toolResultTurn, turnWithCalls, withFiles, type Dialect, type Encoded } from './dialect.js';
 
 // thinking and image blocks carry no text the model reads; tool blocks are read apart.
 const blocksText = textContent((t) => t === 'text');
@@ -42,7 +42,7 @@ function toTurns(role: string, content: string | unknown[]): Turn[] {
     return [turnWithCalls(role, text, calls)];
   }
   const results = blocksOf(content, ToolResult).map((r) => toolResultTurn(r.tool_use_id, r.content ?? '', r.is_error));
-  return [...results, ...(text || !results.length ? [{ role, content: text }] : [])];
+  return [...results, ...(text || !results.length ? [withFiles({ role, content: text }, content)] : [])];
 }
 
 const ERROR_TYPES = new Map([

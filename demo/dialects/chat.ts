@@ -13,6 +13,7 @@ import {
   textContent,
   toolResultTurn,
   turnWithCalls,
+  withFiles,
   type Dialect,
   type Encoded,
 } from './dialect.js';
@@ -22,12 +23,12 @@ const ChatToolCall = z
   .nullable()
   .catch(null);
 
+// Text parts are read whatever their type says; images and files apart (filesIn).
+const contentText = textContent(() => true).nullish().catch('');
+
 const ChatMessage = z.object({
   role: z.string().catch(''),
-  // Only the text parts matter here, whatever their type says.
-  content: textContent(() => true)
-    .nullish()
-    .catch(''),
+  content: z.unknown(),
   name: z.string().optional().catch(undefined),
   tool_calls: z.array(ChatToolCall).nullish().catch(null),
   tool_call_id: z.string().nullish().catch(null),
@@ -44,10 +45,11 @@ const ChatRequest = z.object({
 
 function toTurn(m: z.infer<typeof ChatMessage>): Turn {
   const named = m.name !== undefined ? { name: m.name } : {};
-  if (m.role === 'tool') return { ...toolResultTurn(m.tool_call_id ?? '', m.content ?? ''), ...named };
+  const text = contentText.parse(m.content) ?? '';
+  if (m.role === 'tool') return { ...toolResultTurn(m.tool_call_id ?? '', text), ...named };
   const calls = m.role === 'assistant' ? (m.tool_calls ?? []) : [];
   const toolCalls = calls.flatMap((c) => (c ? [{ id: c.id, name: c.function.name, arguments: argumentsText(c.function.arguments) }] : []));
-  return { ...turnWithCalls(m.role, m.content ?? '', toolCalls), ...named };
+  return withFiles({ ...turnWithCalls(m.role, text, toolCalls), ...named }, m.content);
 }
 
 function encode(reply: Reply, plan: FaultPlan, includeUsage: boolean): Encoded {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { FaultPlan, OfferedTool, ToolCall, Turn } from '../faultplan.js';
 import type { Part, Reply } from '../script.js';
 import { isRecord } from '../../server/upstream/pieces.js';
+import { filesIn } from '../files.js';
 
 /** A reply rendered in one dialect. */
 export interface Encoded {
@@ -112,3 +113,9 @@ export const toolResultTurn = (toolCallId: string, content: string, isError?: bo
   toolCallId,
   ...(isError === true ? { isError: true } : {}),
 });
+
+/** A turn with the files its content parts carry, if any. */
+export function withFiles(turn: Turn, content: unknown): Turn {
+  const files = filesIn(content);
+  return files.length ? { ...turn, files } : turn;
+}

@@ -16,6 +16,7 @@ import {
   textContent,
   toolResultTurn,
   turnWithCalls,
+  withFiles,
   type Dialect,
   type Encoded,
 } from './dialect.js';
@@ -24,7 +25,7 @@ const itemText = textContent((t) => t === 'input_text' || t === 'output_text');
 const FunctionCall = z.object({ type: z.literal('function_call'), call_id: z.string().catch(''), name: z.string().catch(''), arguments: z.unknown().optional() });
 const FunctionCallOutput = z.object({ type: z.literal('function_call_output'), call_id: z.string().catch(''), output: itemText.catch('') });
 // Other items without a role (reasoning, built-in tool calls…) say nothing the model reads.
-const Message = z.object({ role: z.string(), content: itemText.catch('') });
+const Message = z.object({ role: z.string(), content: z.unknown() });
 const Item = z.union([FunctionCall, FunctionCallOutput, Message]).nullable().catch(null);
 const ResponsesRequest = z.object({
   input: z.union([z.string(), z.array(Item)]),
@@ -39,7 +40,7 @@ type ResponsesRequest = z.infer<typeof ResponsesRequest>;
 function addItem(turns: Turn[], item: z.infer<typeof Item>): void {
   if (!item) return;
   if ('output' in item) return void turns.push(toolResultTurn(item.call_id, item.output));
-  if (!('call_id' in item)) return void turns.push({ role: item.role, content: item.content });
+  if (!('call_id' in item)) return void turns.push(withFiles({ role: item.role, content: itemText.catch('').parse(item.content) }, item.content));
   const call = { id: item.call_id, name: item.name, arguments: argumentsText(item.arguments) };
   const last = turns.at(-1);
   if (last?.role === 'assistant') last.toolCalls = [...(last.toolCalls ?? []), call];

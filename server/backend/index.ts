@@ -6,17 +6,22 @@ import type { Config } from '../config.js';
 import { MemoryUserLimits, type UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import { LocalBus, type Bus } from '../rooms/bus.js';
+import { MemoryAttachments } from './memory/attachments.js';
 import { MemoryStore } from './memory/store.js';
 import { SqliteStore } from './sqlite/store.js';
+import type { AttachmentLimits, AttachmentStore, Store } from './store.js';
 
 const DAY_MS = 24 * 3_600_000;
-import type { Store } from './store.js';
+/** Files one user may hold at once, whatever their size. */
+const ATTACHMENTS_PER_USER = 1_000;
 
 /** Lets a test put a wrapper with injected faults around the real store, on any backend. */
 export type StoreWrapper = (store: Store) => Store;
 
 export interface Backend {
   store: Store;
+  /** Uploaded files, kept where the store keeps conversations. */
+  attachments: AttachmentStore;
   bus: Bus;
   userLimits: UserLimits;
   /** Reply lease time in a shared store; 0 when there is no one to share with. */
@@ -48,20 +53,30 @@ export async function createBackend(config: Config, log: Logger, wrapStore: Stor
     ledgerRetentionMs: config.USAGE_RETENTION_DAYS * 24 * 3_600_000,
     ledgerMaxEntries: config.USAGE_MAX_ENTRIES,
   };
+  const attachmentLimits: AttachmentLimits = {
+    userBytes: config.ATTACHMENT_USER_QUOTA_BYTES,
+    userCount: ATTACHMENTS_PER_USER,
+    totalBytes: config.ATTACHMENT_STORE_BYTES,
+  };
   if (config.REDIS_URL) {
     const { createRedisBackend } = await import('./redis/index.js');
-    const backend = await createRedisBackend(config, log, storeLimits, userLimitSettings);
+    const backend = await createRedisBackend(config, log, storeLimits, userLimitSettings, attachmentLimits);
     return { ...backend, store: wrapStore(backend.store) };
   }
   const bus = new LocalBus();
   const userLimits = new MemoryUserLimits(userLimitSettings);
   const durable =
     config.STORE === 'sqlite'
-      ? new SqliteStore(storeLimits, { dataDir: config.DATA_DIR, maxBytes: config.DATA_MAX_BYTES, retentionMs: config.DATA_RETENTION_DAYS * DAY_MS, sweepEveryMs: config.DATA_SWEEP_MS }, log)
+      ? new SqliteStore(
+          storeLimits,
+          { dataDir: config.DATA_DIR, maxBytes: config.DATA_MAX_BYTES, retentionMs: config.DATA_RETENTION_DAYS * DAY_MS, sweepEveryMs: config.DATA_SWEEP_MS, attachments: attachmentLimits },
+          log,
+        )
       : undefined;
   const store = wrapStore(durable ?? new MemoryStore(storeLimits));
   return {
     store,
+    attachments: durable?.attachments ?? new MemoryAttachments(attachmentLimits),
     bus,
     userLimits,
     leaseMs: 0,

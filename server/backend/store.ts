@@ -5,7 +5,7 @@
 // called by the conversation). Two implementations: in memory (one node) and
 // Redis (many nodes), held to one contract by the behaviour suite.
 import { z } from 'zod';
-import { ConversationEvent, ErrorCode, FinishReason, SendOptions, ToolSpec, User, type ConversationEventOf, type HistoryMessage, type ServerFrameOf } from '../../shared/protocol.js';
+import { Attachment, ConversationEvent, ErrorCode, FinishReason, SendOptions, ToolSpec, User, type ConversationEventOf, type HistoryMessage, type ServerFrameOf } from '../../shared/protocol.js';
 import { RelayError } from '../errors.js';
 import type { ContextMessage } from '../reply/context.js';
 import type { RetentionLimits } from '../history/retention.js';
@@ -233,6 +233,40 @@ export interface LedgerQuery {
 /** The usage ledger, written only with reply ends (EventLog.append); read a page at a time, oldest first. */
 export interface UsageLedger {
   read(query: LedgerQuery, page: (entries: LedgerEntry[]) => void): Promise<void>;
+}
+
+/** An uploaded file as the store keeps it: who uploaded it (only they may send it), and until when. */
+export const AttachmentRecord = z.object({
+  ...Attachment.shape,
+  userId: z.string(),
+  createdAt: z.number(),
+  expiresAt: z.number(),
+});
+export type AttachmentRecord = z.infer<typeof AttachmentRecord>;
+
+export interface AttachmentLimits {
+  /** Bytes one user's attachments may take together, and how many they may hold. */
+  userBytes: number;
+  userCount: number;
+  /** Bytes the whole store may hold. */
+  totalBytes: number;
+}
+
+/** Why an upload was not kept. */
+export type AttachmentRefusal = 'user-quota' | 'full';
+
+/**
+ * Uploaded files, each until its `expiresAt` (the backend forgets it then:
+ * `get` and `data` answer undefined), within the per-user and total bounds.
+ */
+export interface AttachmentStore {
+  put(record: AttachmentRecord, data: Buffer): Promise<'stored' | AttachmentRefusal>;
+  get(id: string): Promise<AttachmentRecord | undefined>;
+  data(id: string): Promise<Buffer | undefined>;
+  /** A message of this conversation carries it: the conversation's members may fetch it from now on. */
+  reference(id: string, conversationId: string): Promise<void>;
+  /** Conversations whose messages carry it. */
+  referencedBy(id: string): Promise<string[]>;
 }
 
 export interface Store {

@@ -12,11 +12,11 @@ export function corsHeaders(req: IncomingMessage, allowed: ReadonlySet<string> |
   return { 'access-control-allow-origin': origin, vary: 'Origin' };
 }
 
-/** Answer a CORS preflight for a POST with a bearer token and a JSON body. */
-export function answerPreflight(res: ServerResponse, headers: Record<string, string>): void {
+/** Answer a CORS preflight for a request with a bearer token and a body. */
+export function answerPreflight(res: ServerResponse, headers: Record<string, string>, methods = 'POST, OPTIONS'): void {
   res.writeHead(204, {
     ...headers,
-    'access-control-allow-methods': 'POST, OPTIONS',
+    'access-control-allow-methods': methods,
     'access-control-allow-headers': 'authorization, content-type, accept',
     'access-control-max-age': '600',
   });

@@ -23,6 +23,8 @@ import { UsageReport } from '../usage/report.js';
 import { withCostQuota } from '../usage/cost-quota.js';
 import { AiSdkConnection } from './ai-sdk/connection.js';
 import { servePage } from './page.js';
+import { handleAttachments, type AttachmentDeps } from '../attachments/routes.js';
+import { allowedTypes } from '../attachments/kinds.js';
 import { loadModelTable } from '../upstream/models.js';
 import { Upstreams, type UpstreamSummary } from '../upstream/router.js';
 import { loadOperatorTools, OperatorTools, type OperatorTool } from '../tools/operator-tools.js';
@@ -76,6 +78,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     log.warn({ host: config.HOST }, 'ANONYMOUS MODE ON A PUBLIC ADDRESS: anyone who can reach this port can use the upstream API key');
   }
   warmTokenizer();
+  const attachmentTypes = allowedTypes(config.ATTACHMENT_TYPES);
   const table = loadModelTable(config, opts.env ?? process.env, { baseURL: opts.upstreamBaseURL, apiKey: opts.upstreamApiKey, model: opts.model });
   const backend = await createBackend(config, log, opts.wrapStore);
   const { store, bus } = backend;
@@ -108,6 +111,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   );
   const conversations: Conversations = new Conversations({
     store,
+    attachments: backend.attachments,
     bus,
     upstreams,
     operatorTools: new OperatorTools(opts.operatorTools ?? (config.TOOLS_FILE ? loadOperatorTools(config.TOOLS_FILE) : [])),
@@ -134,10 +138,9 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   }
   const allowedOrigins = config.ALLOWED_ORIGINS ? new Set(config.ALLOWED_ORIGINS) : undefined;
   const gate = new ConnectionGate(config.MAX_CONNECTIONS, config.MAX_CONNECTIONS_PER_IP, config.CONNECTIONS_PER_IP_PER_MINUTE);
-  const auth = opts.auth ?? createAuthenticator(config.AUTH_JWT_SECRET, config.AUTH_JWT_PUBLIC_KEY, {
-      issuer: config.AUTH_JWT_ISSUER,
-      audience: config.AUTH_JWT_AUDIENCE,
-    });
+  const auth =
+    opts.auth ??
+    createAuthenticator(config.AUTH_JWT_SECRET, config.AUTH_JWT_PUBLIC_KEY, { issuer: config.AUTH_JWT_ISSUER, audience: config.AUTH_JWT_AUDIENCE }, config.SESSION_SECRET);
   const connectionSettings = {
     helloTimeoutMs: config.HELLO_TIMEOUT_MS,
     maxConversations: config.MAX_CONVERSATIONS,
@@ -181,6 +184,18 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     clientIp: (req) => clientIp(req),
     log: log.child({ transport: 'ag-ui' }),
   };
+  const attachments: AttachmentDeps = {
+    attachments: backend.attachments,
+    auth,
+    apiKeys: store.apiKeys,
+    userLimits,
+    settings: { maxBytes: config.MAX_ATTACHMENT_BYTES, ttlMs: config.ATTACHMENT_TTL_MS, types: attachmentTypes },
+    allowedOrigins,
+    accepting: () => accepting,
+    clientIp: (req) => clientIp(req),
+    log: log.child({ transport: 'attachments' }),
+  };
+  const uploadsInFlight = { bytes: 0 };
   const aiSdkSettings = {
     maxRequests: config.MAX_CONVERSATIONS,
     maxTextChars: config.MAX_TEXT_CHARS,
@@ -230,6 +245,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     }
     if (handleOpenAI(req, res, openai)) return;
     if (handleAgUi(req, res, agUi)) return;
+    if (handleAttachments(req, res, attachments, uploadsInFlight)) return;
     const admin = path === '/admin/usage' ? handleAdminUsage : path === '/admin/keys' || path?.startsWith('/admin/keys/') ? handleAdminKeys : undefined;
     const adminToken = config.ADMIN_TOKEN;
     // Without ADMIN_TOKEN there is no admin API at all.

@@ -14,5 +14,6 @@ export const HTTP_STATUS: Record<ErrorCode | 'unauthorized', number> = {
   upstream_error: 502,
   upstream_timeout: 504,
   upstream_rate_limited: 429,
+  unsupported_attachment: 415,
   internal: 500,
 };

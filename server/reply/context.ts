@@ -4,6 +4,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { countTokens as tokenizerCount } from 'gpt-tokenizer';
 import type { HistoryMessage } from '../../shared/protocol.js';
 import type { Turn } from '../upstream/dialect.js';
+import { attachmentTokens } from '../attachments/load.js';
 
 /** OpenAI's chat format spends a few tokens per message on role and separators. */
 const PER_MESSAGE_OVERHEAD = 4;
@@ -103,7 +104,8 @@ export class ContextMessage {
 
   /** With the per-message overhead; counted on first use, since a reply reads back only as far as its budget reaches. */
   get tokens(): number {
-    return (this.counted ??= countTokens(this.text + callsText(this.turn)) + PER_MESSAGE_OVERHEAD);
+    this.counted ??= countTokens(this.text + callsText(this.turn)) + PER_MESSAGE_OVERHEAD + (this.turn.role === 'user' ? attachmentTokens(this.turn.attachments) : 0);
+    return this.counted;
   }
 
   get isCounted(): boolean {
@@ -125,7 +127,7 @@ export function toContextMessage(entry: HistoryMessage): ContextMessage {
   const { id, text } = entry;
   switch (entry.role) {
     case 'user':
-      return new ContextMessage(id, { role: 'user', text, name: entry.author?.name });
+      return new ContextMessage(id, { role: 'user', text, name: entry.author?.name, ...(entry.attachments?.length ? { attachments: entry.attachments } : {}) });
     case 'assistant':
       return new ContextMessage(id, { role: 'assistant', text, ...(entry.toolCalls?.length ? { toolCalls: entry.toolCalls } : {}) });
     case 'tool':

@@ -11,6 +11,7 @@ import type { Fence, LedgerEntry, ReplyEventInput, ReplyJob } from '../backend/s
 import { billFor } from '../usage/bill.js';
 import { UpstreamError, type Completion, type UpstreamDetail } from '../upstream/pieces.js';
 import type { Upstreams } from '../upstream/router.js';
+import { withFiles } from '../attachments/load.js';
 
 export interface ReplySettings {
   systemPrompt: string;
@@ -29,6 +30,8 @@ export interface ReplyRun {
   job: ReplyJob;
   /** Read when the reply starts (a queued reply answers the history as it is then). */
   history: () => Promise<ContextMessage[]>;
+  /** The bytes of an attachment the context carries (undefined once it has expired). */
+  readAttachment: (id: string) => Promise<Buffer | undefined>;
   /** The one controller of this reply: cancel, grace, shutdown, deadlines and quota all abort through it. */
   controller: AbortController;
   /** Counts completion tokens against the user's quota; false once it is crossed. */
@@ -42,7 +45,7 @@ export async function runReply(
   /** Writes an event; the reply.end comes with its bill for the usage ledger. */
   append: (event: ReplyEventInput, fence?: Fence, bill?: LedgerEntry) => void | Promise<void>,
 ): Promise<{ finishReason: FinishReason; usage: Usage; toolCalls: ToolCall[] }> {
-  const { upstreams, settings, conversationId, job, history, controller, meter, log, metrics } = run;
+  const { upstreams, settings, conversationId, job, history, readAttachment, controller, meter, log, metrics } = run;
   const { replyId } = job;
   let ordinal = 0;
   const emit = (event: ReplyEventInput) => append(event, { ordinal: ordinal++ });
@@ -74,11 +77,12 @@ export async function runReply(
     // Inside the try: a history that cannot be read still ends the reply with its one reply.end.
     const budget = upstreams.contextTokens(model) ?? settings.contextTokens;
     context = await buildContext(settings.systemPrompt, answered(await history(), job), budget);
+    const turns = await withFiles(context.messages, { read: readAttachment, accepts: (kind) => upstreams.accepts(model, kind) });
     await emit({ type: 'reply.start', conversationId, replyId, inReplyTo: job.inReplyTo, model });
     log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
     completion = await upstreams.stream(
       model,
-      { turns: context.messages, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens, tools: job.tools },
+      { turns, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens, tools: job.tools },
       signal,
       (piece) => {
         // Pieces that were already in flight when the reply was cancelled are dropped.

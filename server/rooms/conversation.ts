@@ -14,12 +14,13 @@ import type { Throttle, UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
-import { LogLostError, type ClientMessage, type Fence, type LedgerEntry, type ReplyEventInput, type ReplyJob, type Store, type StoredEvent } from '../backend/store.js';
+import { LogLostError, type AttachmentStore, type ClientMessage, type Fence, type LedgerEntry, type ReplyEventInput, type ReplyJob, type Store, type StoredEvent } from '../backend/store.js';
 import { billFor, countBill } from '../usage/bill.js';
 import { orphanBill } from '../usage/orphan.js';
 import type { Upstreams } from '../upstream/router.js';
 import { ToolLoop, type ToolLoopSettings } from './tool-loop.js';
 import type { OperatorTools } from '../tools/operator-tools.js';
+import { claimAttachments } from '../attachments/claim.js';
 
 /** What a conversation needs of the connection it talks to. */
 export interface MemberSocket extends FrameSink {
@@ -40,6 +41,7 @@ export interface ConversationSettings extends ReplySettings {
 
 export interface ConversationDeps {
   store: Store;
+  attachments: AttachmentStore;
   bus: Bus;
   upstreams: Upstreams;
   /** The relay's own tools, offered with a /ws member's send. */
@@ -282,9 +284,12 @@ export class Conversation {
       const tools = this.offered(frame.tools, extra.operatorTools === true);
       await userLimits.takeMessage(user.id);
       const messageId = randomUUID();
+      const model = frame.options?.model;
+      const attachments = frame.attachments?.length
+        ? await claimAttachments(this.deps.attachments, this.deps.upstreams, frame.attachments, { userId: user.id, conversationId: this.id, model: model ?? this.deps.upstreams.defaultModel })
+        : undefined;
       let job: ReplyJob | undefined;
       if (frame.reply ?? true) {
-        const model = frame.options?.model;
         if (model && !this.deps.upstreams.allows(model)) {
           throw new RelayError('forbidden', `model ${model} is not allowed on this server`);
         }
@@ -299,6 +304,7 @@ export class Conversation {
         createdAt: Date.now(),
         ...(frame.clientMessageId ? { clientMessageId: frame.clientMessageId } : {}),
         ...(tools ? { tools } : {}),
+        ...(attachments ? { attachments } : {}),
       };
       const submission = await store
         .submit(this.id, { type: 'message', conversationId: this.id, message, ...(job ? { replyId: job.replyId } : {}) }, job)
@@ -440,7 +446,7 @@ export class Conversation {
       : undefined;
     const history = () => store.log.context(this.id);
     const active: ActiveReply = { replyId: job.replyId, userId: job.user.id, controller, ended: false, done: Promise.resolve() };
-    active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill))
+    active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, readAttachment: (id) => this.deps.attachments.data(id), controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill))
       .then(async ({ usage, toolCalls }) => {
         active.ended = true;
         this.tools.ended(job.replyId, toolCalls);

@@ -4,7 +4,7 @@
 // connection is an anonymous user with a generated id and name.
 import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import type { User } from '../../shared/protocol.js';
 import { ConfigError } from '../config.js';
@@ -15,6 +15,8 @@ export interface Identity {
   expiresAt: number | undefined;
   /** May this identity join / send to the conversation? */
   allows(conversationId: string): boolean;
+  /** Anonymous mode: the token that brings this same user back (`welcome.sessionToken`). */
+  sessionToken?: string;
 }
 
 export interface Authenticator {
@@ -30,13 +32,46 @@ const ADJECTIVES = ['Amber', 'Brisk', 'Calm', 'Dapper', 'Eager', 'Fuzzy', 'Gentl
 const ANIMALS = ['Otter', 'Falcon', 'Badger', 'Heron', 'Lynx', 'Marmot', 'Newt', 'Orca', 'Panda', 'Quokka', 'Raven', 'Stoat', 'Tapir', 'Wombat', 'Yak', 'Zebra'];
 const anywhere = () => true;
 
+/** How long an anonymous session token brings its user back; every connection gets a fresh one. */
+const SESSION_TTL_S = 30 * 24 * 3600;
+/** Marks the relay's own session tokens, so no other HS256 token signed with the same secret passes as one. */
+const SESSION_ISSUER = 'relay-anonymous-session';
+const SessionClaims = z.object({ sub: z.string().startsWith('anon-').max(64), name: z.string().min(1).max(64) });
+
+/**
+ * Anyone is let in: a token that is one of this relay's session tokens brings
+ * back the anonymous user it was issued to (so a reload keeps its name and
+ * its uploads); any other token, or none, makes a new anonymous user.
+ */
 export class AnonymousAuth implements Authenticator {
-  /** A token is ignored: with no secret configured there is nothing to check it against. */
-  async authenticate(): Promise<Identity> {
-    const bytes = randomBytes(8);
-    const name = `${ADJECTIVES[bytes[0]! % ADJECTIVES.length]} ${ANIMALS[bytes[1]! % ANIMALS.length]}`;
-    return { user: { id: `anon-${bytes.toString('hex')}`, name }, expiresAt: undefined, allows: anywhere };
+  constructor(private readonly sessionSecret: Uint8Array = randomBytes(32)) {}
+
+  async authenticate(token: string | undefined): Promise<Identity> {
+    const user = (token && (await this.returning(token))) || newAnonymousUser();
+    const sessionToken = await new SignJWT({ name: user.name })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(user.id)
+      .setIssuer(SESSION_ISSUER)
+      .setExpirationTime(Math.floor(Date.now() / 1000) + SESSION_TTL_S)
+      .sign(this.sessionSecret);
+    return { user, expiresAt: undefined, allows: anywhere, sessionToken };
   }
+
+  private async returning(token: string): Promise<User | undefined> {
+    try {
+      const { payload } = await jwtVerify(token, this.sessionSecret, { algorithms: ['HS256'], issuer: SESSION_ISSUER, requiredClaims: ['exp', 'sub'] });
+      const claims = SessionClaims.safeParse(payload);
+      return claims.success ? { id: claims.data.sub, name: claims.data.name } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function newAnonymousUser(): User {
+  const bytes = randomBytes(8);
+  const name = `${ADJECTIVES[bytes[0]! % ADJECTIVES.length]} ${ANIMALS[bytes[1]! % ANIMALS.length]}`;
+  return { id: `anon-${bytes.toString('hex')}`, name };
 }
 
 const Claims = z.object({
@@ -154,9 +189,9 @@ function publicKeyAuth(value: string, expected: ExpectedClaims): JwtAuth {
   return new JwtAuth(createLocalJWKSet(jwks), ['RS256', 'ES256', 'ES384', 'ES512'], expected);
 }
 
-export function createAuthenticator(secret: string | undefined, publicKey: string | undefined, expected: ExpectedClaims = {}): Authenticator {
+export function createAuthenticator(secret: string | undefined, publicKey: string | undefined, expected: ExpectedClaims = {}, sessionSecret?: string): Authenticator {
   if (secret && publicKey) throw new ConfigError('invalid configuration: set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY, not both');
   if (secret) return new JwtAuth(new TextEncoder().encode(secret), ['HS256'], expected);
   if (publicKey) return publicKeyAuth(publicKey, expected);
-  return new AnonymousAuth();
+  return new AnonymousAuth(sessionSecret ? new TextEncoder().encode(sessionSecret) : undefined);
 }

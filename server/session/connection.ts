@@ -271,6 +271,7 @@ export class Connection implements MemberSocket {
       models: this.deps.settings.models,
       // This server has everything the table names, whatever is configured (an empty models list, no TOOLS_FILE).
       features: Object.keys(features),
+      ...(identity.sessionToken ? { sessionToken: identity.sessionToken } : {}),
     });
   }
 

@@ -2,7 +2,7 @@
 // provider's own shape) and a reader that turns the provider's SSE events into
 // pieces. The three dialects (chat.completions, Responses, Anthropic Messages)
 // each implement it in dialects/; everything else is shared.
-import type { ToolCall, ToolSpec } from '../../shared/protocol.js';
+import type { Attachment, ToolCall, ToolSpec } from '../../shared/protocol.js';
 import type { SseEvent } from './sse.js';
 import type { Completion, Piece } from './pieces.js';
 import type { DONE } from './read-events.js';
@@ -13,11 +13,29 @@ export type DialectName = (typeof DIALECTS)[number];
 /** One message of the context, in no provider's shape yet. */
 export type Turn =
   | { role: 'system'; text: string }
-  /** `name`: the author as people see it; each dialect says it its own way. */
-  | { role: 'user'; text: string; name?: string | undefined }
+  /**
+   * `name`: the author as people see it; each dialect says it its own way.
+   * `attachments`: what the message carried (counted against the budget);
+   * `files`: the images and PDFs among them, read for the call (text files
+   * are in `text` by then), which each dialect sends as its own parts.
+   */
+  | { role: 'user'; text: string; name?: string | undefined; attachments?: Attachment[] | undefined; files?: TurnFile[] | undefined }
   /** `toolCalls`: the calls the reply made, each answered by a tool turn after it. */
   | { role: 'assistant'; text: string; toolCalls?: ToolCall[] | undefined }
   | { role: 'tool'; text: string; toolCallId: string; isError: boolean };
+
+/** An image or a PDF as a call sends it. */
+export interface TurnFile {
+  kind: 'image' | 'pdf';
+  mediaType: string;
+  name: string | undefined;
+  data: Buffer;
+}
+
+/** A file as a `data:` URL, the form both OpenAI APIs take inline files in. */
+export function dataUrl(file: TurnFile): string {
+  return `data:${file.mediaType};base64,${file.data.toString('base64')}`;
+}
 
 export interface UpstreamCall {
   /** The model name the provider knows. */

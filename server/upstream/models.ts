@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ConfigError, loadJsonFile, type Config } from '../config.js';
 import { DIALECTS, type DialectName } from './dialect.js';
+import { ATTACHMENT_KINDS, type AttachmentKind } from '../attachments/kinds.js';
 
 /** Fallbacks one model may name: each is a full upstream call, so a reply never waits on more than this many. */
 export const MAX_FALLBACKS = 3;
@@ -28,6 +29,8 @@ const RouteEntry = z.strictObject({
   options: z.record(z.string(), z.unknown()).optional(),
   fallbacks: z.array(z.string()).max(MAX_FALLBACKS).default([]),
   prices: Prices.optional(),
+  /** The kinds of attachment the model takes (all, unless it says): a send with another is refused. */
+  attachments: z.array(z.enum(ATTACHMENT_KINDS)).optional(),
 });
 
 const ModelsFile = z.strictObject({
@@ -48,6 +51,7 @@ export interface Route {
   options: Record<string, unknown> | undefined;
   fallbacks: string[];
   prices: Prices | undefined;
+  attachments: readonly AttachmentKind[];
 }
 
 export interface ModelTable {
@@ -89,6 +93,7 @@ function fileTable(path: string, env: Record<string, string | undefined>): Model
       options: entry.options,
       fallbacks: entry.fallbacks,
       prices: entry.prices,
+      attachments: entry.attachments ?? ATTACHMENT_KINDS,
     });
   }
   for (const route of routes.values()) {
@@ -112,6 +117,7 @@ function shortcutTable(config: Config, override: UpstreamOverride): ModelTable {
     options: undefined,
     fallbacks: [],
     prices: undefined,
+    attachments: ATTACHMENT_KINDS,
   };
   const route = (name: string): Route => ({ ...base, name, upstreamModel: name });
   const defaultModel = override.model ?? config.OPENAI_MODEL;

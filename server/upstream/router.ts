@@ -2,6 +2,7 @@
 // upstream, and the fallbacks tried when an upstream fails before it answers.
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import type { AttachmentKind } from '../attachments/kinds.js';
 import { blamesUpstream, RelayError, upstreamFault, worthAnotherUpstream } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -81,6 +82,11 @@ export class Upstreams {
 
   allows(model: string): boolean {
     return this.table.routes.has(model) || this.table.passThrough !== undefined;
+  }
+
+  /** Does the model take attachments of this kind (the model table's `attachments`)? */
+  accepts(model: string, kind: AttachmentKind): boolean {
+    return this.routeOf(model).attachments.includes(kind);
   }
 
   /** The context budget of a model, where its route sets one. */

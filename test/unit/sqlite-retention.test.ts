@@ -34,7 +34,7 @@ test.after.each(() => {
 });
 
 const open = (opts: { maxBytes?: number; retentionMs?: number } = {}) =>
-  new SqliteStore(limits, { dataDir, maxBytes: opts.maxBytes ?? 64 * MB, retentionMs: opts.retentionMs ?? 0, sweepEveryMs: 3_600_000 }, log);
+  new SqliteStore(limits, { dataDir, maxBytes: opts.maxBytes ?? 64 * MB, retentionMs: opts.retentionMs ?? 0, sweepEveryMs: 3_600_000, attachments: { userBytes: MB, userCount: 10, totalBytes: MB } }, log);
 
 /** A conversation of `n` messages of `size` characters, and one billed reply. */
 async function fill(store: SqliteStore, id: string, n: number, size: number): Promise<void> {

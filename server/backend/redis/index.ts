@@ -6,13 +6,20 @@ import type { Config } from '../../config.js';
 import type { UserLimitSettings } from '../../session/limits.js';
 import type { Logger } from '../../log.js';
 import type { Backend } from '../index.js';
-import type { StoreLimits } from '../store.js';
+import type { AttachmentLimits, StoreLimits } from '../store.js';
+import { RedisAttachments } from './attachments.js';
 import { RedisBus } from './bus.js';
 import { checkLayout, Keys } from './keys.js';
 import { RedisUserLimits } from './limits.js';
 import { RedisStore } from './store.js';
 
-export async function createRedisBackend(config: Config, log: Logger, storeLimits: StoreLimits, userLimitSettings: UserLimitSettings): Promise<Backend> {
+export async function createRedisBackend(
+  config: Config,
+  log: Logger,
+  storeLimits: StoreLimits,
+  userLimitSettings: UserLimitSettings,
+  attachmentLimits: AttachmentLimits,
+): Promise<Backend> {
   const url = config.REDIS_URL!;
   const nodeId = randomUUID();
   const redisLog = log.child({ nodeId });
@@ -44,6 +51,7 @@ export async function createRedisBackend(config: Config, log: Logger, storeLimit
 
   return {
     store,
+    attachments: new RedisAttachments(redis, keys, attachmentLimits),
     bus,
     userLimits,
     leaseMs,

@@ -74,6 +74,16 @@ export class Keys {
     return { ...this.conversation(conversationId), ledger: this.ledger, ledgerUser: billedUser === undefined ? this.ledger : this.ledgerOf(billedUser) };
   }
 
+  /** Uploaded files: one hash each (record, bytes, the conversations that reference it), with their owner's and the store's totals. */
+  attachments(id: string, userId: string): Record<'item' | 'user' | 'expiry' | 'sizes' | 'total', string> {
+    const base = `${this.prefix}att:`;
+    return { item: this.attachment(id), user: `${base}u:${userId}`, expiry: `${base}expiry`, sizes: `${base}sizes`, total: `${base}total` };
+  }
+
+  attachment(id: string): string {
+    return `${this.prefix}att:f:${id}`;
+  }
+
   get layout(): string {
     return `${this.prefix}layout`;
   }

@@ -19,7 +19,7 @@ export class Script<K extends string, A extends string> {
     this.sha = createHash('sha1').update(this.lua).digest('hex');
   }
 
-  async run(redis: Redis, keys: Record<K, string>, args: Record<A, string | number>): Promise<unknown> {
+  async run(redis: Redis, keys: Record<K, string>, args: Record<A, string | number | Buffer>): Promise<unknown> {
     const k = this.keys.map((name) => keys[name]);
     const a = this.args.map((name) => args[name]);
     try {

@@ -88,6 +88,21 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (at);
 CREATE INDEX IF NOT EXISTS ledger_by_user ON ledger (user_id, at);
+CREATE TABLE IF NOT EXISTS attachments (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  record TEXT NOT NULL,
+  data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attachments_by_user ON attachments (user_id);
+CREATE INDEX IF NOT EXISTS attachments_by_expiry ON attachments (expires_at);
+CREATE TABLE IF NOT EXISTS attachment_refs (
+  attachment TEXT NOT NULL,
+  conversation TEXT NOT NULL,
+  PRIMARY KEY (attachment, conversation)
+) WITHOUT ROWID;
 `;
 
 export class StoreLockedError extends ConfigError {

@@ -4,8 +4,9 @@
 // survive a restart without Redis. One process per data directory.
 import type { Logger } from '../../log.js';
 import { MemoryStore } from '../memory/store.js';
-import type { StoreLimits } from '../store.js';
+import type { AttachmentLimits, StoreLimits } from '../store.js';
 import { SqliteApiKeys } from './api-keys.js';
+import { SqliteAttachments } from './attachments.js';
 import { openDb, usedBytes } from './db.js';
 import { SqliteJournal } from './journal.js';
 import { SqliteLedger } from './ledger.js';
@@ -16,10 +17,12 @@ export interface SqliteOptions extends Omit<DataLimits, 'ledgerRetentionMs' | 'l
   dataDir: string;
   /** How often the retention sweep runs. */
   sweepEveryMs: number;
+  attachments: AttachmentLimits;
 }
 
 export class SqliteStore extends MemoryStore {
   override readonly replies: SqliteReplies;
+  readonly attachments: SqliteAttachments;
   private readonly retention: Retention;
   private readonly sweeper: NodeJS.Timeout;
   /** What the database holds: bytes in pages and conversations (the `relay_data_*` metrics). */
@@ -41,6 +44,7 @@ export class SqliteStore extends MemoryStore {
       },
     });
     this.replies = replies;
+    this.attachments = new SqliteAttachments(db, opts.attachments);
     const count = db.prepare('SELECT count(*) FROM conversations').pluck();
     this.disk = () => ({ bytes: usedBytes(db), conversations: Number(count.get()) });
     this.retention = new Retention(db, { ...opts, ledgerRetentionMs: limits.ledgerRetentionMs, ledgerMaxEntries: limits.ledgerMaxEntries }, (id) => this.log.holds(id), log);

@@ -17,6 +17,7 @@ const AS_OPENAI: Record<ErrorCode | 'unauthorized', { type: string; code: string
   upstream_error: { type: 'server_error', code: 'upstream_error' },
   upstream_timeout: { type: 'server_error', code: 'upstream_timeout' },
   upstream_rate_limited: { type: 'requests', code: 'upstream_rate_limited' },
+  unsupported_attachment: { type: 'invalid_request_error', code: 'unsupported_attachment' },
   internal: { type: 'server_error', code: null },
 };
 

@@ -6,7 +6,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { streamErrorEvent } from '../../errors.js';
 import type { ToolCall, ToolSpec } from '../../../shared/protocol.js';
-import { labelSpeakers, systemPrompt, type Dialect, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
+import { labelSpeakers, systemPrompt, type Dialect, type TurnFile, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
 import { count, isRecord, parseEvent, text, ToolCalls, type Completion, type Piece, type UpstreamFinish, type UpstreamUsage } from '../pieces.js';
 import { DONE } from '../read-events.js';
 import type { SseEvent } from '../sse.js';
@@ -48,7 +48,7 @@ function toMessages(turns: readonly Turn[], said: (turn: Turn) => string): Anthr
   const messages: Anthropic.MessageParam[] = [];
   for (const turn of turns) {
     if (turn.role === 'system') continue;
-    if (turn.role === 'user') messages.push({ role: 'user', content: said(turn) });
+    if (turn.role === 'user') messages.push({ role: 'user', content: turn.files?.length ? [...turn.files.map(toBlock), { type: 'text', text: said(turn) }] : said(turn) });
     else if (turn.role === 'assistant') messages.push({ role: 'assistant', content: assistantContent(turn.text, turn.toolCalls ?? []) });
     else {
       const block: Anthropic.ToolResultBlockParam = { type: 'tool_result', tool_use_id: turn.toolCallId, content: turn.text, ...(turn.isError ? { is_error: true } : {}) };
@@ -58,6 +58,24 @@ function toMessages(turns: readonly Turn[], said: (turn: Turn) => string): Anthr
     }
   }
   return messages;
+}
+
+/** Anthropic reads images and documents best placed before the text about them. */
+function toBlock(file: TurnFile): Anthropic.ImageBlockParam | Anthropic.DocumentBlockParam {
+  const data = file.data.toString('base64');
+  if (file.kind === 'pdf') return { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data }, ...(file.name ? { title: file.name } : {}) };
+  return { type: 'image', source: { type: 'base64', media_type: imageType(file.mediaType), data } };
+}
+
+function imageType(mediaType: string): Anthropic.Base64ImageSource['media_type'] {
+  switch (mediaType) {
+    case 'image/png':
+    case 'image/gif':
+    case 'image/webp':
+      return mediaType;
+    default:
+      return 'image/jpeg';
+  }
 }
 
 function assistantContent(text: string, calls: readonly ToolCall[]): string | Anthropic.ContentBlockParam[] {

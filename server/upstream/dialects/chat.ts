@@ -2,10 +2,10 @@
 // Ollama, OpenRouter, DeepSeek, Groq, …). The openai SDK builds and sends the
 // request; the chunks are read here, by hand, since this runs once per token.
 import type OpenAI from 'openai';
-import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
+import type { ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { ToolSpec } from '../../../shared/protocol.js';
 import { streamErrorEvent } from '../../errors.js';
-import { toolOutput, type Dialect, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
+import { dataUrl, toolOutput, type Dialect, type TurnFile, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
 import { count, isRecord, parseEvent, text, ToolCalls, type Completion, type Piece, type UpstreamFinish, type UpstreamUsage } from '../pieces.js';
 import { DONE } from '../read-events.js';
 import type { SseEvent } from '../sse.js';
@@ -44,7 +44,8 @@ function toMessage(turn: Turn): ChatCompletionMessageParam {
       return { role: 'system', content: turn.text };
     case 'user': {
       const name = turn.name ? speakerName(turn.name) : undefined;
-      return { role: 'user', content: turn.text, ...(name ? { name } : {}) };
+      const content = turn.files?.length ? [{ type: 'text' as const, text: turn.text }, ...turn.files.map(toPart)] : turn.text;
+      return { role: 'user', content, ...(name ? { name } : {}) };
     }
     case 'assistant':
       if (!turn.toolCalls) return { role: 'assistant', content: turn.text };
@@ -56,6 +57,11 @@ function toMessage(turn: Turn): ChatCompletionMessageParam {
     case 'tool':
       return { role: 'tool', tool_call_id: turn.toolCallId, content: toolOutput(turn) };
   }
+}
+
+function toPart(file: TurnFile): ChatCompletionContentPart {
+  if (file.kind === 'image') return { type: 'image_url', image_url: { url: dataUrl(file) } };
+  return { type: 'file', file: { filename: file.name ?? 'document.pdf', file_data: dataUrl(file) } };
 }
 
 function toTool(tool: ToolSpec): ChatCompletionTool {

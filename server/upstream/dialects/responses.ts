@@ -3,10 +3,10 @@
 // typed events are read here. The type is taken from each payload's `type`:
 // some servers send no `event:` lines at all.
 import type OpenAI from 'openai';
-import type { ResponseInputItem } from 'openai/resources/responses/responses';
+import type { ResponseInputContent, ResponseInputItem } from 'openai/resources/responses/responses';
 import { streamErrorEvent } from '../../errors.js';
 import type { ToolSpec } from '../../../shared/protocol.js';
-import { labelSpeakers, systemPrompt, toolOutput, type Dialect, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
+import { dataUrl, labelSpeakers, systemPrompt, toolOutput, type Dialect, type TurnFile, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
 import { count, isRecord, parseEvent, text, ToolCalls, type Completion, type Piece, type UpstreamFinish, type UpstreamUsage } from '../pieces.js';
 import { DONE } from '../read-events.js';
 import type { SseEvent } from '../sse.js';
@@ -42,7 +42,8 @@ function toItems(turn: Turn, said: (turn: Turn) => string): ResponseInputItem[] 
     case 'system':
       return [];
     case 'user':
-      return [{ role: 'user', content: said(turn) }];
+      if (!turn.files?.length) return [{ role: 'user', content: said(turn) }];
+      return [{ role: 'user', content: [{ type: 'input_text', text: said(turn) }, ...turn.files.map(toInput)] }];
     case 'assistant': {
       const calls: ResponseInputItem[] = (turn.toolCalls ?? []).map((c) => ({ type: 'function_call', call_id: c.id, name: c.name, arguments: c.arguments }));
       return turn.text ? [{ role: 'assistant', content: turn.text }, ...calls] : calls;
@@ -50,6 +51,11 @@ function toItems(turn: Turn, said: (turn: Turn) => string): ResponseInputItem[] 
     case 'tool':
       return [{ type: 'function_call_output', call_id: turn.toolCallId, output: toolOutput(turn) }];
   }
+}
+
+function toInput(file: TurnFile): ResponseInputContent {
+  if (file.kind === 'image') return { type: 'input_image', image_url: dataUrl(file), detail: 'auto' };
+  return { type: 'input_file', filename: file.name ?? 'document.pdf', file_data: dataUrl(file) };
 }
 
 function toTool(tool: ToolSpec): OpenAI.Responses.FunctionTool {

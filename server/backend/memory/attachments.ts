@@ -1,0 +1,69 @@
+// Uploaded files in this process's memory (STORE=memory), bounded per user
+// and in all, forgotten at their expiry.
+import type { AttachmentLimits, AttachmentRecord, AttachmentRefusal, AttachmentStore } from '../store.js';
+
+interface Item {
+  record: AttachmentRecord;
+  data: Buffer;
+  conversations: Set<string>;
+}
+
+export class MemoryAttachments implements AttachmentStore {
+  /** In upload order, which (one TTL for all) is expiry order: the sweep stops at the first live one. */
+  private readonly items = new Map<string, Item>();
+  private readonly byUser = new Map<string, { ids: Set<string>; bytes: number }>();
+  private total = 0;
+
+  constructor(
+    private readonly limits: AttachmentLimits,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async put(record: AttachmentRecord, data: Buffer): Promise<'stored' | AttachmentRefusal> {
+    this.sweep();
+    const mine = this.byUser.get(record.userId) ?? { ids: new Set<string>(), bytes: 0 };
+    if (mine.ids.size >= this.limits.userCount || mine.bytes + record.bytes > this.limits.userBytes) return 'user-quota';
+    if (this.total + record.bytes > this.limits.totalBytes) return 'full';
+    this.items.set(record.id, { record, data, conversations: new Set() });
+    mine.ids.add(record.id);
+    mine.bytes += record.bytes;
+    this.byUser.set(record.userId, mine);
+    this.total += record.bytes;
+    return 'stored';
+  }
+
+  async get(id: string): Promise<AttachmentRecord | undefined> {
+    return this.live(id)?.record;
+  }
+
+  async data(id: string): Promise<Buffer | undefined> {
+    return this.live(id)?.data;
+  }
+
+  async reference(id: string, conversationId: string): Promise<void> {
+    this.live(id)?.conversations.add(conversationId);
+  }
+
+  async referencedBy(id: string): Promise<string[]> {
+    return [...(this.live(id)?.conversations ?? [])];
+  }
+
+  private live(id: string): Item | undefined {
+    const item = this.items.get(id);
+    return item && item.record.expiresAt > this.now() ? item : undefined;
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [id, { record }] of this.items) {
+      if (record.expiresAt > now) return;
+      this.items.delete(id);
+      this.total -= record.bytes;
+      const mine = this.byUser.get(record.userId);
+      if (!mine) continue;
+      mine.ids.delete(id);
+      mine.bytes -= record.bytes;
+      if (mine.ids.size === 0) this.byUser.delete(record.userId);
+    }
+  }
+}
