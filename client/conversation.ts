@@ -53,6 +53,8 @@ export interface SendOptionsArg extends SendOptions {
   reply?: boolean;
   /** Tools the model may call; answer each call with `respond()`. */
   tools?: ToolSpec[];
+  /** Ids of files uploaded with `client.uploadAttachment()`. */
+  attachments?: string[];
 }
 
 /** What the conversation needs of the client that owns the socket. */
@@ -140,7 +142,7 @@ export class Conversation extends Emitter<ConversationEvents> {
     if (text.length === 0 || (max !== undefined && text.length > max)) {
       return Promise.reject(new SendError(`text must be 1-${max ?? '?'} characters`, 'bad_frame'));
     }
-    const { clientMessageId = randomId(), reply, tools, ...model } = options;
+    const { clientMessageId = randomId(), reply, tools, attachments, ...model } = options;
     const checked = tools === undefined ? undefined : ToolList.safeParse(tools);
     if (checked && !checked.success) return Promise.reject(new SendError(`tools: ${describeIssues(checked.error)}`, 'bad_frame'));
     return this.outbox.add({
@@ -151,6 +153,7 @@ export class Conversation extends Emitter<ConversationEvents> {
       ...(reply !== undefined ? { reply } : {}),
       ...(Object.keys(model).length ? { options: model } : {}),
       ...(checked ? { tools: checked.data } : {}),
+      ...(attachments?.length ? { attachments } : {}),
     });
   }
 

@@ -27,6 +27,7 @@ export type {
 export { Reply } from './reply.js';
 export type { ReplyEvents, ReplyResult, ToolCallUpdate } from './reply.js';
 export type { RespondOptions, ToolResult, ToolResultFrame } from './tool-results.js';
-export type { ToolCall, ToolSpec } from '../shared/protocol.js';
+export type { Attachment, ToolCall, ToolSpec } from '../shared/protocol.js';
+export type { UploadOptions } from './uploads.js';
 export { Backoff, defaultBackoff } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';

@@ -2,7 +2,7 @@
 // app-level pings that notice dead sockets, reconnect with backoff, and resume
 // (re-join with since, re-send what was not acknowledged) on every new socket.
 import { clientCloseCodes, closeCodes } from '../shared/codes.js';
-import type { ClientFrame, ClientFrameOf, Limits, ServerFrame, ServerFrameOf, User } from '../shared/protocol.js';
+import type { Attachment, ClientFrame, ClientFrameOf, Limits, ServerFrame, ServerFrameOf, User } from '../shared/protocol.js';
 import { Backoff } from './backoff.js';
 import { Conversation, type ConversationHost } from './conversation.js';
 import { Emitter } from './emitter.js';
@@ -11,6 +11,7 @@ import { SendError } from './errors.js';
 import { Pacer } from './pacer.js';
 import { Requests } from './requests.js';
 import { decodeFrame, safeClose, type SocketConstructor, type SocketLike } from './socket.js';
+import { download, httpOrigin, upload, type UploadOptions } from './uploads.js';
 
 export type { SocketConstructor, SocketLike } from './socket.js';
 export type { ClientError, ClientState, ModelInfo, RelayClientEvents, RelayClientOptions, StateChange, TokenSource, Welcome } from './options.js';
@@ -124,6 +125,30 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     this.settleWaiters(reason);
   }
 
+  /**
+   * Upload a file for `send(text, {attachments: [id]})`; resolves with its
+   * attachment (id, type checked by the server, size, name). Needs the
+   * session open (its credential is the socket's).
+   */
+  async uploadAttachment(file: Blob, opts: UploadOptions = {}): Promise<Attachment> {
+    return upload(httpOrigin(this.options.url), await this.credential(), file, opts);
+  }
+
+  /** The bytes of an attachment a message carries (for members of its conversation). */
+  async fetchAttachment(id: string): Promise<Blob> {
+    return download(httpOrigin(this.options.url), await this.credential(), id);
+  }
+
+  /** In anonymous mode, the token that brings this user back (`welcome.sessionToken`): keep it to stay the same user after a reload. */
+  get sessionToken(): string | undefined {
+    return this.welcomeValue?.sessionToken;
+  }
+
+  private async credential(): Promise<string | undefined> {
+    const token = typeof this.token === 'function' ? await this.token() : this.token;
+    return token ?? this.sessionToken;
+  }
+
   /** Replace the token; after a 4401 with a fixed token this is what reconnects. */
   setToken(token: TokenSource): void {
     this.token = token;
@@ -204,7 +229,8 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     if (this.socket !== ws) return;
     let token: string | undefined;
     try {
-      token = typeof this.token === 'function' ? await this.token() : this.token;
+      // Anonymous mode: the session token of the last welcome keeps this user across reconnects.
+      token = await this.credential();
     } catch (err) {
       this.emit('error', { code: 'token', message: `token provider failed: ${err instanceof Error ? err.message : String(err)}` });
       return this.abandon(ws, clientCloseCodes.tokenFailed, 'token provider failed');

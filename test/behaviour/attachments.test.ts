@@ -6,6 +6,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
+import { WebSocket } from 'ws';
+import { RelayClient, SendError } from '../../client/index.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LocalModel } from '../../demo/localmodel.js';
@@ -17,6 +19,19 @@ const fixture = (name: string) => readFileSync(new URL(`../fixtures/attachments/
 const PNG = fixture('pixels.png');
 const PDF = fixture('two-pages.pdf');
 const TEXT = fixture('notes.txt');
+/** A documented request of each provider: what the relay sends must have the same shape. */
+const documented = (dialect: string) => JSON.parse(readFileSync(new URL(`../fixtures/requests/${dialect}.json`, import.meta.url), 'utf8')) as { input?: Array<{ content: unknown }>; messages?: Array<{ content: unknown }> };
+
+/** Keys all the way down, with strings reduced to what they are (a data URL of some type, base64, or text). */
+function shape(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(shape);
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shape(v)]));
+  if (typeof value !== 'string') return typeof value;
+  const dataUrl = /^data:(image|application)\/[\w.+-]+;base64,[A-Za-z0-9+/=]+$/.exec(value);
+  if (dataUrl) return `data-url:${dataUrl[1]}`;
+  return /^[A-Za-z0-9+/]{4,}={0,2}$/.test(value) && value.length % 4 === 0 ? 'base64' : 'string';
+}
+
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex').slice(0, 12);
 
 function token(sub: string, conversations?: string[]): Promise<string> {
@@ -127,6 +142,8 @@ test('each dialect gets images and PDFs in its own content parts, and text files
     const body = request.body as { input?: Array<{ content: unknown }>; messages?: Array<{ content: unknown }> };
     const last = (body.input ?? body.messages)!.at(-1)!;
     assert.equal(last.content, expected[model], model);
+    const theirs = documented(model);
+    assert.equal(shape(last.content), shape((theirs.input ?? theirs.messages)!.at(-1)!.content), `${model}: the provider's documented shape`);
     const text = replyText(c.frames, message.replyId);
     assert.ok(text.includes('I received 2 attachments'), `${model}: ${text}`);
     assert.ok(text.includes(`two-pages.pdf: a PDF document of 2 pages (${PDF.length} bytes, sha256 ${sha(PDF)})`), `${model}: ${text}`);
@@ -241,6 +258,38 @@ test('anonymous mode: the session token from welcome uploads as the same user, a
     const refused = await other.answerTo('x');
     assert.is(refused.type === 'error' && refused.code, 'forbidden');
   } finally {
+    await anon.close();
+  }
+});
+
+test('the client library uploads, sends and fetches attachments, and keeps its anonymous user across a reconnect', async () => {
+  const anon = await startStack();
+  const sockets: WebSocket[] = [];
+  class Tracked extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args);
+      sockets.push(this);
+    }
+  }
+  const client = new RelayClient({ url: anon.url, WebSocket: Tracked, backoff: { initialMs: 10, maxMs: 50 } });
+  try {
+    const welcome = await client.connect();
+    const image = await client.uploadAttachment(new Blob([new Uint8Array(PNG)], { type: 'image/png' }), { name: 'pixels.png' });
+    assert.equal(image, { id: image.id, mediaType: 'image/png', bytes: PNG.length, name: 'pixels.png' });
+    const c = client.conversation('lib-att');
+    const reply = await c.ask('what is it?', { attachments: [image.id] });
+    const result = await reply.result;
+    assert.ok(result.text.includes('1. a 3×2 PNG image'), result.text);
+    const blob = await client.fetchAttachment(image.id);
+    assert.ok(Buffer.from(await blob.arrayBuffer()).equals(PNG));
+    const refused = await client.uploadAttachment(new Blob([new Uint8Array([0, 1, 2])], { type: 'text/plain' })).catch((e: unknown) => e);
+    assert.ok(refused instanceof SendError && refused.code === 'unsupported_attachment', String(refused));
+    // The socket drops; the client comes back as the same anonymous user.
+    const back = new Promise<string>((resolve) => client.once('welcome', (w) => resolve(w.user.id)));
+    sockets.at(-1)!.terminate();
+    assert.is(await back, welcome.user.id);
+  } finally {
+    client.close();
     await anon.close();
   }
 });

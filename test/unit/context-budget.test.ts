@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { HistoryMessage } from '../../shared/protocol.js';
 import { buildContext, countTokens, toContextMessage } from '../../server/reply/context.js';
+import { TOKEN_ESTIMATE } from '../../server/attachments/load.js';
 
 const SYSTEM = 'You are a helpful assistant.';
 const SYSTEM_TOKENS = countTokens(SYSTEM) + 4;
@@ -27,6 +28,20 @@ test('older messages go in newest first, as far as the budget reaches', async ()
   assert.is(promptTokens, SYSTEM_TOKENS + each[3]! + each[2]!);
   const asked = messages[1]!;
   assert.is(asked.role === 'user' ? asked.name : undefined, 'Ann Lee', 'the author goes with the message, for each dialect to say its own way');
+});
+
+test('attachments count against the budget at their documented estimate, so an image pushes older messages out', async () => {
+  const image = { id: 'a1', mediaType: 'image/png', bytes: 5_000, name: 'shot.png' };
+  const pdf = { id: 'a2', mediaType: 'application/pdf', bytes: 30_000 };
+  const plain = message('user', 'look at this');
+  const withFiles = toContextMessage({ id: `m${ids++}`, role: 'user', text: 'look at this', createdAt: 0, author: { id: 'u1', name: 'Ann Lee' }, attachments: [image, pdf] });
+  assert.is(withFiles.tokens, plain.tokens + TOKEN_ESTIMATE.image + 30_000 / TOKEN_ESTIMATE.pdfBytesPerToken);
+  const older = message('user', 'an older question');
+  const budget = SYSTEM_TOKENS + withFiles.tokens + older.tokens - 1;
+  const { messages } = await buildContext(SYSTEM, [older, withFiles], budget);
+  assert.equal(messages.map(textOf), [SYSTEM, 'look at this']);
+  const sent = messages.at(-1)!;
+  assert.equal(sent.role === 'user' && sent.attachments, [image, pdf], 'the files go with their message, to be read for the call');
 });
 
 test('a newest message that fits is sent whole', async () => {
