@@ -197,7 +197,7 @@ test('anthropic: stream() and finalMessage() give thinking, text, stop reason an
     assert.is(rec.dialect, 'anthropic');
     assert.equal(rec.messages, [
       { role: 'system', content: 'Be brief.' },
-      { role: 'user', content: 'Look:' },
+      { role: 'user', content: 'Look:', files: [{ mediaType: 'image/png', data: Buffer.from('AA==', 'base64') }] },
       { role: 'assistant', content: '', toolCalls: [{ id: 'toolu_1', name: 'look', arguments: '{}' }] },
       { role: 'tool', content: 'ok', toolCallId: 'toolu_1' },
       { role: 'user', content: 'Hello there' },
