@@ -6,12 +6,15 @@
 import type { User } from '../../shared/protocol.js';
 import { randomId } from '../ids.js';
 import { RelayClient, type Conversation, type StateChange } from '../index.js';
+import { AttachmentView } from './attachment-view.js';
+import { AttachmentTray } from './attachments.js';
 import { copyCodeOnClick } from './code-copy.js';
 import { avatar, byId, h } from './dom.js';
 import { Follow } from './follow.js';
 import { PAGE_TOOLS, followOwnLoop } from './page-tools.js';
 import { isRoomId, roomIdFor } from './room-name.js';
 import { RoomView } from './room-view.js';
+import { keepSession, startingToken } from './session.js';
 
 const ROOMS_KEY = 'relay.rooms';
 const IDS_KEY = 'relay.identities';
@@ -26,6 +29,7 @@ const LOOP_GRACE_MS = 120_000;
 
 const els = {
   app: document.querySelector<HTMLElement>('.app')!,
+  room: document.querySelector<HTMLElement>('.room')!,
   sidebar: byId('sidebar'),
   roomsButton: byId<HTMLButtonElement>('rooms-button'),
   closeRooms: byId<HTMLButtonElement>('close-rooms'),
@@ -46,6 +50,9 @@ const els = {
   composer: byId<HTMLFormElement>('composer'),
   input: byId<HTMLTextAreaElement>('composer-input'),
   send: byId<HTMLButtonElement>('send-button'),
+  attachTray: byId('attach-tray'),
+  attachButton: byId<HTMLButtonElement>('attach-button'),
+  attachInput: byId<HTMLInputElement>('attach-input'),
   modelPicker: byId('model-picker'),
   model: byId<HTMLSelectElement>('model-select'),
   stop: byId<HTMLButtonElement>('stop-button'),
@@ -80,7 +87,7 @@ copyCodeOnClick(els.messageList);
 
 // ------------------------------------------------------------ the client
 
-const storedToken = sessionStorage.getItem(TOKEN_KEY);
+const storedToken = startingToken(TOKEN_KEY);
 const client = new RelayClient({
   url: `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`,
   ...(storedToken ? { token: storedToken } : {}),
@@ -88,6 +95,7 @@ const client = new RelayClient({
 
 client.on('welcome', (w) => {
   myIds.add(w.user.id);
+  keepSession(client, TOKEN_KEY);
   saveList(sessionStorage, IDS_KEY, [...myIds].slice(-20));
   els.me.replaceChildren(avatar(w.user.id, w.user.name), h('span', { class: 'me-name' }, w.user.name), h('small', { class: 'me-you' }, 'you'));
   renderModels();
@@ -191,7 +199,7 @@ function switchTo(room: string): void {
   if (previous) unwatch(previous);
   for (const off of roomOffs.splice(0)) off();
   view?.dispose();
-  view = new RoomView(conv, els.messageList, me, follow).mount();
+  view = new RoomView(conv, els.messageList, me, follow, new AttachmentView(client)).mount();
   roomOffs = [
     conv.on('joined', () => (renderMembers(conv), updateStop(conv))),
     conv.on('presence', () => renderMembers(conv)),
@@ -287,16 +295,24 @@ els.model.addEventListener('change', () => localStorage.setItem(MODEL_KEY, els.m
 
 // ------------------------------------------------------------ composer
 
+const tray = new AttachmentTray(
+  client,
+  { tray: els.attachTray, button: els.attachButton, picker: els.attachInput, input: els.input, send: els.send, dropZone: els.room },
+  (message) => toast(message),
+).mount();
+
 function send(): void {
   const text = els.input.value.trim();
-  if (!text || !current) return;
+  if (!text || !current || !tray.canSend(text)) return;
   const conv = client.conversation(current);
   const clientMessageId = randomId();
   const target = view;
-  target?.addPending(clientMessageId, text, client.user ?? { id: 'me', name: 'You' });
+  const files = tray.take();
+  target?.addPending(clientMessageId, text, client.user ?? { id: 'me', name: 'You' }, files);
   const model = chosenModel();
   const room = current;
-  conv.send(text, { clientMessageId, tools: [...PAGE_TOOLS], ...(model ? { model } : {}) }).then(
+  const attachments = files.map((a) => a.id);
+  conv.send(text, { clientMessageId, tools: [...PAGE_TOOLS], ...(model ? { model } : {}), ...(attachments.length ? { attachments } : {}) }).then(
     // This page asked, so this page answers the calls of its own tool, all along the loop.
     (m) => {
       if (m.replyId) loopStarted(room, followOwnLoop(conv, conv.reply(m.replyId), (message) => toast(message)));

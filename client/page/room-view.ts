@@ -4,10 +4,12 @@
 // reply the relay starts from tool results is simply the next assistant
 // message. A streaming reply's Markdown is rendered block by block (only the
 // block still growing is redrawn); under each reply, its model and, where this
-// browser saw them, its tokens and the reason it failed.
-import type { HistoryMessage, ServerFrameOf, User } from '../../shared/protocol.js';
+// browser saw them, its tokens and the reason it failed. A user message shows
+// its attachments under its text.
+import type { Attachment, HistoryMessage, ServerFrameOf, User } from '../../shared/protocol.js';
 import type { Conversation, MessageFrame, ToolResult } from '../index.js';
 import { resultFromEntry, resultFromFrame } from '../tool-results.js';
+import type { AttachmentView } from './attachment-view.js';
 import { avatar, clock, h } from './dom.js';
 import type { Follow } from './follow.js';
 import { IncrementalMarkdown, renderMarkdown } from './markdown.js';
@@ -58,6 +60,8 @@ export class RoomView {
     private readonly me: Me,
     /** Keeps the view at the newest message while the reader is there (it follows every change of size). */
     private readonly follow: Follow,
+    /** Renders the files of user messages; disposed with the view. */
+    private readonly attachments: AttachmentView,
   ) {}
 
   mount(): this {
@@ -81,11 +85,12 @@ export class RoomView {
     for (const off of this.offs.splice(0)) off();
     for (const w of this.writers.values()) w.dispose();
     this.writers.clear();
+    this.attachments.dispose();
   }
 
   /** Show a message the moment it is sent; the server's `message` replaces it in place. */
-  addPending(clientMessageId: string, text: string, author: User): void {
-    const el = this.userElement({ id: '', role: 'user', author, text, createdAt: Date.now() }, true);
+  addPending(clientMessageId: string, text: string, author: User, attachments: Attachment[] = []): void {
+    const el = this.userElement({ id: '', role: 'user', author, text, createdAt: Date.now(), attachments }, true);
     this.pending.set(clientMessageId, { text, el });
     this.append(el);
     // Whoever sends wants to see their message and its answer.
@@ -248,6 +253,7 @@ export class RoomView {
         { class: 'msg-main' },
         h('header', { class: 'msg-head' }, h('span', { class: 'author' }, mine ? `${author.name} (you)` : author.name), h('time', {}, clock(m.createdAt))),
         h('div', { class: 'body plain' }, m.text),
+        ...(m.attachments?.length ? [this.attachments.render(m.attachments)] : []),
         h('div', { class: 'meta' }, pending ? 'Sending…' : ''),
       ),
     );
