@@ -181,7 +181,7 @@ if ('skip' in setup) {
       hello: true,
       badSend: false,
       pongStripped: true,
-      features: ['models', 'tools', 'tool-calls', 'operator-tools', 'dialects'],
+      features: ['models', 'tools', 'tool-calls', 'operator-tools', 'dialects', 'attachments'],
     });
   });
 }
