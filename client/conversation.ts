@@ -364,8 +364,8 @@ export class Conversation extends Emitter<ConversationEvents> {
         const entry = this.inflight.get(e.replyId);
         this.inflight.delete(e.replyId);
         if (entry) endEntry(entry, e);
-        const { finishReason, usage, toolCalls, error } = e;
-        this.reply(e.replyId).finish({ finishReason, ...(usage ? { usage } : {}), ...(toolCalls ? { toolCalls } : {}), ...(error ? { error } : {}) });
+        const { finishReason, usage, toolCalls, error, redacted } = e;
+        this.reply(e.replyId).finish({ finishReason, ...(usage ? { usage } : {}), ...(toolCalls ? { toolCalls } : {}), ...(error ? { error } : {}), ...(redacted ? { redacted } : {}) });
         break;
       }
       case 'tool.result':

@@ -32,6 +32,12 @@ export function growEntry(entry: HistoryMessage, d: ServerFrameOf<'reply.delta'>
 /** The reply ended: the final tool calls replace the ones seen growing (a cancelled or failed reply keeps none). */
 export function endEntry(entry: HistoryMessage, e: ServerFrameOf<'reply.end'>): void {
   entry.finishReason = e.finishReason;
+  if (e.redacted) {
+    entry.text = '';
+    delete entry.reasoning;
+    delete entry.refusal;
+    entry.redacted = true;
+  }
   if (e.toolCalls?.length) entry.toolCalls = copyToolCalls(e.toolCalls);
   else delete entry.toolCalls;
 }

@@ -10,7 +10,7 @@ import { resultsIn, type ToolResult } from './tool-results.js';
 type ReplyEnd = ServerFrameOf<'reply.end'>;
 
 /** How a reply ended, with all of its text. */
-export type ReplyResult = Pick<ReplyEnd, 'replyId' | 'finishReason' | 'usage' | 'toolCalls' | 'error'> & { text: string };
+export type ReplyResult = Pick<ReplyEnd, 'replyId' | 'finishReason' | 'usage' | 'toolCalls' | 'error' | 'redacted'> & { text: string };
 
 /** One tool call of a reply changed: it began, its arguments grew, or a snapshot or the end filled it in. */
 export interface ToolCallUpdate {
@@ -178,6 +178,8 @@ export class Reply extends Emitter<ReplyEvents> implements AsyncIterable<string>
     const final = end.toolCalls ?? [];
     const changed = catchUpToolCalls(this.calls, final);
     this.calls.length = final.length;
+    // Moderation took it back: what streamed is not to be shown any more.
+    if (end.redacted) this.textValue = this.reasoningValue = this.refusalValue = '';
     this.resultValue = { replyId: this.id, text: this.textValue, ...end };
     for (const it of this.iterators) it.end();
     this.iterators.clear();

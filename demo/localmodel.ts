@@ -13,6 +13,7 @@ import { openaiError, replayBody, type Dialect, type Encoded } from './dialects/
 import { responses } from './dialects/responses.js';
 import type { DialectName, FaultPlan, RecordedRequest } from './faultplan.js';
 import { planReply } from './script.js';
+import { moderate } from './moderation.js';
 import { DEMO_TOOLS, callTool, type ToolRequest } from './tools.js';
 import { toolUse } from './tooluse.js';
 
@@ -123,6 +124,8 @@ export class LocalModel {
   private readonly bodyBytes = new WeakMap<RecordedRequest, number>();
   /** The POSTs to /tools/<name>, in arrival order. */
   readonly toolCalls: ToolRequest[] = [];
+  /** Bodies of `POST /v1/moderations`, in arrival order. */
+  readonly moderations: unknown[] = [];
   private readonly server: Server;
   private readonly open = new Set<Live>();
   private readonly host: string;
@@ -212,6 +215,7 @@ export class LocalModel {
       return sendJson(res, 200, { object: 'list', data: [{ id: this.model, object: 'model' }] });
     }
     if (req.method === 'POST' && path.startsWith('/tools/')) return this.tool(req, res, path.slice('/tools/'.length));
+    if (req.method === 'POST' && path === '/v1/moderations') return this.moderation(req, res);
     const route = req.method === 'POST' ? ROUTES.get(path) : undefined;
     if (!route) return sendJson(res, 404, openaiError(404, `Unknown route ${req.method} ${path}`, 'not_found'));
     const [name, dialect] = route;
@@ -280,6 +284,19 @@ export class LocalModel {
     res.flushHeaders();
     // A replay keeps the dialect's error and malformed events, so faults can still cut it.
     await this.stream(live, plan.replay === undefined ? encoded : { ...encoded, body: replayBody(plan.replay), tail: [] });
+  }
+
+  private async moderation(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await readBody(req);
+    let body: unknown;
+    try {
+      body = raw === undefined ? undefined : JSON.parse(raw.toString('utf8'));
+    } catch {
+      body = undefined;
+    }
+    record(this.moderations, body);
+    const { status, json } = moderate(body);
+    sendJson(res, status, json);
   }
 
   private async tool(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {

@@ -88,6 +88,19 @@ export const ConfigSchema = z.object({
   /** Bytes of attachments one user may hold at once, and the store in all. */
   ATTACHMENT_USER_QUOTA_BYTES: int(100 * 1024 * 1024, 1024),
   ATTACHMENT_STORE_BYTES: int(512 * 1024 * 1024, 1024),
+  /** An OpenAI-compatible moderation API (`demo`: the built-in demo model's); unset, nothing is moderated. */
+  MODERATION_BASE_URL: optionalString.pipe(z.union([z.literal('demo'), z.url()]).optional()),
+  MODERATION_API_KEY: optionalString,
+  MODERATION_MODEL: z.string().min(1).default('omni-moderation-latest'),
+  MODERATION_MODE: z.enum(['optimistic', 'buffered']).default('optimistic'),
+  MODERATION_WINDOW_TOKENS: int(200, 2),
+  MODERATION_STEP_TOKENS: int(50, 1),
+  MODERATION_FAIL_MODE: z.enum(['open', 'closed']).default('open'),
+  MODERATION_TIMEOUT_MS: int(5_000, 10),
+  /** Only these categories count (comma-separated); unset: any the API flags. */
+  MODERATION_CATEGORIES: optionalString.transform((v) => (v === undefined ? undefined : v.split(',').map((c) => c.trim()).filter(Boolean))),
+  /** A category score at or above this flags the text; unset: the API's own verdict per category. */
+  MODERATION_THRESHOLD: optionalString.pipe(z.coerce.number<string | undefined>().min(0).max(1).optional()),
   /** Signs anonymous users' session tokens; every node of a cluster needs the same one (random per process when unset). */
   SESSION_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   // HS256 wants a key of at least 256 bits; a short secret can be brute-forced from one token.

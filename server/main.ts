@@ -26,10 +26,13 @@ const log = createLogger(config.LOG_LEVEL);
 process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
 let demo: LocalModel | undefined;
-if (!shortcutHasKey(config)) {
-  // The demo speaks every dialect, so UPSTREAM_DIALECT can be tried without a key too.
+const demoAnswers = !shortcutHasKey(config);
+if (demoAnswers || config.MODERATION_BASE_URL === 'demo') {
+  // The demo speaks every dialect, so UPSTREAM_DIALECT can be tried without a key too; it moderates from a word list.
   demo = new LocalModel({ tokenDelayMs: config.LOCAL_MODEL_TOKEN_DELAY_MS });
   await demo.start();
+}
+if (demo && demoAnswers) {
   const keyName = config.UPSTREAM_DIALECT === 'anthropic' ? 'ANTHROPIC_API_KEY' : 'OPENAI_API_KEY';
   log.warn(
     { upstream: demo.baseURL, dialect: config.UPSTREAM_DIALECT },
@@ -39,9 +42,10 @@ if (!shortcutHasKey(config)) {
 
 const relay = await startRelay(config, {
   log,
-  ...(demo ? { upstreamBaseURL: demo.baseURL, upstreamApiKey: 'demo', model: process.env.OPENAI_MODEL ?? 'relay-demo-1' } : {}),
+  ...(demo ? { demoBaseURL: demo.baseURL } : {}),
+  ...(demo && demoAnswers ? { upstreamBaseURL: demo.baseURL, upstreamApiKey: 'demo', model: process.env.OPENAI_MODEL ?? 'relay-demo-1' } : {}),
   // With the demo model and no TOOLS_FILE, its example tool shows a whole tool round trip from the page.
-  ...(demo && !config.TOOLS_FILE ? { operatorTools: operatorTools(DEMO_TOOLS.map(({ path: _, ...tool }) => ({ ...tool, url: demo!.toolURL(tool.name) }))) } : {}),
+  ...(demo && demoAnswers && !config.TOOLS_FILE ? { operatorTools: operatorTools(DEMO_TOOLS.map(({ path: _, ...tool }) => ({ ...tool, url: demo!.toolURL(tool.name) }))) } : {}),
 }).catch((err: unknown) => {
   if (!(err instanceof ConfigError) && !(err instanceof LayoutError)) throw err;
   process.stderr.write(`chat-relay: ${err.message}\n`);
@@ -49,12 +53,12 @@ const relay = await startRelay(config, {
 });
 // One line that says where to point a browser and a client, and where replies come from.
 const upstreams = relay.upstreams.map(({ model, host, dialect }) => ({ model, host, dialect }));
-const source = demo
+const source = demoAnswers
   ? `the built-in demo model (${relay.upstreams.map((u) => u.model).join(', ')})`
   : relay.upstreams.map((u) => `${u.model} at ${u.host}`).join(', ');
 const kept = config.REDIS_URL ? 'in Redis' : config.STORE === 'sqlite' ? `in ${resolve(config.DATA_DIR)}` : 'in memory only (gone on restart)';
 log.info(
-  { page: relay.pageURL, listen: relay.url, health: new URL('/healthz', relay.pageURL).href, upstreams, demo: demo !== undefined },
+  { page: relay.pageURL, listen: relay.url, health: new URL('/healthz', relay.pageURL).href, upstreams, demo: demoAnswers },
   `relay listening: page ${relay.pageURL}, WebSocket ${relay.url}; replies from ${source}; conversations kept ${kept}`,
 );
 

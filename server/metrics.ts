@@ -41,6 +41,10 @@ export class Metrics {
   readonly upstreamCost = new Counter({ name: 'relay_upstream_cost_usd_total', help: 'What ended replies cost upstream, by model, at the model table prices', labelNames: ['model'], registers: [this.registry] });
   readonly resumes = new Counter({ name: 'relay_resumes_total', help: 'join with since, by outcome', labelNames: ['outcome'], registers: [this.registry] });
   readonly mergedDeltas = new Counter({ name: 'relay_merged_deltas_total', help: 'reply.delta frames merged into another for a slow socket', registers: [this.registry] });
+  readonly moderationChecks = new Counter({ name: 'relay_moderation_checks_total', help: 'Moderation checks, by what was checked (input, window, whole) and outcome (pass, flagged, failed)', labelNames: ['kind', 'outcome'], registers: [this.registry] });
+  readonly moderationFlags = new Counter({ name: 'relay_moderation_flags_total', help: 'Categories that flagged a moderation check', labelNames: ['category'], registers: [this.registry] });
+  readonly moderationLatency = new Histogram({ name: 'relay_moderation_check_seconds', help: 'How long a moderation check took, by what was checked', labelNames: ['kind'], buckets: SECONDS, registers: [this.registry] });
+  readonly moderationHeld = new Histogram({ name: 'relay_moderation_held_seconds', help: 'Buffered mode: how long a reply piece was held back before its window passed', buckets: SECONDS, registers: [this.registry] });
   readonly slowConsumerCloses = new Counter({ name: 'relay_slow_consumer_closes_total', help: 'Sockets closed with 4009', registers: [this.registry] });
 
   constructor(sources: MetricsSources) {

@@ -14,6 +14,7 @@ export const errorCodes = {
   upstream_timeout: 'The model API went silent for longer than the idle timeout',
   upstream_rate_limited: 'The model API answered 429',
   unsupported_attachment: 'The model cannot take an attachment of this type',
+  moderated: 'Moderation flagged the message or the reply',
   internal: 'An unexpected server error',
 } as const;
 

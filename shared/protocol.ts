@@ -191,6 +191,8 @@ export const HistoryMessage = z.object({
   /** How an assistant message's reply ended: its usage and, for a failure, why (as its reply.end said). */
   usage: z.optional(Usage),
   error: z.optional(ReplyError),
+  /** Moderation removed this reply's text (its `text` is empty). */
+  redacted: z.optional(z.boolean()),
   /** What an assistant message answers: a user message, or (a step of a tool loop) the reply whose calls were answered. */
   inReplyTo: z.optional(z.string()),
   /** The tools a user message offered. */
@@ -253,6 +255,12 @@ export const ReplyEndEvent = z.object({
   usage: z.optional(Usage),
   toolCalls: z.optional(z.array(ToolCall)),
   error: z.optional(ReplyError),
+  /**
+   * Moderation flagged text of this reply that members already have: drop the
+   * reply's text, reasoning and refusal. History, late joiners and resumes
+   * never show it again.
+   */
+  redacted: z.optional(z.boolean()),
 });
 
 /** The output of one tool call, from the member who asked (a client tool) or from the relay (an operator tool). */

@@ -80,9 +80,12 @@ export function foldReply(inFlight: InFlight | undefined, event: ReplyEvent, at:
     case 'reply.end': {
       if (!inFlight || inFlight.replyId !== event.replyId) return { inFlight };
       const s = inFlight;
-      const message: HistoryMessage = { id: s.replyId, role: 'assistant', text: s.text, createdAt: s.createdAt, finishReason: event.finishReason, model: s.model, inReplyTo: s.inReplyTo };
-      if (s.reasoning) message.reasoning = s.reasoning;
-      if (s.refusal) message.refusal = s.refusal;
+      // A redacted reply keeps none of what it wrote.
+      const kept = event.redacted ? { text: '', reasoning: '', refusal: '' } : s;
+      const message: HistoryMessage = { id: s.replyId, role: 'assistant', text: kept.text, createdAt: s.createdAt, finishReason: event.finishReason, model: s.model, inReplyTo: s.inReplyTo };
+      if (kept.reasoning) message.reasoning = kept.reasoning;
+      if (kept.refusal) message.refusal = kept.refusal;
+      if (event.redacted) message.redacted = true;
       if (event.toolCalls?.length) message.toolCalls = event.toolCalls;
       if (event.usage) message.usage = event.usage;
       if (event.error) message.error = event.error;
@@ -98,6 +101,18 @@ function growToolCall(calls: ToolCall[], piece: ToolCallDelta): void {
   if (piece.id) call.id = piece.id;
   if (piece.name) call.name = piece.name;
   if (piece.arguments) call.arguments += piece.arguments;
+}
+
+/**
+ * A replay without the deltas of redacted replies: their text is gone from
+ * history, and a member resuming from before them must not see it either.
+ * (A replay that holds such deltas holds their reply.end too: it comes later.)
+ */
+export function withoutRedacted<T extends { readonly event: ConversationEvent }>(events: readonly T[]): readonly T[] {
+  const redacted = new Set<string>();
+  for (const { event } of events) if (event.type === 'reply.end' && event.redacted) redacted.add(event.replyId);
+  if (redacted.size === 0) return events;
+  return events.filter(({ event }) => !(event.type === 'reply.delta' && redacted.has(event.replyId)));
 }
 
 /** Fold a run of retained events (oldest first, with the time each was appended) into the reply in flight. */

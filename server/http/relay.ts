@@ -25,6 +25,7 @@ import { AiSdkConnection } from './ai-sdk/connection.js';
 import { servePage } from './page.js';
 import { handleAttachments, type AttachmentDeps } from '../attachments/routes.js';
 import { allowedTypes } from '../attachments/kinds.js';
+import { checkModeration, createModeration } from '../moderation/index.js';
 import { loadModelTable } from '../upstream/models.js';
 import { Upstreams, type UpstreamSummary } from '../upstream/router.js';
 import { loadOperatorTools, OperatorTools, type OperatorTool } from '../tools/operator-tools.js';
@@ -41,6 +42,8 @@ export interface RelayOptions {
   auth?: Authenticator;
   /** The relay's own tools, instead of TOOLS_FILE (the demo model's example tool). */
   operatorTools?: OperatorTool[];
+  /** The built-in demo model, where MODERATION_BASE_URL=demo sends its checks. */
+  demoBaseURL?: string;
   /** Wrap the store (tests inject faults with it, on any backend). */
   wrapStore?: StoreWrapper;
 }
@@ -79,6 +82,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   }
   warmTokenizer();
   const attachmentTypes = allowedTypes(config.ATTACHMENT_TYPES);
+  checkModeration(config, opts.demoBaseURL);
   const table = loadModelTable(config, opts.env ?? process.env, { baseURL: opts.upstreamBaseURL, apiKey: opts.upstreamApiKey, model: opts.model });
   const backend = await createBackend(config, log, opts.wrapStore);
   const { store, bus } = backend;
@@ -97,6 +101,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     maxMemberLag: () => Math.max(0, ...[...connections].map((c) => c.lag)),
     disk: () => backend.disk?.(),
   });
+  const moderation = createModeration(config, opts.demoBaseURL, metrics, log);
   const upstreams = new Upstreams(
     table,
     {
@@ -112,6 +117,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   const conversations: Conversations = new Conversations({
     store,
     attachments: backend.attachments,
+    moderation,
     bus,
     upstreams,
     operatorTools: new OperatorTools(opts.operatorTools ?? (config.TOOLS_FILE ? loadOperatorTools(config.TOOLS_FILE) : [])),

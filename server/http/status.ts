@@ -15,5 +15,6 @@ export const HTTP_STATUS: Record<ErrorCode | 'unauthorized', number> = {
   upstream_timeout: 504,
   upstream_rate_limited: 429,
   unsupported_attachment: 415,
+  moderated: 400,
   internal: 500,
 };

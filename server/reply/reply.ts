@@ -12,6 +12,7 @@ import { billFor } from '../usage/bill.js';
 import { UpstreamError, type Completion, type UpstreamDetail } from '../upstream/pieces.js';
 import type { Upstreams } from '../upstream/router.js';
 import { withFiles } from '../attachments/load.js';
+import { describe, type Moderation } from '../moderation/index.js';
 
 export interface ReplySettings {
   systemPrompt: string;
@@ -32,6 +33,8 @@ export interface ReplyRun {
   history: () => Promise<ContextMessage[]>;
   /** The bytes of an attachment the context carries (undefined once it has expired). */
   readAttachment: (id: string) => Promise<Buffer | undefined>;
+  /** Checks the reply as it streams, when the operator turned moderation on. */
+  moderation?: Moderation | undefined;
   /** The one controller of this reply: cancel, grace, shutdown, deadlines and quota all abort through it. */
   controller: AbortController;
   /** Counts completion tokens against the user's quota; false once it is crossed. */
@@ -50,6 +53,10 @@ export async function runReply(
   let ordinal = 0;
   const emit = (event: ReplyEventInput) => append(event, { ordinal: ordinal++ });
   const signal = controller.signal;
+  const gate = run.moderation?.gate({
+    emit: (piece) => emit({ type: 'reply.delta', conversationId, replyId, ...piece }),
+    cut: (verdict) => controller.abort(new RelayError('moderated', `the reply was stopped by moderation (${describe(verdict)})`)),
+  });
   const model = job.options?.model ?? upstreams.defaultModel;
   let context: BuiltContext | undefined;
   const deadline = setTimeout(
@@ -96,7 +103,7 @@ export async function runReply(
         else metrics.ttft.observe((now - startedAt) / 1000);
         lastPieceAt = now;
         metrics.deltas.inc();
-        const appended = emit({ type: 'reply.delta', conversationId, replyId, ...piece });
+        const appended = gate ? gate.push(piece) : emit({ type: 'reply.delta', conversationId, replyId, ...piece });
         metered++;
         const allowed = meter(1);
         // A store and limits in this process answer at once: no promise per token then.
@@ -106,6 +113,8 @@ export async function runReply(
       },
       log,
     );
+    // The whole reply is checked once more; buffered pieces still held go out if it passes.
+    await gate?.finish();
   } catch (err) {
     failure = err instanceof RelayError ? err : new RelayError('internal', 'the reply failed unexpectedly');
     if (err instanceof UpstreamError) {
@@ -123,7 +132,8 @@ export async function runReply(
   let finishReason: FinishReason;
   let error: ReplyError | undefined;
   if (failure) {
-    finishReason = 'error';
+    // Moderation's cut is the relay's own content filter.
+    finishReason = failure.code === 'moderated' ? 'content_filter' : 'error';
     error = { code: failure.code, message: failure.message };
   } else if (signal.aborted) {
     finishReason = 'cancelled';
@@ -162,6 +172,7 @@ export async function runReply(
     usage,
     ...(toolCalls.length ? { toolCalls } : {}),
     ...(error ? { error } : {}),
+    ...(gate?.verdict?.redact ? { redacted: true } : {}),
   };
   const bill = billFor(upstreams, { conversationId, replyId, userId: job.user.id, keyId: job.keyId, model: servedBy }, { finishReason, usage, error });
   // A reply that never started (its history could not be read) ends like a queued one: unfenced, nothing to fold.

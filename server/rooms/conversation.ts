@@ -21,6 +21,7 @@ import type { Upstreams } from '../upstream/router.js';
 import { ToolLoop, type ToolLoopSettings } from './tool-loop.js';
 import type { OperatorTools } from '../tools/operator-tools.js';
 import { claimAttachments } from '../attachments/claim.js';
+import type { Moderation } from '../moderation/index.js';
 
 /** What a conversation needs of the connection it talks to. */
 export interface MemberSocket extends FrameSink {
@@ -42,6 +43,8 @@ export interface ConversationSettings extends ReplySettings {
 export interface ConversationDeps {
   store: Store;
   attachments: AttachmentStore;
+  /** Checks messages and replies, when the operator turned moderation on. */
+  moderation: Moderation | undefined;
   bus: Bus;
   upstreams: Upstreams;
   /** The relay's own tools, offered with a /ws member's send. */
@@ -288,6 +291,7 @@ export class Conversation {
       const attachments = frame.attachments?.length
         ? await claimAttachments(this.deps.attachments, this.deps.upstreams, frame.attachments, { userId: user.id, conversationId: this.id, model: model ?? this.deps.upstreams.defaultModel })
         : undefined;
+      await this.deps.moderation?.checkMessage(frame.text, attachments, (id) => this.deps.attachments.data(id));
       let job: ReplyJob | undefined;
       if (frame.reply ?? true) {
         if (model && !this.deps.upstreams.allows(model)) {
@@ -446,7 +450,7 @@ export class Conversation {
       : undefined;
     const history = () => store.log.context(this.id);
     const active: ActiveReply = { replyId: job.replyId, userId: job.user.id, controller, ended: false, done: Promise.resolve() };
-    active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, readAttachment: (id) => this.deps.attachments.data(id), controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill))
+    active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, readAttachment: (id) => this.deps.attachments.data(id), moderation: this.deps.moderation, controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill))
       .then(async ({ usage, toolCalls }) => {
         active.ended = true;
         this.tools.ended(job.replyId, toolCalls);

@@ -5,6 +5,7 @@ import type { Store } from '../backend/store.js';
 import type { Metrics } from '../metrics.js';
 import type { JoinFrom, MemberSocket } from './conversation.js';
 import { coalesceReplay, type MemberFeed } from './fanout.js';
+import { withoutRedacted } from '../history/fold.js';
 
 export interface JoinContext {
   conversationId: string;
@@ -57,7 +58,7 @@ export async function sendJoined(ctx: JoinContext, socket: MemberSocket, feed: M
   const head = events.length ? events[events.length - 1]!.event.seq : from!.since;
   const epoch = replay?.epoch;
   socket.send({ type: 'joined', conversationId, ref, seq: restart ? from!.since : head, members, history: [], ...(reset ? { reset: true } : {}), ...(epoch ? { epoch } : {}) });
-  for (const { json, event } of coalesceReplay(events)) {
+  for (const { json, event } of coalesceReplay(withoutRedacted(events))) {
     // Pace a long replay to the reader, or it would overflow the socket's send limit.
     if (socket.backlogged) await socket.drained();
     if (!ctx.isCurrent()) return;

@@ -18,6 +18,7 @@ const AS_OPENAI: Record<ErrorCode | 'unauthorized', { type: string; code: string
   upstream_timeout: { type: 'server_error', code: 'upstream_timeout' },
   upstream_rate_limited: { type: 'requests', code: 'upstream_rate_limited' },
   unsupported_attachment: { type: 'invalid_request_error', code: 'unsupported_attachment' },
+  moderated: { type: 'invalid_request_error', code: 'content_filter' },
   internal: { type: 'server_error', code: null },
 };
 
