@@ -139,6 +139,11 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     return download(httpOrigin(this.options.url), await this.credential(), id);
   }
 
+  /** The session's limits, as the last welcome told them (frame size, text length, attachment size and types, …). */
+  get limits(): Limits | undefined {
+    return this.welcomeValue?.limits;
+  }
+
   /** In anonymous mode, the token that brings this user back (`welcome.sessionToken`): keep it to stay the same user after a reload. */
   get sessionToken(): string | undefined {
     return this.welcomeValue?.sessionToken;

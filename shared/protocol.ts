@@ -215,6 +215,9 @@ export const Limits = z.object({
   /** Frames a socket may send per second, and in a burst, before `rate_limited`. */
   frameRatePerSec: z.optional(z.number()),
   frameBurst: z.optional(z.number().check(z.int())),
+  /** The largest file `POST /attachments` takes, and the types it takes (told from the bytes). */
+  maxAttachmentBytes: z.optional(z.number().check(z.int())),
+  attachmentTypes: z.optional(z.array(z.string())),
 });
 export type Limits = z.infer<typeof Limits>;
 

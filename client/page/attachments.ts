@@ -6,7 +6,7 @@
 // it) until the message is sent or the chip removed. Send waits for the
 // uploads, and a message needs words: the protocol has no message of files
 // alone.
-import { frameCaps, type Attachment } from '../../shared/protocol.js';
+import { frameCaps, type Attachment, type Limits } from '../../shared/protocol.js';
 import type { UploadOptions } from '../index.js';
 import { dataUrl, fileIcon, formatSize, isImage } from './attachment-view.js';
 import { h } from './dom.js';
@@ -14,6 +14,8 @@ import { h } from './dom.js';
 /** What the tray needs of the client. */
 export interface Uploader {
   uploadAttachment(file: Blob, opts: UploadOptions): Promise<Attachment>;
+  /** What the server said it takes (`welcome.limits`), once it has. */
+  readonly limits: Pick<Limits, 'maxAttachmentBytes' | 'attachmentTypes'> | undefined;
 }
 
 export interface TrayElements {
@@ -55,7 +57,11 @@ export class AttachmentTray {
   mount(): this {
     const { button, picker, input, dropZone } = this.els;
     this.els.tray.replaceChildren(this.list, this.status);
-    button.addEventListener('click', () => picker.click());
+    button.addEventListener('click', () => {
+      // Offer only what the server takes; it still checks the bytes.
+      picker.accept = this.uploader.limits?.attachmentTypes?.join(',') ?? '';
+      picker.click();
+    });
     picker.addEventListener('change', () => {
       this.add([...(picker.files ?? [])]);
       // The same file picked again is a change too.
@@ -107,6 +113,9 @@ export class AttachmentTray {
     chip.el.querySelector('.att-remove')?.addEventListener('click', () => this.remove(chip));
     this.chips.push(chip);
     this.list.append(chip.el);
+    const max = this.uploader.limits?.maxAttachmentBytes;
+    // Refused here rather than after sending megabytes the server would not read.
+    if (max !== undefined && file.size > max) return this.settle(chip, 'failed', `larger than the ${formatSize(max)} this server takes`);
     const onProgress = (sent: number, total: number) => showProgress(chip.el, total > 0 ? sent / total : 0);
     this.uploader.uploadAttachment(file, { name: file.name, onProgress, signal: chip.abort.signal }).then(
       (attachment) => {

@@ -163,6 +163,8 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       maxTextChars: config.MAX_TEXT_CHARS,
       frameRatePerSec: config.FRAME_RATE_PER_SEC,
       frameBurst: config.FRAME_BURST,
+      maxAttachmentBytes: config.MAX_ATTACHMENT_BYTES,
+      attachmentTypes: [...attachmentTypes],
     },
     models: upstreams.list(),
   };

@@ -93,6 +93,11 @@ test('an image sent with a message reaches the model as an image, and the demo m
   const image = await uploaded(stack, PNG, { token: ann, type: 'image/png', name: 'pixels.png' });
   assert.equal(image, { id: image.id, mediaType: 'image/png', bytes: PNG.length, name: 'pixels.png' });
   const c = await member(stack, 'ann', 'att-1');
+  const welcome = c.frames.find((f) => f.type === 'welcome');
+  assert.equal(welcome?.type === 'welcome' && [welcome.limits.maxAttachmentBytes, welcome.limits.attachmentTypes], [
+    8192,
+    ['image/png', 'image/jpeg', 'image/webp', 'image/gif', 'application/pdf', 'text/plain'],
+  ]);
   c.send({ type: 'send', ref: 's', conversationId: 'att-1', text: 'what is in this picture?', attachments: [image.id] });
   const message = await c.next('message', (f) => f.ref === 's');
   assert.equal(message.message.attachments, [image]);
