@@ -149,9 +149,10 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     return this.welcomeValue?.sessionToken;
   }
 
+  /** The token, or in anonymous mode the latest session token (which supersedes a stored one the server no longer knows). */
   private async credential(): Promise<string | undefined> {
-    const token = typeof this.token === 'function' ? await this.token() : this.token;
-    return token ?? this.sessionToken;
+    if (this.sessionToken) return this.sessionToken;
+    return typeof this.token === 'function' ? await this.token() : this.token;
   }
 
   /** Replace the token; after a 4401 with a fixed token this is what reconnects. */

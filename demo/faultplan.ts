@@ -80,7 +80,11 @@ export interface FaultPlan {
   errorCode?: string;
   /** Then a data line of truncated JSON and end; responses and anthropic name its event so that the SDK tries to parse it. */
   malformedAfterTokens?: number;
-  /** Then destroy the socket; recorded as neither finished nor aborted. */
+  /**
+   * Then destroy the socket; recorded as neither finished nor aborted. A background response
+   * (responses, `background: true`) loses every connection attached to it then, but runs on, as
+   * the provider's would after a network failure, so that the client can re-attach.
+   */
   dropAfterTokens?: number;
   /**
    * End normally but without the end marker. chat: no `data: [DONE]`; responses: no terminal
@@ -110,6 +114,11 @@ export interface FaultPlan {
    * the request asked to stream; each event other than `data: [DONE]` counts as a token.
    */
   replay?: string;
+  /**
+   * Background responses only: every GET /v1/responses/{id} of this response answers 404 as for an
+   * unknown id, so nothing can re-attach to it or poll it (it still runs, and cancel still works).
+   */
+  refuseReattach?: boolean;
 }
 
 export interface RecordedRequest {
@@ -125,5 +134,10 @@ export interface RecordedRequest {
   tokensSent: number; // reasoning/text pieces written so far
   finished: boolean; // the server completed the response itself
   aborted: boolean; // the client closed the connection first
-  closed: Promise<void>; // resolves once the response is finished or its connection closed
+  // Resolves once the response is finished or its connection closed; a background response's
+  // once its generation is over (finished, cancelled, or the server closing), whatever its connection does.
+  closed: Promise<void>;
+  // Background responses (responses, `background: true`): the id that GET /v1/responses/{id} and
+  // POST /v1/responses/{id}/cancel take. Their `tokensSent` counts pieces generated, listened to or not.
+  responseId?: string;
 }

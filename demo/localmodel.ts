@@ -4,19 +4,23 @@
 // the integration tests, which steer it per request through a FaultPlan. The
 // dialects only encode a reply decided up front; pacing and faults live here, so
 // every fault means the same thing whichever dialect is spoken. It also serves the
-// example operator tools of DEMO_TOOLS under /tools/.
+// example operator tools of DEMO_TOOLS under /tools/. Responses may run in
+// background mode: see demo/background.ts for re-attaching to them and cancelling them.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { anthropic } from './dialects/anthropic.js';
 import { chat } from './dialects/chat.js';
 import { openaiError, replayBody, type Dialect, type Encoded } from './dialects/dialect.js';
-import { responses } from './dialects/responses.js';
+import { responseId, responses, wantsBackground } from './dialects/responses.js';
+import { BackgroundRegistry, BackgroundResponse, serveBackground, type BackgroundState } from './background.js';
 import type { DialectName, FaultPlan, RecordedRequest } from './faultplan.js';
 import { planReply } from './script.js';
 import { moderate } from './moderation.js';
+import { isRecord } from '../server/upstream/pieces.js';
 import { DEMO_TOOLS, callTool, type ToolRequest } from './tools.js';
 import { toolUse } from './tooluse.js';
 
+export type { BackgroundState, BackgroundStatus } from './background.js';
 export type { DialectName, FaultPlan, OfferedTool, RecordedRequest, ToolCall, Turn } from './faultplan.js';
 export { demoReply, splitTokens } from './script.js';
 export { DEMO_TOOLS, type DemoTool, type ToolRequest } from './tools.js';
@@ -76,6 +80,16 @@ interface Live {
   ended: boolean; // nothing more may be written (finished, dropped, client gone, or server closing)
   cancel: (() => void) | undefined; // stops the pending pause and resumes the writer so it can exit
   release: () => void;
+  // Background mode: the events go to `bg`, which outlives `res`; the client leaving ends nothing.
+  bg?: BackgroundResponse;
+  // `res` closing is no abort: it was dropped by a fault, or answered at once (background, not streamed).
+  detached?: boolean;
+}
+
+/** Nothing more is written; wakes the writer so that it exits, and resolves the record's `closed`. */
+function halt(live: Live): void {
+  live.ended = true;
+  live.release();
 }
 
 function pause(live: Live, ms: number): Promise<void> {
@@ -98,36 +112,48 @@ function pause(live: Live, ms: number): Promise<void> {
 }
 
 /** Writes one SSE event, optionally byte-sliced into separate socket writes; false once the response is over. */
-async function send(live: Live, data: string): Promise<boolean> {
+async function send(live: Live, data: string, counts = false): Promise<boolean> {
   if (live.ended) return false;
+  // A background response stores the event whole, so a stream attaching mid-slices gets it from the store.
+  const to = live.bg ? live.bg.record(data, counts) : [live.res];
   const step = live.plan.writeChunkBytes ?? 0;
-  if (step <= 0) return live.res.write(data), true;
+  if (step <= 0) return to.forEach((res) => res.write(data)), true;
   const bytes = Buffer.from(data);
   for (let i = 0; i < bytes.length; i += step) {
     if (i > 0) await pause(live, 0);
     if (live.ended) return false;
-    live.res.write(bytes.subarray(i, i + step));
+    for (const res of to) if (!res.destroyed) res.write(bytes.subarray(i, i + step));
   }
   return true;
 }
 
-function end(live: Live): void {
+/** An SSE comment: not an event, so a background response does not store it. */
+async function keepAlive(live: Live): Promise<void> {
+  if (live.bg) return live.ended ? undefined : live.bg.comment(': keep-alive\n\n');
+  await send(live, ': keep-alive\n\n');
+}
+
+/** The response is complete as far as the plan lets it be; `failed` when a fault left it without a terminal event. */
+function end(live: Live, failed = false): void {
   if (live.ended) return;
   live.ended = true;
   live.rec.finished = true;
-  live.res.end();
+  if (!live.bg) return void live.res.end();
+  live.bg.finish(failed);
+  live.release(); // its connection may be long gone, so that closing cannot be what releases it
 }
 
 export class LocalModel {
   readonly requests: RecordedRequest[] = [];
   /** The size of each recorded request's body, which the records are bounded by. */
-  private readonly bodyBytes = new WeakMap<RecordedRequest, number>();
+  private readonly bodyBytes = new WeakMap<object, number>();
   /** The POSTs to /tools/<name>, in arrival order. */
   readonly toolCalls: ToolRequest[] = [];
   /** Bodies of `POST /v1/moderations`, in arrival order. */
   readonly moderations: unknown[] = [];
   private readonly server: Server;
   private readonly open = new Set<Live>();
+  private readonly backgrounds = new BackgroundRegistry();
   private readonly host: string;
   private readonly port: number;
   private readonly tokenDelayMs: number;
@@ -165,10 +191,7 @@ export class LocalModel {
   }
 
   close(): Promise<void> {
-    for (const live of this.open) {
-      live.ended = true;
-      live.release();
-    }
+    for (const live of this.open) halt(live);
     if (!this.server.listening) return Promise.resolve();
     return new Promise((resolve) => {
       this.server.close(() => resolve());
@@ -205,8 +228,19 @@ export class LocalModel {
     this.planFor = plan;
   }
 
+  /** Responses in progress, background ones included until their generation is over. */
   get openRequests(): number {
     return this.open.size;
+  }
+
+  /** Where the background response `id` stands, or undefined for an id the model does not keep. */
+  background(id: string): BackgroundState | undefined {
+    return this.backgrounds.get(id)?.state();
+  }
+
+  /** The id of the background response created last (also on its record as `responseId`). */
+  lastBackgroundId(): string | undefined {
+    return this.backgrounds.lastId;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -216,6 +250,7 @@ export class LocalModel {
     }
     if (req.method === 'POST' && path.startsWith('/tools/')) return this.tool(req, res, path.slice('/tools/'.length));
     if (req.method === 'POST' && path === '/v1/moderations') return this.moderation(req, res);
+    if (serveBackground(this.backgrounds, req, res)) return;
     const route = req.method === 'POST' ? ROUTES.get(path) : undefined;
     if (!route) return sendJson(res, 404, openaiError(404, `Unknown route ${req.method} ${path}`, 'not_found'));
     const [name, dialect] = route;
@@ -255,9 +290,8 @@ export class LocalModel {
     };
     this.open.add(live);
     res.on('close', () => {
-      if (!live.ended) rec.aborted = true;
-      live.ended = true;
-      live.release();
+      if (!live.ended && !live.detached) rec.aborted = true;
+      if (!live.bg) halt(live); // a background one is generated on the model's own schedule, whoever listens
     });
 
     try {
@@ -276,14 +310,30 @@ export class LocalModel {
     // Laid over a copy: the faults still read the plan the test gave.
     const said = { ...plan, ...toolUse(rec.messages, rec.tools, plan, () => `call_demo_${++this.callCount}`) };
     const encoded = request.encode(planReply(rec.id, this.model, rec.messages, said, request.budget), plan);
+    if (name === 'responses' && wantsBackground(body)) this.startBackground(live, encoded);
+    if (plan.replay === undefined && !request.stream && live.bg) {
+      // Answered at once with the queued response; it runs on for polls and re-attaches.
+      live.detached = true;
+      sendJson(res, 200, live.bg.object());
+      return this.stream(live, encoded);
+    }
     if (plan.replay === undefined && !request.stream) {
       live.ended = rec.finished = true;
       return sendJson(res, 200, encoded.json);
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     res.flushHeaders();
+    live.bg?.listen(res);
     // A replay keeps the dialect's error and malformed events, so faults can still cut it.
     await this.stream(live, plan.replay === undefined ? encoded : { ...encoded, body: replayBody(plan.replay), tail: [] });
+  }
+
+  /** Makes `live` a background response, kept (and bounded) in the registry under the id its events carry. */
+  private startBackground(live: Live, encoded: Encoded): void {
+    const id = (live.rec.responseId = responseId(live.rec.id));
+    // A cancel halts the writer where it is: nothing more is generated or counted.
+    live.bg = new BackgroundResponse(id, encoded.json as Record<string, unknown>, live.plan.refuseReattach === true, () => halt(live));
+    this.backgrounds.add(live.bg);
   }
 
   private async moderation(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -294,7 +344,9 @@ export class LocalModel {
     } catch {
       body = undefined;
     }
-    record(this.moderations, body);
+    // Bounded by bytes too: a check may carry images.
+    if (isRecord(body)) this.bodyBytes.set(body, raw?.length ?? 0);
+    record(this.moderations, body, (b) => (isRecord(b) ? (this.bodyBytes.get(b) ?? 0) : 0));
     const { status, json } = moderate(body);
     sendJson(res, status, json);
   }
@@ -314,7 +366,7 @@ export class LocalModel {
     for (const [i, ev] of script.body.entries()) {
       if (ev.counts && (await this.fault(live, script, i))) return;
       if (i > 0) await pause(live, delay);
-      if (!(await send(live, ev.sse))) return;
+      if (!(await send(live, ev.sse, ev.counts))) return;
       if (ev.counts) rec.tokensSent++;
     }
     if (await this.fault(live, script, script.body.length)) return;
@@ -333,18 +385,21 @@ export class LocalModel {
       end(live);
     } else if (reached(plan.malformedAfterTokens)) {
       await send(live, script.malformed);
-      end(live);
-    } else if (reached(plan.dropAfterTokens)) {
+      end(live, true);
+    } else if (reached(plan.dropAfterTokens) && !live.detached) {
       // Let the corked last token reach the kernel first, or the destroy would discard it.
       await pause(live, 0);
       // Not the client's doing, so the close handler must not count it as an abort.
+      live.detached = true;
+      // A background response only loses its connections, once; it runs on for a re-attach.
+      if (live.bg) return live.bg.drop(), false;
       live.ended = true;
       live.res.socket?.destroy();
     } else if (reached(plan.stallAfterTokens)) {
       const every = plan.keepAliveMs && plan.keepAliveMs > 0 ? plan.keepAliveMs : Infinity;
       while (!live.ended) {
         await pause(live, every);
-        await send(live, ': keep-alive\n\n');
+        await keepAlive(live);
       }
     } else {
       return false;

@@ -2,6 +2,7 @@
 // output item is announced, filled and closed, and a terminal response.* event
 // stands where Chat Completions has its finish chunk and [DONE].
 import { z } from 'zod';
+import { isRecord } from '../../server/upstream/pieces.js';
 import type { FaultPlan, Turn } from '../faultplan.js';
 import { textOf, type Part, type Reply } from '../script.js';
 import {
@@ -33,6 +34,9 @@ const ResponsesRequest = z.object({
   tools: offeredTools((entry) => entry),
   stream: lenientFlag,
   max_output_tokens: lenientNumber,
+  // Background mode: the response runs on whether or not its connection stays (demo/background.ts).
+  background: lenientFlag,
+  store: lenientFlag, // the API's default is true, so only an explicit false refuses background mode
 });
 type ResponsesRequest = z.infer<typeof ResponsesRequest>;
 
@@ -54,8 +58,15 @@ function toMessages(r: ResponsesRequest): Turn[] {
   return turns;
 }
 
+/** The id of the response to request `n`; record ids are unique per model, so these are too. */
+export const responseId = (n: number): string => `resp_demo${n}`;
+
+/** Does a (valid) Responses request body ask for background mode? */
+export const wantsBackground = (body: unknown): boolean => isRecord(body) && body.background === true;
+
 function encode(reply: Reply, plan: FaultPlan, request: ResponsesRequest): Encoded {
   const n = reply.n;
+  const background = request.background === true;
   const last = reply.parts.length - 1;
   const itemId = (part: Part, index: number) => (part.kind === 'reasoning' ? `rs_demo${n}` : part.kind === 'text' ? `msg_demo${n}` : `fc_demo${n}_${index}`);
   const outputText = (text: string) => ({ type: 'output_text', annotations: [], logprobs: [], text });
@@ -72,11 +83,11 @@ function encode(reply: Reply, plan: FaultPlan, request: ResponsesRequest): Encod
   }
 
   const response = (status: string, extra: object = {}) => ({
-    id: `resp_demo${n}`,
+    id: responseId(n),
     object: 'response',
     created_at: reply.created,
     status,
-    background: false,
+    background,
     error: null,
     incomplete_details: null,
     instructions: request.instructions ?? null,
@@ -86,7 +97,7 @@ function encode(reply: Reply, plan: FaultPlan, request: ResponsesRequest): Encod
     parallel_tool_calls: true,
     previous_response_id: null,
     reasoning: { effort: null, summary: null },
-    store: false,
+    store: background,
     temperature: 1,
     text: { format: { type: 'text' } },
     tool_choice: 'auto',
@@ -107,10 +118,14 @@ function encode(reply: Reply, plan: FaultPlan, request: ResponsesRequest): Encod
     ...(part.kind === 'reasoning' ? { summary_index: 0 } : part.kind === 'text' ? { content_index: 0 } : {}),
   });
 
-  const body: Encoded['body'] = [
-    { sse: event('response.created', { response: response('in_progress') }), counts: false },
-    { sse: event('response.in_progress', { response: response('in_progress') }), counts: false },
-  ];
+  // A background response starts queued (the API's `response.queued`: waiting to be processed), then runs.
+  const body: Encoded['body'] = background
+    ? [
+        { sse: event('response.created', { response: response('queued') }), counts: false },
+        { sse: event('response.queued', { response: response('queued') }), counts: false },
+      ]
+    : [{ sse: event('response.created', { response: response('in_progress') }), counts: false }];
+  body.push({ sse: event('response.in_progress', { response: response('in_progress') }), counts: false });
   body.push(
     ...paced(reply.parts, {
       open: (part, index) => {
@@ -176,6 +191,7 @@ export const responses: Dialect = {
     const parsed = ResponsesRequest.safeParse(body);
     if (!parsed.success) return { message: '`input` must be a string or an array of items', code: 'invalid_input' };
     const r = parsed.data;
+    if (r.background === true && r.store === false) return { message: 'Background mode requires store=true.', code: 'invalid_value' };
     return {
       messages: toMessages(r),
       tools: r.tools,

@@ -1,6 +1,6 @@
 // What a send's `attachments` become in its message: each id checked to be a
-// live file of the sender's, of a kind the answering model takes, and from
-// then on readable by the conversation's members.
+// live file of the sender's, of a kind the answering model takes; once the
+// send is sure to go through, readable by the conversation's members.
 import type { Attachment } from '../../shared/protocol.js';
 import type { AttachmentStore } from '../backend/store.js';
 import { RelayError } from '../errors.js';
@@ -34,7 +34,10 @@ export async function claimAttachments(store: AttachmentStore, upstreams: Upstre
     const { mediaType, bytes, name } = record;
     attachments.push({ id, mediaType, bytes, ...(name !== undefined ? { name } : {}) });
   }
-  // Before the message is written: a member who sees it may fetch its files at once.
-  for (const a of attachments) await store.reference(a.id, claim.conversationId);
   return attachments;
+}
+
+/** Before the message is written: a member who sees it may fetch its files at once. */
+export async function referenceAttachments(store: AttachmentStore, attachments: readonly Attachment[], conversationId: string): Promise<void> {
+  for (const a of attachments) await store.reference(a.id, conversationId);
 }

@@ -42,6 +42,11 @@ function isPlainText(data: Buffer): boolean {
   }
 }
 
+/** Types browsers give text files (Markdown, CSV, JSON, code): plain text to the relay when the bytes are. */
+function isTextual(mediaType: string): boolean {
+  return mediaType.startsWith('text/') || mediaType === 'application/json' || mediaType === 'application/xml';
+}
+
 /**
  * The file's type from its bytes, if it is one `allowed` takes and it is what
  * the upload said it was (`declared`, its Content-Type; none or
@@ -51,7 +56,7 @@ export async function sniff(data: Buffer, declared: string | undefined, allowed:
   const found = (await fileTypeFromBuffer(data))?.mime ?? (isPlainText(data) ? 'text/plain' : undefined);
   const said = declared?.split(';')[0]?.trim().toLowerCase();
   if (!found) return { ok: false, message: 'the file is of no type this server takes' };
-  if (said && said !== 'application/octet-stream' && said !== found) {
+  if (said && said !== 'application/octet-stream' && said !== found && !(found === 'text/plain' && isTextual(said))) {
     return { ok: false, message: `the file says it is ${said}, but its bytes are ${found}` };
   }
   if (!allowed.has(found)) return { ok: false, message: `${found} is not a type this server takes (${[...allowed].join(', ')})` };

@@ -10,8 +10,8 @@ import type { AttachmentStore } from '../backend/store.js';
 import type { Logger } from '../log.js';
 import type { UserLimits } from '../session/limits.js';
 import { RelayError } from '../errors.js';
-import { sendJson } from '../http/body.js';
-import { identify, type Caller, type CallerDeps } from '../http/caller.js';
+import { closeAfter, readBytes, sendJson } from '../http/body.js';
+import { identify, type CallerDeps } from '../http/caller.js';
 import { answerPreflight, corsHeaders } from '../http/cors.js';
 import { HTTP_STATUS } from '../http/status.js';
 import { sniff } from './kinds.js';
@@ -33,8 +33,35 @@ export interface AttachmentDeps extends CallerDeps {
 
 /** Upload bodies held in memory at once, in uploads of the largest size: more wait for a 503. */
 const UPLOADS_IN_FLIGHT = 8;
+/** Uploads one client address may have in flight, so one slow client cannot hold them all. */
+const UPLOADS_PER_ADDRESS = 2;
+/** A body that sends nothing for this long is dropped. */
+const BODY_IDLE_MS = 30_000;
 const NAME_CHARS = 255;
 const PATH = /^\/attachments(?:\/([A-Za-z0-9_-]{1,64}))?$/;
+
+/** Upload bodies being read: their bytes in all, and how many per client address. */
+export class UploadsInFlight {
+  private bytes = 0;
+  private readonly byAddress = new Map<string, number>();
+
+  constructor(private readonly maxBytes: number) {}
+
+  admit(address: string, bytes: number): boolean {
+    const mine = this.byAddress.get(address) ?? 0;
+    if (mine >= UPLOADS_PER_ADDRESS || this.bytes + bytes > UPLOADS_IN_FLIGHT * this.maxBytes) return false;
+    this.byAddress.set(address, mine + 1);
+    this.bytes += bytes;
+    return true;
+  }
+
+  release(address: string, bytes: number): void {
+    this.bytes -= bytes;
+    const left = (this.byAddress.get(address) ?? 1) - 1;
+    if (left > 0) this.byAddress.set(address, left);
+    else this.byAddress.delete(address);
+  }
+}
 
 type Headers = Record<string, string>;
 
@@ -44,7 +71,7 @@ function refuse(res: ServerResponse, code: ErrorCode | 'unauthorized', message: 
 }
 
 /** Handles `/attachments` and `/attachments/:id`; false for any other path. */
-export function handleAttachments(req: IncomingMessage, res: ServerResponse, deps: AttachmentDeps, inFlight: { bytes: number }): boolean {
+export function handleAttachments(req: IncomingMessage, res: ServerResponse, deps: AttachmentDeps, inFlight: UploadsInFlight): boolean {
   const match = PATH.exec((req.url ?? '').split('?')[0] ?? '');
   if (!match) return false;
   const id = match[1];
@@ -59,6 +86,8 @@ export function handleAttachments(req: IncomingMessage, res: ServerResponse, dep
   if (!deps.accepting()) return (refuse(res, 'overloaded', 'the server is shutting down; try another', cors), true);
   const work = id ? download(req, res, deps, id, cors) : upload(req, res, deps, cors, inFlight);
   work.catch((err: unknown) => {
+    // A refused upload may leave its body unread: that connection is not used again.
+    if (!req.complete) closeAfter(req, res);
     if (err instanceof RelayError) return refuse(res, err.code, err.message, cors);
     deps.log.error({ err }, 'attachment request failed');
     if (!res.headersSent) refuse(res, 'internal', 'unexpected server error', cors);
@@ -66,29 +95,26 @@ export function handleAttachments(req: IncomingMessage, res: ServerResponse, dep
   return true;
 }
 
-async function callerOf(req: IncomingMessage, res: ServerResponse, deps: AttachmentDeps, cors: Headers): Promise<Caller | undefined> {
-  const caller = await identify(req, deps);
-  if (!caller) refuse(res, 'unauthorized', 'a valid token is required', cors);
-  return caller;
-}
-
-async function upload(req: IncomingMessage, res: ServerResponse, deps: AttachmentDeps, cors: Headers, inFlight: { bytes: number }): Promise<void> {
+async function upload(req: IncomingMessage, res: ServerResponse, deps: AttachmentDeps, cors: Headers, inFlight: UploadsInFlight): Promise<void> {
   const { maxBytes, ttlMs, types } = deps.settings;
+  const refuseUnread = (code: ErrorCode | 'unauthorized', message: string, status?: number) => {
+    closeAfter(req, res);
+    refuse(res, code, message, cors, status);
+  };
   const length = Number(req.headers['content-length']);
-  if (req.headers['content-length'] === undefined || !Number.isSafeInteger(length)) {
-    return refuse(res, 'bad_frame', 'an upload needs a Content-Length', cors, 411);
-  }
-  if (length > maxBytes) return refuseUnread(req, res, 'bad_frame', `the file is larger than ${maxBytes} bytes`, cors, 413);
+  if (req.headers['content-length'] === undefined || !Number.isSafeInteger(length)) return refuseUnread('bad_frame', 'an upload needs a Content-Length', 411);
+  if (length > maxBytes) return refuseUnread('bad_frame', `the file is larger than ${maxBytes} bytes`, 413);
   if (length === 0) return refuse(res, 'bad_frame', 'the file is empty', cors);
-  const caller = await callerOf(req, res, deps, cors);
-  if (!caller) return;
-  if (inFlight.bytes + length > UPLOADS_IN_FLIGHT * maxBytes) return refuseUnread(req, res, 'overloaded', 'too many uploads at once; try again shortly', cors);
-  inFlight.bytes += length;
+  const address = deps.clientIp(req);
+  if (!inFlight.admit(address, length)) return refuseUnread('overloaded', 'too many uploads at once; try again shortly');
   try {
+    const body = readBytes(req, length, BODY_IDLE_MS);
+    const caller = await identify(req, deps);
+    if (!caller) return refuseUnread('unauthorized', 'a valid token is required');
     // An upload counts as a message against the sender's per-minute rate.
     await deps.userLimits.takeMessage(caller.user.id);
-    const data = await readBody(req, length);
-    if (!data) return refuseUnread(req, res, 'bad_frame', 'the body did not match its Content-Length', cors);
+    const data = await body;
+    if (!data) return refuseUnread('bad_frame', 'the body did not match its Content-Length');
     const type = await sniff(data, req.headers['content-type'], types);
     if (!type.ok) return refuse(res, 'unsupported_attachment', type.message, cors);
     const name = nameOf(req);
@@ -101,13 +127,13 @@ async function upload(req: IncomingMessage, res: ServerResponse, deps: Attachmen
     for (const [header, value] of Object.entries(cors)) res.setHeader(header, value);
     sendJson(res, 201, attachment);
   } finally {
-    inFlight.bytes -= length;
+    inFlight.release(address, length);
   }
 }
 
 async function download(req: IncomingMessage, res: ServerResponse, deps: AttachmentDeps, id: string, cors: Headers): Promise<void> {
-  const caller = await callerOf(req, res, deps, cors);
-  if (!caller) return;
+  const caller = await identify(req, deps);
+  if (!caller) return refuse(res, 'unauthorized', 'a valid token is required', cors);
   const record = await deps.attachments.get(id);
   if (!record) return refuse(res, 'not_found', 'no such attachment (or it has expired)', cors);
   const mayFetch = record.userId === caller.user.id || (await deps.attachments.referencedBy(id)).some((c) => caller.mayBind(c));
@@ -133,26 +159,4 @@ function nameOf(req: IncomingMessage): string | undefined {
   const raw = new URL(req.url ?? '/', 'http://relay').searchParams.get('name');
   const name = raw?.replace(/[\u0000-\u001f\u007f/\\]/g, '_').trim().slice(0, NAME_CHARS);
   return name || undefined;
-}
-
-/** The body, exactly `length` bytes, or undefined when it is cut short (the client went away). */
-function readBody(req: IncomingMessage, length: number): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    // Node's parser stops the body at its Content-Length: it never runs over.
-    const data = Buffer.allocUnsafe(length);
-    let at = 0;
-    req.on('data', (chunk: Buffer) => {
-      at += chunk.copy(data, at);
-    });
-    req.on('end', () => resolve(at === length ? data : undefined));
-    req.on('close', () => resolve(undefined));
-    req.on('error', () => resolve(undefined));
-  });
-}
-
-/** Answer before (or instead of) reading the body: the connection closes after it, so the rest is never read as a next request. */
-function refuseUnread(req: IncomingMessage, res: ServerResponse, code: ErrorCode, message: string, cors: Headers, status?: number): void {
-  res.setHeader('connection', 'close');
-  res.once('finish', () => req.destroy());
-  refuse(res, code, message, cors, status);
 }

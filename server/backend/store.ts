@@ -9,6 +9,7 @@ import { Attachment, ConversationEvent, ErrorCode, FinishReason, SendOptions, To
 import { RelayError } from '../errors.js';
 import type { ContextMessage } from '../reply/context.js';
 import type { RetentionLimits } from '../history/retention.js';
+import type { UpstreamCursor } from '../upstream/pieces.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event before the store gives it its seq. */
@@ -46,6 +47,14 @@ export type ReplyJob = z.infer<typeof ReplyJob>;
 export interface Fence {
   /** Position of the event within its reply (0 = reply.start); a resent write with a seen ordinal is dropped. */
   ordinal: number;
+  /**
+   * A shared store keeps these with the reply in flight, for the node that
+   * adopts it if this one is lost: the job (with the reply.start), and where
+   * its background response stands once this delta is written, so that
+   * node re-attaches right after it.
+   */
+  job?: ReplyJob;
+  cursor?: UpstreamCursor;
 }
 
 export interface StoredEvent {
@@ -136,8 +145,17 @@ export interface MessageIds {
   find(conversationId: string, clientMessageId: string): Promise<StoredEvent | undefined>;
 }
 
-/** What adopting a conversation hands over: a reply to end (with the job that asked for it, where known), or one to run. */
-export type Adopted = { orphan: string; asked?: ReplyJob } | { job: ReplyJob };
+/** Where an orphaned reply stands: its last ordinal written, and its background response's cursor then. */
+export interface Resumable {
+  ordinal: number;
+  cursor: UpstreamCursor;
+}
+
+/**
+ * What adopting a conversation hands over: a reply whose node is gone (with
+ * the job that asked for it, and where it stands, where known), or one to run.
+ */
+export type Adopted = { orphan: string; asked?: ReplyJob; resumable?: Resumable } | { job: ReplyJob };
 
 /** Who runs a conversation's reply (the lease) and what waits behind it. */
 export interface ReplyLeases {

@@ -40,11 +40,40 @@ export function readJson(req: IncomingMessage, maxBytes: number): Promise<Body> 
  * the rest of that body still in it.
  */
 export function refuseBody(req: IncomingMessage, res: ServerResponse, body: Extract<Body, { ok: false }>, payload: unknown): void {
-  if (body.status === 413) {
-    res.setHeader('connection', 'close');
-    res.once('finish', () => req.destroy());
-  }
+  if (body.status === 413) closeAfter(req, res);
   sendJson(res, body.status, payload);
+}
+
+/** The connection closes once the answer is out, so the rest of a body left unread is never taken for the next request. */
+export function closeAfter(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('connection', 'close');
+  res.once('finish', () => req.destroy());
+}
+
+/**
+ * Exactly `length` bytes of body (a file upload), or undefined when the
+ * client goes away, sends less, or stalls for `idleMs`. Call it before any
+ * await, or a client that left meanwhile is never noticed.
+ */
+export function readBytes(req: IncomingMessage, length: number, idleMs: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    if (req.destroyed) return resolve(undefined);
+    // Node's parser stops a body at its Content-Length: it never runs over.
+    const data = Buffer.allocUnsafe(length);
+    let at = 0;
+    const stalled = setTimeout(() => req.destroy(), idleMs);
+    const done = (value: Buffer | undefined) => {
+      clearTimeout(stalled);
+      resolve(value);
+    };
+    req.on('data', (chunk: Buffer) => {
+      at += chunk.copy(data, at);
+      stalled.refresh();
+    });
+    req.on('end', () => done(at === length ? data : undefined));
+    req.on('close', () => done(undefined));
+    req.on('error', () => done(undefined));
+  });
 }
 
 /** Answer with a JSON body. */

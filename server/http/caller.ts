@@ -33,8 +33,9 @@ export async function identify(req: IncomingMessage, deps: CallerDeps): Promise<
   }
   try {
     const identity = await deps.auth.authenticate(credential);
-    // Anonymous mode names a new user per call; one caller's requests must share one user's limits.
-    const user = identity.expiresAt === undefined && credential === undefined ? anonymousByAddress(deps.clientIp(req)) : identity.user;
+    // Anonymous mode names a new user per call (with no session token of ours, or any other credential, as SDKs send one):
+    // one caller's requests must share one user's limits.
+    const user = identity.anonymous === 'new' ? anonymousByAddress(deps.clientIp(req)) : identity.user;
     return { user, keyId: undefined, mayBind: identity.allows };
   } catch (err) {
     if (err instanceof AuthError) return undefined;

@@ -23,7 +23,7 @@ import { UsageReport } from '../usage/report.js';
 import { withCostQuota } from '../usage/cost-quota.js';
 import { AiSdkConnection } from './ai-sdk/connection.js';
 import { servePage } from './page.js';
-import { handleAttachments, type AttachmentDeps } from '../attachments/routes.js';
+import { handleAttachments, UploadsInFlight, type AttachmentDeps } from '../attachments/routes.js';
 import { allowedTypes } from '../attachments/kinds.js';
 import { checkModeration, createModeration } from '../moderation/index.js';
 import { loadModelTable } from '../upstream/models.js';
@@ -79,6 +79,9 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   const log = opts.log;
   if (!opts.auth && checkExposure(config) === 'anonymous-exposed') {
     log.warn({ host: config.HOST }, 'ANONYMOUS MODE ON A PUBLIC ADDRESS: anyone who can reach this port can use the upstream API key');
+  }
+  if (!opts.auth && config.REDIS_URL && !config.AUTH_JWT_SECRET && !config.AUTH_JWT_PUBLIC_KEY && !config.SESSION_SECRET) {
+    log.warn('anonymous mode on several nodes without SESSION_SECRET: a session token from one node is unknown to the others (set the same SESSION_SECRET on every node)');
   }
   warmTokenizer();
   const attachmentTypes = allowedTypes(config.ATTACHMENT_TYPES);
@@ -203,7 +206,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     clientIp: (req) => clientIp(req),
     log: log.child({ transport: 'attachments' }),
   };
-  const uploadsInFlight = { bytes: 0 };
+  const uploadsInFlight = new UploadsInFlight(config.MAX_ATTACHMENT_BYTES);
   const aiSdkSettings = {
     maxRequests: config.MAX_CONVERSATIONS,
     maxTextChars: config.MAX_TEXT_CHARS,

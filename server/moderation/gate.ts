@@ -1,14 +1,15 @@
 // Moderation of one streaming reply on a sliding window: every `step` pieces
-// of text, the last `window` pieces are checked (windows overlap, so a phrase
-// split across two steps is seen whole), and the whole reply once more at its
-// end. One check in flight at a time; steps that come due meanwhile are
-// coalesced into one check of the newest window. A piece counts as a token,
-// as the quota meter counts them, so no tokenizer runs per piece.
+// of text (its text, reasoning and refusal), the text since the last check
+// is checked together with the `window − step` pieces before it (windows
+// overlap, so a phrase split across two steps is seen whole), and the whole
+// reply once more at its end. One check in flight at a time: steps that come
+// due meanwhile make the next check cover all of them. A piece counts as a
+// token, as the quota meter counts them, so no tokenizer runs per piece.
 //
 // `optimistic`: pieces go out at once; a flagged check cuts the reply, and the
 // text already out is redacted (reply.end says so). `buffered`: pieces are
-// held until a check covering them passes, so flagged text never goes out.
-import type { Piece } from '../upstream/pieces.js';
+// held until a check covering them has passed, so flagged text never goes out.
+import type { Piece, UpstreamCursor } from '../upstream/pieces.js';
 import type { Metrics } from '../metrics.js';
 import type { ModerationApi, Verdict } from './api.js';
 
@@ -19,35 +20,42 @@ export interface WindowSettings {
 }
 
 export interface GateOutput {
-  /** Write a piece as a reply.delta. */
-  emit(piece: Piece): void | Promise<void>;
+  /** Write a piece as a reply.delta (with where its background response stood, if it is one). */
+  emit(piece: Piece, cursor: UpstreamCursor | undefined): void | Promise<void>;
   /** A check flagged the reply: stop it (its upstream request too). */
   cut(verdict: Verdict): void;
 }
 
 interface Held {
   piece: Piece;
-  /** Text pieces up to and including this one: a check that covers as many releases it. */
+  cursor: UpstreamCursor | undefined;
+  /** Text pieces up to and including this one: a passed check that covers as many releases it. */
   position: number;
   at: number;
 }
 
+/** The text a piece adds to what is moderated. */
+const moderated = (piece: Piece): string => (piece.text ?? '') + (piece.reasoning ?? '') + (piece.refusal ?? '');
+
 export class ReplyGate {
-  /** The last `windowTokens` text pieces. */
-  private readonly recent: string[] = [];
   private text = '';
-  private pieces = 0;
+  /** Where each text piece starts in `text`. */
+  private readonly starts: number[] = [];
+  /** Text pieces covered by the last check that passed. */
+  private checked = 0;
   private dueAt: number;
   private readonly held: Held[] = [];
   private inFlight: Promise<void> | undefined;
-  /** A step came due while a check ran: check the newest window when it returns. */
+  /** A step came due while a check ran: check again when it returns. */
   private again = false;
   private cutVerdict: Verdict | undefined;
   /** Some text of this reply went out to members before a check flagged it. */
   private flaggedAfterEmit = false;
   private emitted = false;
-  /** The last write, so an end waits for every piece to be written. */
-  private writing: void | Promise<void> = undefined;
+  /** The reply has ended (or failed): nothing more goes out, whatever a late check says. */
+  private closed = false;
+  /** Every write of a released piece, so an end waits for them and their failures reach the reply. */
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly api: ModerationApi,
@@ -58,44 +66,58 @@ export class ReplyGate {
     this.dueAt = settings.stepTokens;
   }
 
-  /** The reply was cut: the end says `content_filter`, and whether members must drop text they have. */
+  /** The reply was flagged: the end says so, and whether members must drop text they have. */
   get verdict(): { verdict: Verdict; redact: boolean } | undefined {
     return this.cutVerdict && { verdict: this.cutVerdict, redact: this.flaggedAfterEmit };
   }
 
-  push(piece: Piece): void | Promise<void> {
-    if (this.cutVerdict) return;
-    if (piece.text) this.addText(piece.text);
-    if (this.settings.mode === 'optimistic') return this.write(piece);
-    this.held.push({ piece, position: this.pieces, at: performance.now() });
+  push(piece: Piece, cursor?: UpstreamCursor): void | Promise<void> {
+    if (this.cutVerdict || this.closed) return;
+    const text = moderated(piece);
+    if (text) this.addText(text);
+    if (this.settings.mode === 'optimistic') return this.write(piece, cursor);
+    this.held.push({ piece, cursor, position: this.starts.length, at: performance.now() });
     return undefined;
   }
 
   /** The stream is over: check the whole reply, then let out what is still held. */
   async finish(): Promise<void> {
     while (this.inFlight) await this.inFlight;
-    if (this.cutVerdict) return;
-    if (this.text) this.judge(await this.api.check(this.text, 'whole'), this.pieces, 'whole');
+    if (!this.cutVerdict && this.text) this.judge(await this.api.check(this.text, 'whole'), this.starts.length, 'whole');
+    else if (!this.cutVerdict) this.release(this.starts.length);
+    this.closed = true;
     await this.writing;
   }
 
+  /**
+   * The reply ended otherwise (cancelled, failed): what is held is dropped, a
+   * check in flight may still flag what went out (to be redacted), and
+   * nothing goes out after this.
+   */
+  async close(): Promise<void> {
+    this.held.length = 0;
+    this.closed = true;
+    while (this.inFlight) await this.inFlight;
+    await this.writing.catch(() => undefined);
+  }
+
   private addText(text: string): void {
+    this.starts.push(this.text.length);
     this.text += text;
-    this.pieces += 1;
-    this.recent.push(text);
-    if (this.recent.length > this.settings.windowTokens) this.recent.shift();
-    if (this.pieces < this.dueAt) return;
-    this.dueAt = this.pieces + this.settings.stepTokens;
+    if (this.starts.length < this.dueAt) return;
+    this.dueAt = this.starts.length + this.settings.stepTokens;
     if (this.inFlight) this.again = true;
     else this.checkWindow();
   }
 
+  /** Everything not yet passed, with the overlap before it. */
   private checkWindow(): void {
-    const covers = this.pieces;
-    this.inFlight = this.api.check(this.recent.join(''), 'window').then((verdict) => {
+    const covers = this.starts.length;
+    const from = Math.max(0, this.checked - (this.settings.windowTokens - this.settings.stepTokens));
+    this.inFlight = this.api.check(this.text.slice(this.starts[from] ?? 0), 'window').then((verdict) => {
       this.inFlight = undefined;
       this.judge(verdict, covers, 'window');
-      if (this.again && !this.cutVerdict) {
+      if (this.again && !this.cutVerdict && !this.closed) {
         this.again = false;
         this.checkWindow();
       }
@@ -109,24 +131,34 @@ export class ReplyGate {
       // Buffered, a flagged window was never let out; a flagged whole reply may have been, in parts that passed alone.
       this.flaggedAfterEmit = this.emitted && (this.settings.mode === 'optimistic' || kind === 'whole');
       this.held.length = 0;
-      this.out.cut(verdict);
+      if (!this.closed) this.out.cut(verdict);
       return;
     }
+    this.checked = Math.max(this.checked, covers);
+    if (!this.closed) this.release(covers);
+  }
+
+  private release(covers: number): void {
     let released = 0;
     const now = performance.now();
     for (const h of this.held) {
       if (h.position > covers) break;
       this.metrics.moderationHeld.observe((now - h.at) / 1000);
-      this.write(h.piece);
+      void this.write(h.piece, h.cursor);
       released++;
     }
     this.held.splice(0, released);
   }
 
-  private write(piece: Piece): void | Promise<void> {
-    if (piece.text) this.emitted = true;
-    const written = this.out.emit(piece);
-    if (written) this.writing = written;
+  private write(piece: Piece, cursor: UpstreamCursor | undefined): void | Promise<void> {
+    if (moderated(piece)) this.emitted = true;
+    const written = this.out.emit(piece, cursor);
+    // Chained, so a failed write is never an unhandled rejection and an end waits for every one.
+    if (written) {
+      this.writing = Promise.all([this.writing, written]).then(() => undefined);
+      // Handled here as well: a failure waits for finish() or close() without counting as unhandled meanwhile.
+      this.writing.catch(() => undefined);
+    }
     return written;
   }
 }

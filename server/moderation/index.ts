@@ -8,6 +8,7 @@ import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { kindOf } from '../attachments/kinds.js';
+import { fileText } from '../attachments/load.js';
 import { ModerationApi, type ModerationInput, type Verdict } from './api.js';
 import { ReplyGate, type GateOutput, type WindowSettings } from './gate.js';
 
@@ -18,15 +19,25 @@ export class Moderation {
     private readonly metrics: Metrics,
   ) {}
 
-  /** Refuses (`moderated`) a message whose text or images are flagged; nothing of it has gone upstream yet. */
+  /**
+   * Refuses (`moderated`) a message whose text, text files or images are
+   * flagged; nothing of it has gone upstream yet. PDFs are not checked (the
+   * moderation API takes text and images only). One image per check, as
+   * moderation APIs take.
+   */
   async checkMessage(text: string, attachments: readonly Attachment[] | undefined, read: (id: string) => Promise<Buffer | undefined>): Promise<void> {
-    const images: ModerationInput = [];
+    const texts = [text];
+    const inputs: ModerationInput[] = [];
     for (const a of attachments ?? []) {
-      const data = kindOf(a.mediaType) === 'image' ? await read(a.id) : undefined;
-      if (data) images.push({ type: 'image_url', image_url: { url: `data:${a.mediaType};base64,${data.toString('base64')}` } });
+      const kind = kindOf(a.mediaType);
+      const data = kind === 'image' || kind === 'text' ? await read(a.id) : undefined;
+      if (data && kind === 'text') texts.push(fileText(data, a.name ?? a.id));
+      if (data && kind === 'image') inputs.push([{ type: 'image_url', image_url: { url: `data:${a.mediaType};base64,${data.toString('base64')}` } }]);
     }
-    const verdict = await this.api.check(images.length ? [{ type: 'text', text }, ...images] : text, 'input');
-    if (verdict.flagged) throw new RelayError('moderated', `the message was refused by moderation (${describe(verdict)})`);
+    for (const input of [texts.join('\n\n'), ...inputs]) {
+      const verdict = await this.api.check(input, 'input');
+      if (verdict.flagged) throw new RelayError('moderated', `the message was refused by moderation (${describe(verdict)})`);
+    }
   }
 
   /** The gate one reply's pieces go through. */
@@ -51,6 +62,9 @@ export function checkModeration(config: Config, demoBaseURL: string | undefined)
 export function createModeration(config: Config, demoBaseURL: string | undefined, metrics: Metrics, log: Logger): Moderation | undefined {
   const base = config.MODERATION_BASE_URL;
   if (!base) return undefined;
+  if (base !== 'demo' && !config.MODERATION_API_KEY) {
+    log.warn({ failMode: config.MODERATION_FAIL_MODE }, 'MODERATION_API_KEY is not set: a moderation API that wants a key refuses every check, and those count as the fail mode says');
+  }
   const client = new OpenAI({ baseURL: base === 'demo' ? demoBaseURL : base, apiKey: config.MODERATION_API_KEY ?? 'none' });
   const api = new ModerationApi(
     client,

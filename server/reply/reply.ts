@@ -7,9 +7,9 @@ import { RelayError } from '../errors.js';
 import { toolResultId } from '../history/fold.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Fence, LedgerEntry, ReplyEventInput, ReplyJob } from '../backend/store.js';
+import type { Fence, LedgerEntry, ReplyEventInput, ReplyJob, Resumable } from '../backend/store.js';
 import { billFor } from '../usage/bill.js';
-import { UpstreamError, type Completion, type UpstreamDetail } from '../upstream/pieces.js';
+import { UpstreamError, type Completion, type Piece, type UpstreamCursor, type UpstreamDetail } from '../upstream/pieces.js';
 import type { Upstreams } from '../upstream/router.js';
 import { withFiles } from '../attachments/load.js';
 import { describe, type Moderation } from '../moderation/index.js';
@@ -35,6 +35,8 @@ export interface ReplyRun {
   readAttachment: (id: string) => Promise<Buffer | undefined>;
   /** Checks the reply as it streams, when the operator turned moderation on. */
   moderation?: Moderation | undefined;
+  /** A reply adopted from a lost node: re-attach to its background response where it stood, instead of starting it. */
+  resume?: Resumable | undefined;
   /** The one controller of this reply: cancel, grace, shutdown, deadlines and quota all abort through it. */
   controller: AbortController;
   /** Counts completion tokens against the user's quota; false once it is crossed. */
@@ -43,18 +45,23 @@ export interface ReplyRun {
   metrics: Metrics;
 }
 
+/** How a reply ends whose node was lost, when nothing can carry it on. */
+export const LOST_NODE_MESSAGE = 'the relay stopped (or lost its node) before this reply finished';
+
 export async function runReply(
   run: ReplyRun,
   /** Writes an event; the reply.end comes with its bill for the usage ledger. */
   append: (event: ReplyEventInput, fence?: Fence, bill?: LedgerEntry) => void | Promise<void>,
 ): Promise<{ finishReason: FinishReason; usage: Usage; toolCalls: ToolCall[] }> {
-  const { upstreams, settings, conversationId, job, history, readAttachment, controller, meter, log, metrics } = run;
+  const { upstreams, settings, conversationId, job, history, readAttachment, controller, meter, log, metrics, resume } = run;
   const { replyId } = job;
-  let ordinal = 0;
-  const emit = (event: ReplyEventInput) => append(event, { ordinal: ordinal++ });
+  // A re-attached reply goes on after the last event its lost node wrote.
+  let ordinal = resume ? resume.ordinal + 1 : 0;
+  const emit = (event: ReplyEventInput, extra: Omit<Fence, 'ordinal'> = {}) => append(event, { ordinal: ordinal++, ...extra });
+  const delta = (piece: Piece, cursor: UpstreamCursor | undefined) => emit({ type: 'reply.delta', conversationId, replyId, ...piece }, cursor ? { cursor } : {});
   const signal = controller.signal;
   const gate = run.moderation?.gate({
-    emit: (piece) => emit({ type: 'reply.delta', conversationId, replyId, ...piece }),
+    emit: delta,
     cut: (verdict) => controller.abort(new RelayError('moderated', `the reply was stopped by moderation (${describe(verdict)})`)),
   });
   const model = job.options?.model ?? upstreams.defaultModel;
@@ -80,46 +87,48 @@ export async function runReply(
   let failure: RelayError | undefined;
   /** Where the failed upstream call went and what it said, for the operator. */
   let upstream: UpstreamDetail | undefined;
-  try {
-    // Inside the try: a history that cannot be read still ends the reply with its one reply.end.
+  const onPiece = (piece: Piece, cursor: UpstreamCursor | undefined) => {
+    // Pieces that were already in flight when the reply was cancelled are dropped.
+    if (signal.aborted) return undefined;
+    if (piece.text) generated += piece.text;
+    if (piece.reasoning) generated += piece.reasoning;
+    if (piece.refusal) generated += piece.refusal;
+    if (piece.toolCall?.arguments) generated += piece.toolCall.arguments;
+    const now = performance.now();
+    if (lastPieceAt) metrics.interToken.observe((now - lastPieceAt) / 1000);
+    else metrics.ttft.observe((now - startedAt) / 1000);
+    lastPieceAt = now;
+    metrics.deltas.inc();
+    const appended = gate ? gate.push(piece, cursor) : delta(piece, cursor);
+    metered++;
+    const allowed = meter(1);
+    // A store and limits in this process answer at once: no promise per token then.
+    if (appended || allowed instanceof Promise) return settle(appended, allowed);
+    if (!allowed) overQuota();
+    return undefined;
+  };
+  const startAndStream = async (): Promise<Completion> => {
     const budget = upstreams.contextTokens(model) ?? settings.contextTokens;
     context = await buildContext(settings.systemPrompt, answered(await history(), job), budget);
     const turns = await withFiles(context.messages, { read: readAttachment, accepts: (kind) => upstreams.accepts(model, kind) });
-    await emit({ type: 'reply.start', conversationId, replyId, inReplyTo: job.inReplyTo, model });
+    // The job goes with the start, for whichever node adopts the reply if this one is lost.
+    await emit({ type: 'reply.start', conversationId, replyId, inReplyTo: job.inReplyTo, model }, { job });
     log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
-    completion = await upstreams.stream(
-      model,
-      { turns, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens, tools: job.tools },
-      signal,
-      (piece) => {
-        // Pieces that were already in flight when the reply was cancelled are dropped.
-        if (signal.aborted) return undefined;
-        if (piece.text) generated += piece.text;
-        if (piece.reasoning) generated += piece.reasoning;
-        if (piece.refusal) generated += piece.refusal;
-        if (piece.toolCall?.arguments) generated += piece.toolCall.arguments;
-        const now = performance.now();
-        if (lastPieceAt) metrics.interToken.observe((now - lastPieceAt) / 1000);
-        else metrics.ttft.observe((now - startedAt) / 1000);
-        lastPieceAt = now;
-        metrics.deltas.inc();
-        const appended = gate ? gate.push(piece) : emit({ type: 'reply.delta', conversationId, replyId, ...piece });
-        metered++;
-        const allowed = meter(1);
-        // A store and limits in this process answer at once: no promise per token then.
-        if (appended || allowed instanceof Promise) return settle(appended, allowed);
-        if (!allowed) overQuota();
-        return undefined;
-      },
-      log,
-    );
-    // The whole reply is checked once more; buffered pieces still held go out if it passes.
-    await gate?.finish();
+    return upstreams.stream(model, { turns, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens, tools: job.tools }, signal, onPiece, log);
+  };
+  try {
+    // Inside the try: a history that cannot be read still ends the reply with its one reply.end.
+    completion = resume ? await upstreams.reattach(model, resume.cursor, signal, onPiece) : await startAndStream();
+    // The whole reply is checked once more and buffered pieces still held go out if it passes; a stopped one lets nothing more out.
+    await (signal.aborted ? gate?.close() : gate?.finish());
   } catch (err) {
+    await gate?.close();
     failure = err instanceof RelayError ? err : new RelayError('internal', 'the reply failed unexpectedly');
     if (err instanceof UpstreamError) {
       completion = err.partial;
       upstream = err.detail;
+      // The upstream would not take the lost node's reply back (expired, failed): it ends as any lost reply does.
+      if (resume && !lastPieceAt) failure = new RelayError('internal', LOST_NODE_MESSAGE);
     } else log.error({ err }, 'reply failed');
   } finally {
     clearTimeout(deadline);
@@ -144,8 +153,11 @@ export async function runReply(
     error = { code: 'upstream_error', message: 'the model API stream ended without a finish reason (truncated)' };
   }
 
+  // Closing a background response's stream does not stop it: one that did not end by itself is stopped upstream too.
+  const cursor = completion?.cursor ?? resume?.cursor;
+  const stopping = cursor && (signal.aborted || finishReason === 'error') ? upstreams.cancelBackground(completion?.servedBy ?? model, cursor.responseId, log) : undefined;
   // Arguments of a reply that failed or was cancelled may be cut short: only a clean end reports tool calls.
-  const toolCalls = finishReason === 'error' || finishReason === 'cancelled' ? [] : (completion?.toolCalls ?? []);
+  const toolCalls = finishReason === 'error' || finishReason === 'cancelled' || failure?.code === 'moderated' ? [] : (completion?.toolCalls ?? []);
   // The model that answered: a fallback's name when the one asked for failed before answering.
   const servedBy = completion?.servedBy ?? upstream?.model ?? model;
   let usage: Usage;
@@ -187,6 +199,7 @@ export async function runReply(
   } else {
     log.info({ finishReason, code: error?.code, completionTokens: usage.completionTokens }, 'reply ended');
   }
+  await stopping;
   // Only a reply that ended asking for tools waits for their results.
   return { finishReason, usage, toolCalls: finishReason === 'tool_calls' ? toolCalls : [] };
 }

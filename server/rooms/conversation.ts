@@ -3,7 +3,6 @@
 // reply lease and queue, members) lives in the store; every frame reaches
 // members through the bus (record() is where events go from one to the
 // other), so other nodes' members see the same events.
-import { randomUUID } from 'node:crypto';
 import type { ToolSpec, ClientFrameOf, ServerFrame, User } from '../../shared/protocol.js';
 import type { Bus, Delivery, Subscription } from './bus.js';
 import { RelayError } from '../errors.js';
@@ -13,14 +12,14 @@ import { Presence } from './presence.js';
 import type { Throttle, UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
-import { LogLostError, type AttachmentStore, type ClientMessage, type Fence, type LedgerEntry, type ReplyEventInput, type ReplyJob, type Store, type StoredEvent } from '../backend/store.js';
+import { LOST_NODE_MESSAGE, runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
+import { LogLostError, type AttachmentStore, type ClientMessage, type Fence, type LedgerEntry, type ReplyEventInput, type ReplyJob, type Resumable, type Store, type StoredEvent } from '../backend/store.js';
 import { billFor, countBill } from '../usage/bill.js';
 import { orphanBill } from '../usage/orphan.js';
 import type { Upstreams } from '../upstream/router.js';
 import { ToolLoop, type ToolLoopSettings } from './tool-loop.js';
 import type { OperatorTools } from '../tools/operator-tools.js';
-import { claimAttachments } from '../attachments/claim.js';
+import { admitSend } from './admit-send.js';
 import type { Moderation } from '../moderation/index.js';
 
 /** What a conversation needs of the connection it talks to. */
@@ -275,7 +274,7 @@ export class Conversation {
    */
   send(socket: MemberSocket, frame: ClientFrameOf<'send'>, extra: { context?: ClientMessage[]; keyId?: string; operatorTools?: boolean } = {}): Promise<string | undefined> {
     return this.serial(async () => {
-      const { store, userLimits, settings } = this.deps;
+      const { store, userLimits } = this.deps;
       const user = socket.user;
       const echo = (stored: StoredEvent) => socket.sendRaw(frame.ref === undefined ? stored.json : withRef(stored.json, frame.ref), this.id);
       // A retry of a send that already went through costs nothing: no limit is consulted.
@@ -286,30 +285,7 @@ export class Conversation {
       }
       const tools = this.offered(frame.tools, extra.operatorTools === true);
       await userLimits.takeMessage(user.id);
-      const messageId = randomUUID();
-      const model = frame.options?.model;
-      const attachments = frame.attachments?.length
-        ? await claimAttachments(this.deps.attachments, this.deps.upstreams, frame.attachments, { userId: user.id, conversationId: this.id, model: model ?? this.deps.upstreams.defaultModel })
-        : undefined;
-      await this.deps.moderation?.checkMessage(frame.text, attachments, (id) => this.deps.attachments.data(id));
-      let job: ReplyJob | undefined;
-      if (frame.reply ?? true) {
-        if (model && !this.deps.upstreams.allows(model)) {
-          throw new RelayError('forbidden', `model ${model} is not allowed on this server`);
-        }
-        await userLimits.startReply(user.id);
-        job = { replyId: randomUUID(), inReplyTo: messageId, user, options: frame.options, ...(tools ? { tools } : {}), ...(extra.context ? { context: extra.context } : {}), ...(extra.keyId ? { keyId: extra.keyId } : {}) };
-      }
-      const message = {
-        id: messageId,
-        role: 'user' as const,
-        author: user,
-        text: frame.text,
-        createdAt: Date.now(),
-        ...(frame.clientMessageId ? { clientMessageId: frame.clientMessageId } : {}),
-        ...(tools ? { tools } : {}),
-        ...(attachments ? { attachments } : {}),
-      };
+      const { message, job } = await admitSend(this.deps, this.id, user, frame, { tools, ...extra });
       const submission = await store
         .submit(this.id, { type: 'message', conversationId: this.id, message, ...(job ? { replyId: job.replyId } : {}) }, job)
         .catch(async (err: unknown) => {
@@ -420,15 +396,23 @@ export class Conversation {
     if (this.members.size > 0) await this.presence.recheck();
   }
 
-  /** A reply whose node is gone ends for everyone (this node now holds its lease); the queue moves on here. */
+  /**
+   * A reply whose node is gone (this node now holds its lease) goes on here
+   * when its background response can be re-attached to; otherwise it ends for
+   * everyone, and the queue moves on here.
+   */
   private async adopt(): Promise<void> {
     const { replies } = this.deps.store;
     const adopted = await replies.adopt(this.id);
     if (!adopted) return;
     if ('job' in adopted) return this.start(adopted.job);
-    const replyId = adopted.orphan;
+    const { orphan: replyId, asked, resumable } = adopted;
+    if (asked && resumable && this.runsInBackground(asked)) {
+      this.log.warn({ replyId }, 'the node running this reply was lost; re-attaching to its upstream response');
+      return this.start(asked, resumable);
+    }
     this.log.warn({ replyId }, 'the node running this reply was lost; ending it');
-    const error = { code: 'internal' as const, message: 'the relay stopped (or lost its node) before this reply finished' };
+    const error = { code: 'internal' as const, message: LOST_NODE_MESSAGE };
     try {
       const bill = await orphanBill(this.deps, this.id, replyId, error, adopted.asked);
       // Any ordinal the lost node may have written is below this one.
@@ -440,7 +424,13 @@ export class Conversation {
     }
   }
 
-  private start(job: ReplyJob): void {
+  private runsInBackground(job: ReplyJob): boolean {
+    const model = job.options?.model ?? this.deps.upstreams.defaultModel;
+    return this.deps.upstreams.allows(model) && this.deps.upstreams.runsInBackground(model);
+  }
+
+  /** Run a reply here: a new one, or (`resume`) one adopted from a lost node, re-attached where it stood. */
+  private start(job: ReplyJob, resume?: Resumable): void {
     const controller = new AbortController();
     const log = this.log.child({ replyId: job.replyId, userId: job.user.id });
     const { upstreams, settings, userLimits, store, metrics } = this.deps;
@@ -450,7 +440,7 @@ export class Conversation {
       : undefined;
     const history = () => store.log.context(this.id);
     const active: ActiveReply = { replyId: job.replyId, userId: job.user.id, controller, ended: false, done: Promise.resolve() };
-    active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, readAttachment: (id) => this.deps.attachments.data(id), moderation: this.deps.moderation, controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill))
+    active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, readAttachment: (id) => this.deps.attachments.data(id), moderation: this.deps.moderation, resume, controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill))
       .then(async ({ usage, toolCalls }) => {
         active.ended = true;
         this.tools.ended(job.replyId, toolCalls);

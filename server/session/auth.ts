@@ -17,6 +17,8 @@ export interface Identity {
   allows(conversationId: string): boolean;
   /** Anonymous mode: the token that brings this same user back (`welcome.sessionToken`). */
   sessionToken?: string;
+  /** Anonymous mode: a user made just now (no session token of ours came with it), or one brought back by its token. */
+  anonymous?: 'new' | 'returning';
 }
 
 export interface Authenticator {
@@ -47,14 +49,15 @@ export class AnonymousAuth implements Authenticator {
   constructor(private readonly sessionSecret: Uint8Array = randomBytes(32)) {}
 
   async authenticate(token: string | undefined): Promise<Identity> {
-    const user = (token && (await this.returning(token))) || newAnonymousUser();
+    const returning = token ? await this.returning(token) : undefined;
+    const user = returning ?? newAnonymousUser();
     const sessionToken = await new SignJWT({ name: user.name })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(user.id)
       .setIssuer(SESSION_ISSUER)
       .setExpirationTime(Math.floor(Date.now() / 1000) + SESSION_TTL_S)
       .sign(this.sessionSecret);
-    return { user, expiresAt: undefined, allows: anywhere, sessionToken };
+    return { user, expiresAt: undefined, allows: anywhere, sessionToken, anonymous: returning ? 'returning' : 'new' };
   }
 
   private async returning(token: string): Promise<User | undefined> {

@@ -4,7 +4,7 @@
 // each implement it in dialects/; everything else is shared.
 import type { Attachment, ToolCall, ToolSpec } from '../../shared/protocol.js';
 import type { SseEvent } from './sse.js';
-import type { Completion, Piece } from './pieces.js';
+import type { Completion, Piece, UpstreamCursor } from './pieces.js';
 import type { DONE } from './read-events.js';
 
 export const DIALECTS = ['chat', 'responses', 'anthropic'] as const;
@@ -47,6 +47,8 @@ export interface UpstreamCall {
   tools?: ToolSpec[] | undefined;
   /** The route's extra request fields (reasoning effort, …), sent as they are. */
   extra?: Record<string, unknown> | undefined;
+  /** Run it as a background response the provider keeps (`store`), which another node can re-attach to. */
+  background?: boolean | undefined;
 }
 
 export interface EventReader {
@@ -55,12 +57,20 @@ export interface EventReader {
   /** The stream has said how it finished: silence after this is a stream that forgot to close, not a failure. */
   readonly finished: boolean;
   completion(): Completion;
+  /** A background response: where the stream stands after the last event read. */
+  readonly cursor?: UpstreamCursor | undefined;
 }
 
 export interface Dialect {
   /** The HTTP response of the call, once it begins; the SDK's typed error when it fails first. */
   request(call: UpstreamCall, signal: AbortSignal): Promise<Response>;
-  reader(): EventReader;
+  /** `from`: the background response a re-attached stream continues. */
+  reader(from?: UpstreamCursor): EventReader;
+  /** Dialects whose provider keeps background responses (Responses): re-attach to one after a cursor, or stop it. */
+  background?: {
+    reattach(cursor: UpstreamCursor, signal: AbortSignal): Promise<Response>;
+    cancel(responseId: string): Promise<void>;
+  };
 }
 
 /**

@@ -31,6 +31,11 @@ const RouteEntry = z.strictObject({
   prices: Prices.optional(),
   /** The kinds of attachment the model takes (all, unless it says): a send with another is refused. */
   attachments: z.array(z.enum(ATTACHMENT_KINDS)).optional(),
+  /**
+   * Responses only: run replies as background responses the provider stores,
+   * so that another node re-attaches to one whose node was lost.
+   */
+  background: z.boolean().default(false),
 });
 
 const ModelsFile = z.strictObject({
@@ -52,6 +57,7 @@ export interface Route {
   fallbacks: string[];
   prices: Prices | undefined;
   attachments: readonly AttachmentKind[];
+  background: boolean;
 }
 
 export interface ModelTable {
@@ -94,7 +100,11 @@ function fileTable(path: string, env: Record<string, string | undefined>): Model
       fallbacks: entry.fallbacks,
       prices: entry.prices,
       attachments: entry.attachments ?? ATTACHMENT_KINDS,
+      background: entry.background,
     });
+    if (entry.background && entry.dialect !== 'responses') {
+      throw new ConfigError(`invalid configuration: MODELS_FILE: model ${name} asks for background replies, which only the responses dialect has`);
+    }
   }
   for (const route of routes.values()) {
     for (const next of route.fallbacks) {
@@ -118,6 +128,7 @@ function shortcutTable(config: Config, override: UpstreamOverride): ModelTable {
     fallbacks: [],
     prices: undefined,
     attachments: ATTACHMENT_KINDS,
+    background: false,
   };
   const route = (name: string): Route => ({ ...base, name, upstreamModel: name });
   const defaultModel = override.model ?? config.OPENAI_MODEL;

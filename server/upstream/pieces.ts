@@ -22,6 +22,15 @@ export interface UpstreamUsage {
 
 export type UpstreamFinish = Exclude<FinishReason, 'cancelled' | 'error'>;
 
+/**
+ * Where a background response (Responses API) stands: its id, and the
+ * sequence number of the last event read. Another node re-attaches after it.
+ */
+export interface UpstreamCursor {
+  responseId: string;
+  sequence: number;
+}
+
 /** What the stream reported by the time it ended (or was aborted, or failed). */
 export interface Completion {
   finishReason: UpstreamFinish | undefined;
@@ -29,6 +38,8 @@ export interface Completion {
   toolCalls: ToolCall[];
   /** The model that answered: the one asked for, or a fallback (set by the router). */
   servedBy?: string;
+  /** A background response: where it stood when the stream ended. */
+  cursor?: UpstreamCursor;
 }
 
 /** A failed call as the operator's log shows it: the model the client named, the upstream's host, and what went wrong. */

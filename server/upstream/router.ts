@@ -1,5 +1,6 @@
 // Where a model's calls go: its route in the model table, one SDK client per
 // upstream, and the fallbacks tried when an upstream fails before it answers.
+import { setTimeout as delay } from 'node:timers/promises';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import type { AttachmentKind } from '../attachments/kinds.js';
@@ -15,8 +16,12 @@ import { nodeFetch } from './http-fetch.js';
 import { UpstreamHealth, type HealthSettings } from './health.js';
 import { upstreamHost, type ModelTable, type Route } from './models.js';
 import type { DialectName } from './dialect.js';
-import { UpstreamError, type Completion, type Piece, type UpstreamUsage } from './pieces.js';
-import { streamCall, type StreamLimits } from './stream.js';
+import { UpstreamError, type Completion, type UpstreamCursor, type UpstreamUsage } from './pieces.js';
+import { streamCall, type OnPiece, type StreamLimits } from './stream.js';
+
+/** Tries at stopping a background response, the next one this much later each time. */
+const CANCEL_ATTEMPTS = 3;
+const CANCEL_RETRY_MS = 250;
 
 export interface UpstreamSettings extends StreamLimits {
   maxRetries: number;
@@ -106,7 +111,7 @@ export class Upstreams {
     model: string,
     req: ModelRequest,
     signal: AbortSignal,
-    onPiece: (piece: Piece) => void | Promise<void>,
+    onPiece: OnPiece,
     log: Logger = this.deps.log,
   ): Promise<Completion> {
     const first = this.routeOf(model);
@@ -117,7 +122,7 @@ export class Upstreams {
       const label = this.table.routes.has(route.name) ? route.name : '*';
       let completion: Completion;
       try {
-        completion = await streamCall(this.dialectOf(route), { model: route.upstreamModel, ...req, extra: route.options }, this.settings, signal, onPiece);
+        completion = await streamCall(this.dialectOf(route), { model: route.upstreamModel, ...req, extra: route.options, background: route.background }, this.settings, signal, onPiece);
       } catch (err) {
         if (!(err instanceof UpstreamError)) throw err;
         err.detail = { model: route.name, host: upstreamHost(route), ...upstreamFault(err.raw, [route.apiKey]) };
@@ -140,6 +145,44 @@ export class Upstreams {
         this.health.reply(up);
       }
       return { ...completion, servedBy: route.name };
+    }
+  }
+
+  /** Does the model run its replies as background responses (so a lost node's reply can be re-attached to)? */
+  runsInBackground(model: string): boolean {
+    return this.routeOf(model).background;
+  }
+
+  /**
+   * Continue a background response of `model` after `cursor`, as a stream of
+   * its own (no fallbacks: the response lives at that upstream or nowhere).
+   */
+  async reattach(model: string, cursor: UpstreamCursor, signal: AbortSignal, onPiece: OnPiece): Promise<Completion> {
+    const route = this.routeOf(model);
+    const dialect = this.dialectOf(route);
+    const background = dialect.background;
+    if (!route.background || !background) throw new RelayError('upstream_error', `model ${model} has no background responses to re-attach to`);
+    const resumed: Dialect = { request: (_call, s) => background.reattach(cursor, s), reader: () => dialect.reader(cursor) };
+    const completion = await streamCall(resumed, { model: route.upstreamModel, turns: [] }, this.settings, signal, onPiece);
+    return { ...completion, servedBy: route.name };
+  }
+
+  /**
+   * Stop a background response: closing its stream does not. Tried a few
+   * times; a failure is logged (the provider may bill on until it ends).
+   */
+  async cancelBackground(model: string, responseId: string, log: Logger): Promise<void> {
+    const route = this.routeOf(model);
+    const cancel = route.background ? this.dialectOf(route).background?.cancel : undefined;
+    if (!cancel) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await cancel(responseId);
+      } catch (err) {
+        log.warn({ attempt, err: err instanceof Error ? err.message : String(err) }, 'cancelling the background response upstream failed');
+        if (attempt >= CANCEL_ATTEMPTS) return;
+        await delay(CANCEL_RETRY_MS * attempt);
+      }
     }
   }
 

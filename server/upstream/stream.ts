@@ -4,7 +4,10 @@
 import { RelayError, upstreamFailure } from '../errors.js';
 import type { Dialect, UpstreamCall } from './dialect.js';
 import { nodeBody, responseOrAbort } from './http-fetch.js';
-import type { Completion, Piece } from './pieces.js';
+import type { Completion, Piece, UpstreamCursor } from './pieces.js';
+
+/** Takes each piece in order; `cursor`: where a background response stands once this piece is read. */
+export type OnPiece = (piece: Piece, cursor?: UpstreamCursor) => void | Promise<void>;
 import { UpstreamError } from './pieces.js';
 import { DONE, readEvents } from './read-events.js';
 
@@ -28,7 +31,7 @@ export async function streamCall(
   call: UpstreamCall,
   limits: StreamLimits,
   signal: AbortSignal,
-  onPiece: (piece: Piece) => void | Promise<void>,
+  onPiece: OnPiece,
 ): Promise<Completion> {
   // A second controller so the idle watchdog can abort without touching the caller's signal.
   const inner = new AbortController();
@@ -54,7 +57,7 @@ export async function streamCall(
     await readEvents(body, limits.maxEventChars, touch, inner.signal, (event) => {
       const read = reader.read(event);
       if (read === undefined || read === DONE) return read;
-      return isMany(read) ? handAll(read, onPiece) : onPiece(read);
+      return isMany(read) ? handAll(read, onPiece, reader.cursor) : onPiece(read, reader.cursor);
     });
     if (inner.signal.aborted && !signal.aborted && inner.signal.reason !== FINISHED) throw inner.signal.reason;
     return reader.completion();
@@ -73,6 +76,6 @@ function isMany(read: Piece | readonly Piece[]): read is readonly Piece[] {
 }
 
 /** Several pieces of one event, each awaited before the next. */
-async function handAll(pieces: readonly Piece[], onPiece: (piece: Piece) => void | Promise<void>): Promise<void> {
-  for (const piece of pieces) await onPiece(piece);
+async function handAll(pieces: readonly Piece[], onPiece: OnPiece, cursor: UpstreamCursor | undefined): Promise<void> {
+  for (const piece of pieces) await onPiece(piece, cursor);
 }

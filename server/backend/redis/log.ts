@@ -80,6 +80,8 @@ export class RedisLog implements EventLog, MessageIds {
       billAt: 0,
       ledgerRetentionMs: this.opts.ledgerRetentionMs,
       ledgerMax: this.opts.ledgerMaxEntries,
+      runningJob: '',
+      cursor: '',
     };
   }
 
@@ -104,6 +106,8 @@ export class RedisLog implements EventLog, MessageIds {
         phase: event.type.slice('reply.'.length),
         replyId: event.replyId,
         ordinal: fence.ordinal,
+        runningJob: fence.job ? JSON.stringify(fence.job) : '',
+        cursor: fence.cursor ? JSON.stringify(fence.cursor) : '',
         ...(completed ? { history: JSON.stringify(completed.message), historyScore: completed.startSeq } : {}),
       });
     } else {

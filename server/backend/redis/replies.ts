@@ -2,10 +2,18 @@
 // and what waits behind it. A node that stops renewing its lease is presumed
 // dead; another node adopts the conversation.
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { ReplyJob, type Adopted, type ReplyLeases } from '../store.js';
 import type { Keys } from './keys.js';
 import type { RedisStoreOptions } from './options.js';
 import { adoptScript, nextScript, removeQueuedScript, renewScript } from './scripts.js';
+
+const AdoptResult = z.union([
+  z.literal(''),
+  z.tuple([z.literal('job'), z.string()]),
+  z.tuple([z.literal('orphan'), z.string(), z.string(), z.string(), z.string()]),
+]);
+const UpstreamCursorJson = z.object({ responseId: z.string(), sequence: z.number().int() });
 
 function toJob(json: string): ReplyJob {
   return ReplyJob.parse(JSON.parse(json));
@@ -52,9 +60,12 @@ export class RedisReplies implements ReplyLeases {
 
   async adopt(conversationId: string): Promise<Adopted | undefined> {
     const k = this.keys.conversation(conversationId);
-    const result = await adoptScript.run(this.redis, { lease: k.lease, st: k.st, queue: k.queue }, this.me());
-    if (typeof result !== 'string' || result === '') return undefined;
-    if (result.startsWith('job:')) return { job: toJob(result.slice(4)) };
-    return { orphan: result.slice(4) };
+    const result = AdoptResult.parse(await adoptScript.run(this.redis, { lease: k.lease, st: k.st, queue: k.queue }, this.me()));
+    if (result === '') return undefined;
+    if (result[0] === 'job') return { job: toJob(result[1]) };
+    const [, orphan, ordinal, job, cursor] = result;
+    const asked = job ? toJob(job) : undefined;
+    const resumable = cursor ? { ordinal: Number(ordinal), cursor: UpstreamCursorJson.parse(JSON.parse(cursor)) } : undefined;
+    return { orphan, ...(asked ? { asked } : {}), ...(resumable ? { resumable } : {}) };
   }
 }

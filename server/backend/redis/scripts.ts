@@ -25,6 +25,8 @@ const APPEND_ARGS = [
   'billAt', // its time, the score it is kept under
   'ledgerRetentionMs',
   'ledgerMax', // entries kept at most, per ledger key
+  'runningJob', // a reply.start: the job it runs (JSON), kept for the node that adopts it, or ""
+  'cursor', // a reply.delta of a background response: where it stands (JSON), or ""
 ] as const;
 
 /** Keys of an append: the conversation's, and the usage ledger's (all of it, and the billed user's). */
@@ -93,10 +95,12 @@ local function append()
     if A.phase == 'start' then
       redis.call('DEL', K.st)
       redis.call('HSET', K.st, 'replyId', A.replyId, 'startSeq', seq, 'ord', A.ordinal)
+      if A.runningJob ~= '' then redis.call('HSET', K.st, 'job', A.runningJob) end
     elseif A.phase == 'end' then
       redis.call('DEL', K.st)
     else
       redis.call('HSET', K.st, 'ord', A.ordinal)
+      if A.cursor ~= '' then redis.call('HSET', K.st, 'cur', A.cursor) end
     end
     redis.call('PEXPIRE', K.lease, A.leaseMs)
   end
@@ -201,15 +205,15 @@ export const adoptScript = new Script(
   ['node', 'leaseMs'],
   `
 if redis.call('EXISTS', K.lease) == 1 then return '' end
-local inFlight = redis.call('HGET', K.st, 'replyId')
-if inFlight then
-  redis.call('SET', K.lease, A.node .. '|' .. inFlight, 'PX', A.leaseMs)
-  return 'end:' .. inFlight
+local inFlight = redis.call('HMGET', K.st, 'replyId', 'ord', 'job', 'cur')
+if inFlight[1] then
+  redis.call('SET', K.lease, A.node .. '|' .. inFlight[1], 'PX', A.leaseMs)
+  return {'orphan', inFlight[1], inFlight[2] or '0', inFlight[3] or '', inFlight[4] or ''}
 end
 local job = redis.call('LPOP', K.queue)
 if job then
   redis.call('SET', K.lease, A.node .. '|' .. cjson.decode(job).replyId, 'PX', A.leaseMs)
-  return 'job:' .. job
+  return {'job', job}
 end
 return ''`,
 );

@@ -7,14 +7,21 @@ import type { ResponseInputContent, ResponseInputItem } from 'openai/resources/r
 import { streamErrorEvent } from '../../errors.js';
 import type { ToolSpec } from '../../../shared/protocol.js';
 import { dataUrl, labelSpeakers, systemPrompt, toolOutput, type Dialect, type TurnFile, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
-import { count, isRecord, parseEvent, text, ToolCalls, type Completion, type Piece, type UpstreamFinish, type UpstreamUsage } from '../pieces.js';
+import { count, isRecord, parseEvent, text, ToolCalls, type Completion, type Piece, type UpstreamCursor, type UpstreamFinish, type UpstreamUsage } from '../pieces.js';
 import { DONE } from '../read-events.js';
 import type { SseEvent } from '../sse.js';
+
+/** One try at stopping a background response; the router tries again a few times. */
+const CANCEL_TIMEOUT_MS = 5_000;
 
 export function responsesDialect(client: OpenAI): Dialect {
   return {
     request: (call, signal) => client.responses.create(requestBody(call), { signal }).asResponse(),
-    reader: () => new ResponsesReader(),
+    reader: (from) => new ResponsesReader(from),
+    background: {
+      reattach: (cursor, signal) => client.responses.retrieve(cursor.responseId, { stream: true, starting_after: cursor.sequence }, { signal }).asResponse(),
+      cancel: async (responseId) => void (await client.responses.cancel(responseId, { timeout: CANCEL_TIMEOUT_MS, maxRetries: 0 })),
+    },
   };
 }
 
@@ -33,6 +40,8 @@ function requestBody(call: UpstreamCall): OpenAI.Responses.ResponseCreateParamsS
     ...(call.tools?.length ? { tools: call.tools.map(toTool) } : {}),
     ...(call.temperature !== undefined ? { temperature: call.temperature } : {}),
     ...(call.maxTokens !== undefined ? { max_output_tokens: call.maxTokens } : {}),
+    // A background response must be stored; it runs on at the provider until it ends or is cancelled.
+    ...(call.background ? { background: true, store: true } : {}),
   };
 }
 
@@ -73,12 +82,28 @@ class ResponsesReader implements EventReader {
   private readonly streamed = new Set<number>();
   /** Where the last reasoning came from: a new summary part starts a new paragraph. */
   private reasoningPart: string | undefined;
+  /** The response's id (from `response.created`, or the one re-attached to) and the last sequence number read. */
+  private responseId: string | undefined;
+  private sequence = -1;
+
+  constructor(from?: UpstreamCursor) {
+    if (from) ({ responseId: this.responseId, sequence: this.sequence } = from);
+  }
+
+  get cursor(): UpstreamCursor | undefined {
+    return this.responseId === undefined ? undefined : { responseId: this.responseId, sequence: this.sequence };
+  }
 
   read(event: SseEvent): Piece | undefined | typeof DONE {
     // OpenRouter ends its Responses streams with the chat-style sentinel.
     if (event.data === '[DONE]') return DONE;
     const e = parseEvent(event.data);
+    const sequence = count(e.sequence_number);
+    if (sequence !== undefined) this.sequence = sequence;
     switch (e.type) {
+      case 'response.created':
+        this.responseId = isRecord(e.response) ? text(e.response.id) : undefined;
+        return undefined;
       case 'response.output_text.delta':
         return this.piece('text', e.delta);
       case 'response.refusal.delta':
@@ -179,7 +204,8 @@ class ResponsesReader implements EventReader {
   }
 
   completion(): Completion {
-    return { finishReason: this.finishReason, usage: this.usage, toolCalls: this.tools.list() };
+    const cursor = this.cursor;
+    return { finishReason: this.finishReason, usage: this.usage, toolCalls: this.tools.list(), ...(cursor ? { cursor } : {}) };
   }
 }
 
