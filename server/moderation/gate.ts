@@ -11,7 +11,12 @@
 // held until a check covering them has passed, so flagged text never goes out.
 import type { Piece, UpstreamCursor } from '../upstream/pieces.js';
 import type { Metrics } from '../metrics.js';
-import type { ModerationApi, Verdict } from './api.js';
+import type { CheckKind, ModerationInput, Verdict } from './api.js';
+
+/** What the gate needs of the moderation API (ModerationApi, which applies the fail mode). */
+export interface Checker {
+  check(input: ModerationInput, kind: CheckKind): Promise<Verdict>;
+}
 
 export interface WindowSettings {
   mode: 'optimistic' | 'buffered';
@@ -58,7 +63,7 @@ export class ReplyGate {
   private writing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly api: ModerationApi,
+    private readonly api: Checker,
     private readonly settings: WindowSettings,
     private readonly out: GateOutput,
     private readonly metrics: Metrics,
