@@ -108,17 +108,20 @@ export class Histogram {
 
 // ------------------------------------------------------------ orchestrator ⇄ load generator
 
-/** Every contender, in the order a repetition runs them. `relay` keeps its state in memory, `relay-sqlite` in SQLite. */
-export const CONTENDERS = ['floor', 'socketio', 'relay', 'relay-sqlite'] as const;
+/**
+ * Every contender, in the order a repetition runs them. `relay` keeps its state in memory, `relay-sqlite` in SQLite;
+ * `relay-moderated` is `relay` with buffered moderation (every reply held back until a window check covering it passed).
+ */
+export const CONTENDERS = ['floor', 'socketio', 'relay', 'relay-sqlite', 'relay-moderated'] as const;
 export type Contender = (typeof CONTENDERS)[number];
 
 export function isContender(c: string): c is Contender {
   return (CONTENDERS as readonly string[]).includes(c);
 }
 
-/** The relay's own code (server/main.ts), whichever store it runs on: same process, same protocol. */
-export function isRelay(c: string): c is 'relay' | 'relay-sqlite' {
-  return c === 'relay' || c === 'relay-sqlite';
+/** The relay's own code (server/main.ts), whichever store it runs on and with moderation or without: same process, same protocol. */
+export function isRelay(c: string): c is 'relay' | 'relay-sqlite' | 'relay-moderated' {
+  return c === 'relay' || c === 'relay-sqlite' || c === 'relay-moderated';
 }
 
 /** The contenders spoken to in plain WebSocket frames. */

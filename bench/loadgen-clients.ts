@@ -1,6 +1,7 @@
 // The load generator's clients, one class per contender's protocol: \`ws\` for
-// relay and floor, socket.io-client for socketio, the openai SDK reading the
-// upstream directly for \`direct\`. Each reports what it receives to its Trial.
+// the relay (any store, moderated or not) and floor, socket.io-client for
+// socketio, the openai SDK reading the upstream directly for \`direct\`. Each
+// reports what it receives to its Trial.
 import OpenAI from 'openai';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
@@ -295,6 +296,7 @@ export function makeClient(target: TrialSpec['target'], trial: Trial | undefined
   switch (target) {
     case 'relay':
     case 'relay-sqlite':
+    case 'relay-moderated':
       return new RelayClient(trial, url);
     case 'floor':
       return new FloorClient(trial, url);

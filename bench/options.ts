@@ -47,7 +47,7 @@ const WORKLOADS = ['micro', 'streams', 'fanout', 'idle', 'slow', 'profile'];
 export const STEADY_AFTER_RAMP_MS = 2000;
 
 const HELP = `npm run bench -- [flags]
-  --quick                 small sizes, one repetition (~4 min)
+  --quick                 small sizes, one repetition (~5 min)
   --reps N                alternating repetitions per level (default 3)
   --streams a,b,c         concurrent 1:1 streams per level (default 250,500,1000,2000)
   --stream-seconds S      length of each stream (default 10)
@@ -63,7 +63,9 @@ const HELP = `npm run bench -- [flags]
   --slow-reps N           (default 1)
   --direct-reps N         repetitions of the direct-SDK baseline per level (default 1)
   --contenders list       ${CONTENDERS.join(',')} (default all; relay keeps its state in memory,
-                          relay-sqlite in SQLite under a fresh temporary DATA_DIR per process)
+                          relay-sqlite in SQLite under a fresh temporary DATA_DIR per process,
+                          relay-moderated is relay with buffered moderation against the bench upstream;
+                          it sits out the idle workload, where nothing is moderated)
   --workloads list        ${WORKLOADS.join(',')}
   --loadgens N            load generator processes, 1 or 2 (default 2)
   --ramp-ms MS            spread of stream starts (default 500)

@@ -199,6 +199,55 @@ export function ownSourceMaps(server: ServerProc, root: string): Promise<Record<
   return server.sourceMaps(urls);
 }
 
+// ------------------------------------------------------------------ the relay's own moderation metrics
+
+/** What a relay's `/metrics` says about moderation so far (counters and histogram sums only grow: subtract two readings). */
+export interface ModerationCounters {
+  /** Checks by what was checked: input (a user message), window (of a streaming reply), whole (a reply at its end). */
+  input: number;
+  window: number;
+  whole: number;
+  failed: number;
+  flagged: number;
+  /** relay_moderation_check_seconds: the round trip of a check as the relay sees it. */
+  checkSec: number;
+  checkCount: number;
+  /** relay_moderation_held_seconds: how long buffered pieces were held back. */
+  heldSec: number;
+  heldCount: number;
+}
+
+/** Reads the moderation series of a relay's Prometheus `/metrics` (served on its WebSocket port); undefined if it does not answer. */
+export async function moderationCounters(wsUrl: string): Promise<ModerationCounters | undefined> {
+  let text: string;
+  try {
+    const res = await fetch(new URL('/metrics', wsUrl.replace(/^ws/, 'http')), { signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) return undefined;
+    text = await res.text();
+  } catch {
+    return undefined;
+  }
+  const c: ModerationCounters = { input: 0, window: 0, whole: 0, failed: 0, flagged: 0, checkSec: 0, checkCount: 0, heldSec: 0, heldCount: 0 };
+  for (const line of text.split('\n')) {
+    const m = /^(relay_moderation_\w+?)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!m) continue;
+    const [, name, labels = '', raw] = m;
+    const v = Number(raw);
+    if (!Number.isFinite(v)) continue;
+    const label = (k: string) => new RegExp(`(?:^|,)${k}="([^"]*)"`).exec(labels)?.[1];
+    if (name === 'relay_moderation_checks_total') {
+      const kind = label('kind');
+      if (kind === 'input' || kind === 'window' || kind === 'whole') c[kind] += v;
+      if (label('outcome') === 'failed') c.failed += v;
+      if (label('outcome') === 'flagged') c.flagged += v;
+    } else if (name === 'relay_moderation_check_seconds_sum') c.checkSec += v;
+    else if (name === 'relay_moderation_check_seconds_count') c.checkCount += v;
+    else if (name === 'relay_moderation_held_seconds_sum') c.heldSec += v;
+    else if (name === 'relay_moderation_held_seconds_count') c.heldCount += v;
+  }
+  return c;
+}
+
 // ------------------------------------------------------------------ load generators
 
 export class Loadgen {
@@ -265,16 +314,24 @@ export interface ContenderSpec {
 }
 
 /**
+ * relay-moderated's moderation: buffered, on the relay's default window and step (named here, so the
+ * report can say what a piece waits for even if the relay's defaults change).
+ */
+export const MODERATION = { mode: 'buffered', windowTokens: 200, stepTokens: 50 } as const;
+
+/**
  * How each contender is started: its script and environment, with the relay's limits out of the way.
  * The relay's store is always named: left unset it would be SQLite in ./data of the working directory.
  * relay-sqlite gets a new empty DATA_DIR on every call (one process per data directory, and no state
- * carried from one trial into the next).
+ * carried from one trial into the next). relay-moderated is relay (memory store, same limits) with
+ * buffered moderation checked against the bench upstream's `POST /v1/moderations`.
  */
 export function contenderEnv(target: Contender, upstreamUrl: string, relayLogLevel = 'info', relayRedis = ''): ContenderSpec {
   const common = { PORT: '0', HOST: '127.0.0.1' };
   if (target === 'floor') return { script: 'bench/floor.ts', env: { ...common, UPSTREAM_URL: upstreamUrl } };
   if (target === 'socketio') return { script: 'bench/socketio.ts', env: { ...common, UPSTREAM_URL: upstreamUrl } };
   const sqlite = target === 'relay-sqlite';
+  const moderated = target === 'relay-moderated';
   const dataDir = sqlite ? mkdtempSync(join(tmpdir(), 'chat-relay-bench-data-')) : undefined;
   return {
     script: 'server/main.ts',
@@ -309,6 +366,20 @@ export function contenderEnv(target: Contender, upstreamUrl: string, relayLogLev
       AUTH_JWT_PUBLIC_KEY: '',
       ALLOWED_ORIGINS: '',
       TRUST_PROXY: 'false',
+      // Moderation only for relay-moderated; undefined drops whatever the shell has, so the rest are the relay's defaults
+      // (fail open, 5 s timeout, every category, the API's own verdict).
+      MODERATION_BASE_URL: moderated ? upstreamUrl : undefined,
+      MODERATION_MODE: moderated ? MODERATION.mode : undefined,
+      MODERATION_WINDOW_TOKENS: moderated ? String(MODERATION.windowTokens) : undefined,
+      MODERATION_STEP_TOKENS: moderated ? String(MODERATION.stepTokens) : undefined,
+      // Any key: the bench upstream reads none, and without one the relay warns that a real API would refuse every check.
+      MODERATION_API_KEY: moderated ? 'bench' : undefined,
+      MODERATION_MODEL: undefined,
+      MODERATION_FAIL_MODE: undefined,
+      MODERATION_TIMEOUT_MS: undefined,
+      MODERATION_CATEGORIES: undefined,
+      MODERATION_THRESHOLD: undefined,
+      METRICS_TOKEN: undefined,
     },
   };
 }

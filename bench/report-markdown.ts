@@ -1,7 +1,7 @@
 // The Markdown report of a bench run (bench/results/latest.md): tables of the
 // medians and ratios from bench/report.ts, with the method beside them.
 import { CONTENDERS, median } from './common.js';
-import { ratio, summarizeReport, type BenchReport, type Medians, type Summary, type TrialMetrics } from './report.js';
+import { ratio, summarizeReport, type BenchReport, type LevelRatios, type Medians, type Summary, type TrialMetrics } from './report.js';
 import { microMarkdown } from './sse-micro.js';
 
 const f = (x: number | undefined, d = 1): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
@@ -61,6 +61,93 @@ function sqliteOverMemory(s: Summary): string[] {
     );
   }
   return out;
+}
+
+/**
+ * What buffering costs by design, before any check's round trip: a reply of `n` pieces arriving at `pace` per second,
+ * checked every `step` pieces and once more whole at its end; each piece waits for the next check that covers it.
+ * The median and p99 of that wait over the pieces of a reply, in ms.
+ */
+export function designHold(n: number, step: number, pace: number): { p50: number; p99: number } | undefined {
+  if (!(n >= 1 && step >= 1 && pace > 0)) return undefined;
+  const waits = Array.from({ length: n }, (_, k) => {
+    const i = k + 1;
+    return ((Math.min(Math.ceil(i / step) * step, n) - i) * 1000) / pace;
+  }).sort((a, b) => a - b);
+  const at = (p: number) => waits[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]!;
+  return { p50: at(50), p99: at(99) };
+}
+
+/**
+ * relay-moderated ÷ relay per level: the same relay on its memory store, with buffered moderation or without, so the
+ * gap is what holding replies until their window passes costs in latency, and what the checks cost in CPU.
+ */
+function moderationAgainstRelay(
+  r: BenchReport,
+  workload: 'streams' | 'fanout',
+  rows: Medians[],
+  ratios: LevelRatios[],
+  unit: string,
+  cell: (level: number) => string,
+  seconds: number,
+): string[] {
+  const o = r.meta.options;
+  const mod = r.meta.moderation;
+  const step = mod?.stepTokens;
+  const hold = step ? designHold(Math.max(1, Math.round(seconds * o.pace)), step, o.pace) : undefined;
+  const diff = (x: number | undefined) => (x === undefined ? '–' : `${x >= 0 ? '+' : ''}${lat(x)}`);
+  const out = [
+    `| ${unit} | added latency p50 ms relay · relay-moderated | relay-moderated ÷ relay p50 | p50 difference ms | p99 ms relay · relay-moderated | relay-moderated ÷ relay p99 | p99 difference ms | ` +
+      'TTFT p50 ms relay · relay-moderated | relay-moderated ÷ relay TTFT | TTFT difference ms | tokens per CPU-s relay · relay-moderated | relay-moderated ÷ relay per CPU-s | ' +
+      'per-token CPU over relay | checks per reply (windows) | held mean ms | check round trip mean ms |',
+    `|${' ---: |'.repeat(16)}`,
+  ];
+  for (const rr of ratios) {
+    const g = (t: string) => rows.find((m) => m.level === rr.level && m.target === t);
+    const [re, mo] = [g('relay'), g('relay-moderated')];
+    if (!re && !mo) continue;
+    out.push(
+      `| ${cell(rr.level)} | ${lat(re?.latencyP50)} · ${lat(mo?.latencyP50)} | ${x2(rr.relayModeratedOverRelayP50)} | ${diff(rr.relayModeratedMinusRelayP50Ms)} | ` +
+        `${lat(re?.latencyP99)} · ${lat(mo?.latencyP99)} | ${x2(rr.relayModeratedOverRelayP99)} | ${diff(rr.relayModeratedMinusRelayP99Ms)} | ` +
+        `${lat(re?.ttftP50)} · ${lat(mo?.ttftP50)} | ${x2(rr.relayModeratedOverRelayTtftP50)} | ${diff(rr.relayModeratedMinusRelayTtftP50Ms)} | ` +
+        `${k(re?.tokensPerCpuSec)} · ${k(mo?.tokensPerCpuSec)} | ${x2(rr.relayModeratedOverRelayEff)} | ${costOverMemory(rr.relayModeratedOverRelayEff)} | ` +
+        `${f(mo?.moderationChecksPerReply, 2)} (${f(mo?.moderationWindowChecksPerReply, 2)}) | ${lat(mo?.moderationHeldMeanMs)} | ${lat(mo?.moderationCheckMeanMs)} |`,
+    );
+  }
+  const failed = r.trials.filter(
+    (t) => t.workload === workload && t.target === 'relay-moderated' && ((t.moderationFailed ?? 0) > 0 || (t.moderationFlagged ?? 0) > 0),
+  );
+  if (failed.length) {
+    out.push(
+      '',
+      `Trials with checks that failed (timed out or errored: the relay let that text through, failing open) or flagged: ${failed
+        .map((t) => `${t.level} rep ${t.rep}: ${t.moderationFailed ?? 0} failed, ${t.moderationFlagged ?? 0} flagged`)
+        .join('; ')}. Those did not measure only what the table's heading says.`,
+    );
+  }
+  if (hold) {
+    out.push(
+      '',
+      `By design, before any check's round trip, a piece of these ${Math.round(seconds * o.pace)}-piece replies waits for the check that covers it: ` +
+        `p50 ${lat(hold.p50)} ms, p99 ${lat(hold.p99)} ms (a check every ${step} pieces at ${o.pace} tokens/s; the pieces after the last step wait for the whole-reply check at the end). ` +
+        'What the measured differences add beyond that is the checks\' round trips and the relay\'s work around them, and the bursts: a passed window lets up to ' +
+        `${step} held pieces out at once.`,
+    );
+  }
+  return out;
+}
+
+function moderationIntro(r: BenchReport): string {
+  const mod = r.meta.moderation;
+  const how = mod ? `MODERATION_MODE=${mod.mode}, window ${mod.windowTokens} / step ${mod.stepTokens} pieces` : 'buffered moderation';
+  return (
+    `**Moderation, buffered, against relay** (relay-moderated ÷ relay: the same relay on its memory store with ${how}, checked against the bench upstream's ` +
+    '`POST /v1/moderations`, which answers at once and never flags — a fast moderation service on loopback, so these figures are the relay\'s side of moderation, not a provider\'s round trip). ' +
+    'A reply\'s pieces are held until a check of a window covering them has passed, so most of the added latency is the wait for the rest of a step; the relay alone adds a few ms, which makes the latency ratios large: ' +
+    'the differences in ms are the figures to read. "Per-token CPU over relay" = relay\'s tokens per CPU-s ÷ relay-moderated\'s − 1 (the checks\' cost: building, sending and reading them). ' +
+    '"Checks per reply" = moderation requests the upstream answered in the window ÷ replies (one for the user message, one per window, one for the whole reply); "held mean" and "check round trip" come from the relay\'s own metrics ' +
+    '(`relay_moderation_held_seconds`, `relay_moderation_check_seconds`) over the same window. Latency ratios above 1.00× mean moderated is slower.'
+  );
 }
 
 export function renderMarkdown(r: BenchReport): string {
@@ -161,6 +248,10 @@ export function renderMarkdown(r: BenchReport): string {
     }
     L.push('');
     if (sqlite) L.push(...sqliteOverMemory(s), '');
+    // Only in runs that had relay-moderated: older reports render as they did.
+    if (s.streams.some((m) => m.target === 'relay-moderated')) {
+      L.push(moderationIntro(r), '', ...moderationAgainstRelay(r, 'streams', s.streams, ratios.streams, 'streams', String, o.streamSeconds), '');
+    }
   }
 
   // ---------------------------------------------------------------- streams
@@ -193,6 +284,14 @@ export function renderMarkdown(r: BenchReport): string {
           .join('\n'),
       );
       L.push('');
+    }
+    if (s.fanout.some((m) => m.target === 'relay-moderated')) {
+      L.push(
+        `Moderation, buffered, against relay in fan-out (as in the Headline's table; a room's one reply is checked once, whatever its ${o.roomSize} members; latency and TTFT over every member):`,
+        '',
+        ...moderationAgainstRelay(r, 'fanout', s.fanout, ratios.fanout, 'rooms (receivers)', (level) => `${level} (${level * o.roomSize})`, o.fanoutSeconds),
+        '',
+      );
     }
   }
 
@@ -366,6 +465,10 @@ export function renderMarkdown(r: BenchReport): string {
       (o.contenders.includes('relay-sqlite')
         ? ' relay-sqlite does all that and also keeps its state in SQLite (WAL, synchronous=NORMAL) in a fresh DATA_DIR under the system temporary directory; ' +
           'the disk behind that directory is part of its figures.'
+        : '') +
+      (o.contenders.includes('relay-moderated')
+        ? ' relay-moderated does all that and also sends every message and every reply (a sliding window, then the whole) to a moderation API, holding each reply\'s pieces until they have passed; ' +
+          'that API is the bench upstream answering at once, so a real provider\'s round trip (tens to hundreds of ms) would come on top of its figures.'
         : ''),
   );
   L.push('- Per-trial medians over few repetitions: differences under ~10 % are within the noise of a shared 2-core machine.');

@@ -53,6 +53,16 @@ export interface TrialMetrics {
   upstreamTickLateMaxMs: number | undefined;
   upstreamTickWorkMeanMs: number | undefined;
   upstreamTicksSkipped: number | undefined;
+  /** relay-moderated only: `POST /v1/moderations` the upstream answered during the window, and per reply (one reply per room). */
+  moderationChecks?: number;
+  moderationChecksPerReply?: number;
+  /** From the relay's own metrics over the window: window checks per reply, checks that failed or flagged, */
+  moderationWindowChecksPerReply?: number;
+  moderationFailed?: number;
+  moderationFlagged?: number;
+  /** the mean round trip of a check as the relay saw it, and how long a buffered piece was held back on average. */
+  moderationCheckMeanMs?: number;
+  moderationHeldMeanMs?: number;
   errors: number;
   closedEarly: number;
   roomsTimedOut: number;
@@ -130,6 +140,8 @@ export interface BenchReport {
     };
     durationSec: number;
     note: string;
+    /** relay-moderated's moderation settings, in runs that had it. */
+    moderation?: { mode: string; windowTokens: number; stepTokens: number };
     /** The relay code every relay process of the run executed (copied at the start). */
     relayVersion?: { commit: string; dirty: string[]; sha256: string };
   };
@@ -171,6 +183,17 @@ export interface LevelRatios {
   relaySqliteOverRelayEff?: number;
   relaySqliteOverRelayP50?: number;
   relaySqliteOverRelayP99?: number;
+  /**
+   * Buffered moderation against the same relay without it (relay-moderated ÷ relay): added latency p50 / p99 and
+   * TTFT p50 (above 1: slower; also as differences in ms), tokens per CPU-second (below 1: the checks cost CPU).
+   */
+  relayModeratedOverRelayP50?: number;
+  relayModeratedOverRelayP99?: number;
+  relayModeratedOverRelayTtftP50?: number;
+  relayModeratedOverRelayEff?: number;
+  relayModeratedMinusRelayP50Ms?: number;
+  relayModeratedMinusRelayP99Ms?: number;
+  relayModeratedMinusRelayTtftP50Ms?: number;
 }
 
 type SustainedRatioKey = `${'relay' | 'relaySqlite'}Over${'Floor' | 'Socketio'}Sustained${'' | 'Steady'}`;
@@ -182,7 +205,7 @@ export interface Summary {
   idle: Array<{ target: string; level: number; reps: number } & Partial<Record<IdleNumKey, number>>>;
   ratios: {
     sloMs: number;
-    /** Per level: relay and relay-sqlite ÷ floor and ÷ socketio, throughput and efficiency; relay-sqlite ÷ relay. */
+    /** Per level: relay and relay-sqlite ÷ floor and ÷ socketio, throughput and efficiency; relay-sqlite ÷ relay; relay-moderated ÷ relay. */
     streams: LevelRatios[];
     fanout: LevelRatios[];
     /**
@@ -234,6 +257,13 @@ const NUM_KEYS: NumKey[] = [
   'upstreamTickLateMaxMs',
   'upstreamTickWorkMeanMs',
   'upstreamTicksSkipped',
+  'moderationChecks',
+  'moderationChecksPerReply',
+  'moderationWindowChecksPerReply',
+  'moderationFailed',
+  'moderationFlagged',
+  'moderationCheckMeanMs',
+  'moderationHeldMeanMs',
   'closedEarly',
   'roomsTimedOut',
   'wallSec',
@@ -259,12 +289,16 @@ function mediansOf(trials: TrialMetrics[]): Medians[] {
   return out;
 }
 
-const ORDER: Record<string, number> = { direct: 0, floor: 1, socketio: 2, relay: 3, 'relay-sqlite': 4 };
+const ORDER: Record<string, number> = { direct: 0, floor: 1, socketio: 2, relay: 3, 'relay-sqlite': 4, 'relay-moderated': 5 };
 const byLevel = (a: { level: number; target: string; phase?: string }, b: { level: number; target: string; phase?: string }) =>
   a.level - b.level || (a.phase ?? '').localeCompare(b.phase ?? '') || (ORDER[a.target] ?? 9) - (ORDER[b.target] ?? 9);
 
 export function ratio(a: number | undefined, b: number | undefined): number | undefined {
   return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
+}
+
+function minus(a: number | undefined, b: number | undefined): number | undefined {
+  return a !== undefined && b !== undefined ? a - b : undefined;
 }
 
 export function summarizeReport(r: BenchReport): Summary {
@@ -294,6 +328,7 @@ export function summarizeReport(r: BenchReport): Summary {
       const get = (t: string) => rows.find((m) => m.level === level && m.target === t);
       const relay = get('relay');
       const sqlite = get('relay-sqlite');
+      const moderated = get('relay-moderated');
       const floor = get('floor');
       const sio = get('socketio');
       const o: LevelRatios = { level };
@@ -312,6 +347,14 @@ export function summarizeReport(r: BenchReport): Summary {
       put('relaySqliteOverRelayEff', ratio(sqlite?.tokensPerCpuSec, relay?.tokensPerCpuSec));
       put('relaySqliteOverRelayP50', ratio(sqlite?.latencyP50, relay?.latencyP50));
       put('relaySqliteOverRelayP99', ratio(sqlite?.latencyP99, relay?.latencyP99));
+      // What buffered moderation adds: the same relay code and store, its replies held until a window check passes.
+      put('relayModeratedOverRelayP50', ratio(moderated?.latencyP50, relay?.latencyP50));
+      put('relayModeratedOverRelayP99', ratio(moderated?.latencyP99, relay?.latencyP99));
+      put('relayModeratedOverRelayTtftP50', ratio(moderated?.ttftP50, relay?.ttftP50));
+      put('relayModeratedOverRelayEff', ratio(moderated?.tokensPerCpuSec, relay?.tokensPerCpuSec));
+      put('relayModeratedMinusRelayP50Ms', minus(moderated?.latencyP50, relay?.latencyP50));
+      put('relayModeratedMinusRelayP99Ms', minus(moderated?.latencyP99, relay?.latencyP99));
+      put('relayModeratedMinusRelayTtftP50Ms', minus(moderated?.ttftP50, relay?.ttftP50));
       return o;
     });
 

@@ -2,12 +2,14 @@
 // loopback, all fed by one paced local upstream (bench/upstream.ts), driven by
 // 1–2 load generator processes (bench/loadgen.ts). Every contender is its own
 // process, started fresh for each trial; repetitions alternate contenders
-// (floor, socketio, relay, relay-sqlite, floor, …) and the report gives medians.
-// relay is the relay with its in-memory store, relay-sqlite the same code on
-// its SQLite store (a fresh DATA_DIR per process).
+// (floor, socketio, relay, relay-sqlite, relay-moderated, floor, …) and the
+// report gives medians. relay is the relay with its in-memory store,
+// relay-sqlite the same code on its SQLite store (a fresh DATA_DIR per
+// process), relay-moderated the in-memory relay with buffered moderation
+// (checked against the bench upstream's POST /v1/moderations).
 //
-//   npm run bench                 the default run (~20 minutes on 2 cores)
-//   npm run bench -- --quick      a smoke run (~4 minutes, one repetition)
+//   npm run bench                 the default run (~25 minutes on 2 cores)
+//   npm run bench -- --quick      a smoke run (~5 minutes, one repetition)
 //   npm run bench -- --help       every flag
 //
 // Results: bench/results/latest.{json,md} (and <mode>.{json,md}), plus
@@ -19,7 +21,22 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Histogram, isRelay, now, sleep, type Contender, type RoomSpec, type Target, type TrialResult } from './common.js';
 import { mainThreadProfile, profileMarkdown, summarize, type ProfileSummary } from './cpuprofile.js';
-import { contenderEnv, cpuMs, Loadgen, machineCpu, ownSourceMaps, RELAY_DIRS, ROOT, rssBytes, startServer, tsFiles, type ServerProc } from './procs.js';
+import {
+  contenderEnv,
+  cpuMs,
+  Loadgen,
+  machineCpu,
+  MODERATION,
+  moderationCounters,
+  ownSourceMaps,
+  RELAY_DIRS,
+  ROOT,
+  rssBytes,
+  startServer,
+  tsFiles,
+  type ModerationCounters,
+  type ServerProc,
+} from './procs.js';
 import { parseOptions, STEADY_AFTER_RAMP_MS, type Options } from './options.js';
 import { renderMarkdown } from './report-markdown.js';
 import type { BenchReport, IdleMetrics, TrialMetrics } from './report.js';
@@ -31,6 +48,17 @@ const started = now();
 function log(msg: string): void {
   const s = Math.round((now() - started) / 1000);
   process.stderr.write(`[${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}] ${msg}\n`);
+}
+
+/** bench/upstream.ts's `GET /stats`: ticker health since the last reset, and counters that only grow. */
+interface UpstreamStats {
+  tickLateMax: number;
+  tickWorkMax: number;
+  tickWorkMean: number;
+  ticksSkipped: number;
+  open: number;
+  moderationRequests?: number;
+  moderationReplyRequests?: number;
 }
 
 const fmt = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
@@ -114,10 +142,10 @@ class Bench {
     });
   }
 
-  async upstreamStats(reset = false): Promise<{ tickLateMax: number; tickWorkMax: number; tickWorkMean: number; ticksSkipped: number; open: number }> {
+  async upstreamStats(reset = false): Promise<UpstreamStats> {
     const base = this.upstream.url.replace(/\/v1$/, '');
     const res = await fetch(`${base}/stats${reset ? '?reset=1' : ''}`);
-    return (await res.json()) as { tickLateMax: number; tickWorkMax: number; tickWorkMean: number; ticksSkipped: number; open: number };
+    return (await res.json()) as UpstreamStats;
   }
 
   async resetLoadgens(): Promise<void> {
@@ -178,7 +206,12 @@ class Bench {
     const series: Array<[number, number]> = [];
     let cpu0: { server?: number; upstream?: number; lgs: Array<number | undefined>; machine: { busy: number; total: number } } | undefined;
     let t0 = 0;
-    let ustats: Awaited<ReturnType<Bench['upstreamStats']>> | undefined;
+    let ustats: UpstreamStats | undefined;
+    let ustats0: UpstreamStats | undefined;
+    // relay-moderated's own view of its checks (kinds, failures, round trip, hold), read before and after the window.
+    const moderated = p.target === 'relay-moderated';
+    let mod0: ModerationCounters | undefined;
+    let mod1: ModerationCounters | undefined;
     let mem: Awaited<ReturnType<ServerProc['probe']>>;
     let cpu1: typeof cpu0;
     try {
@@ -208,7 +241,8 @@ class Bench {
       }
       // Let join-time traffic (presence frames) settle out of the window.
       await sleep(p.members > 1 ? 400 : 150);
-      await this.upstreamStats(true);
+      if (server && moderated) mod0 = await moderationCounters(server.url);
+      ustats0 = await this.upstreamStats(true);
       await server?.probe('mark');
       cpu0 = {
         ...(server ? { server: cpuMs(server.pid) } : {}),
@@ -241,9 +275,10 @@ class Bench {
         const rss = rssBytes(server.pid);
         if (rss !== undefined) series.push([Math.round(now() - t0) / 1000, Math.round(rss / 1048576)]);
       }
+      ustats = await this.upstreamStats();
+      if (server && moderated) mod1 = await moderationCounters(server.url);
       // After the window: a full GC, so heapUsed is what the contender still holds (history, logs, sockets).
       mem = await server?.probe('mem', true);
-      ustats = await this.upstreamStats();
       if (server && p.beforeStop) await p.beforeStop(server);
     } finally {
       await server?.stop(p.stopWith ?? 'SIGKILL');
@@ -337,6 +372,7 @@ class Bench {
       upstreamTickLateMaxMs: ustats?.tickLateMax,
       upstreamTickWorkMeanMs: ustats?.tickWorkMean,
       upstreamTicksSkipped: ustats?.ticksSkipped,
+      ...(moderated ? moderationMetrics(p.rooms, ustats0, ustats, mod0, mod1) : {}),
       errors,
       closedEarly,
       roomsTimedOut: timedOut,
@@ -366,11 +402,16 @@ class Bench {
     const slowNote = m.slow
       ? `  reading p99 ${fmt(m.slow.readingP99, 1)} → paused p99 ${fmt(m.slow.pausedP99, 1)} ms, slow socket ${m.slow.closeCode ?? 'open'}`
       : '';
+    const modNote =
+      m.moderationChecksPerReply !== undefined
+        ? `  checks/reply ${fmt(m.moderationChecksPerReply, 2)}, held mean ${fmt(m.moderationHeldMeanMs, 0)} ms, check mean ${fmt(m.moderationCheckMeanMs, 2)} ms` +
+          `${m.moderationFailed ? `, ${m.moderationFailed} failed` : ''}`
+        : '';
     log(
       `${p.warmup ? 'warm-up: ' : ''}${p.workload} ${p.level}${p.phase ? ` ${p.phase}` : ''} rep ${p.rep} ${p.target.padEnd(12)} ` +
         `${fmt(m.tokensPerSec / 1000)}k tok/s  p50 ${fmt(m.latencyP50, 2)} p99 ${fmt(m.latencyP99, 1)} (steady ${fmt(m.steadyP99, 1)}) ms  ttft ${fmt(m.ttftP50, 1)} ms  ` +
         `cpu ${fmt(m.serverCpuPct, 0)}%  rss ${fmt(m.rssMaxMb, 0)} MB  delivered ${fmt(m.deliveredPct, 1)}%` +
-        `${errors ? `  errors ${errors} (${firstError})` : ''}${slowNote}  [${fmt(m.wallSec, 1)} s]`,
+        `${errors ? `  errors ${errors} (${firstError})` : ''}${slowNote}${modNote}  [${fmt(m.wallSec, 1)} s]`,
     );
     return m;
   }
@@ -500,6 +541,34 @@ class Bench {
   }
 }
 
+/**
+ * One relay-moderated trial's checks: the upstream's count of `POST /v1/moderations` over the window (one reply per
+ * room), and the relay's own metrics for the same window (kinds, failures, the round trip, how long pieces were held).
+ */
+function moderationMetrics(
+  replies: number,
+  u0: UpstreamStats | undefined,
+  u1: UpstreamStats | undefined,
+  m0: ModerationCounters | undefined,
+  m1: ModerationCounters | undefined,
+): Partial<TrialMetrics> {
+  const out: Partial<TrialMetrics> = {};
+  if (u0?.moderationRequests !== undefined && u1?.moderationRequests !== undefined) {
+    out.moderationChecks = u1.moderationRequests - u0.moderationRequests;
+    out.moderationChecksPerReply = out.moderationChecks / Math.max(1, replies);
+  }
+  if (m0 && m1) {
+    out.moderationWindowChecksPerReply = (m1.window - m0.window) / Math.max(1, replies);
+    out.moderationFailed = m1.failed - m0.failed;
+    out.moderationFlagged = m1.flagged - m0.flagged;
+    const checks = m1.checkCount - m0.checkCount;
+    if (checks > 0) out.moderationCheckMeanMs = ((m1.checkSec - m0.checkSec) * 1000) / checks;
+    const held = m1.heldCount - m0.heldCount;
+    if (held > 0) out.moderationHeldMeanMs = ((m1.heldSec - m0.heldSec) * 1000) / held;
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   // `--render results.json [out.md]`: rebuild the Markdown of a saved run.
   if (process.argv[2] === '--render') {
@@ -530,6 +599,7 @@ async function main(): Promise<void> {
         }
       })(),
       options: reportedOptions,
+      ...(o.contenders.includes('relay-moderated') ? { moderation: { ...MODERATION } } : {}),
       durationSec: 0,
       note: o.note,
     },
@@ -584,8 +654,11 @@ async function main(): Promise<void> {
       }
     }
     if (has('idle')) {
+      // Idle sockets never send a message, so moderation never runs: relay-moderated would repeat relay's figures.
+      const idlers = o.contenders.filter((t) => t !== 'relay-moderated');
+      if (idlers.length < o.contenders.length) log('idle: relay-moderated left out (idle sockets send nothing, so nothing is moderated: the same process as relay)');
       for (let rep = 1; rep <= o.idleReps; rep++) {
-        for (const target of o.contenders) report.idle.push(...(await bench.idle(target, rep)));
+        for (const target of idlers) report.idle.push(...(await bench.idle(target, rep)));
       }
     }
     if (has('slow')) {

@@ -8,10 +8,17 @@
 // as soon as its request has been read. Honours `max_tokens` (default
 // BENCH_DEFAULT_TOKENS) and `stream_options.include_usage`.
 //
+// Also `POST /v1/moderations` (OpenAI's shape), for the relay-moderated
+// contender: never flagged, answered at once. It models a fast moderation
+// service on loopback, so what the benchmark measures is the relay's side of
+// moderation (holding pieces until a window passes, the checks' CPU), not a
+// provider's round trip. Requests are counted (GET /stats).
+//
 //   PORT=0 HOST=127.0.0.1 npx tsx bench/upstream.ts   → {"listen":"http://127.0.0.1:PORT/v1"}
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { now, tokenText } from './common.js';
+import { MODERATION_CATEGORIES } from '../demo/moderation.js';
 
 const PACE = Number(process.env.BENCH_PACE ?? 30);
 const DEFAULT_TOKENS = Number(process.env.BENCH_DEFAULT_TOKENS ?? 300);
@@ -19,6 +26,12 @@ const HOST = process.env.HOST ?? '127.0.0.1';
 const PORT = Number(process.env.PORT ?? 0);
 const MODEL = 'bench-model';
 const MAX_BODY = 1024 * 1024;
+/**
+ * A moderation window is the last 200 pieces of a reply and the end check the whole reply: with the slow-consumer
+ * test's padded tokens (8 KB each in --quick) that is megabytes. Refusing them would make the relay's checks fail
+ * (and fail open), which is not what the bench means to model.
+ */
+const MAX_MODERATION_BODY = 64 * 1024 * 1024;
 
 interface Stream {
   res: ServerResponse;
@@ -32,10 +45,20 @@ interface Stream {
   head: string;
 }
 
+/** One result, serialized once: every check gets the same clean verdict (none of OpenAI's categories flagged). */
+const CLEAN_RESULT = JSON.stringify({
+  flagged: false,
+  categories: Object.fromEntries(MODERATION_CATEGORIES.map((c) => [c, false])),
+  category_scores: Object.fromEntries(MODERATION_CATEGORIES.map((c) => [c, 0])),
+});
+
 const open = new Set<Stream>();
 let nextId = 1;
 let streamsServed = 0;
 let tokensWritten = 0;
+/** `POST /v1/moderations` answered, and how many of them checked reply text (it carries ` t=` stamps; a user message does not). */
+let moderationRequests = 0;
+let moderationReplyRequests = 0;
 /** Ticker health since the last `GET /stats?reset=1`: how late ticks fired, how long one tick's writes took. */
 let ticks = 0;
 let tickLateMax = 0;
@@ -48,15 +71,15 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-function readBody(req: IncomingMessage): Promise<string | undefined> {
+function readBody(req: IncomingMessage, max = MAX_BODY): Promise<string | undefined> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= MAX_BODY) chunks.push(c);
+      if (size <= max) chunks.push(c);
     });
-    req.on('end', () => resolve(size > MAX_BODY ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(size > max ? undefined : Buffer.concat(chunks).toString('utf8')));
     req.on('error', () => resolve(undefined));
   });
 }
@@ -84,14 +107,36 @@ function finish(s: Stream): void {
   s.res.end(`${tail}data: [DONE]\n\n`);
 }
 
+/**
+ * OpenAI's `POST /v1/moderations`: `{model, input}` → `{id, model, results}`, one result per string of an
+ * array of strings, else one (a string, or text and images). Never flagged, answered as soon as the body is read.
+ */
+async function moderate(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const raw = await readBody(req, MAX_MODERATION_BODY);
+  let body: { model?: unknown; input?: unknown };
+  try {
+    body = JSON.parse(raw ?? '') as typeof body;
+  } catch {
+    return json(res, 400, { error: { message: 'bad JSON', type: 'invalid_request_error' } });
+  }
+  if (body.input === undefined) return json(res, 400, { error: { message: 'input is required', type: 'invalid_request_error' } });
+  moderationRequests++;
+  if (raw!.includes(' t=')) moderationReplyRequests++;
+  const n = Array.isArray(body.input) && body.input.every((x) => typeof x === 'string') ? Math.max(1, body.input.length) : 1;
+  const model = typeof body.model === 'string' ? body.model : 'omni-moderation-latest';
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(`{"id":"modr-bench${nextId++}","model":${JSON.stringify(model)},"results":[${Array(n).fill(CLEAN_RESULT).join(',')}]}`);
+}
+
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method === 'GET' && path === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: MODEL, object: 'model' }] });
   if (req.method === 'GET' && path === '/stats') {
-    const stats = { open: open.size, streamsServed, tokensWritten, ticks, tickLateMax, tickWorkMax, tickWorkMean: ticks ? tickWorkSum / ticks : 0, ticksSkipped };
+    const stats = { open: open.size, streamsServed, tokensWritten, moderationRequests, moderationReplyRequests, ticks, tickLateMax, tickWorkMax, tickWorkMean: ticks ? tickWorkSum / ticks : 0, ticksSkipped };
     if ((req.url ?? '').includes('reset=1')) ticks = tickLateMax = tickWorkMax = tickWorkSum = ticksSkipped = 0;
     return json(res, 200, stats);
   }
+  if (req.method === 'POST' && path === '/v1/moderations') return moderate(req, res);
   if (req.method !== 'POST' || path !== '/v1/chat/completions') return json(res, 404, { error: { message: 'not found', type: 'invalid_request_error' } });
   const raw = await readBody(req);
   let body: {

@@ -9,7 +9,8 @@ import { isRecord } from '../server/upstream/pieces.js';
 
 export const DEMO_FLAGGED: Readonly<Record<string, string>> = { zorblax: 'violence', 'snarfle blat': 'harassment', grimbly: 'hate' };
 
-const CATEGORIES = [
+/** OpenAI's moderation categories (omni-moderation). */
+export const MODERATION_CATEGORIES = [
   'harassment',
   'harassment/threatening',
   'hate',
@@ -38,8 +39,8 @@ function verdict(text: string): object {
   const hit = new Set(PATTERNS.filter((p) => p.re.test(text)).map((p) => p.category));
   return {
     flagged: hit.size > 0,
-    categories: Object.fromEntries(CATEGORIES.map((c) => [c, hit.has(c)])),
-    category_scores: Object.fromEntries(CATEGORIES.map((c) => [c, hit.has(c) ? FLAGGED_SCORE : CLEAN_SCORE])),
+    categories: Object.fromEntries(MODERATION_CATEGORIES.map((c) => [c, hit.has(c)])),
+    category_scores: Object.fromEntries(MODERATION_CATEGORIES.map((c) => [c, hit.has(c) ? FLAGGED_SCORE : CLEAN_SCORE])),
   };
 }
 
