@@ -1,10 +1,12 @@
 // Debian's chromium for the page's browser tests: launched headless on
 // loopback only, or the whole file reported as skipped (never passed) when
 // the machine has none.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
+import { startStack, type Stack, type StackOptions } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** Screenshots a person can look at; git ignores the folder. */
@@ -60,4 +62,30 @@ export async function replyEnded(page: Page): Promise<string> {
     return last?.dataset.state === 'done' ? (last.dataset.finish ?? '') : false;
   });
   return String(await handle.jsonValue());
+}
+
+/**
+ * What the tests of one page suite share: a relay stack and a browser, made
+ * before its first test and closed after its last, and the page errors seen,
+ * which must be none after each test (a test that expects some takes them out).
+ */
+export class PageSuite {
+  stack!: Stack;
+  browser!: Browser;
+  readonly problems: string[] = [];
+
+  constructor(options: StackOptions = {}) {
+    test.before(async () => {
+      mkdirSync(OUT, { recursive: true });
+      this.stack = await startStack(options);
+      this.browser = await launchChromium();
+    });
+    test.after(async () => {
+      await this.browser?.close();
+      await this.stack?.close();
+    });
+    test.after.each(() => {
+      assert.equal(this.problems.splice(0), [], 'no page errors');
+    });
+  }
 }

@@ -59,7 +59,11 @@ function responseHeaders(res: IncomingMessage): Array<[string, string]> {
  * reply that ends closes its connection and the next one pays a new TCP (and
  * TLS) handshake.
  */
-export function nodeFetch(maxIdleConnections: number): typeof fetch {
+export function nodeFetch(
+  maxIdleConnections: number,
+  /** `buffered`: successful bodies are read whole too, for answers read as JSON (moderation verdicts) rather than streamed. */
+  opts: { buffered?: boolean } = {},
+): typeof fetch {
   const pool = { keepAlive: true, maxFreeSockets: maxIdleConnections };
   const http = new HttpAgent(pool);
   const https = new HttpsAgent(pool);
@@ -83,12 +87,12 @@ export function nodeFetch(maxIdleConnections: number): typeof fetch {
       req.once('response', (res) => {
         const status = res.statusCode ?? 0;
         const headers = responseHeaders(res);
-        if (status >= 200 && status < 300) {
+        if (status >= 200 && status < 300 && !opts.buffered) {
           const response = new Response(null, { status, statusText: res.statusMessage, headers });
           bodies.set(response, res);
           return resolve(response);
         }
-        // Error bodies are small; the SDK reads them for its error message.
+        // Error bodies are small, and the SDK reads them for its error message; so are the answers a buffered fetch is for.
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.once('end', () => resolve(new Response(Buffer.concat(chunks), { status, statusText: res.statusMessage, headers })));

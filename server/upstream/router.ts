@@ -163,7 +163,7 @@ export class Upstreams {
     const background = dialect.background;
     if (!route.background || !background) throw new RelayError('upstream_error', `model ${model} has no background responses to re-attach to`);
     const resumed: Dialect = { request: (_call, s) => background.reattach(cursor, s), reader: () => dialect.reader(cursor) };
-    const completion = await streamCall(resumed, { model: route.upstreamModel, turns: [] }, this.settings, signal, onPiece);
+    const completion = await streamCall(resumed, { model: route.upstreamModel, turns: [], background: true }, this.settings, signal, onPiece);
     return { ...completion, servedBy: route.name };
   }
 

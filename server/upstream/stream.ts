@@ -57,7 +57,9 @@ export async function streamCall(
     await readEvents(body, limits.maxEventChars, touch, inner.signal, (event) => {
       const read = reader.read(event);
       if (read === undefined || read === DONE) return read;
-      return isMany(read) ? handAll(read, onPiece, reader.cursor) : onPiece(read, reader.cursor);
+      // Only a background response can be re-attached to: no other call pays for keeping its cursor.
+      const cursor = call.background ? reader.cursor : undefined;
+      return isMany(read) ? handAll(read, onPiece, cursor) : onPiece(read, cursor);
     });
     if (inner.signal.aborted && !signal.aborted && inner.signal.reason !== FINISHED) throw inner.signal.reason;
     return reader.completion();

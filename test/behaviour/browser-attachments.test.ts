@@ -7,12 +7,10 @@
 // test/output/ (gitignored).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { ClientFrame } from '../../shared/protocol.js';
-import { lastReply, launchChromium, openChat, OUT, replyEnded, sendMessage, withChromium } from '../chromium.js';
-import { startStack, type Stack } from '../helpers.js';
+import { lastReply, openChat, OUT, PageSuite, replyEnded, sendMessage, withChromium } from '../chromium.js';
 
 const PNG = fileURLToPath(new URL('../fixtures/attachments/pixels.png', import.meta.url));
 /** A zip's bytes under an image's name and type: the server types files by their bytes. */
@@ -21,24 +19,10 @@ const ZIP = Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(64, 1)]);
 withChromium('attachments on the chat page in a real browser', suite);
 
 function suite(): void {
-  let stack: Stack;
-  let browser: Browser;
-  const problems: string[] = [];
+  const s = new PageSuite();
+  const { problems } = s;
 
-  test.before(async () => {
-    mkdirSync(OUT, { recursive: true });
-    stack = await startStack();
-    browser = await launchChromium();
-  });
-  test.after(async () => {
-    await browser?.close();
-    await stack?.close();
-  });
-  test.after.each(() => {
-    assert.equal(problems.splice(0), [], 'no page errors');
-  });
-
-  const open = (room: string, sent?: string[]) => openChat(browser, `http://127.0.0.1:${stack.relay.port}/#${room}`, problems, sent ? { sent } : {});
+  const open = (room: string, sent?: string[]) => openChat(s.browser, `http://127.0.0.1:${s.stack.relay.port}/#${room}`, problems, sent ? { sent } : {});
   const myName = (page: Page) => page.locator('#me-name .me-name').textContent();
 
   /** The `send` frames the page sent, parsed. */
@@ -106,11 +90,11 @@ function suite(): void {
 
   test("a file the server refuses shows the server's reason, and text still sends", async () => {
     // What the server says of these bytes, asked directly with a session of its own.
-    const probe = await stack.connect();
+    const probe = await s.stack.connect();
     const welcome = probe.frames.find((f) => f.type === 'welcome');
     const token = welcome?.type === 'welcome' ? welcome.sessionToken : undefined;
     assert.ok(token, 'an anonymous session token');
-    const res = await fetch(`http://127.0.0.1:${stack.relay.port}/attachments?name=x.png`, {
+    const res = await fetch(`http://127.0.0.1:${s.stack.relay.port}/attachments?name=x.png`, {
       method: 'POST',
       body: new Uint8Array(ZIP),
       headers: { 'content-type': 'image/png', authorization: `Bearer ${token}` },

@@ -123,9 +123,11 @@ test('a model the table does not list is refused with forbidden, and nothing goe
 
 test('on Anthropic, a conversation of several people names each speaker in the text', async () => {
   const a = await stack.connect();
-  const b = await stack.connect();
-  const conversationId = 'routing-speakers';
   const ann = (await a.waitFor('welcome')).user;
+  // Anonymous names are drawn from 256: two people who happen to share one cannot be told apart by it.
+  let b = await stack.connect();
+  for (let tries = 0; (await b.waitFor('welcome')).user.name === ann.name && tries < 10; tries++) b = await stack.connect();
+  const conversationId = 'routing-speakers';
   const bob = (await b.waitFor('welcome')).user;
   a.send({ type: 'send', conversationId, text: 'I am first', reply: false });
   await a.next('message');
