@@ -34,6 +34,8 @@ export interface GateOutput {
 interface Held {
   piece: Piece;
   cursor: UpstreamCursor | undefined;
+  /** It has text that is moderated (not only a tool call). */
+  moderated: boolean;
   /** Text pieces up to and including this one: a passed check that covers as many releases it. */
   position: number;
   at: number;
@@ -59,7 +61,7 @@ export class ReplyGate {
   private emitted = false;
   /** The reply has ended (or failed): nothing more goes out, whatever a late check says. */
   private closed = false;
-  /** Every write of a released piece, so an end waits for them and their failures reach the reply. */
+  /** Every write of a released piece (buffered), so an end waits for them and their failures reach the reply. */
   private writing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -80,9 +82,13 @@ export class ReplyGate {
     if (this.cutVerdict || this.closed) return;
     const text = moderated(piece);
     if (text) this.addText(text);
-    if (this.settings.mode === 'optimistic') return this.write(piece, cursor);
-    this.held.push({ piece, cursor, position: this.starts.length, at: performance.now() });
-    return undefined;
+    if (this.settings.mode === 'buffered') {
+      this.held.push({ piece, cursor, moderated: text !== '', position: this.starts.length, at: performance.now() });
+      return undefined;
+    }
+    if (text) this.emitted = true;
+    // The caller awaits this write, as it would without moderation.
+    return this.out.emit(piece, cursor);
   }
 
   /** The stream is over: check the whole reply, then let out what is still held. */
@@ -149,21 +155,18 @@ export class ReplyGate {
     for (const h of this.held) {
       if (h.position > covers) break;
       this.metrics.moderationHeld.observe((now - h.at) / 1000);
-      void this.write(h.piece, h.cursor);
+      if (h.moderated) this.emitted = true;
+      this.track(this.out.emit(h.piece, h.cursor));
       released++;
     }
     this.held.splice(0, released);
   }
 
-  private write(piece: Piece, cursor: UpstreamCursor | undefined): void | Promise<void> {
-    if (moderated(piece)) this.emitted = true;
-    const written = this.out.emit(piece, cursor);
-    // Chained, so a failed write is never an unhandled rejection and an end waits for every one.
-    if (written) {
-      this.writing = Promise.all([this.writing, written]).then(() => undefined);
-      // Handled here as well: a failure waits for finish() or close() without counting as unhandled meanwhile.
-      this.writing.catch(() => undefined);
-    }
-    return written;
+  /** A released write, chained so that a failure is never unhandled and an end waits for every one. */
+  private track(written: void | Promise<void>): void {
+    if (!written) return;
+    this.writing = Promise.all([this.writing, written]).then(() => undefined);
+    // Handled here as well: a failure waits for finish() or close() without counting as unhandled meanwhile.
+    this.writing.catch(() => undefined);
   }
 }

@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js';
 import { kindOf } from '../attachments/kinds.js';
 import { fileText } from '../attachments/load.js';
 import { nodeFetch } from '../upstream/http-fetch.js';
+import { dataUrl } from '../upstream/dialect.js';
 import { ModerationApi, type ModerationInput, type Verdict } from './api.js';
 import { ReplyGate, type GateOutput, type WindowSettings } from './gate.js';
 
@@ -33,12 +34,12 @@ export class Moderation {
       const kind = kindOf(a.mediaType);
       const data = kind === 'image' || kind === 'text' ? await read(a.id) : undefined;
       if (data && kind === 'text') texts.push(fileText(data, a.name ?? a.id));
-      if (data && kind === 'image') inputs.push([{ type: 'image_url', image_url: { url: `data:${a.mediaType};base64,${data.toString('base64')}` } }]);
+      if (data && kind === 'image') inputs.push([{ type: 'image_url', image_url: { url: dataUrl({ mediaType: a.mediaType, data }) } }]);
     }
-    for (const input of [texts.join('\n\n'), ...inputs]) {
-      const verdict = await this.api.check(input, 'input');
-      if (verdict.flagged) throw new RelayError('moderated', `the message was refused by moderation (${describe(verdict)})`);
-    }
+    // At once, not one after another: the conversation's other sends wait behind this one.
+    const verdicts = await Promise.all([texts.join('\n\n'), ...inputs].map((input) => this.api.check(input, 'input')));
+    const flagged = verdicts.find((v) => v.flagged);
+    if (flagged) throw new RelayError('moderated', `the message was refused by moderation (${describe(flagged)})`);
   }
 
   /** The gate one reply's pieces go through. */

@@ -57,8 +57,9 @@ export async function runReply(
   const { replyId } = job;
   // A re-attached reply goes on after the last event its lost node wrote.
   let ordinal = resume ? resume.ordinal + 1 : 0;
-  const emit = (event: ReplyEventInput, extra: Omit<Fence, 'ordinal'> = {}) => append(event, { ordinal: ordinal++, ...extra });
-  const delta = (piece: Piece, cursor: UpstreamCursor | undefined) => emit({ type: 'reply.delta', conversationId, replyId, ...piece }, cursor ? { cursor } : {});
+  // Once per token: no object beyond the event and its fence unless there is something more to keep.
+  const emit = (event: ReplyEventInput, extra?: Omit<Fence, 'ordinal'>) => append(event, extra ? { ordinal: ordinal++, ...extra } : { ordinal: ordinal++ });
+  const delta = (piece: Piece, cursor: UpstreamCursor | undefined) => emit({ type: 'reply.delta', conversationId, replyId, ...piece }, cursor && { cursor });
   const signal = controller.signal;
   const gate = run.moderation?.gate({
     emit: delta,

@@ -15,8 +15,8 @@ export interface Identity {
   expiresAt: number | undefined;
   /** May this identity join / send to the conversation? */
   allows(conversationId: string): boolean;
-  /** Anonymous mode: the token that brings this same user back (`welcome.sessionToken`). */
-  sessionToken?: string;
+  /** Anonymous mode: sign the token that brings this same user back (`welcome.sessionToken`); only a socket's welcome asks. */
+  issueSessionToken?: () => Promise<string>;
   /** Anonymous mode: a user made just now (no session token of ours came with it), or one brought back by its token. */
   anonymous?: 'new' | 'returning';
 }
@@ -51,13 +51,14 @@ export class AnonymousAuth implements Authenticator {
   async authenticate(token: string | undefined): Promise<Identity> {
     const returning = token ? await this.returning(token) : undefined;
     const user = returning ?? newAnonymousUser();
-    const sessionToken = await new SignJWT({ name: user.name })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject(user.id)
-      .setIssuer(SESSION_ISSUER)
-      .setExpirationTime(Math.floor(Date.now() / 1000) + SESSION_TTL_S)
-      .sign(this.sessionSecret);
-    return { user, expiresAt: undefined, allows: anywhere, sessionToken, anonymous: returning ? 'returning' : 'new' };
+    const issueSessionToken = () =>
+      new SignJWT({ name: user.name })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject(user.id)
+        .setIssuer(SESSION_ISSUER)
+        .setExpirationTime(Math.floor(Date.now() / 1000) + SESSION_TTL_S)
+        .sign(this.sessionSecret);
+    return { user, expiresAt: undefined, allows: anywhere, issueSessionToken, anonymous: returning ? 'returning' : 'new' };
   }
 
   private async returning(token: string): Promise<User | undefined> {

@@ -256,6 +256,7 @@ export class Connection implements MemberSocket {
   private async hello(frame: ClientFrameOf<'hello'>): Promise<void> {
     clearTimeout(this.helloTimer);
     const identity = await this.verify(frame.token);
+    const sessionToken = await identity?.issueSessionToken?.();
     if (!identity || this.state !== 'hello') return;
     this.adopt(identity);
     this.state = 'open';
@@ -271,7 +272,7 @@ export class Connection implements MemberSocket {
       models: this.deps.settings.models,
       // This server has everything the table names, whatever is configured (an empty models list, no TOOLS_FILE).
       features: Object.keys(features),
-      ...(identity.sessionToken ? { sessionToken: identity.sessionToken } : {}),
+      ...(sessionToken ? { sessionToken } : {}),
     });
   }
 

@@ -32,8 +32,8 @@ export interface TurnFile {
   data: Buffer;
 }
 
-/** A file as a `data:` URL, the form both OpenAI APIs take inline files in. */
-export function dataUrl(file: TurnFile): string {
+/** A file as a `data:` URL, the form both OpenAI APIs (and their moderation endpoint) take inline files in. */
+export function dataUrl(file: Pick<TurnFile, 'mediaType' | 'data'>): string {
   return `data:${file.mediaType};base64,${file.data.toString('base64')}`;
 }
 
