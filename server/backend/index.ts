@@ -50,7 +50,7 @@ export async function createBackend(config: Config, log: Logger, wrapStore: Stor
     maxQueuedReplies: config.MAX_QUEUED_REPLIES,
     eventLogMaxBytes: config.EVENT_LOG_MAX_BYTES,
     conversationIdleMs: config.CONVERSATION_IDLE_MS,
-    ledgerRetentionMs: config.USAGE_RETENTION_DAYS * 24 * 3_600_000,
+    ledgerRetentionMs: config.USAGE_RETENTION_DAYS * DAY_MS,
     ledgerMaxEntries: config.USAGE_MAX_ENTRIES,
   };
   const attachmentLimits: AttachmentLimits = {

@@ -49,6 +49,8 @@ export class MemoryAttachments implements AttachmentStore {
   }
 
   private live(id: string): Item | undefined {
+    // Every read frees what has expired (the sweep stops at the first live file), not only the next upload.
+    this.sweep();
     const item = this.items.get(id);
     return item && item.record.expiresAt > this.now() ? item : undefined;
   }

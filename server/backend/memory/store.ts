@@ -30,10 +30,12 @@ export class MemoryStore implements Store {
     limits: StoreLimits,
     private readonly durable?: DurableParts,
   ) {
-    const ledger = new MemoryLedger(limits);
-    this.ledger = durable?.ledger ?? ledger;
+    // A durable store brings its own ledger (written by its journal); only the in-memory store keeps one here.
+    let own: MemoryLedger | undefined;
+    if (durable) this.ledger = durable.ledger;
+    else this.ledger = own = new MemoryLedger(limits);
     this.apiKeys = durable?.apiKeys ?? new MemoryApiKeys();
-    this.log = this.ids = new MemoryLog(limits, durable ? undefined : ledger, durable?.journal);
+    this.log = this.ids = new MemoryLog(limits, own, durable?.journal);
     this.replies = durable?.replies ?? new MemoryReplies(limits.maxQueuedReplies);
   }
 

@@ -3,13 +3,16 @@
 // full database reports as `full`).
 import { z } from 'zod';
 import { AttachmentRecord, type AttachmentLimits, type AttachmentRefusal, type AttachmentStore } from '../store.js';
-import { transactor, type Atomically, type Db } from './db.js';
+import { isFull, transactor, type Atomically, type Db } from './db.js';
 
 const Totals = z.object({ count: z.number(), bytes: z.number().nullable() });
+const Bytes = z.array(z.number());
 
 export class SqliteAttachments implements AttachmentStore {
   private readonly sql;
   private readonly atomically: Atomically;
+  /** Bytes of every file held: this process alone writes the database, so it is counted here, not summed per upload. */
+  private total: number;
 
   constructor(
     db: Db,
@@ -19,31 +22,38 @@ export class SqliteAttachments implements AttachmentStore {
     this.atomically = transactor(db);
     this.sql = {
       expiredRefs: db.prepare('DELETE FROM attachment_refs WHERE attachment IN (SELECT id FROM attachments WHERE expires_at <= ?)'),
-      expired: db.prepare('DELETE FROM attachments WHERE expires_at <= ?'),
+      expired: db.prepare('DELETE FROM attachments WHERE expires_at <= ? RETURNING bytes').pluck(),
       ofUser: db.prepare('SELECT count(*) AS count, sum(bytes) AS bytes FROM attachments WHERE user_id = ?'),
-      total: db.prepare('SELECT sum(bytes) FROM attachments').pluck(),
       insert: db.prepare('INSERT INTO attachments (id, user_id, bytes, expires_at, record, data) VALUES (?, ?, ?, ?, ?, ?)'),
       record: db.prepare('SELECT record FROM attachments WHERE id = ? AND expires_at > ?').pluck(),
       data: db.prepare('SELECT data FROM attachments WHERE id = ? AND expires_at > ?').pluck(),
       reference: db.prepare('INSERT OR IGNORE INTO attachment_refs (attachment, conversation) SELECT id, ? FROM attachments WHERE id = ? AND expires_at > ?'),
       refs: db.prepare('SELECT conversation FROM attachment_refs WHERE attachment = ?').pluck(),
     };
+    this.total = Number(db.prepare('SELECT coalesce(sum(bytes), 0) FROM attachments').pluck().get());
+  }
+
+  /** Drop the expired files (at each upload, and with the store's retention sweep). */
+  sweep(now = this.now()): void {
+    this.atomically(() => {
+      this.sql.expiredRefs.run(now);
+      for (const bytes of Bytes.parse(this.sql.expired.all(now))) this.total -= bytes;
+    });
   }
 
   async put(record: AttachmentRecord, data: Buffer): Promise<'stored' | AttachmentRefusal> {
     try {
       return this.atomically(() => {
-        const now = this.now();
-        this.sql.expiredRefs.run(now);
-        this.sql.expired.run(now);
+        this.sweep();
         const mine = Totals.parse(this.sql.ofUser.get(record.userId));
         if (mine.count >= this.limits.userCount || (mine.bytes ?? 0) + record.bytes > this.limits.userBytes) return 'user-quota';
-        if (Number(this.sql.total.get() ?? 0) + record.bytes > this.limits.totalBytes) return 'full';
+        if (this.total + record.bytes > this.limits.totalBytes) return 'full';
         this.sql.insert.run(record.id, record.userId, record.bytes, record.expiresAt, JSON.stringify(record), data);
+        this.total += record.bytes;
         return 'stored';
       });
     } catch (err) {
-      if (err instanceof Error && 'code' in err && String(err.code).startsWith('SQLITE_FULL')) return 'full';
+      if (isFull(err)) return 'full';
       throw err;
     }
   }

@@ -96,7 +96,7 @@ CREATE TABLE IF NOT EXISTS attachments (
   record TEXT NOT NULL,
   data BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS attachments_by_user ON attachments (user_id);
+CREATE INDEX IF NOT EXISTS attachments_by_user ON attachments (user_id, bytes);
 CREATE INDEX IF NOT EXISTS attachments_by_expiry ON attachments (expires_at);
 CREATE TABLE IF NOT EXISTS attachment_refs (
   attachment TEXT NOT NULL,
@@ -111,8 +111,7 @@ export class StoreLockedError extends ConfigError {
 
 /** What SQLite says when it cannot get a lock another connection holds. */
 function isBusy(err: unknown): boolean {
-  // Extended result codes (SQLITE_BUSY_SNAPSHOT, …) start with the primary one.
-  const code = err instanceof Error && 'code' in err ? String(err.code) : '';
+  const code = sqliteCode(err);
   return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
 }
 
@@ -165,10 +164,20 @@ export function usedBytes(db: Db): number {
   return pages * pageSize;
 }
 
+/** SQLite's result code of a failed call ('' for anything else); extended codes start with the primary one. */
+function sqliteCode(err: unknown): string {
+  return err instanceof Error && 'code' in err ? String(err.code) : '';
+}
+
+/** A write refused for a full disk (or the DATA_MAX_BYTES cap). */
+export function isFull(err: unknown): boolean {
+  return sqliteCode(err).startsWith('SQLITE_FULL');
+}
+
 /** A clear error for a failed write: a full disk (or cap), a read-only directory, or another I/O failure. */
 export function describeWriteFailure(err: unknown): string {
-  const code = err instanceof Error && 'code' in err ? String(err.code) : '';
-  if (code.startsWith('SQLITE_FULL')) return 'the relay could not store it: its data directory is full';
+  const code = sqliteCode(err);
+  if (isFull(err)) return 'the relay could not store it: its data directory is full';
   if (code.startsWith('SQLITE_READONLY')) return 'the relay could not store it: its data directory is read-only';
   return 'the relay could not store it: writing to its data directory failed';
 }

@@ -28,7 +28,12 @@ export class SqliteStore extends MemoryStore {
   /** What the database holds: bytes in pages and conversations (the `relay_data_*` metrics). */
   readonly disk: () => { bytes: number; conversations: number };
 
-  constructor(limits: StoreLimits, opts: SqliteOptions, log: Logger) {
+  constructor(
+    limits: StoreLimits,
+    opts: SqliteOptions,
+    private readonly logger: Logger,
+  ) {
+    const log = logger;
     const db = openDb(opts.dataDir, opts.maxBytes);
     const journal = new SqliteJournal(db, limits.historyLimit, log);
     const replies = new SqliteReplies(db, journal, limits.maxQueuedReplies, (id) => this.log.inFlightOf(id)?.replyId);
@@ -48,13 +53,18 @@ export class SqliteStore extends MemoryStore {
     const count = db.prepare('SELECT count(*) FROM conversations').pluck();
     this.disk = () => ({ bytes: usedBytes(db), conversations: Number(count.get()) });
     this.retention = new Retention(db, { ...opts, ledgerRetentionMs: limits.ledgerRetentionMs, ledgerMaxEntries: limits.ledgerMaxEntries }, (id) => this.log.holds(id), log);
-    this.sweeper = setInterval(() => void this.retention.sweep(), opts.sweepEveryMs);
+    this.sweeper = setInterval(() => void this.sweep(), opts.sweepEveryMs);
     this.sweeper.unref();
-    void this.retention.sweep();
+    void this.sweep();
   }
 
-  /** Look at the bounds now (the sweep also runs every DATA_SWEEP_MS). */
+  /** Look at the bounds now (the sweep also runs every DATA_SWEEP_MS); expired attachments go first, so their bytes count no more. */
   sweep(now = Date.now()): Promise<void> {
+    try {
+      this.attachments.sweep(now);
+    } catch (err) {
+      this.logger.warn({ err }, 'dropping expired attachments failed');
+    }
     return this.retention.sweep(now);
   }
 
