@@ -34,7 +34,13 @@ function failure(status: number, body: string): SendError {
 
 function parseAttachment(status: number, body: string): Attachment {
   if (status !== 201) throw failure(status, body);
-  const parsed = Attachment.safeParse(JSON.parse(body));
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    json = undefined;
+  }
+  const parsed = Attachment.safeParse(json);
   if (!parsed.success) throw new SendError('the server answered the upload with something else than an attachment', 'internal');
   return parsed.data;
 }

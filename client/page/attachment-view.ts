@@ -43,6 +43,9 @@ export const fileIcon = () => h('span', { class: 'att-icon', 'aria-hidden': 'tru
 const expired = (err: unknown) => (err as { code?: unknown } | undefined)?.code === 'not_found';
 const reason = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/** Files a room view keeps fetched, per kind (images shown, files downloaded); older ones are fetched again when needed. */
+const CACHED_FILES = 50;
+
 export class AttachmentView {
   /** Images, by attachment id: a message re-rendered (a rejoin, a pending message confirmed) does not fetch again. */
   private readonly images = new Map<string, Promise<string>>();
@@ -127,14 +130,30 @@ export class AttachmentView {
     );
   }
 
-  /** One fetch per id; a failure is forgotten, so the next render tries again. */
+  /**
+   * One fetch per id; a failure is forgotten, so the next render tries again.
+   * Kept for the newest CACHED_FILES ids only: each holds a whole file (a data URL, or a blob behind an object URL).
+   */
   private cached(map: Map<string, Promise<string>>, id: string, make: () => Promise<string>): Promise<string> {
     let p = map.get(id);
     if (!p) {
       p = make();
       map.set(id, p);
       p.catch(() => map.delete(id));
+      if (map.size > CACHED_FILES) this.forget(map, map.keys().next().value!);
     }
     return p;
+  }
+
+  private forget(map: Map<string, Promise<string>>, id: string): void {
+    const oldest = map.get(id);
+    map.delete(id);
+    // An object URL pins its blob until revoked; a data URL goes with its last image element.
+    if (map === this.downloads) void oldest?.then((url) => this.revoke(url), () => undefined);
+  }
+
+  private revoke(url: string): void {
+    URL.revokeObjectURL(url);
+    this.objectUrls.delete(url);
   }
 }
