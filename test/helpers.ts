@@ -2,7 +2,7 @@
 // (with fault injection), and a WebSocket client that records and validates
 // every frame the server sends.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DestinationStream } from 'pino';
@@ -232,4 +232,11 @@ export async function eventually(check: () => boolean | Promise<boolean>, what: 
     if (Date.now() > until) throw new Error(`timed out waiting until ${what}`);
     await sleep(10);
   }
+}
+
+/** A model table (MODELS_FILE) written to a fresh temporary file; its path. */
+export function writeModelsFile(table: object): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'relay-models-')), 'models.json');
+  writeFileSync(path, JSON.stringify(table));
+  return path;
 }

@@ -2,9 +2,7 @@
 // bound to their uploader), carried by a send, shown to each dialect's model
 // in its own content parts, and served back only to the conversation's members.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
 import { RelayClient, SendError } from '../../client/index.js';
@@ -12,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LocalModel } from '../../demo/localmodel.js';
 import type { Attachment } from '../../shared/protocol.js';
-import { eventually, replyText, startStack, TestClient, type Stack } from '../helpers.js';
+import { eventually, replyText, startStack, TestClient, type Stack, writeModelsFile } from '../helpers.js';
 
 const SECRET = 'attachments-test-secret-long-enough-for-hs256';
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/attachments/${name}`, import.meta.url));
@@ -48,9 +46,7 @@ function modelsFile(model: LocalModel): string {
     default: 'chat',
     models: { chat: route('chat'), responses: route('responses'), anthropic: route('anthropic'), 'text-only': route('chat', { attachments: ['text'] }) },
   };
-  const path = join(mkdtempSync(join(tmpdir(), 'relay-attachments-')), 'models.json');
-  writeFileSync(path, JSON.stringify(table));
-  return path;
+  return writeModelsFile(table);
 }
 
 let stack: Stack;
@@ -174,6 +170,22 @@ test('uploads that are too large, of a forbidden type, lying about their type, o
   assert.is(forged.status, 401);
   const empty = await upload(stack, Buffer.alloc(0), { token: cy, type: 'text/plain' });
   assert.is(empty.status, 400);
+  // Streamed without a length: refused before anything is read.
+  const unsized = await fetch(url(stack, '/attachments'), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${cy}`, 'content-type': 'text/plain' },
+    body: new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('hello')), c.close()) }),
+    duplex: 'half',
+  } as RequestInit);
+  assert.is(unsized.status, 411);
+});
+
+test('a file name is shown, never used as a path: control characters and slashes are replaced, and it is cut at 255 characters', async () => {
+  const token_ = await token('nia');
+  const odd = await uploaded(stack, TEXT, { token: token_, type: 'text/plain', name: '../etc\\passwd\u0001' });
+  assert.is(odd.name, '.._etc_passwd_');
+  const long = await uploaded(stack, TEXT, { token: token_, type: 'text/plain', name: 'n'.repeat(300) });
+  assert.is(long.name?.length, 255);
 });
 
 test('a user holds attachments up to their byte quota', async () => {
@@ -300,7 +312,7 @@ test('the client library uploads, sends and fetches attachments, and keeps its a
 });
 
 test('an expired attachment is gone for downloads, and the model is told it is no longer there', async () => {
-  const short = await startStack({ env: { AUTH_JWT_SECRET: SECRET, ATTACHMENT_TTL_MS: '1000' } });
+  const short = await startStack({ env: { AUTH_JWT_SECRET: SECRET, ATTACHMENT_TTL_MS: '4000' } });
   try {
     const jo = await token('jo');
     const image = await uploaded(short, PNG, { token: jo, type: 'image/png', name: 'pixels.png' });

@@ -2,13 +2,10 @@
 // and dialect, with fallbacks. Two models on two dialects answer in one
 // conversation; a model whose upstream fails with 503 before answering is
 // served by its fallback.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LocalModel } from '../../demo/localmodel.js';
-import { replyText, startStack, type Stack } from '../helpers.js';
+import { replyText, startStack, type Stack, writeModelsFile } from '../helpers.js';
 
 const CLAUDE_KEY = 'sk-ant-test-key-for-routing';
 
@@ -21,9 +18,7 @@ function modelsFile(model: LocalModel): string {
       flaky: { dialect: 'responses', baseURL: model.baseURL, upstreamModel: 'up-flaky', fallbacks: ['claude'] },
     },
   };
-  const path = join(mkdtempSync(join(tmpdir(), 'relay-models-')), 'models.json');
-  writeFileSync(path, JSON.stringify(table));
-  return path;
+  return writeModelsFile(table);
 }
 
 /** The model name an upstream request asked for. */

@@ -5,12 +5,12 @@
 // after its text went out (optimistic: then redacted everywhere) or before
 // (buffered: no client ever sees it); a moderation API that is down follows
 // the fail mode.
-import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RecordedRequest } from '../../demo/localmodel.js';
 import type { ServerFrameOf } from '../../shared/protocol.js';
 import { replyText, startStack, type Stack, type TestClient } from '../helpers.js';
+import { freePort } from '../redis.js';
 
 /** Word pieces w1 w2 …, with `at` (1-based piece numbers) replaced by the given words. */
 function words(count: number, at: Record<number, string>): string {
@@ -143,16 +143,9 @@ test('buffered: no client ever receives flagged text; what passed before it stay
   assert.is(replyText(c.frames, clean.message.replyId), REPLIES.clean);
 });
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 test('the moderation API down: fail open lets messages and replies through, fail closed refuses them', async () => {
-  const down = `http://127.0.0.1:${await closedPort()}/v1`;
+  // A port nothing listens on.
+  const down = `http://127.0.0.1:${await freePort()}/v1`;
   const open = await moderated({ MODERATION_FAIL_MODE: 'open' }, down);
   const a = await joined(open, 'mod-down');
   const passed = await ask(a, 'mod-down', 'clean');

@@ -3,15 +3,12 @@
 // redacted), the model and the upstream host; never the key, the prompt or
 // the reply. /readyz (READY_CHECK_UPSTREAM) and relay_upstream_up follow the
 // outcome of the calls; a cancel is not a failure.
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LocalModel } from '../../demo/localmodel.js';
-import { startStack, type Stack } from '../helpers.js';
+import { startStack, type Stack, writeModelsFile } from '../helpers.js';
 
 const KEY = 'sk-proj-DiagnosticsTestKey0123456789abcd';
 const PROMPT = 'PROMPT-TEXT-FROBOZZ';
@@ -55,9 +52,7 @@ function modelsFile(model: LocalModel): string {
       down: { baseURL: `http://127.0.0.1:${downPort}/v1` },
     },
   };
-  const path = join(mkdtempSync(join(tmpdir(), 'relay-diag-')), 'models.json');
-  writeFileSync(path, JSON.stringify(table));
-  return path;
+  return writeModelsFile(table);
 }
 
 test.before(async () => {

@@ -3,9 +3,6 @@
 // the tokens its reply.end reported and the cost at the table's prices; the
 // user's own totals (`usage`), the operator's (GET /admin/usage, JSON and CSV)
 // and the cost quota, all from those entries.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { FaultPlan, LocalModel, RecordedRequest } from '../../demo/localmodel.js';
@@ -13,7 +10,7 @@ import type { ServerFrameOf } from '../../shared/protocol.js';
 import type { Store } from '../../server/backend/store.js';
 import { WebSocket } from 'ws';
 import { RelayClient } from '../../client/index.js';
-import { backend, eventually, startStack, type Stack, type TestClient } from '../helpers.js';
+import { backend, eventually, startStack, type Stack, type TestClient, writeModelsFile } from '../helpers.js';
 
 const ADMIN = 'ledger-admin-token-0123456789';
 const PRICES = { input: 1, output: 2 };
@@ -37,9 +34,7 @@ const PLANS: Record<string, FaultPlan> = {
 
 function modelsFile(model: LocalModel): string {
   const table = { default: 'priced', models: { priced: { dialect: 'chat', baseURL: model.baseURL, upstreamModel: 'up-priced', prices: PRICES } } };
-  const path = join(mkdtempSync(join(tmpdir(), 'relay-ledger-')), 'models.json');
-  writeFileSync(path, JSON.stringify(table));
-  return path;
+  return writeModelsFile(table);
 }
 
 const planOf = (req: RecordedRequest) => PLANS[req.messages.at(-1)?.content.split(' ')[0] ?? ''];

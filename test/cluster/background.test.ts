@@ -5,14 +5,11 @@
 // generation upstream, not only the stream; an upstream that will not take
 // the reply back leaves today's error end.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LocalModel, type FaultPlan } from '../../demo/localmodel.js';
 import { NODE_LEASE_MS, redisAvailable, startNode, stop, type Node } from '../redis.js';
-import { eventually, replyText, TestClient } from '../helpers.js';
+import { eventually, replyText, TestClient, writeModelsFile } from '../helpers.js';
 
 const TEXT = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
 const PLANS: Record<string, FaultPlan> = {
@@ -28,9 +25,7 @@ const available = await redisAvailable();
 
 function modelsFile(): string {
   const table = { default: 'bg', models: { bg: { dialect: 'responses', baseURL: model.baseURL, upstreamModel: 'up-bg', background: true } } };
-  const path = join(mkdtempSync(join(tmpdir(), 'relay-background-')), 'models.json');
-  writeFileSync(path, JSON.stringify(table));
-  return path;
+  return writeModelsFile(table);
 }
 
 test.before(async () => {
