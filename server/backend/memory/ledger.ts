@@ -14,7 +14,7 @@ function fileUnder(byUser: Map<string, LedgerEntry[]>, entry: LedgerEntry): void
 export class MemoryLedger implements UsageLedger {
   private entries: LedgerEntry[] = [];
   /** Each user's entries, so that a user's own totals (the usage frame, the cost quota) read only theirs. */
-  private byUser = new Map<string, LedgerEntry[]>();
+  private readonly byUser = new Map<string, LedgerEntry[]>();
   private sinceSweep = 0;
 
   constructor(private readonly limits: Pick<StoreLimits, 'ledgerRetentionMs' | 'ledgerMaxEntries'>) {}
@@ -31,10 +31,24 @@ export class MemoryLedger implements UsageLedger {
     let drop = Math.max(0, this.entries.length - this.limits.ledgerMaxEntries);
     while (drop < this.entries.length && this.entries[drop]!.at < keepFrom) drop++;
     if (drop === 0) return;
+    const dropped = this.entries.slice(0, drop);
     this.entries = this.entries.slice(drop);
-    // Rebuilt with each sweep (every PAGE writes): users whose entries all went are gone with them.
-    this.byUser = new Map();
-    for (const e of this.entries) fileUnder(this.byUser, e);
+    this.forget(dropped);
+  }
+
+  /**
+   * The dropped entries are the oldest, so the oldest of each of their users:
+   * each user's list loses as many from its front (a new array, as reads may
+   * hold the old one), and users left with none are gone.
+   */
+  private forget(dropped: readonly LedgerEntry[]): void {
+    const gone = new Map<string, number>();
+    for (const e of dropped) gone.set(e.userId, (gone.get(e.userId) ?? 0) + 1);
+    for (const [userId, count] of gone) {
+      const mine = this.byUser.get(userId) ?? [];
+      if (count >= mine.length) this.byUser.delete(userId);
+      else this.byUser.set(userId, mine.slice(count));
+    }
   }
 
   async read(query: LedgerQuery, page: (entries: LedgerEntry[]) => void): Promise<void> {
