@@ -57,9 +57,10 @@ export async function runReply(
   const { replyId } = job;
   // A re-attached reply goes on after the last event its lost node wrote.
   let ordinal = resume ? resume.ordinal + 1 : 0;
-  // Once per token: no object beyond the event and its fence unless there is something more to keep.
-  const emit = (event: ReplyEventInput, extra?: Omit<Fence, 'ordinal'>) => append(event, extra ? { ordinal: ordinal++, ...extra } : { ordinal: ordinal++ });
-  const delta = (piece: Piece, cursor: UpstreamCursor | undefined) => emit({ type: 'reply.delta', conversationId, replyId, ...piece }, cursor && { cursor });
+  const emit = (event: ReplyEventInput) => append(event, { ordinal: ordinal++ });
+  // Once per token: the event and its fence, the cursor in it only for a background response.
+  const delta = (piece: Piece, cursor: UpstreamCursor | undefined) =>
+    append({ type: 'reply.delta', conversationId, replyId, ...piece }, cursor ? { ordinal: ordinal++, cursor } : { ordinal: ordinal++ });
   const signal = controller.signal;
   const gate = run.moderation?.gate({
     emit: delta,
@@ -113,7 +114,7 @@ export async function runReply(
     context = await buildContext(settings.systemPrompt, answered(await history(), job), budget);
     const turns = await withFiles(context.messages, { read: readAttachment, accepts: (kind) => upstreams.accepts(model, kind) });
     // The job goes with the start, for whichever node adopts the reply if this one is lost.
-    await emit({ type: 'reply.start', conversationId, replyId, inReplyTo: job.inReplyTo, model }, { job });
+    await append({ type: 'reply.start', conversationId, replyId, inReplyTo: job.inReplyTo, model }, { ordinal: ordinal++, job });
     log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
     return upstreams.stream(model, { turns, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens, tools: job.tools }, signal, onPiece, log);
   };

@@ -81,7 +81,8 @@ export class RedisLog implements EventLog, MessageIds {
       ledgerRetentionMs: this.opts.ledgerRetentionMs,
       ledgerMax: this.opts.ledgerMaxEntries,
       runningJob: '',
-      cursor: '',
+      responseId: '',
+      sequence: 0,
     };
   }
 
@@ -107,7 +108,8 @@ export class RedisLog implements EventLog, MessageIds {
         replyId: event.replyId,
         ordinal: fence.ordinal,
         runningJob: fence.job ? JSON.stringify(fence.job) : '',
-        cursor: fence.cursor ? JSON.stringify(fence.cursor) : '',
+        responseId: fence.cursor?.responseId ?? '',
+        sequence: fence.cursor?.sequence ?? 0,
         ...(completed ? { history: JSON.stringify(completed.message), historyScore: completed.startSeq } : {}),
       });
     } else {

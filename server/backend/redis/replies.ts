@@ -11,9 +11,8 @@ import { adoptScript, nextScript, removeQueuedScript, renewScript } from './scri
 const AdoptResult = z.union([
   z.literal(''),
   z.tuple([z.literal('job'), z.string()]),
-  z.tuple([z.literal('orphan'), z.string(), z.string(), z.string(), z.string()]),
+  z.tuple([z.literal('orphan'), z.string(), z.string(), z.string(), z.string(), z.string()]),
 ]);
-const UpstreamCursorJson = z.object({ responseId: z.string(), sequence: z.number().int() });
 
 function toJob(json: string): ReplyJob {
   return ReplyJob.parse(JSON.parse(json));
@@ -63,9 +62,9 @@ export class RedisReplies implements ReplyLeases {
     const result = AdoptResult.parse(await adoptScript.run(this.redis, { lease: k.lease, st: k.st, queue: k.queue }, this.me()));
     if (result === '') return undefined;
     if (result[0] === 'job') return { job: toJob(result[1]) };
-    const [, orphan, ordinal, job, cursor] = result;
+    const [, orphan, ordinal, job, responseId, sequence] = result;
     const asked = job ? toJob(job) : undefined;
-    const resumable = cursor ? { ordinal: Number(ordinal), cursor: UpstreamCursorJson.parse(JSON.parse(cursor)) } : undefined;
+    const resumable = responseId ? { ordinal: Number(ordinal), cursor: { responseId, sequence: Number(sequence) } } : undefined;
     return { orphan, ...(asked ? { asked } : {}), ...(resumable ? { resumable } : {}) };
   }
 }

@@ -26,7 +26,8 @@ const APPEND_ARGS = [
   'ledgerRetentionMs',
   'ledgerMax', // entries kept at most, per ledger key
   'runningJob', // a reply.start: the job it runs (JSON), kept for the node that adopts it, or ""
-  'cursor', // a reply.delta of a background response: where it stands (JSON), or ""
+  'responseId', // a reply.delta of a background response: its upstream response, or ""
+  'sequence', // … and the sequence number of the event the delta came from
 ] as const;
 
 /** Keys of an append: the conversation's, and the usage ledger's (all of it, and the billed user's). */
@@ -99,8 +100,12 @@ local function append()
     elseif A.phase == 'end' then
       redis.call('DEL', K.st)
     else
-      redis.call('HSET', K.st, 'ord', A.ordinal)
-      if A.cursor ~= '' then redis.call('HSET', K.st, 'cur', A.cursor) end
+      if A.responseId == '' then
+        redis.call('HSET', K.st, 'ord', A.ordinal)
+      else
+        redis.call('HSET', K.st, 'ord', A.ordinal, 'seq', A.sequence)
+        redis.call('HSETNX', K.st, 'resp', A.responseId)
+      end
     end
     redis.call('PEXPIRE', K.lease, A.leaseMs)
   end
@@ -205,10 +210,10 @@ export const adoptScript = new Script(
   ['node', 'leaseMs'],
   `
 if redis.call('EXISTS', K.lease) == 1 then return '' end
-local inFlight = redis.call('HMGET', K.st, 'replyId', 'ord', 'job', 'cur')
+local inFlight = redis.call('HMGET', K.st, 'replyId', 'ord', 'job', 'resp', 'seq')
 if inFlight[1] then
   redis.call('SET', K.lease, A.node .. '|' .. inFlight[1], 'PX', A.leaseMs)
-  return {'orphan', inFlight[1], inFlight[2] or '0', inFlight[3] or '', inFlight[4] or ''}
+  return {'orphan', inFlight[1], inFlight[2] or '0', inFlight[3] or '', inFlight[4] or '', inFlight[5] or '0'}
 end
 local job = redis.call('LPOP', K.queue)
 if job then
