@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { startStack, type Stack } from '../helpers.js';
 
 const BIG = 'x'.repeat(15_000);
-const LONG = Array.from({ length: 2_000 }, (_, i) => `w${i}`).join(' ');
+// Far longer than filling the disk takes, however slow the machine: the reply is still streaming when the disk fills.
+const LONG = Array.from({ length: 30_000 }, (_, i) => `w${i}`).join(' ');
 let stack: Stack;
 let dataDir: string;
 
