@@ -63,6 +63,10 @@ export async function createBackend(config: Config, log: Logger, wrapStore: Stor
     const backend = await createRedisBackend(config, log, storeLimits, userLimitSettings, attachmentLimits);
     return { ...backend, store: wrapStore(backend.store) };
   }
+  if (config.STORE === 'sqlite' && config.ATTACHMENT_STORE_BYTES > config.DATA_MAX_BYTES / 2) {
+    // Attachments share the database with conversations: past their share, the retention sweep drops idle conversations to make room.
+    log.warn({ attachmentStoreBytes: config.ATTACHMENT_STORE_BYTES, dataMaxBytes: config.DATA_MAX_BYTES }, 'ATTACHMENT_STORE_BYTES is more than half of DATA_MAX_BYTES: uploads may push conversations out of the data directory');
+  }
   const bus = new LocalBus();
   const userLimits = new MemoryUserLimits(userLimitSettings);
   const durable =
