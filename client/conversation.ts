@@ -9,9 +9,11 @@ import {
   type ClientFrame,
   type ClientFrameOf,
   type ConversationEvent,
+  type ConversationSettings,
   type HistoryMessage,
   type Limits,
   type SendOptions,
+  type Siblings,
   type ServerFrameOf,
   type ToolSpec,
   type User,
@@ -20,6 +22,7 @@ import { AsyncQueue, Emitter } from './emitter.js';
 import { SendError } from './errors.js';
 import { endEntry, growEntry, startedEntry, streamingEntry } from './history-entry.js';
 import { randomId } from './ids.js';
+import { placeEntry } from './branches.js';
 import { Outbox } from './outbox.js';
 import { catchUpHeld, Reply, trimReplies } from './reply.js';
 import { findResult, resultFromFrame, resultsIn, toolEntry, type RespondOptions, type ToolResult, type ToolResultFrame } from './tool-results.js';
@@ -39,6 +42,10 @@ export interface ConversationEvents {
   'reply.delta': ServerFrameOf<'reply.delta'>;
   'reply.end': ServerFrameOf<'reply.end'>;
   'tool.result': ToolResultFrame;
+  /** The active path moved to another branch: `history` was replaced. */
+  switch: ServerFrameOf<'switch'>;
+  /** The conversation's settings changed: see `settings`. */
+  settings: ServerFrameOf<'settings'>;
   /** A snapshot replaced history (first join, or a resume the server could not cover). */
   joined: JoinedFrame;
   presence: PresenceFrame;
@@ -68,6 +75,8 @@ export interface ConversationHost {
   confirm(frame: ClientFrame & { ref: string }): Promise<void>;
   /** Send a tool result, resolved by the `tool.result` event carrying its ref. */
   submitResult(frame: ClientFrameOf<'tool.result'> & { ref: string }): Promise<ToolResultFrame>;
+  /** Send a regenerate, resolved by the `reply.start` carrying its ref. */
+  submitRegenerate(frame: ClientFrameOf<'regenerate'> & { ref: string }): Promise<ServerFrameOf<'reply.start'>>;
   forget(conversation: Conversation): void;
 }
 
@@ -78,6 +87,8 @@ const ITERATOR_LIMIT = 2_000;
 export class Conversation extends Emitter<ConversationEvents> {
   private historyValue: HistoryMessage[] = [];
   private membersValue: User[] = [];
+  private settingsValue: ConversationSettings = {};
+  private ownerValue: string | undefined;
   private lastSeqValue: number | undefined;
   /** The life of the server's log that lastSeq counts in (joined.epoch). */
   private epoch: string | undefined;
@@ -104,6 +115,14 @@ export class Conversation extends Emitter<ConversationEvents> {
   }
   get members(): readonly User[] {
     return this.membersValue;
+  }
+  /** The conversation's own settings (`configure`): title, system prompt, model and options. */
+  get settings(): ConversationSettings {
+    return this.settingsValue;
+  }
+  /** The id of the user who created it: only they may configure it or switch its branch. */
+  get owner(): string | undefined {
+    return this.ownerValue;
   }
   /** The seq of the last event applied; resume asks for everything after it. */
   get lastSeq(): number | undefined {
@@ -155,6 +174,54 @@ export class Conversation extends Emitter<ConversationEvents> {
       ...(checked ? { tools: checked.data } : {}),
       ...(attachments?.length ? { attachments } : {}),
     });
+  }
+
+  /**
+   * A new version of one of your user messages, beside it: the active path
+   * now ends with it (and its answer), and the old version stays a branch.
+   * Resolves with the acknowledged `message`.
+   */
+  edit(messageId: string, text: string, options: Omit<SendOptionsArg, 'tools' | 'attachments'> = {}): Promise<MessageFrame> {
+    if (this.leftValue) return Promise.reject(new SendError('this conversation was left', 'not_found'));
+    const max = this.host.limits?.maxTextChars;
+    if (text.length === 0 || (max !== undefined && text.length > max)) return Promise.reject(new SendError(`text must be 1-${max ?? '?'} characters`, 'bad_frame'));
+    const { clientMessageId = randomId(), reply, ...model } = options;
+    return this.outbox.add({
+      type: 'edit',
+      conversationId: this.id,
+      messageId,
+      text,
+      clientMessageId,
+      ...(reply !== undefined ? { reply } : {}),
+      ...(Object.keys(model).length ? { options: model } : {}),
+    });
+  }
+
+  /**
+   * Answer a user message again (by default the last one; a reply's id names
+   * the message it answered): a new reply beside the earlier ones, which stay
+   * branches. Resolves with its handle once it starts.
+   */
+  async regenerate(messageId?: string, options: SendOptions = {}): Promise<Reply> {
+    if (this.leftValue) throw new SendError('this conversation was left', 'not_found');
+    const frame = { type: 'regenerate' as const, conversationId: this.id, ref: this.host.nextRef(), ...(messageId ? { messageId } : {}), ...(Object.keys(options).length ? { options } : {}) };
+    const started = await this.host.submitRegenerate(frame);
+    return this.reply(started.replyId);
+  }
+
+  /** Make the branch through `messageId` the active path, for every member (the owner's to do). */
+  switchTo(messageId: string): Promise<void> {
+    return this.request({ type: 'switch', conversationId: this.id, ref: this.host.nextRef(), messageId });
+  }
+
+  /** Change the conversation's settings for its next replies; null puts a field back to the server's default. */
+  configure(patch: Omit<ClientFrameOf<'configure'>, 'type' | 'ref' | 'conversationId'>): Promise<void> {
+    return this.request({ type: 'configure', conversationId: this.id, ref: this.host.nextRef(), ...patch });
+  }
+
+  private request(frame: ClientFrame & { ref: string }): Promise<void> {
+    if (this.leftValue) return Promise.reject(new SendError('this conversation was left', 'not_found'));
+    return this.host.confirm(frame);
   }
 
   /** Send and return the handle of the reply it starts. */
@@ -306,6 +373,7 @@ export class Conversation extends Emitter<ConversationEvents> {
 
   private joined(frame: JoinedFrame): void {
     this.membersValue = frame.members;
+    if (frame.owner !== undefined) this.ownerValue = frame.owner;
     const covered = typeof this.joinSince === 'number' && !frame.reset;
     // A covered resume stays in the same life of the server's log; anything else starts from this frame's.
     if (!covered || frame.epoch) this.epoch = frame.epoch;
@@ -320,6 +388,7 @@ export class Conversation extends Emitter<ConversationEvents> {
   private applySnapshot(frame: JoinedFrame): void {
     const limit = this.host.historyLimit;
     this.historyValue = frame.history.slice(-limit).map((m) => ({ ...m }));
+    this.settingsValue = frame.settings ?? {};
     this.inflight.clear();
     this.lastSeqValue = frame.seq;
     const s = frame.streaming;
@@ -341,12 +410,13 @@ export class Conversation extends Emitter<ConversationEvents> {
     this.lastSeqValue = e.seq;
     switch (e.type) {
       case 'message':
-        this.pushHistory({ ...e.message });
+        this.ownerValue ??= e.message.author.id;
+        this.pushHistory({ ...e.message }, e.message.parentId, e.siblings);
         if (e.replyId) this.reply(e.replyId);
         break;
       case 'reply.start': {
-        const entry = startedEntry(e.replyId, e.model);
-        this.pushHistory(entry);
+        const entry = startedEntry(e.replyId, e.model, e.parentId, e.inReplyTo);
+        this.pushHistory(entry, e.parentId, e.siblings);
         this.inflight.set(e.replyId, entry);
         const r = this.reply(e.replyId);
         r.start(e.model, e.inReplyTo);
@@ -372,12 +442,19 @@ export class Conversation extends Emitter<ConversationEvents> {
         this.pushHistory(toolEntry(e));
         this.replies.get(e.replyId)?.addResult(resultFromFrame(e));
         break;
+      case 'switch':
+        this.historyValue = e.history.slice(-this.host.historyLimit).map((m) => ({ ...m }));
+        break;
+      case 'settings':
+        this.ownerValue ??= e.author.id;
+        this.settingsValue = e.settings;
+        break;
     }
     this.publish(e.type, e);
   }
 
-  private pushHistory(m: HistoryMessage): void {
-    this.historyValue.push(m);
+  private pushHistory(m: HistoryMessage, parentId?: string, siblings?: Siblings): void {
+    placeEntry(this.historyValue, m, parentId, siblings);
     const over = this.historyValue.length - this.host.historyLimit;
     if (over > 0) this.historyValue.splice(0, over);
   }

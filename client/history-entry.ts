@@ -7,13 +7,13 @@ import { copyToolCalls, growToolCall } from './tool-calls.js';
 type Streaming = NonNullable<ServerFrameOf<'joined'>['streaming']>;
 
 /** The entry of a reply that just started. */
-export function startedEntry(replyId: string, model: string | undefined): HistoryMessage {
-  return { id: replyId, role: 'assistant', text: '', createdAt: Date.now(), ...(model ? { model } : {}) };
+export function startedEntry(replyId: string, model: string | undefined, parentId?: string, inReplyTo?: string): HistoryMessage {
+  return { id: replyId, role: 'assistant', text: '', createdAt: Date.now(), ...(model ? { model } : {}), ...(parentId ? { parentId } : {}), ...(inReplyTo ? { inReplyTo } : {}) };
 }
 
 /** The entry of the reply a snapshot shows in flight: everything it has written so far. */
 export function streamingEntry(s: Streaming): HistoryMessage {
-  const entry = startedEntry(s.replyId, s.model);
+  const entry = startedEntry(s.replyId, s.model, undefined, s.inReplyTo);
   entry.text = s.text;
   if (s.reasoning) entry.reasoning = s.reasoning;
   if (s.refusal) entry.refusal = s.refusal;

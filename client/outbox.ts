@@ -5,7 +5,8 @@ import type { ClientFrame, ClientFrameOf, ServerFrameOf } from '../shared/protoc
 import { SendError } from './errors.js';
 
 type MessageFrame = ServerFrameOf<'message'>;
-type SendFrame = ClientFrameOf<'send'> & { clientMessageId: string };
+/** A send, or an edit (a new version of a message): both are acknowledged by their `message`. */
+type SendFrame = ClientFrameOf<'send' | 'edit'> & { clientMessageId: string };
 
 interface PendingSend {
   frame: SendFrame;

@@ -72,6 +72,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       transmit: (frame) => this.transmit(frame),
       confirm: (frame) => this.confirm(frame),
       submitResult: (frame) => this.submitResult(frame),
+      submitRegenerate: (frame) => this.submitRegenerate(frame),
       forget: (c) => {
         if (this.conversations.get(c.id) === c) this.conversations.delete(c.id);
       },
@@ -335,6 +336,9 @@ export class RelayClient extends Emitter<RelayClientEvents> {
         // The conversation first, so the result is on its reply by the time the answer resolves.
         this.conversations.get(frame.conversationId)?.receive(frame);
         return this.requests.toolResultEvent(frame);
+      case 'reply.start':
+        this.conversations.get(frame.conversationId)?.receive(frame);
+        return this.requests.replyStartEvent(frame);
       default:
         this.conversations.get(frame.conversationId)?.receive(frame);
     }
@@ -410,6 +414,14 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     const answered = this.requests.toolResult(frame.ref);
     this.transmit(frame);
     return answered;
+  }
+
+  private submitRegenerate(frame: ClientFrameOf<'regenerate'> & { ref: string }): Promise<ServerFrameOf<'reply.start'>> {
+    if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
+    if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
+    const started = this.requests.replyStart(frame.ref);
+    this.transmit(frame);
+    return started;
   }
 
   private startPings(): void {

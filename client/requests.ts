@@ -3,7 +3,8 @@
 // handles a socket's frames one at a time, and a pong to a ping sent right
 // after the frame means the frame was handled without an error. An auth is
 // answered by `authed`, a usage request by `usage`, a tool result by its
-// `tool.result` event, each carrying the request's ref.
+// `tool.result` event, a regenerate by its reply's `reply.start`, each carrying
+// the request's ref.
 import type { ServerFrameOf } from '../shared/protocol.js';
 import { SendError } from './errors.js';
 
@@ -21,9 +22,22 @@ export class Requests {
   private readonly auths = new Map<string, Waiter<number | undefined>>();
   private readonly results = new Map<string, Waiter<ServerFrameOf<'tool.result'>>>();
   private readonly usages = new Map<string, Waiter<ServerFrameOf<'usage'>>>();
+  private readonly starts = new Map<string, Waiter<ServerFrameOf<'reply.start'>>>();
 
   get full(): boolean {
-    return this.confirms.size + this.auths.size + this.results.size + this.usages.size >= MAX_OUTSTANDING;
+    return this.confirms.size + this.auths.size + this.results.size + this.usages.size + this.starts.size >= MAX_OUTSTANDING;
+  }
+
+  /** A regenerate is answered by the start of its reply, carrying the request's ref. */
+  replyStart(ref: string): Promise<ServerFrameOf<'reply.start'>> {
+    return new Promise((resolve, reject) => this.starts.set(ref, { resolve, reject }));
+  }
+
+  replyStartEvent(frame: ServerFrameOf<'reply.start'>): void {
+    const waiter = frame.ref === undefined ? undefined : this.starts.get(frame.ref);
+    if (!waiter) return;
+    this.starts.delete(frame.ref!);
+    waiter.resolve(frame);
   }
 
   confirm(ref: string, pingRef: string): Promise<void> {
@@ -78,22 +92,24 @@ export class Requests {
   error(frame: ServerFrameOf<'error'>): boolean {
     const ref = frame.ref;
     if (ref === undefined) return false;
-    const waiter = this.confirms.get(ref) ?? this.auths.get(ref) ?? this.results.get(ref) ?? this.usages.get(ref);
+    const waiter = this.confirms.get(ref) ?? this.auths.get(ref) ?? this.results.get(ref) ?? this.usages.get(ref) ?? this.starts.get(ref);
     if (!waiter) return false;
     this.confirms.delete(ref);
     this.auths.delete(ref);
     this.results.delete(ref);
     this.usages.delete(ref);
+    this.starts.delete(ref);
     waiter.reject(new SendError(frame.message, frame.code));
     return true;
   }
 
   failAll(error: Error): void {
-    const waiting = [...this.confirms.values(), ...this.auths.values(), ...this.results.values(), ...this.usages.values()];
+    const waiting = [...this.confirms.values(), ...this.auths.values(), ...this.results.values(), ...this.usages.values(), ...this.starts.values()];
     this.confirms.clear();
     this.auths.clear();
     this.results.clear();
     this.usages.clear();
+    this.starts.clear();
     for (const w of waiting) w.reject(error);
   }
 }

@@ -31,6 +31,10 @@ const summaries: Record<Direction, Record<string, string>> = {
     send: 'Appends a user message and, unless `reply` is false, starts or queues a reply.',
     cancel: 'Cancels the running reply, or the reply `replyId` names (running or queued).',
     'tool.result': 'Answers one tool call of a reply that ended with `tool_calls`.',
+    regenerate: 'Answers a user message again, beside its earlier answers; answered by the `reply.start` of the new reply.',
+    edit: 'A new version of a user message, beside it, and its answer; acknowledged by its `message`.',
+    switch: "Moves the conversation's active path to the branch through a message; every member gets `switch`.",
+    configure: "Changes the conversation's title, system prompt, model or options; every member gets `settings`.",
     typing: 'Tells the other members that this user is typing.',
     ping: 'Asks for a `pong`.',
     usage: "Asks for the user's own usage totals; answered with `usage`.",
@@ -44,6 +48,8 @@ const summaries: Record<Direction, Record<string, string>> = {
     'reply.delta': 'A piece of a reply: text, reasoning, refusal or a piece of a tool call (a conversation event).',
     'reply.end': 'A reply ended: why, its usage, its tool calls (a conversation event).',
     'tool.result': 'The output of one tool call (a conversation event).',
+    switch: 'The active path moved to another branch: the new path (a conversation event).',
+    settings: "The conversation's settings changed: all of them now (a conversation event).",
     presence: 'The members of a conversation changed.',
     typing: 'A member is typing.',
     pong: "The answer to `ping`, with the server's clock.",
@@ -68,6 +74,8 @@ const components: Record<string, z.core.$ZodType> = {
   ReplyError: p.ReplyError,
   UserMessage: p.UserMessage,
   HistoryMessage: p.HistoryMessage,
+  Siblings: p.Siblings,
+  ConversationSettings: p.ConversationSettings,
   Limits: p.Limits,
 };
 

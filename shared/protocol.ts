@@ -21,6 +21,9 @@ export const frameCaps = {
   toolDescriptionChars: 1024,
   /** Attachments one send may carry. */
   attachments: 8,
+  /** A conversation's title and its own system prompt. */
+  titleChars: 200,
+  systemPromptChars: 16_000,
 } as const;
 
 export const ConversationId = z
@@ -52,6 +55,22 @@ export const SendOptions = z.object({
   maxTokens: z.optional(z.number().check(z.int(), z.gte(1), z.lte(frameCaps.maxTokens))),
 });
 export type SendOptions = z.infer<typeof SendOptions>;
+
+/**
+ * A conversation's own settings (`configure`): the next reply uses them. Its
+ * `systemPrompt` replaces the server's; `model`, `temperature` and `maxTokens`
+ * apply where a `send` names none of its own.
+ */
+export const ConversationSettings = z.object({
+  title: z.optional(z.string().check(z.minLength(1), z.maxLength(frameCaps.titleChars))),
+  systemPrompt: z.optional(z.string().check(z.minLength(1), z.maxLength(frameCaps.systemPromptChars))),
+  ...SendOptions.shape,
+});
+export type ConversationSettings = z.infer<typeof ConversationSettings>;
+
+/** A message's place among the answers to the same point of the conversation: `index` (from 0, oldest first) of `count`. */
+export const Siblings = z.object({ index: z.number().check(z.int(), z.nonnegative()), count: z.number().check(z.int(), z.gte(1)) });
+export type Siblings = z.infer<typeof Siblings>;
 
 /** A tool the model may call: `parameters` is a JSON Schema object for its arguments. */
 export const ToolSpec = z.object({
@@ -101,6 +120,32 @@ export const ClientFrame = z.discriminatedUnion('type', [
     toolCallId: Id,
     output: z.string().check(z.maxLength(frameCaps.textChars)),
     isError: z.optional(z.boolean()),
+  }),
+  /** Answer a user message again, beside its earlier answers: the one `messageId` names (a user message, or a reply to it), else the last. */
+  z.object({ type: z.literal('regenerate'), ref: Ref, conversationId: ConversationId, messageId: z.optional(Id), options: z.optional(SendOptions) }),
+  /** A new version of a user message, beside it (the old one and what followed stay reachable), and its answer. */
+  z.object({
+    type: z.literal('edit'),
+    ref: Ref,
+    conversationId: ConversationId,
+    messageId: Id,
+    text: z.string().check(z.minLength(1), z.maxLength(frameCaps.textChars)),
+    clientMessageId: z.optional(Id),
+    reply: z.optional(z.boolean()),
+    options: z.optional(SendOptions),
+  }),
+  /** Make the branch through `messageId` the conversation's active path (for every member). */
+  z.object({ type: z.literal('switch'), ref: Ref, conversationId: ConversationId, messageId: Id }),
+  /** Change the conversation's own settings: a field set to null goes back to the server's default. */
+  z.object({
+    type: z.literal('configure'),
+    ref: Ref,
+    conversationId: ConversationId,
+    title: z.optional(z.nullable(ConversationSettings.shape.title.def.innerType)),
+    systemPrompt: z.optional(z.nullable(ConversationSettings.shape.systemPrompt.def.innerType)),
+    model: z.optional(z.nullable(SendOptions.shape.model.def.innerType)),
+    temperature: z.optional(z.nullable(SendOptions.shape.temperature.def.innerType)),
+    maxTokens: z.optional(z.nullable(SendOptions.shape.maxTokens.def.innerType)),
   }),
   z.object({ type: z.literal('typing'), ref: Ref, conversationId: ConversationId }),
   z.object({ type: z.literal('ping'), ref: Ref }),
@@ -171,6 +216,8 @@ export const UserMessage = z.object({
   /** The tools offered with it (the sender's, and the server's own): every step of the tool loop this message starts offers them. */
   tools: z.optional(z.array(ToolSpec)),
   attachments: z.optional(z.array(Attachment)),
+  /** The message before it on its branch (none: it begins the conversation). An edit carries the edited message's. */
+  parentId: z.optional(z.string()),
 });
 export type UserMessage = z.infer<typeof UserMessage>;
 
@@ -203,6 +250,10 @@ export const HistoryMessage = z.object({
   replyId: z.optional(z.string()),
   toolCallId: z.optional(z.string()),
   isError: z.optional(z.boolean()),
+  /** The message before it on its branch; none for the first message of the conversation (or of a branch at its start). */
+  parentId: z.optional(z.string()),
+  /** In `joined.history` and `switch.history`: its place among the messages with the same parent. */
+  siblings: z.optional(Siblings),
 });
 export type HistoryMessage = z.infer<typeof HistoryMessage>;
 
@@ -231,13 +282,21 @@ export const MessageEvent = z.object({
   message: UserMessage,
   /** The reply that will answer this message (running or queued), so a client can cancel it by id. */
   replyId: z.optional(z.string()),
+  /** An edit: its place beside the message it edits (the active path now ends with it). */
+  siblings: z.optional(Siblings),
 });
 export const ReplyStartEvent = z.object({
   type: z.literal('reply.start'),
   ...Event,
+  /** A regenerate's ref, on the copy its sender gets. */
+  ref: Ref,
   replyId: z.string(),
   inReplyTo: z.string(),
   model: z.string(),
+  /** The message before it on its branch: a regenerated reply's parent is its earlier sibling's. */
+  parentId: z.optional(z.string()),
+  /** A regenerated reply: its place beside the earlier answers (the active path now ends with it). */
+  siblings: z.optional(Siblings),
 });
 export const ReplyDeltaEvent = z
   .object({
@@ -277,6 +336,28 @@ export const ToolResultEvent = z.object({
   isError: z.boolean(),
   author: User,
   createdAt: z.number(),
+  /** The message before it on its branch. */
+  parentId: z.optional(z.string()),
+});
+
+/** The active path moved (`switch`): `history` is the new path, as `joined.history` shows it. */
+export const SwitchEvent = z.object({
+  type: z.literal('switch'),
+  ...Event,
+  ref: Ref,
+  messageId: z.string(),
+  author: User,
+  history: z.array(HistoryMessage),
+});
+
+/** The conversation's settings changed (`configure`): `settings` is all of them now. */
+export const SettingsEvent = z.object({
+  type: z.literal('settings'),
+  ...Event,
+  ref: Ref,
+  settings: ConversationSettings,
+  author: User,
+  createdAt: z.number(),
 });
 
 /** The events of a conversation: each gets a `seq` and is retained for resume. */
@@ -286,6 +367,8 @@ export const ConversationEvent = z.discriminatedUnion('type', [
   ReplyDeltaEvent,
   ReplyEndEvent,
   ToolResultEvent,
+  SwitchEvent,
+  SettingsEvent,
 ]);
 export type ConversationEvent = z.infer<typeof ConversationEvent>;
 export type ConversationEventOf<T extends ConversationEvent['type']> = Extract<ConversationEvent, { type: T }>;
@@ -334,6 +417,10 @@ export const ServerFrame = z.discriminatedUnion('type', [
       }),
     ),
     reset: z.optional(z.boolean()),
+    /** The conversation's own settings (`configure`), where it has any. */
+    settings: z.optional(ConversationSettings),
+    /** The id of the user who created the conversation (its first message or configure): only they may configure it or switch its branch. */
+    owner: z.optional(z.string()),
     /** Which life of the conversation's log `seq` counts in; a new one (the log was lost) starts again from 0. */
     epoch: z.optional(z.string()),
   }),
@@ -343,6 +430,8 @@ export const ServerFrame = z.discriminatedUnion('type', [
   ReplyDeltaEvent,
   ReplyEndEvent,
   ToolResultEvent,
+  SwitchEvent,
+  SettingsEvent,
   z.object({ type: z.literal('presence'), ...Conv, members: z.array(User) }),
   z.object({ type: z.literal('typing'), ...Conv, user: User }),
   z.object({ type: z.literal('pong'), ref: Ref, t: z.number() }),

@@ -5,11 +5,12 @@
 // called by the conversation). Two implementations: in memory (one node) and
 // Redis (many nodes), held to one contract by the behaviour suite.
 import { z } from 'zod';
-import { Attachment, ConversationEvent, ErrorCode, FinishReason, SendOptions, ToolSpec, User, type ConversationEventOf, type HistoryMessage, type ServerFrameOf } from '../../shared/protocol.js';
+import { Attachment, ConversationEvent, ErrorCode, FinishReason, SendOptions, Siblings, ToolSpec, User, type ClientFrameOf, type ConversationEventOf, type ConversationSettings, type HistoryMessage, type ServerFrameOf } from '../../shared/protocol.js';
 import { RelayError } from '../errors.js';
 import type { ContextMessage } from '../reply/context.js';
 import type { RetentionLimits } from '../history/retention.js';
 import type { UpstreamCursor } from '../upstream/pieces.js';
+import type { Placement } from '../history/branches.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event before the store gives it its seq. */
@@ -17,7 +18,13 @@ export type EventInput = DistributiveOmit<ConversationEvent, 'seq'>;
 export type MessageInput = Omit<ConversationEventOf<'message'>, 'seq'>;
 /** What a conversation's history gains an entry from as it is written: a user message or a tool result. */
 export type EntryInput = MessageInput | Omit<ConversationEventOf<'tool.result'>, 'seq'>;
-export type ReplyEventInput = Exclude<EventInput, { type: 'message' | 'tool.result' }>;
+export type ReplyEventInput = Exclude<EventInput, { type: 'message' | 'tool.result' | 'switch' | 'settings' }>;
+
+/** A `configure`: each field set, or (null) back to the server's default. */
+export type SettingsPatch = Omit<ClientFrameOf<'configure'>, 'type' | 'ref' | 'conversationId'>;
+
+/** A change beside history: the active path moves to the branch through a message, or the settings change. */
+export type StateChange = { type: 'switch'; messageId: string; author: User } | { type: 'settings'; patch: SettingsPatch; author: User };
 
 /** How many clientMessageIds a conversation remembers for idempotent send. */
 export const CLIENT_IDS_KEPT = 1_000;
@@ -40,6 +47,8 @@ export const ReplyJob = z.object({
   tools: z.array(ToolSpec).optional(),
   /** Which step of a tool loop this reply is (0: the answer to the message itself). */
   step: z.number().int().nonnegative().optional(),
+  /** A regenerated reply: the parent it takes beside the earlier answers, rather than the end of the active path. */
+  placeAt: z.object({ parentId: z.string(), siblings: z.optional(Siblings) }).optional(),
 });
 export type ReplyJob = z.infer<typeof ReplyJob>;
 
@@ -91,7 +100,11 @@ export interface Snapshot {
   seq: number;
   /** The life of the log; undefined while the conversation has none. */
   epoch?: string;
+  /** The active path, with each message's place among its siblings. */
   history: HistoryMessage[];
+  settings?: ConversationSettings;
+  /** The id of the user who created it. */
+  owner?: string;
   streaming?: NonNullable<ServerFrameOf<'joined'>['streaming']>;
 }
 
@@ -131,8 +144,16 @@ export interface EventLog {
    * is not covered (reset), or belongs to another life of the log (`epoch`).
    */
   eventsSince(conversationId: string, since: number, epoch?: string): Promise<Replay | undefined>;
-  /** History as upstream messages with token counts, oldest first. */
-  context(conversationId: string): Promise<ContextMessage[]>;
+  /** The active path as upstream messages with token counts, oldest first, and the settings a reply starting now uses. */
+  context(conversationId: string): Promise<{ messages: ContextMessage[]; settings: ConversationSettings }>;
+  /**
+   * Move the active path (to the newest end of the branch through the message:
+   * not_found when history has no such message) or change the settings; the
+   * event that says so, with the whole new path or settings, is written with it.
+   */
+  change(conversationId: string, change: StateChange): Promise<StoredEvent>;
+  /** The conversation's own settings (a send's model and options default to them). */
+  settings(conversationId: string): Promise<ConversationSettings>;
   /** This node no longer needs the conversation (idle, no member here): drop what it holds of it. */
   evict(conversationId: string): Promise<void>;
   /** Conversations whose state this process holds in memory right now. */
@@ -166,6 +187,11 @@ export interface ReplyLeases {
    */
   next(conversationId: string, endedReplyId: string): Promise<ReplyJob | undefined>;
   removeQueued(conversationId: string, replyId: string): Promise<ReplyJob | undefined>;
+  /**
+   * Take the lease for a reply that answers no new message (a regenerate),
+   * only while no reply runs or waits: false otherwise.
+   */
+  claimIdle(conversationId: string, job: ReplyJob): Promise<boolean>;
   clearQueue(conversationId: string): Promise<ReplyJob[]>;
   /** The reply holding the lease (running on some node) and how many wait behind it. */
   state(conversationId: string): Promise<{ running: string | undefined; queued: number }>;
@@ -302,10 +328,11 @@ export interface Store {
    */
   /**
    * Append a message or a tool result, and queue `reply` with it (started at
-   * once when nothing runs) in one step. An entry whose key was seen before
+   * once when nothing runs) in one step. It goes at the end of the active path,
+   * or (`placement`, an edit) beside the message it edits. An entry whose key was seen before
    * (a message's clientMessageId, a tool result's call) is not written again:
    * the answer is what it produced the first time.
    */
-  submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined): Promise<Submission>;
+  submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined, placement?: Placement): Promise<Submission>;
   close(): Promise<void>;
 }

@@ -15,6 +15,8 @@ export interface HistoryEntry {
 export interface InFlight {
   replyId: string;
   inReplyTo: string;
+  /** The message before it on its branch. */
+  parentId: string | undefined;
   model: string;
   startSeq: number;
   /** seq of the last event folded in. */
@@ -30,12 +32,20 @@ export interface InFlight {
 /** Events that add their own history entry as they are written (the rest are a reply's, folded below). */
 export type EntryEvent = ConversationEventOf<'message' | 'tool.result'>;
 export type ReplyEvent = ConversationEventOf<'reply.start' | 'reply.delta' | 'reply.end'>;
+/** Events that change the conversation beside its history: the active path, the settings. */
+export type StateEvent = ConversationEventOf<'switch' | 'settings'>;
+
+export function isReplyEvent(event: ConversationEvent): event is ReplyEvent {
+  return event.type === 'reply.start' || event.type === 'reply.delta' || event.type === 'reply.end';
+}
 
 /** A user message or a tool result as it stands in history. */
 export function entryOf(event: EntryEvent): HistoryEntry {
   if (event.type === 'message') return { message: { ...event.message }, startSeq: event.seq };
-  const { replyId, toolCallId, output, isError, author, createdAt } = event;
-  return { message: { id: toolResultId(replyId, toolCallId), role: 'tool', text: output, createdAt, author, replyId, toolCallId, isError }, startSeq: event.seq };
+  const { replyId, toolCallId, output, isError, author, createdAt, parentId } = event;
+  const message: HistoryMessage = { id: toolResultId(replyId, toolCallId), role: 'tool', text: output, createdAt, author, replyId, toolCallId, isError };
+  if (parentId !== undefined) message.parentId = parentId;
+  return { message, startSeq: event.seq };
 }
 
 /** A tool result's id, in history and as the key that lets each call be answered once. */
@@ -65,7 +75,7 @@ export function foldReply(inFlight: InFlight | undefined, event: ReplyEvent, at:
   switch (event.type) {
     case 'reply.start':
       return {
-        inFlight: { replyId: event.replyId, inReplyTo: event.inReplyTo, model: event.model, startSeq: event.seq, seq: event.seq, createdAt: at, text: '', reasoning: '', refusal: '', toolCalls: [] },
+        inFlight: { replyId: event.replyId, inReplyTo: event.inReplyTo, parentId: event.parentId, model: event.model, startSeq: event.seq, seq: event.seq, createdAt: at, text: '', reasoning: '', refusal: '', toolCalls: [] },
       };
     case 'reply.delta': {
       if (!inFlight || inFlight.replyId !== event.replyId) return { inFlight };
@@ -83,6 +93,7 @@ export function foldReply(inFlight: InFlight | undefined, event: ReplyEvent, at:
       // A redacted reply keeps none of what it wrote.
       const kept = event.redacted ? { text: '', reasoning: '', refusal: '' } : s;
       const message: HistoryMessage = { id: s.replyId, role: 'assistant', text: kept.text, createdAt: s.createdAt, finishReason: event.finishReason, model: s.model, inReplyTo: s.inReplyTo };
+      if (s.parentId !== undefined) message.parentId = s.parentId;
       if (kept.reasoning) message.reasoning = kept.reasoning;
       if (kept.refusal) message.refusal = kept.refusal;
       if (event.redacted) message.redacted = true;
@@ -119,20 +130,19 @@ export function withoutRedacted<T extends { readonly event: ConversationEvent }>
 export function replayReply(events: ReadonlyArray<{ event: ConversationEvent; at: number }>): InFlight | undefined {
   let inFlight: InFlight | undefined;
   for (const { event, at } of events) {
-    if (event.type !== 'message' && event.type !== 'tool.result') inFlight = foldReply(inFlight, event, at).inFlight;
+    if (isReplyEvent(event)) inFlight = foldReply(inFlight, event, at).inFlight;
   }
   return inFlight;
 }
 
 /**
  * Insert by startSeq, so a reply lands after the message it answers and before
- * messages sent while it streamed; keep the newest `limit`.
+ * messages sent while it streamed (the bound is the caller's: branches.toPrune).
  */
-export function insertHistory(history: HistoryEntry[], entry: HistoryEntry, limit: number): void {
+export function insertHistory(history: HistoryEntry[], entry: HistoryEntry): void {
   let at = history.length;
   while (at > 0 && history[at - 1]!.startSeq > entry.startSeq) at--;
   history.splice(at, 0, entry);
-  if (history.length > limit) history.splice(0, history.length - limit);
 }
 
 /** The `joined.streaming` view of a reply in flight: what its deltas so far add up to. */

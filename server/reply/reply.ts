@@ -1,7 +1,7 @@
 // One assistant reply, start to end: build the context, stream the upstream
 // completion into reply.delta events, and always finish with exactly one
 // reply.end whose finish reason says what really happened.
-import type { FinishReason, ReplyError, ToolCall, Usage } from '../../shared/protocol.js';
+import type { ConversationSettings, FinishReason, ReplyError, ToolCall, Usage } from '../../shared/protocol.js';
 import { buildContext, clientContext, countTokens, type BuiltContext, type ContextMessage } from './context.js';
 import { RelayError } from '../errors.js';
 import { toolResultId } from '../history/fold.js';
@@ -29,8 +29,8 @@ export interface ReplyRun {
   settings: ReplySettings;
   conversationId: string;
   job: ReplyJob;
-  /** Read when the reply starts (a queued reply answers the history as it is then). */
-  history: () => Promise<ContextMessage[]>;
+  /** Read when the reply starts (a queued reply answers the history as it is then, with the conversation's system prompt then). */
+  history: () => Promise<{ messages: ContextMessage[]; settings: ConversationSettings }>;
   /** The bytes of an attachment the context carries (undefined once it has expired). */
   readAttachment: (id: string) => Promise<Buffer | undefined>;
   /** Checks the reply as it streams, when the operator turned moderation on. */
@@ -111,10 +111,12 @@ export async function runReply(
   };
   const startAndStream = async (): Promise<Completion> => {
     const budget = upstreams.contextTokens(model) ?? settings.contextTokens;
-    context = await buildContext(settings.systemPrompt, answered(await history(), job), budget);
+    const conversation = await history();
+    context = await buildContext(conversation.settings.systemPrompt ?? settings.systemPrompt, answered(conversation.messages, job), budget);
     const turns = await withFiles(context.messages, { read: readAttachment, accepts: (kind) => upstreams.accepts(model, kind) });
     // The job goes with the start, for whichever node adopts the reply if this one is lost.
-    await append({ type: 'reply.start', conversationId, replyId, inReplyTo: job.inReplyTo, model }, { ordinal: ordinal++, job });
+    const siblings = job.placeAt?.siblings;
+    await append({ type: 'reply.start', conversationId, replyId, inReplyTo: job.inReplyTo, model, ...(siblings ? { siblings } : {}) }, { ordinal: ordinal++, job });
     log.debug({ model, promptTokens: context.promptTokens, messages: context.messages.length }, 'reply started');
     return upstreams.stream(model, { turns, temperature: job.options?.temperature, maxTokens: job.options?.maxTokens, tools: job.tools }, signal, onPiece, log);
   };

@@ -3,13 +3,14 @@
 // and the job that will answer it. Whatever refuses it throws before any of
 // it is kept (the slot is the caller's to give back if the write fails).
 import { randomUUID } from 'node:crypto';
-import type { ClientFrameOf, ToolSpec, User, UserMessage } from '../../shared/protocol.js';
+import type { Attachment, ClientFrameOf, ConversationSettings, ToolSpec, User, UserMessage } from '../../shared/protocol.js';
 import type { AttachmentStore, ClientMessage, ReplyJob } from '../backend/store.js';
 import { claimAttachments, referenceAttachments } from '../attachments/claim.js';
 import { RelayError } from '../errors.js';
 import type { Moderation } from '../moderation/index.js';
 import type { UserLimits } from '../session/limits.js';
 import type { Upstreams } from '../upstream/router.js';
+import { optionsFor } from './branching.js';
 
 export interface AdmitDeps {
   attachments: AttachmentStore;
@@ -20,6 +21,10 @@ export interface AdmitDeps {
 
 export interface SendExtras {
   tools: ToolSpec[] | undefined;
+  /** The conversation's settings: the reply's model and options where the send names none. */
+  settings: ConversationSettings;
+  /** An edit keeps the files of the message it edits (claimed when that was sent). */
+  attachments?: Attachment[] | undefined;
   /** The client's own context (the OpenAI HTTP API) and the API key the reply is counted under. */
   context?: ClientMessage[];
   keyId?: string;
@@ -33,21 +38,22 @@ export async function admitSend(
   extras: SendExtras,
 ): Promise<{ message: UserMessage; job: ReplyJob | undefined }> {
   const { upstreams, userLimits } = deps;
-  const model = frame.options?.model;
+  const options = optionsFor(extras.settings, frame.options);
+  const model = options?.model;
   const wantsReply = frame.reply ?? true;
   if (wantsReply && model && !upstreams.allows(model)) throw new RelayError('forbidden', `model ${model} is not allowed on this server`);
   const attachments = frame.attachments?.length
     ? await claimAttachments(deps.attachments, upstreams, frame.attachments, { userId: user.id, conversationId, model: model ?? upstreams.defaultModel })
-    : undefined;
+    : extras.attachments;
   await deps.moderation?.checkMessage(frame.text, attachments, (id) => deps.attachments.data(id));
   const messageId = randomUUID();
   let job: ReplyJob | undefined;
   if (wantsReply) {
     await userLimits.startReply(user.id);
     const { tools, context, keyId } = extras;
-    job = { replyId: randomUUID(), inReplyTo: messageId, user, options: frame.options, ...(tools ? { tools } : {}), ...(context ? { context } : {}), ...(keyId ? { keyId } : {}) };
+    job = { replyId: randomUUID(), inReplyTo: messageId, user, options, ...(tools ? { tools } : {}), ...(context ? { context } : {}), ...(keyId ? { keyId } : {}) };
   }
-  if (attachments) await referenceAttachments(deps.attachments, attachments, conversationId);
+  if (attachments && !extras.attachments) await referenceAttachments(deps.attachments, attachments, conversationId);
   const message: UserMessage = {
     id: messageId,
     role: 'user',

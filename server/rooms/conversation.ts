@@ -3,7 +3,8 @@
 // reply lease and queue, members) lives in the store; every frame reaches
 // members through the bus (record() is where events go from one to the
 // other), so other nodes' members see the same events.
-import type { ToolSpec, ClientFrameOf, ServerFrame, User } from '../../shared/protocol.js';
+import { randomUUID } from 'node:crypto';
+import type { ToolSpec, ClientFrameOf, ServerFrame, Siblings, User } from '../../shared/protocol.js';
 import type { Bus, Delivery, Subscription } from './bus.js';
 import { RelayError } from '../errors.js';
 import { MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
@@ -13,13 +14,15 @@ import type { Throttle, UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { LOST_NODE_MESSAGE, runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
-import { LogLostError, type AttachmentStore, type ClientMessage, type Fence, type LedgerEntry, type ReplyEventInput, type ReplyJob, type Resumable, type Store, type StoredEvent } from '../backend/store.js';
+import { LogLostError, type AttachmentStore, type ClientMessage, type Fence, type LedgerEntry, type ReplyEventInput, type ReplyJob, type Resumable, type StateChange, type Store, type StoredEvent } from '../backend/store.js';
 import { billFor, countBill } from '../usage/bill.js';
 import { orphanBill } from '../usage/orphan.js';
 import type { Upstreams } from '../upstream/router.js';
-import { ToolLoop, type ToolLoopSettings } from './tool-loop.js';
+import { ToolLoop, type Origin, type ToolLoopSettings } from './tool-loop.js';
 import type { OperatorTools } from '../tools/operator-tools.js';
-import { admitSend } from './admit-send.js';
+import { admitSend, type SendExtras } from './admit-send.js';
+import { editTarget, nextSibling, regeneration, type Placement } from '../history/branches.js';
+import { checkSettings, mustBeIdle, mustOwn, mustOwnOrAsk, optionsFor } from './branching.js';
 import type { Moderation } from '../moderation/index.js';
 
 /** What a conversation needs of the connection it talks to. */
@@ -134,11 +137,11 @@ export class Conversation {
    * retains it, then the bus carries it to every node. Synchronous when the
    * store is (in memory), so the per-token path takes no promise there.
    */
-  private record(event: ReplyEventInput, fence?: Fence, bill?: LedgerEntry): void | Promise<void> {
+  private record(event: ReplyEventInput, fence?: Fence, bill?: LedgerEntry, origin?: Origin): void | Promise<void> {
     const stored = this.deps.store.log.append(this.id, event, fence, bill);
-    if (!(stored instanceof Promise)) return this.publish(stored, bill);
+    if (!(stored instanceof Promise)) return this.publish(stored, bill, origin);
     return stored.then(
-      (s) => (s ? this.publish(s, bill) : undefined),
+      (s) => (s ? this.publish(s, bill, origin) : undefined),
       (err: unknown) => this.endInLostLog(err, event, bill),
     );
   }
@@ -163,11 +166,11 @@ export class Conversation {
     }
   }
 
-  /** A written event goes to every node; a written bill counts in the metrics. */
-  private publish(stored: StoredEvent, bill?: LedgerEntry): void {
+  /** A written event goes to every node (`origin`: the member it answers gets it with its ref); a written bill counts in the metrics. */
+  private publish(stored: StoredEvent, bill?: LedgerEntry, origin?: Origin): void {
     if (bill) countBill(this.deps.metrics, bill);
     this.lastRecorded = stored.event.seq;
-    this.deps.bus.publish(this.id, stored);
+    this.deps.bus.publish(this.id, origin ? { ...stored, origin } : stored);
   }
 
   private serial<T>(task: () => Promise<T>): Promise<T> {
@@ -274,36 +277,117 @@ export class Conversation {
    */
   send(socket: MemberSocket, frame: ClientFrameOf<'send'>, extra: { context?: ClientMessage[]; keyId?: string; operatorTools?: boolean } = {}): Promise<string | undefined> {
     return this.serial(async () => {
-      const { store, userLimits } = this.deps;
-      const user = socket.user;
-      const echo = (stored: StoredEvent) => socket.sendRaw(frame.ref === undefined ? stored.json : withRef(stored.json, frame.ref), this.id);
-      // A retry of a send that already went through costs nothing: no limit is consulted.
-      const seen = frame.clientMessageId ? await store.ids.find(this.id, frame.clientMessageId) : undefined;
-      if (seen) {
-        echo(seen);
-        return seen.event.type === 'message' ? seen.event.replyId : undefined;
-      }
       const tools = this.offered(frame.tools, extra.operatorTools === true);
-      await userLimits.takeMessage(user.id);
-      const { message, job } = await admitSend(this.deps, this.id, user, frame, { tools, ...extra });
-      const submission = await store
-        .submit(this.id, { type: 'message', conversationId: this.id, message, ...(job ? { replyId: job.replyId } : {}) }, job)
-        .catch(async (err: unknown) => {
-          if (job) await userLimits.endReply(user.id);
-          throw err;
-        });
-      if (submission.kind !== 'appended' && job) await userLimits.endReply(user.id);
-      if (submission.kind === 'queue-full') throw new RelayError('busy', 'the reply queue of this conversation is full');
-      if (submission.kind === 'duplicate') {
-        echo(submission.stored);
-        return submission.stored.event.type === 'message' ? submission.stored.event.replyId : undefined;
-      }
-      this.deps.bus.publish(this.id, { ...submission.stored, origin: { connectionId: socket.id, ref: frame.ref } });
-      if (job && submission.start) this.start(job);
-      // The sender's answers to its next frames must not overtake its own message.
-      await this.subscription.delivered(submission.stored.event.seq);
-      return job?.replyId;
+      const settings = await this.deps.store.log.settings(this.id);
+      return this.submitMessage(socket, frame, { tools, settings, ...extra });
     });
+  }
+
+  /** A new version of a user message beside it, answered like a send; the earlier one stays a branch. */
+  edit(socket: MemberSocket, frame: ClientFrameOf<'edit'>): Promise<string | undefined> {
+    return this.serial(async () => {
+      // A resend of an edit that went through (its message is no longer where the edit was made) gets its answer again.
+      const seen = await this.resent(socket, frame);
+      if (seen) return seen.replyId;
+      await mustBeIdle(this.deps.store, this.id, this.busy);
+      const snap = await this.deps.store.log.snapshot(this.id);
+      const target = editTarget(snap.history, frame.messageId);
+      mustOwnOrAsk(snap.owner, socket.user, target.author?.id, 'edit a message of another user');
+      const { messageId: _, ...send } = frame;
+      const extras = { tools: target.tools, settings: snap.settings ?? {}, attachments: target.attachments };
+      return this.submitMessage(socket, { ...send, type: 'send' }, extras, { parentId: target.parentId }, nextSibling(target));
+    });
+  }
+
+  /** Answer a user message again: a new reply beside the earlier ones, which stay branches. */
+  regenerate(socket: MemberSocket, frame: ClientFrameOf<'regenerate'>): Promise<string> {
+    return this.serial(async () => {
+      const { store, userLimits, upstreams } = this.deps;
+      await mustBeIdle(store, this.id, this.busy);
+      const snap = await store.log.snapshot(this.id);
+      const { question, parentId, siblings } = regeneration(snap.history, frame.messageId);
+      mustOwnOrAsk(snap.owner, socket.user, question.author?.id, "answer another user's message again");
+      const options = optionsFor(snap.settings ?? {}, frame.options);
+      if (options?.model && !upstreams.allows(options.model)) throw new RelayError('forbidden', `model ${options.model} is not allowed on this server`);
+      await userLimits.takeMessage(socket.user.id);
+      await userLimits.startReply(socket.user.id);
+      const job: ReplyJob = { replyId: randomUUID(), inReplyTo: question.id, user: socket.user, options, tools: question.tools, placeAt: { parentId, siblings } };
+      const claimed = await store.replies.claimIdle(this.id, job).catch(() => false);
+      if (!claimed) {
+        await userLimits.endReply(socket.user.id);
+        throw new RelayError('busy', 'a reply is running or waiting in this conversation: cancel it or wait for its end');
+      }
+      this.start(job, undefined, { connectionId: socket.id, ref: frame.ref });
+      return job.replyId;
+    });
+  }
+
+  /** Move the active path, for every member, to the branch through a message. */
+  switchBranch(socket: MemberSocket, frame: ClientFrameOf<'switch'>): Promise<void> {
+    return this.serial(async () => {
+      await mustBeIdle(this.deps.store, this.id, this.busy);
+      mustOwn((await this.deps.store.log.snapshot(this.id)).owner, socket.user, 'switch its branch');
+      await this.change(socket, frame.ref, { type: 'switch', messageId: frame.messageId, author: socket.user });
+    });
+  }
+
+  /** The conversation's own title, system prompt, model and options, for its next replies. */
+  configure(socket: MemberSocket, frame: ClientFrameOf<'configure'>): Promise<void> {
+    return this.serial(async () => {
+      const { type: _t, ref, conversationId: _c, ...patch } = frame;
+      checkSettings(patch, this.deps.upstreams);
+      mustOwn((await this.deps.store.log.snapshot(this.id)).owner, socket.user, 'configure it');
+      await this.change(socket, ref, { type: 'settings', patch, author: socket.user });
+    });
+  }
+
+  private async change(socket: MemberSocket, ref: string | undefined, change: StateChange): Promise<void> {
+    const stored = await this.deps.store.log.change(this.id, change);
+    this.publish(stored, undefined, { connectionId: socket.id, ref });
+    // The sender's answers to its next frames must not overtake the change.
+    await this.subscription.delivered(stored.event.seq);
+  }
+
+  /**
+   * A retry of a send or edit that already went through costs nothing (no
+   * limit is consulted): the sender gets its message again.
+   */
+  private async resent(socket: MemberSocket, frame: { clientMessageId?: string | undefined; ref?: string | undefined }): Promise<{ replyId: string | undefined } | undefined> {
+    const seen = frame.clientMessageId ? await this.deps.store.ids.find(this.id, frame.clientMessageId) : undefined;
+    if (!seen) return undefined;
+    socket.sendRaw(frame.ref === undefined ? seen.json : withRef(seen.json, frame.ref), this.id);
+    return { replyId: seen.event.type === 'message' ? seen.event.replyId : undefined };
+  }
+
+  /**
+   * A message submitted: admitted (limits, files, moderation, the reply slot),
+   * written at the end of the active path or (an edit) where `placement` says,
+   * and its reply started or queued. Resolves with the reply's id, if any.
+   */
+  private async submitMessage(socket: MemberSocket, frame: ClientFrameOf<'send'>, extra: SendExtras, placement?: Placement, siblings?: Siblings): Promise<string | undefined> {
+    const { store, userLimits } = this.deps;
+    const user = socket.user;
+    const echo = (stored: StoredEvent) => socket.sendRaw(frame.ref === undefined ? stored.json : withRef(stored.json, frame.ref), this.id);
+    const seen = await this.resent(socket, frame);
+    if (seen) return seen.replyId;
+    await userLimits.takeMessage(user.id);
+    const { message, job } = await admitSend(this.deps, this.id, user, frame, extra);
+    const entry = { type: 'message' as const, conversationId: this.id, message, ...(job ? { replyId: job.replyId } : {}), ...(siblings ? { siblings } : {}) };
+    const submission = await store.submit(this.id, entry, job, placement).catch(async (err: unknown) => {
+      if (job) await userLimits.endReply(user.id);
+      throw err;
+    });
+    if (submission.kind !== 'appended' && job) await userLimits.endReply(user.id);
+    if (submission.kind === 'queue-full') throw new RelayError('busy', 'the reply queue of this conversation is full');
+    if (submission.kind === 'duplicate') {
+      echo(submission.stored);
+      return submission.stored.event.type === 'message' ? submission.stored.event.replyId : undefined;
+    }
+    this.deps.bus.publish(this.id, { ...submission.stored, origin: { connectionId: socket.id, ref: frame.ref } });
+    if (job && submission.start) this.start(job);
+    // The sender's answers to its next frames must not overtake its own message.
+    await this.subscription.delivered(submission.stored.event.seq);
+    return job?.replyId;
   }
 
   /** The client's tools and, for a member that may use them, the relay's own; a client tool may not take one of their names. */
@@ -429,8 +513,12 @@ export class Conversation {
     return this.deps.upstreams.allows(model) && this.deps.upstreams.runsInBackground(model);
   }
 
-  /** Run a reply here: a new one, or (`resume`) one adopted from a lost node, re-attached where it stood. */
-  private start(job: ReplyJob, resume?: Resumable): void {
+  /**
+   * Run a reply here: a new one, or (`resume`) one adopted from a lost node,
+   * re-attached where it stood. `origin`: the member whose request started it
+   * gets its reply.start with the request's ref.
+   */
+  private start(job: ReplyJob, resume?: Resumable, origin?: Origin): void {
     const controller = new AbortController();
     const log = this.log.child({ replyId: job.replyId, userId: job.user.id });
     const { upstreams, settings, userLimits, store, metrics } = this.deps;
@@ -440,7 +528,7 @@ export class Conversation {
       : undefined;
     const history = () => store.log.context(this.id);
     const active: ActiveReply = { replyId: job.replyId, userId: job.user.id, controller, ended: false, done: Promise.resolve() };
-    active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, readAttachment: (id) => this.deps.attachments.data(id), moderation: this.deps.moderation, resume, controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill))
+    active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, readAttachment: (id) => this.deps.attachments.data(id), moderation: this.deps.moderation, resume, controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill, e.type === 'reply.start' ? origin : undefined))
       .then(async ({ usage, toolCalls }) => {
         active.ended = true;
         this.tools.ended(job.replyId, toolCalls);

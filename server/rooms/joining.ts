@@ -48,6 +48,8 @@ export async function sendJoined(ctx: JoinContext, socket: MemberSocket, feed: M
       members,
       history: snap.history,
       ...(snap.streaming ? { streaming: snap.streaming } : {}),
+      ...(snap.settings ? { settings: snap.settings } : {}),
+      ...(snap.owner ? { owner: snap.owner } : {}),
       ...(reset ? { reset: true } : {}),
       ...(snap.epoch ? { epoch: snap.epoch } : {}),
     });

@@ -291,8 +291,7 @@ export class Connection implements MemberSocket {
         this.leave(frame.conversationId);
         return this.send({ type: 'left', conversationId: frame.conversationId, ref: frame.ref });
       case 'send': {
-        const { maxTextChars } = this.deps.settings.limits;
-        if (frame.text.length > maxTextChars) throw new RelayError('bad_frame', `text: longer than maxTextChars (${maxTextChars})`);
+        this.checkText(frame.text);
         if (!this.joined.has(frame.conversationId)) await this.join(frame.conversationId, undefined, frame.ref);
         await conversations.get(frame.conversationId).send(this, frame, { operatorTools: true });
         return;
@@ -302,6 +301,17 @@ export class Connection implements MemberSocket {
       case 'tool.result':
         await this.memberOf(frame.conversationId).toolResult(this, frame);
         return;
+      case 'edit':
+        this.checkText(frame.text);
+        await this.memberOf(frame.conversationId).edit(this, frame);
+        return;
+      case 'regenerate':
+        await this.memberOf(frame.conversationId).regenerate(this, frame);
+        return;
+      case 'switch':
+        return this.memberOf(frame.conversationId).switchBranch(this, frame);
+      case 'configure':
+        return this.memberOf(frame.conversationId).configure(this, frame);
       case 'typing':
         return this.memberOf(frame.conversationId).typing(this);
       case 'usage':
@@ -339,6 +349,11 @@ export class Connection implements MemberSocket {
       throw new RelayError('rate_limited', `at most ${this.deps.settings.maxConversations} conversations per socket`);
     }
     this.joined.add(conversationId);
+  }
+
+  private checkText(text: string): void {
+    const { maxTextChars } = this.deps.settings.limits;
+    if (text.length > maxTextChars) throw new RelayError('bad_frame', `text: longer than maxTextChars (${maxTextChars})`);
   }
 
   private memberOf(conversationId: string) {

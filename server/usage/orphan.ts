@@ -29,7 +29,9 @@ export async function orphanBill(deps: OrphanDeps, conversationId: string, reply
   let promptTokens = 0;
   if (streaming?.inReplyTo) {
     const budget = upstreams.contextTokens(model) ?? settings.contextTokens;
-    promptTokens = (await buildContext(settings.systemPrompt, answered(await store.log.context(conversationId), { inReplyTo: streaming.inReplyTo }), budget)).promptTokens;
+    const conversation = await store.log.context(conversationId);
+    const systemPrompt = conversation.settings.systemPrompt ?? settings.systemPrompt;
+    promptTokens = (await buildContext(systemPrompt, answered(conversation.messages, { inReplyTo: streaming.inReplyTo }), budget)).promptTokens;
   }
   const usage = { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, source: 'estimated' as const };
   const userId = asked?.user.id ?? root?.author?.id ?? 'unknown';

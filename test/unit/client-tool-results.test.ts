@@ -133,7 +133,7 @@ test('respond sends the frame and resolves on the server event that carries its 
   assert.equal(reply.toolResults.get('call_2')?.author, RELAY);
   assert.equal(reply.pendingToolCalls, []);
   const entry = room.history.find((m) => m.role === 'tool' && m.toolCallId === 'call_1');
-  assert.equal(entry, { id: 'tool:r1:call_1', role: 'tool', text: '18 C, cloudy', createdAt: 5, author: ME, replyId: 'r1', toolCallId: 'call_1', isError: false });
+  assert.equal(entry, { id: 'tool:r1:call_1', role: 'tool', text: '18 C, cloudy', createdAt: 5, author: ME, replyId: 'r1', toolCallId: 'call_1', isError: false, siblings: { index: 0, count: 1 } });
 });
 
 test('isError goes out and comes back', async () => {

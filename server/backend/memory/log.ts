@@ -5,11 +5,13 @@
 // A durable backend (server/backend/sqlite) keeps the same log on disk
 // through a journal: told of every change, asked for what it does not hold.
 import { randomUUID } from 'node:crypto';
-import type { ConversationEvent } from '../../../shared/protocol.js';
-import { entryKey, entryOf, foldReply, insertHistory, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
+import type { ConversationEvent, ConversationSettings } from '../../../shared/protocol.js';
+import { activePath, leafOf, onPath, placedId, setParent, toPrune, type Placement } from '../../history/branches.js';
+import { applyChange, creatorOf, type TreeState } from '../../history/changes.js';
+import { entryKey, entryOf, foldReply, insertHistory, isReplyEvent, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
-import { CLIENT_IDS_KEPT, parseEvent, type EventLog, type Fence, type LedgerEntry, type Replay, type EventInput, type MessageIds, type Snapshot, type StoredEvent, type StoreLimits } from '../store.js';
+import { CLIENT_IDS_KEPT, parseEvent, type EntryInput, type EventLog, type Fence, type LedgerEntry, type Replay, type EventInput, type MessageIds, type Snapshot, type StateChange, type StoredEvent, type StoreLimits } from '../store.js';
 
 /** Where the log writes a reply's bill with its end (a durable backend's journal writes its own). */
 export interface LedgerSink {
@@ -32,6 +34,7 @@ export interface LoadedConversation {
   /** The reply that was streaming when it was written, folded from the log. */
   inFlight: InFlight | undefined;
   clientIds: Array<[string, StoredEvent]>;
+  state: TreeState;
 }
 
 /** One appended event, as a journal is told of it. */
@@ -47,6 +50,10 @@ export interface Appended {
   /** Its clientMessageId or tool call key, for idempotent writes. */
   clientId: string | undefined;
   bill: LedgerEntry | undefined;
+  /** The leaf and settings after it, when it changed them. */
+  state: TreeState | undefined;
+  /** History entries (their startSeq) that go to keep history within its bound. */
+  pruned: number[] | undefined;
 }
 
 /**
@@ -79,6 +86,7 @@ class Conversation {
   readonly history: Counted[] = [];
   inFlight: InFlight | undefined;
   readonly clientIds = new Map<string, StoredEvent>();
+  state: TreeState = { leaf: undefined, settings: {}, owner: undefined };
 
   constructor(
     public seq: number,
@@ -93,6 +101,7 @@ class Conversation {
     c.log.push(...loaded.log);
     c.history.push(...loaded.history);
     c.inFlight = loaded.inFlight;
+    c.state = loaded.state;
     for (const [key, stored] of loaded.clientIds) c.clientIds.set(key, stored);
     return c;
   }
@@ -153,9 +162,35 @@ export class MemoryLog implements EventLog, MessageIds {
   }
 
   /** One process: no other node can hold the lease, so there is nothing to fence. */
-  append(conversationId: string, input: EventInput, _fence?: Fence, bill?: LedgerEntry): StoredEvent {
+  append(conversationId: string, input: EventInput, fence?: Fence, bill?: LedgerEntry): StoredEvent {
+    return this.write(this.get(conversationId), conversationId, input, { bill, placement: fence?.job?.placeAt });
+  }
+
+  /** A message or tool result, at the end of the active path or (an edit) where `placement` says. */
+  appendEntry(conversationId: string, entry: EntryInput, placement: Placement | undefined): StoredEvent {
+    return this.write(this.get(conversationId), conversationId, entry, { placement });
+  }
+
+  async settings(conversationId: string): Promise<ConversationSettings> {
+    return this.peek(conversationId)?.state.settings ?? {};
+  }
+
+  async change(conversationId: string, change: StateChange): Promise<StoredEvent> {
     const c = this.get(conversationId);
+    const { input, state } = applyChange(conversationId, c.history, c.state, change);
+    return this.write(c, conversationId, input, { state });
+  }
+
+  private write(c: Conversation, conversationId: string, input: EventInput, opts: { bill?: LedgerEntry | undefined; placement?: Placement | undefined; state?: TreeState }): StoredEvent {
     const seq = c.seq + 1;
+    const placed = placedId(input);
+    let state = opts.state;
+    if (placed) {
+      setParent(input, opts.placement, leafOf(c.history, c.state.leaf));
+      state = { ...c.state, leaf: placed };
+    }
+    const creator = c.state.owner === undefined ? creatorOf(input) : undefined;
+    if (creator) state = { ...(state ?? c.state), owner: creator };
     // The log owns what it is given (every caller builds a fresh object): adding seq in place
     // saves a copy per token.
     const event: ConversationEvent = Object.assign(input, { seq });
@@ -168,19 +203,31 @@ export class MemoryLog implements EventLog, MessageIds {
     const ending = event.type === 'reply.end' ? foldReply(c.inFlight, event, at) : undefined;
     const history = isEntry ? entryOf(event) : ending?.completed;
     const clientId = isEntry ? entryKey(event) : undefined;
+    const pruned = history ? this.toPrune(c, history, state?.leaf ?? c.state.leaf) : undefined;
     // The journal first: what it refuses to keep is not appended here either.
     // One plain object: for a delta this runs once per token.
-    this.journal?.appended({ conversationId, entry, epoch: c.epoch, type: event.type, replyId: isEntry ? undefined : event.replyId, history, clientId, bill });
+    const replyId = isReplyEvent(event) ? event.replyId : undefined;
+    this.journal?.appended({ conversationId, entry, epoch: c.epoch, type: event.type, replyId, history, clientId, bill: opts.bill, state, pruned: pruned?.map((p) => p.startSeq) });
     c.seq = seq;
     c.log.push(entry);
     c.end += Buffer.byteLength(json);
-    if (!isEntry) c.inFlight = (ending ?? foldReply(c.inFlight, event, at)).inFlight;
-    if (history) insertHistory(c.history, history, this.limits.historyLimit);
+    if (state) c.state = state;
+    if (isReplyEvent(event)) c.inFlight = (ending ?? foldReply(c.inFlight, event, at)).inFlight;
+    if (history) insertHistory(c.history, history);
+    for (const gone of pruned ?? []) c.history.splice(c.history.indexOf(gone), 1);
     if (clientId) this.remember(c, clientId, stored);
-    if (bill) this.ledger?.add(bill);
+    if (opts.bill) this.ledger?.add(opts.bill);
     // After the fold: a reply that just ended no longer holds its events in the log.
     this.trim(conversationId, c, at);
     return stored;
+  }
+
+  /** What goes from history once `entry` is in, to keep it within its bound (the entry itself never). */
+  private toPrune(c: Conversation, entry: HistoryEntry, leaf: string | undefined): HistoryEntry[] | undefined {
+    if (c.history.length < this.limits.historyLimit) return undefined;
+    const next = [...c.history];
+    insertHistory(next, entry);
+    return toPrune(next, leaf, this.limits.historyLimit).filter((e) => e !== entry);
   }
 
   private remember(c: Conversation, clientId: string, stored: StoredEvent): void {
@@ -216,8 +263,10 @@ export class MemoryLog implements EventLog, MessageIds {
       const tomb = this.tombstones.get(conversationId);
       return tomb ? { seq: tomb.seq, epoch: tomb.epoch, history: [] } : { seq: 0, history: [] };
     }
-    const snap: Snapshot = { seq: c.seq, epoch: c.epoch, history: c.history.map((h) => h.message) };
+    const snap: Snapshot = { seq: c.seq, epoch: c.epoch, history: activePath(c.history, c.state.leaf, c.inFlight && { id: c.inFlight.replyId, parentId: c.inFlight.parentId }) };
     if (c.inFlight) snap.streaming = streamingView(c.inFlight);
+    if (Object.keys(c.state.settings).length) snap.settings = c.state.settings;
+    if (c.state.owner) snap.owner = c.state.owner;
     return snap;
   }
 
@@ -234,10 +283,11 @@ export class MemoryLog implements EventLog, MessageIds {
     return { events: c.log.slice(since + 1 - first).map(({ json }) => ({ json, event: parseEvent(json) })), epoch: c.epoch };
   }
 
-  async context(conversationId: string): Promise<ContextMessage[]> {
+  async context(conversationId: string): Promise<{ messages: ContextMessage[]; settings: ConversationSettings }> {
     const c = this.peek(conversationId);
-    if (!c) return [];
-    return c.history.filter((h) => worthSending(h.message)).map((h) => (h.context ??= toContextMessage(h.message)));
+    if (!c) return { messages: [], settings: {} };
+    const path = onPath(c.history, c.state.leaf, c.inFlight && { id: c.inFlight.replyId, parentId: c.inFlight.parentId });
+    return { messages: path.filter((h) => worthSending(h.message)).map((h) => (h.context ??= toContextMessage(h.message))), settings: c.state.settings };
   }
 
   /** Kept for conversationIdleMs more (a member may come back to its history), then forgotten. */

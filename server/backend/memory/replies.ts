@@ -40,6 +40,12 @@ export class MemoryReplies implements ReplyLeases {
     if (r.running === undefined && r.queue.length === 0) this.byConversation.delete(conversationId);
   }
 
+  async claimIdle(conversationId: string, job: ReplyJob): Promise<boolean> {
+    if (this.byConversation.has(conversationId)) return false;
+    this.byConversation.set(conversationId, { running: job.replyId, queue: [] });
+    return true;
+  }
+
   async next(conversationId: string, endedReplyId: string): Promise<ReplyJob | undefined> {
     const r = this.byConversation.get(conversationId);
     if (r?.running !== endedReplyId) return undefined;

@@ -2,6 +2,7 @@
 // so submit's step across them is atomic by being synchronous. The embedded
 // durable store is this one with a journal and durable parts beneath it.
 import { entryKey } from '../../history/fold.js';
+import type { Placement } from '../../history/branches.js';
 import type { ApiKeys, EntryInput, ReplyJob, Store, StoreLimits, Submission, UsageLedger } from '../store.js';
 import { MemoryApiKeys } from './api-keys.js';
 import { MemoryLedger } from './ledger.js';
@@ -39,7 +40,7 @@ export class MemoryStore implements Store {
     this.replies = durable?.replies ?? new MemoryReplies(limits.maxQueuedReplies);
   }
 
-  async submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined): Promise<Submission> {
+  async submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined, placement?: Placement): Promise<Submission> {
     const clientId = entryKey(entry);
     const seen = clientId ? this.log.seen(conversationId, clientId) : undefined;
     if (seen) return { kind: 'duplicate', stored: seen };
@@ -47,7 +48,7 @@ export class MemoryStore implements Store {
     if (!reserved) return { kind: 'queue-full' };
     try {
       // A durable journal writes the reserved job with the message, in one transaction.
-      return { kind: 'appended', stored: this.log.append(conversationId, entry), start: reserved.start };
+      return { kind: 'appended', stored: this.log.appendEntry(conversationId, entry, placement), start: reserved.start };
     } catch (err) {
       // The message could not be kept: neither is its reply.
       if (reply) this.replies.undo(conversationId, reply.replyId);

@@ -7,22 +7,26 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { HistoryMessage } from '../../../shared/protocol.js';
+import type { ConversationSettings } from '../../../shared/protocol.js';
 import { RelayError } from '../../errors.js';
+import { activePath, onPath, setParent } from '../../history/branches.js';
+import { applyChange, creatorOf } from '../../history/changes.js';
 import { entryKey, entryOf, foldReply, replayReply, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
 import type { Logger } from '../../log.js';
-import { CLIENT_IDS_KEPT, LogLostError, parseEvent, type EventLog, type LedgerEntry, type Replay, type Fence, type MessageIds, type EntryInput, type ReplyEventInput, type Snapshot, type StoredEvent } from '../store.js';
+import { CLIENT_IDS_KEPT, LogLostError, parseEvent, type EventInput, type EventLog, type LedgerEntry, type Replay, type Fence, type MessageIds, type EntryInput, type ReplyEventInput, type Snapshot, type StateChange, type StoredEvent } from '../store.js';
 import type { RedisStoreOptions } from './options.js';
 import type { Keys } from './keys.js';
 import { appendScript, snapshotScript, trimScript } from './scripts.js';
+import { PLACE_TRIES, RedisTree, parseHistory, parseTree, type StoredEntry, type Tree } from './tree.js';
 
 /** A stream entry as XRANGE returns it: [id, [field, value, ...]]. */
 const Entry = z.tuple([z.string(), z.array(z.string())]);
 const Entries = z.array(Entry);
-const SnapshotReply = z.tuple([z.string(), z.string(), z.array(z.string()), Entries]);
-const AppendReply = z.union([z.tuple([z.string(), z.string()]), z.string()]);
+const SnapshotReply = z.tuple([z.string(), z.string(), z.array(z.string()), Entries, z.string(), z.string(), z.string(), z.string()]);
+/** [event JSON, epoch, entries in history], or why it was refused. */
+const AppendReply = z.union([z.tuple([z.string(), z.string(), z.number()]), z.string()]);
 
 interface Decoded extends Retained {
   json: string;
@@ -47,17 +51,20 @@ export class RedisLog implements EventLog, MessageIds {
   /** Appends since the last look at the log's size, per conversation this node writes to. */
   private readonly sinceTrimCheck = new Map<string, number>();
   private readonly tokenCounts = new Map<string, ContextMessage>();
+  readonly tree: RedisTree;
 
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly opts: RedisStoreOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.tree = new RedisTree(redis, keys, opts.historyLimit);
+  }
 
   /** The inputs every append shares; the caller adds what its kind of event needs. */
-  appendArgs(event: EntryInput | ReplyEventInput) {
-    const { retentionMs, nodeId, leaseMs, historyLimit } = this.opts;
+  appendArgs(event: EventInput) {
+    const { retentionMs, nodeId, leaseMs } = this.opts;
     return {
       kind: 'message',
       phase: '',
@@ -70,7 +77,6 @@ export class RedisLog implements EventLog, MessageIds {
       ordinal: 0,
       history: '',
       historyScore: '',
-      historyLimit,
       clientId: '',
       idsKept: CLIENT_IDS_KEPT,
       // Only an append that may start the log (a message, or an end written into a lost one) brings one:
@@ -83,6 +89,11 @@ export class RedisLog implements EventLog, MessageIds {
       runningJob: '',
       responseId: '',
       sequence: 0,
+      expectRev: '',
+      leaf: '',
+      settings: '',
+      // Every unfenced event may be the one that creates the conversation.
+      owner: creatorOf(event) ?? '',
     };
   }
 
@@ -95,13 +106,27 @@ export class RedisLog implements EventLog, MessageIds {
 
   /**
    * A reply event. Without a fence it is the end of a reply that never
-   * started (dropped from the queue): nothing to check, nothing to fold.
+   * started (dropped from the queue): nothing to check, nothing to fold. A
+   * reply's start takes its place in the tree, tried again while other nodes
+   * move it.
    */
   async append(conversationId: string, event: ReplyEventInput, fence?: Fence, bill?: LedgerEntry): Promise<StoredEvent | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const tree = fence && event.type === 'reply.start' ? await this.tree.read(conversationId) : undefined;
+      if (tree) setParent(event, fence?.job?.placeAt, tree.leaf);
+      const written = await this.appendOnce(conversationId, event, fence, bill, tree);
+      if (written !== 'moved') return written;
+      if (attempt === PLACE_TRIES) throw new RelayError('internal', 'the conversation kept changing while the reply started');
+    }
+  }
+
+  private async appendOnce(conversationId: string, event: ReplyEventInput, fence: Fence | undefined, bill: LedgerEntry | undefined, tree: Tree | undefined): Promise<StoredEvent | undefined | 'moved'> {
     const args = this.appendArgs(event);
     if (bill) Object.assign(args, { bill: JSON.stringify(bill), billAt: bill.at });
+    if (tree) Object.assign(args, { expectRev: tree.rev, leaf: event.replyId });
+    let completed: HistoryEntry | undefined;
     if (fence) {
-      const completed = await this.fold(conversationId, event);
+      completed = await this.fold(conversationId, event);
       Object.assign(args, {
         kind: 'reply',
         phase: event.type.slice('reply.'.length),
@@ -117,6 +142,7 @@ export class RedisLog implements EventLog, MessageIds {
       args.epoch = randomUUID();
     }
     const result = AppendReply.parse(await appendScript.run(this.redis, this.keys.append(conversationId, bill?.userId), args));
+    if (result === 'moved') return result;
     if (result === 'duplicate' && fence) return this.writtenBefore(conversationId, event);
     if (typeof result === 'string') {
       this.inFlight.delete(conversationId);
@@ -124,7 +150,7 @@ export class RedisLog implements EventLog, MessageIds {
       if (result === 'lost-lease') throw new RelayError('internal', 'this node no longer holds the reply (lease lost)');
       throw new RelayError('internal', 'the reply event was written before');
     }
-    const [json, epoch] = result;
+    const [json, epoch, size] = result;
     const withSeq = this.withSeq(json, event);
     if (fence && withSeq.type !== 'reply.end') {
       const inFlight = foldReply(this.inFlight.get(conversationId), withSeq, args.now).inFlight;
@@ -133,7 +159,29 @@ export class RedisLog implements EventLog, MessageIds {
     if (event.type === 'reply.delta') this.checkSize(conversationId);
     // After any other event the log is trimmed before members hear of it, as in memory.
     else await this.trimQuietly(conversationId);
+    if (completed) await this.tree.prune(conversationId, size);
     return { json, event: withSeq, epoch };
+  }
+
+  async settings(conversationId: string): Promise<ConversationSettings> {
+    return parseTree(undefined, await this.redis.hget(this.keys.conversation(conversationId).tree, 'settings'), undefined).settings;
+  }
+
+  /** A switch or a configure: computed from the tree as it stands, written unless another node moved it meanwhile. */
+  async change(conversationId: string, change: StateChange): Promise<StoredEvent> {
+    for (let attempt = 1; ; attempt++) {
+      const tree = await this.tree.read(conversationId);
+      const { input, state } = applyChange(conversationId, await this.tree.history(conversationId), tree, change);
+      const args = { ...this.appendArgs(input), kind: 'state', epoch: randomUUID(), expectRev: tree.rev };
+      if (input.type === 'switch') args.leaf = state.leaf ?? '';
+      else args.settings = JSON.stringify(state.settings);
+      const result = AppendReply.parse(await appendScript.run(this.redis, this.keys.append(conversationId), args));
+      if (typeof result !== 'string') {
+        await this.trimQuietly(conversationId);
+        return { json: result[0], event: this.withSeq(result[0], input), epoch: result[1] };
+      }
+      if (result !== 'moved' || attempt === PLACE_TRIES) throw new RelayError('busy', 'the conversation kept changing; try again');
+    }
   }
 
   /**
@@ -161,7 +209,7 @@ export class RedisLog implements EventLog, MessageIds {
   }
 
   /** The event with the seq the script gave it, without parsing back what this node just wrote. */
-  withSeq<E extends EntryInput | ReplyEventInput>(json: string, input: E): E & { seq: number } {
+  withSeq<E extends EventInput>(json: string, input: E): E & { seq: number } {
     return Object.assign(input, { seq: Number.parseInt(json.slice('{"seq":'.length), 10) });
   }
 
@@ -170,12 +218,12 @@ export class RedisLog implements EventLog, MessageIds {
     return json === null ? undefined : { json, event: parseEvent(json) };
   }
 
-  private async read(conversationId: string): Promise<{ seq: number; epoch: string; history: string[]; inFlight: InFlight | undefined }> {
+  private async read(conversationId: string): Promise<{ seq: number; epoch: string; history: StoredEntry[]; tree: Tree; inFlight: InFlight | undefined }> {
     const k = this.keys.conversation(conversationId);
-    const reply = await snapshotScript.run(this.redis, { seq: k.seq, epoch: k.epoch, hist: k.hist, st: k.st, log: k.log }, {});
-    const [seq, epoch, history, entries] = SnapshotReply.parse(reply);
+    const reply = await snapshotScript.run(this.redis, { seq: k.seq, epoch: k.epoch, hist: k.hist, st: k.st, log: k.log, tree: k.tree }, {});
+    const [seq, epoch, history, entries, leaf, settings, rev, owner] = SnapshotReply.parse(reply);
     const events = entries.map(decode).map((d) => ({ event: parseEvent(d.json), at: d.at }));
-    return { seq: Number(seq), epoch, history, inFlight: replayReply(events) };
+    return { seq: Number(seq), epoch, history: parseHistory(history), tree: parseTree(leaf, settings, rev, owner), inFlight: replayReply(events) };
   }
 
   private async readInFlight(conversationId: string): Promise<InFlight | undefined> {
@@ -183,10 +231,12 @@ export class RedisLog implements EventLog, MessageIds {
   }
 
   async snapshot(conversationId: string): Promise<Snapshot> {
-    const { seq, epoch, history, inFlight } = await this.read(conversationId);
-    const snap: Snapshot = { seq, history: history.map((json) => HistoryMessage.parse(JSON.parse(json))) };
+    const { seq, epoch, history, tree, inFlight } = await this.read(conversationId);
+    const snap: Snapshot = { seq, history: activePath(history, tree.leaf, inFlight && { id: inFlight.replyId, parentId: inFlight.parentId }) };
     if (epoch) snap.epoch = epoch;
     if (inFlight) snap.streaming = streamingView(inFlight);
+    if (Object.keys(tree.settings).length) snap.settings = tree.settings;
+    if (tree.owner) snap.owner = tree.owner;
     return snap;
   }
 
@@ -203,10 +253,12 @@ export class RedisLog implements EventLog, MessageIds {
     return { events: entries.map(({ json }) => ({ json, event: parseEvent(json) })), epoch: life };
   }
 
-  async context(conversationId: string): Promise<ContextMessage[]> {
+  async context(conversationId: string): Promise<{ messages: ContextMessage[]; settings: ConversationSettings }> {
+    const k = this.keys.conversation(conversationId);
+    const [history, [leaf, settings, rev]] = await Promise.all([this.tree.history(conversationId), this.redis.hmget(k.tree, 'leaf', 'settings', 'rev')]);
+    const tree = parseTree(leaf, settings, rev);
     const out: ContextMessage[] = [];
-    for (const json of await this.redis.zrange(this.keys.conversation(conversationId).hist, 0, -1)) {
-      const message = HistoryMessage.parse(JSON.parse(json));
+    for (const { message } of onPath(history, tree.leaf)) {
       if (!worthSending(message)) continue;
       let counted = this.tokenCounts.get(message.id);
       if (!counted) {
@@ -216,7 +268,7 @@ export class RedisLog implements EventLog, MessageIds {
       }
       out.push(counted);
     }
-    return out;
+    return { messages: out, settings: tree.settings };
   }
 
   /** Deltas are the hot path: the log's size is looked at every so many. */

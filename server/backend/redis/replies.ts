@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ReplyJob, type Adopted, type ReplyLeases } from '../store.js';
 import type { Keys } from './keys.js';
 import type { RedisStoreOptions } from './options.js';
-import { adoptScript, nextScript, removeQueuedScript, renewScript } from './scripts.js';
+import { adoptScript, claimIdleScript, nextScript, removeQueuedScript, renewScript } from './scripts.js';
 
 const AdoptResult = z.union([
   z.literal(''),
@@ -33,6 +33,11 @@ export class RedisReplies implements ReplyLeases {
     const k = this.keys.conversation(conversationId);
     const job = await nextScript.run(this.redis, { lease: k.lease, queue: k.queue }, { ...this.me(), replyId: endedReplyId });
     return typeof job === 'string' ? toJob(job) : undefined;
+  }
+
+  async claimIdle(conversationId: string, job: ReplyJob): Promise<boolean> {
+    const k = this.keys.conversation(conversationId);
+    return (await claimIdleScript.run(this.redis, { lease: k.lease, queue: k.queue }, { ...this.me(), replyId: job.replyId })) === 1;
   }
 
   async removeQueued(conversationId: string, replyId: string): Promise<ReplyJob | undefined> {

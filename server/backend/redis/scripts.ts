@@ -17,7 +17,6 @@ const APPEND_ARGS = [
   'ordinal', // position of the event in its reply: a write seen before is dropped
   'history', // a complete history entry (JSON) this event makes, or ""
   'historyScore', // its place in history: the seq that opened it, or "" for this event's own
-  'historyLimit',
   'clientId', // a message's clientMessageId, or ""
   'idsKept',
   'epoch', // the epoch a log started by this append gets
@@ -28,10 +27,14 @@ const APPEND_ARGS = [
   'runningJob', // a reply.start: the job it runs (JSON), kept for the node that adopts it, or ""
   'responseId', // a reply.delta of a background response: its upstream response, or ""
   'sequence', // … and the sequence number of the event the delta came from
+  'expectRev', // the tree's revision the event was placed against ("" for none): a moved tree refuses it
+  'leaf', // the active path's new end, or ""
+  'settings', // the conversation's new settings (JSON), or ""
+  'owner', // the author of an event that would create the conversation: its owner, unless it has one
 ] as const;
 
 /** Keys of an append: the conversation's, and the usage ledger's (all of it, and the billed user's). */
-const APPEND_KEYS = ['seq', 'epoch', 'log', 'bytes', 'hist', 'st', 'ids', 'idx', 'lease', 'queue', 'members', 'ledger', 'ledgerUser'] as const;
+const APPEND_KEYS = ['seq', 'epoch', 'log', 'bytes', 'hist', 'st', 'tree', 'ids', 'idx', 'lease', 'queue', 'members', 'ledger', 'ledgerUser'] as const;
 
 const APPEND = `
 local function keepAlive(ms)
@@ -65,7 +68,13 @@ local function fenced()
   return nil
 end
 
+-- The event was placed in the tree (its parent, a switch's leaf, merged settings) as it stood at expectRev.
+local function moved()
+  return A.expectRev ~= '' and (redis.call('HGET', K.tree, 'rev') or '0') ~= A.expectRev
+end
+
 local function append()
+  if moved() then return 'moved' end
   if A.kind == 'reply' then
     -- A reply's log cannot vanish under it unnoticed (a Redis restarted empty): say so, do not start a new one.
     if redis.call('EXISTS', K.epoch) == 0 then return 'lost-log' end
@@ -81,8 +90,11 @@ local function append()
     local score = seq
     if A.historyScore ~= '' then score = tonumber(A.historyScore) end
     redis.call('ZADD', K.hist, score, A.history)
-    redis.call('ZREMRANGEBYRANK', K.hist, 0, -1 - tonumber(A.historyLimit))
   end
+  if A.leaf ~= '' then redis.call('HSET', K.tree, 'leaf', A.leaf) end
+  if A.settings ~= '' then redis.call('HSET', K.tree, 'settings', A.settings) end
+  if A.leaf ~= '' or A.settings ~= '' then redis.call('HINCRBY', K.tree, 'rev', 1) end
+  if A.owner ~= '' then redis.call('HSETNX', K.tree, 'owner', A.owner) end
   if A.clientId ~= '' then
     redis.call('HSET', K.ids, A.clientId, json)
     redis.call('ZADD', K.idx, seq, A.clientId)
@@ -118,19 +130,22 @@ end
 /** The epoch of the log an append went to (the script's answer is the event JSON, or a refusal). */
 const EPOCH = `redis.call('GET', K.epoch)`;
 
-/** Returns {event JSON with its seq, epoch}, or "lost-log", "lost-lease", "duplicate". */
+/** Entries in history after the append: over the bound, the caller prunes (branches.toPrune decides which). */
+const HISTORY_SIZE = `redis.call('ZCARD', K.hist)`;
+
+/** Returns {event JSON with its seq, epoch, history size}, or "lost-log", "lost-lease", "duplicate", "moved". */
 export const appendScript = new Script(
   APPEND_KEYS,
   APPEND_ARGS,
   `${APPEND}
 local json = append()
 if string.sub(json, 1, 1) ~= '{' then return json end
-return {json, ${EPOCH}}`,
+return {json, ${EPOCH}, ${HISTORY_SIZE}}`,
 );
 
 /**
- * A user message and the reply it asks for. Returns {"appended", json, start, epoch}
- * | {"duplicate", json} | {"queue-full"}.
+ * A user message and the reply it asks for. Returns {"appended", json, start, epoch, history size}
+ * | {"duplicate", json} | {"queue-full"} | {"moved"}.
  */
 export const submitScript = new Script(
   APPEND_KEYS,
@@ -140,6 +155,7 @@ if A.clientId ~= '' then
   local prev = redis.call('HGET', K.ids, A.clientId)
   if prev then return {'duplicate', prev} end
 end
+if moved() then return {'moved'} end
 local start = 0
 if A.job ~= '' then
   if redis.call('EXISTS', K.lease) == 0 then
@@ -152,7 +168,7 @@ if A.job ~= '' then
   end
 end
 local json = append()
-return {'appended', json, start, ${EPOCH}}`,
+return {'appended', json, start, ${EPOCH}, ${HISTORY_SIZE}}`,
 );
 
 /**
@@ -161,13 +177,14 @@ return {'appended', json, start, ${EPOCH}}`,
  * fold). Returns {seq, epoch, history, entries}.
  */
 export const snapshotScript = new Script(
-  ['seq', 'epoch', 'hist', 'st', 'log'],
+  ['seq', 'epoch', 'hist', 'st', 'log', 'tree'],
   [],
   `
 local startSeq = redis.call('HGET', K.st, 'startSeq')
 local entries = {}
 if startSeq then entries = redis.call('XRANGE', K.log, startSeq .. '-0', '+') end
-return {redis.call('GET', K.seq) or '0', redis.call('GET', K.epoch) or '', redis.call('ZRANGE', K.hist, 0, -1), entries}`,
+local tree = redis.call('HMGET', K.tree, 'leaf', 'settings', 'rev', 'owner')
+return {redis.call('GET', K.seq) or '0', redis.call('GET', K.epoch) or '', redis.call('ZRANGE', K.hist, 0, -1, 'WITHSCORES'), entries, tree[1] or '', tree[2] or '', tree[3] or '0', tree[4] or ''}`,
 );
 
 /** Drop retained events before minSeq, never one of the reply in flight. */
@@ -221,6 +238,16 @@ if job then
   return {'job', job}
 end
 return ''`,
+);
+
+/** A reply with no message of its own takes the lease only while nothing runs or waits. Returns 1 or 0. */
+export const claimIdleScript = new Script(
+  ['lease', 'queue'],
+  ['node', 'replyId', 'leaseMs'],
+  `
+if redis.call('EXISTS', K.lease) == 1 or redis.call('LLEN', K.queue) > 0 then return 0 end
+redis.call('SET', K.lease, A.node .. '|' .. A.replyId, 'PX', A.leaseMs)
+return 1`,
 );
 
 export const renewScript = new Script(

@@ -2,6 +2,7 @@
 // sequence of events per conversation. Each part is its own module; submit is
 // the one step across them, one script.
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import type { Logger } from '../../log.js';
 import type { EntryInput, ReplyJob, Store, Submission } from '../store.js';
 import { parseEvent } from '../store.js';
@@ -13,6 +14,12 @@ import { RedisMembers } from './members.js';
 import type { RedisStoreOptions } from './options.js';
 import { RedisReplies } from './replies.js';
 import { submitScript } from './scripts.js';
+import { PLACE_TRIES } from './tree.js';
+import { placedId, setParent, type Placement } from '../../history/branches.js';
+import { RelayError } from '../../errors.js';
+
+const Appended = z.tuple([z.literal('appended'), z.string(), z.number(), z.string(), z.number()]);
+const SubmitReply = z.tuple([z.enum(['appended', 'duplicate', 'queue-full', 'moved'])]).rest(z.unknown());
 
 export class RedisStore implements Store {
   readonly log: RedisLog;
@@ -35,22 +42,34 @@ export class RedisStore implements Store {
     this.ledger = new RedisLedger(redis, keys, opts);
   }
 
-  async submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined): Promise<Submission> {
-    const args = {
-      ...this.log.entryArgs(entry),
-      job: reply ? JSON.stringify(reply) : '',
-      jobReplyId: reply?.replyId ?? '',
-      maxQueued: this.opts.maxQueuedReplies,
-    };
-    const result = await submitScript.run(this.redis, this.keys.append(conversationId), args);
-    if (!Array.isArray(result)) throw new Error('unexpected submit result');
-    const [kind, json, start, epoch] = result;
-    if (kind === 'queue-full') return { kind: 'queue-full' };
-    if (typeof json !== 'string') throw new Error('unexpected submit result');
-    if (kind === 'duplicate') return { kind: 'duplicate', stored: { json, event: parseEvent(json) } };
-    await this.log.trimQuietly(conversationId);
-    const stored = { json, event: this.log.withSeq(json, entry), ...(typeof epoch === 'string' ? { epoch } : {}) };
-    return { kind: 'appended', stored, start: start === 1 };
+  /** The entry takes its place in the tree as it stands; tried again while other nodes move it. */
+  async submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined, placement?: Placement): Promise<Submission> {
+    for (let attempt = 1; ; attempt++) {
+      const tree = await this.log.tree.read(conversationId);
+      setParent(entry, placement, tree.leaf);
+      const args = {
+        ...this.log.entryArgs(entry),
+        expectRev: tree.rev,
+        leaf: placedId(entry) ?? '',
+        job: reply ? JSON.stringify(reply) : '',
+        jobReplyId: reply?.replyId ?? '',
+        maxQueued: this.opts.maxQueuedReplies,
+      };
+      const result = SubmitReply.parse(await submitScript.run(this.redis, this.keys.append(conversationId), args));
+      if (result[0] === 'moved') {
+        if (attempt === PLACE_TRIES) throw new RelayError('busy', 'the conversation kept changing; try again');
+        continue;
+      }
+      if (result[0] === 'queue-full') return { kind: 'queue-full' };
+      if (result[0] === 'duplicate') {
+        const json = z.string().parse(result[1]);
+        return { kind: 'duplicate', stored: { json, event: parseEvent(json) } };
+      }
+      const [, json, start, epoch, size] = Appended.parse(result);
+      await this.log.trimQuietly(conversationId);
+      await this.log.tree.prune(conversationId, size);
+      return { kind: 'appended', stored: { json, event: this.log.withSeq(json, entry), epoch }, start: start === 1 };
+    }
   }
 
   async close(): Promise<void> {}

@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS history (
   json TEXT NOT NULL,
   PRIMARY KEY (conversation, start_seq)
 ) WITHOUT ROWID;
+-- What a conversation keeps beside history: the end of its active path, and its own settings.
+CREATE TABLE IF NOT EXISTS conversation_state (
+  conversation TEXT PRIMARY KEY,
+  leaf TEXT,
+  settings TEXT NOT NULL,
+  owner TEXT
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS client_ids (
   conversation TEXT NOT NULL,
   client_id TEXT NOT NULL,

@@ -8,11 +8,13 @@
 // a resuming member gets a clean reset rather than a gap.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { HistoryMessage } from '../../../shared/protocol.js';
+import { ConversationSettings, HistoryMessage } from '../../../shared/protocol.js';
 import { RelayError } from '../../errors.js';
 import { replayReply, type HistoryEntry } from '../../history/fold.js';
+import { leafOf, linkLegacy } from '../../history/branches.js';
 import type { Logger } from '../../log.js';
 import type { Appended, LoadedConversation, LogEntry, LogJournal } from '../memory/log.js';
+import type { TreeState } from '../../history/changes.js';
 import { CLIENT_IDS_KEPT, parseEvent, type ReplyJob, type StoredEvent } from '../store.js';
 import { describeWriteFailure, transactor, type Atomically, type Db } from './db.js';
 import { packRun, unpackRun } from './runs.js';
@@ -27,6 +29,7 @@ const ConversationRow = z.object({ seq: z.number(), epoch: z.string(), bytes: z.
 const EventRow = z.object({ seq: z.number(), lastSeq: z.number(), at: z.number(), offset: z.number(), replyId: z.string().nullable(), json: z.string() });
 const HistoryRow = z.object({ startSeq: z.number(), json: z.string() });
 const ClientIdRow = z.object({ clientId: z.string(), json: z.string() });
+const StateRow = z.object({ leaf: z.string().nullable(), settings: z.string(), owner: z.string().nullable() });
 
 export class SqliteJournal implements LogJournal {
   private pending: Appended[] = [];
@@ -43,7 +46,6 @@ export class SqliteJournal implements LogJournal {
 
   constructor(
     private readonly db: Db,
-    private readonly historyLimit: number,
     private readonly log: Logger,
   ) {
     this.atomically = transactor(db);
@@ -59,7 +61,9 @@ export class SqliteJournal implements LogJournal {
         'INSERT INTO conversations (id, seq, epoch, bytes, last_active) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch, bytes = excluded.bytes, last_active = excluded.last_active',
       ),
       insertHistory: db.prepare('INSERT OR REPLACE INTO history (conversation, start_seq, json) VALUES (?, ?, ?)'),
-      capHistory: db.prepare('DELETE FROM history WHERE conversation = ? AND start_seq < (SELECT start_seq FROM history WHERE conversation = ? ORDER BY start_seq DESC LIMIT 1 OFFSET ?)'),
+      pruneHistory: db.prepare('DELETE FROM history WHERE conversation = ? AND start_seq = ?'),
+      state: db.prepare('SELECT leaf, settings, owner FROM conversation_state WHERE conversation = ?'),
+      upsertState: db.prepare('INSERT OR REPLACE INTO conversation_state (conversation, leaf, settings, owner) VALUES (?, ?, ?, ?)'),
       insertClientId: db.prepare('INSERT OR REPLACE INTO client_ids (conversation, client_id, seq, json) VALUES (?, ?, ?, ?)'),
       capClientIds: db.prepare('DELETE FROM client_ids WHERE conversation = ? AND seq < (SELECT seq FROM client_ids WHERE conversation = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)'),
       insertBill: db.prepare('INSERT OR IGNORE INTO ledger (reply_id, user_id, at, json) VALUES (?, ?, ?, ?)'),
@@ -77,10 +81,19 @@ export class SqliteJournal implements LogJournal {
       .array(EventRow)
       .parse(this.sql.events.all(conversationId))
       .flatMap((row) => unpackRun(conversationId, row));
-    const history = z
+    let history = z
       .array(HistoryRow)
       .parse(this.sql.history.all(conversationId))
       .map((h): HistoryEntry => ({ startSeq: h.startSeq, message: HistoryMessage.parse(JSON.parse(h.json)) }));
+    const stateRow = this.sql.state.get(conversationId);
+    let state: TreeState;
+    if (stateRow === undefined) {
+      history = this.linkLegacy(conversationId, history);
+      state = { leaf: leafOf(history, undefined), settings: {}, owner: undefined };
+    } else {
+      const { leaf, settings, owner } = StateRow.parse(stateRow);
+      state = { leaf: leaf ?? undefined, settings: ConversationSettings.parse(JSON.parse(settings)), owner: owner ?? undefined };
+    }
     // Jobs on disk when a conversation is read back: the process that ran them stopped without ending them.
     const interrupted = this.sql.hasJobs.get(conversationId) !== undefined;
     // A reply in flight that no job will end (its end could not be written) is not shown as streaming.
@@ -102,12 +115,36 @@ export class SqliteJournal implements LogJournal {
     const clientIds = z.array(ClientIdRow).parse(this.sql.clientIds.all(conversationId)).map(
       ({ clientId, json }): [string, StoredEvent] => [clientId, { json, event: parseEvent(json), epoch }],
     );
-    return { seq, epoch, end: row.bytes, log, history, inFlight, clientIds };
+    return { seq, epoch, end: row.bytes, log, history, inFlight, clientIds, state };
+  }
+
+  /** A conversation written before messages had parents: each is linked to the one before it, on disk too, once. */
+  private linkLegacy(conversationId: string, history: HistoryEntry[]): HistoryEntry[] {
+    const linked = linkLegacy(history);
+    this.atomically(() => {
+      for (const h of linked) this.sql.insertHistory.run(conversationId, h.startSeq, JSON.stringify(h.message));
+      this.writeState(conversationId, { leaf: leafOf(linked, undefined), settings: {}, owner: undefined });
+    });
+    return linked;
+  }
+
+  private writeState(conversationId: string, state: TreeState): void {
+    this.sql.upsertState.run(conversationId, state.leaf ?? null, JSON.stringify(state.settings), state.owner ?? null);
   }
 
   /** A job that asked to run with the message about to be appended: kept with it, or not at all. */
   reserved(conversationId: string, job: ReplyJob): void {
     this.jobs.push({ conversationId, job });
+  }
+
+  /** A job that runs with no message (a regenerate): written now, in a transaction of its own. */
+  keepJob(conversationId: string, job: ReplyJob): void {
+    try {
+      this.atomically(() => this.sql.insertJob.run(conversationId, job.replyId, this.position++, JSON.stringify(job)));
+    } catch (err) {
+      this.failed(err);
+      throw new RelayError('internal', this.failure!);
+    }
   }
 
   /** A reservation taken back (its message was never written). */
@@ -188,19 +225,20 @@ export class SqliteJournal implements LogJournal {
     for (const run of runs.values()) {
       this.insertRun(run);
       this.upsertConversation(run.at(-1)!);
+      const state = run.findLast((c) => c.state)?.state;
+      if (state) this.writeState(run[0]!.conversationId, state);
     }
     for (const [conversationId, firstSeq] of this.trims) this.sql.dropEvents.run(conversationId, firstSeq);
     this.trims.clear();
   }
 
   private write(change: Appended): void {
-    const { conversationId, entry, history, clientId, bill } = change;
+    const { conversationId, entry, history, clientId, bill, state, pruned } = change;
     this.insertRun([change]);
     this.upsertConversation(change);
-    if (history) {
-      this.sql.insertHistory.run(conversationId, history.startSeq, JSON.stringify(history.message));
-      this.sql.capHistory.run(conversationId, conversationId, this.historyLimit - 1);
-    }
+    if (history) this.sql.insertHistory.run(conversationId, history.startSeq, JSON.stringify(history.message));
+    for (const startSeq of pruned ?? []) this.sql.pruneHistory.run(conversationId, startSeq);
+    if (state) this.writeState(conversationId, state);
     if (clientId) {
       this.sql.insertClientId.run(conversationId, clientId, entry.seq, entry.json);
       this.sql.capClientIds.run(conversationId, conversationId, CLIENT_IDS_KEPT - 1);

@@ -57,6 +57,18 @@ export class SqliteReplies extends MemoryReplies {
     return reserved;
   }
 
+  /** On disk at once: no message is written with it. */
+  override async claimIdle(conversationId: string, job: ReplyJob): Promise<boolean> {
+    if (!(await super.claimIdle(conversationId, job))) return false;
+    try {
+      this.journal.keepJob(conversationId, job);
+    } catch (err) {
+      super.undo(conversationId, job.replyId);
+      throw err;
+    }
+    return true;
+  }
+
   override undo(conversationId: string, replyId: string): void {
     super.undo(conversationId, replyId);
     this.journal.unreserved(replyId);

@@ -35,7 +35,7 @@ export class SqliteStore extends MemoryStore {
   ) {
     const log = logger;
     const db = openDb(opts.dataDir, opts.maxBytes);
-    const journal = new SqliteJournal(db, limits.historyLimit, log);
+    const journal = new SqliteJournal(db, log);
     const replies = new SqliteReplies(db, journal, limits.maxQueuedReplies, (id) => this.log.inFlightOf(id)?.replyId);
     super(limits, {
       journal,

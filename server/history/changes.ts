@@ -1,0 +1,52 @@
+// What a `switch` or a `configure` does to a conversation, the same on every
+// backend: the event it writes, and the leaf and settings after it. A
+// configure sets the fields it names and clears those it sets to null.
+import type { ConversationSettings } from '../../shared/protocol.js';
+import { RelayError } from '../errors.js';
+import type { EventInput, SettingsPatch, StateChange } from '../backend/store.js';
+import { activePath, newestDescendant } from './branches.js';
+import type { HistoryEntry } from './fold.js';
+
+/** What a conversation keeps beside history: the end of its active path, and its own settings. */
+export interface TreeState {
+  leaf: string | undefined;
+  settings: ConversationSettings;
+  /** The user whose message or configure created the conversation (none: written before owners). */
+  owner: string | undefined;
+}
+
+/** Who an event makes the owner of a conversation that has none: the author of its first message, configure or switch. */
+export function creatorOf(event: EventInput): string | undefined {
+  if (event.type === 'message') return event.message.author.id;
+  if (event.type === 'settings' || event.type === 'switch') return event.author.id;
+  return undefined;
+}
+
+/** The event a change writes, and the state it leaves. */
+export function applyChange(conversationId: string, entries: readonly HistoryEntry[], state: TreeState, change: StateChange): { input: EventInput; state: TreeState } {
+  const base = { conversationId, author: change.author };
+  if (change.type === 'settings') {
+    const settings = applySettings(state.settings, change.patch);
+    return { input: { type: 'settings', ...base, settings, createdAt: Date.now() }, state: { ...state, settings } };
+  }
+  if (!entries.some((h) => h.message.id === change.messageId)) throw new RelayError('not_found', `no message ${change.messageId} in this conversation`);
+  const leaf = newestDescendant(entries, change.messageId);
+  return { input: { type: 'switch', ...base, messageId: change.messageId, history: activePath(entries, leaf) }, state: { ...state, leaf } };
+}
+
+function pick<T>(value: T | null | undefined, was: T | undefined): T | undefined {
+  return value === null ? undefined : (value ?? was);
+}
+
+export function applySettings(current: ConversationSettings, patch: SettingsPatch): ConversationSettings {
+  const next: ConversationSettings = {
+    title: pick(patch.title, current.title),
+    systemPrompt: pick(patch.systemPrompt, current.systemPrompt),
+    model: pick(patch.model, current.model),
+    temperature: pick(patch.temperature, current.temperature),
+    maxTokens: pick(patch.maxTokens, current.maxTokens),
+  };
+  // Unset fields are left out, so the settings read the same after a round trip through JSON.
+  for (const key of Object.keys(next) as Array<keyof ConversationSettings>) if (next[key] === undefined) delete next[key];
+  return next;
+}
