@@ -34,7 +34,7 @@ export type TypingFrame = ServerFrameOf<'typing'>;
 export type ErrorFrame = ServerFrameOf<'error'>;
 
 /** Everything a conversation reports, in the order it happened. `joined` means the state was replaced by a snapshot. */
-export type ConversationUpdate = ConversationEvent | JoinedFrame | PresenceFrame | TypingFrame | ErrorFrame;
+export type ConversationUpdate = ConversationEvent | JoinedFrame | PresenceFrame | TypingFrame | ErrorFrame | ServerFrameOf<'left'>;
 
 export interface ConversationEvents {
   message: MessageFrame;
@@ -46,6 +46,8 @@ export interface ConversationEvents {
   switch: ServerFrameOf<'switch'>;
   /** The conversation's settings changed: see `settings`. */
   settings: ServerFrameOf<'settings'>;
+  /** The server ended the membership (`reason` "deleted": the conversation is gone); the handle is done. */
+  left: ServerFrameOf<'left'>;
   /** A snapshot replaced history (first join, or a resume the server could not cover). */
   joined: JoinedFrame;
   presence: PresenceFrame;
@@ -351,7 +353,11 @@ export class Conversation extends Emitter<ConversationEvents> {
       case 'joined':
         return this.joined(frame);
       case 'left':
-        return;
+        // Only a `left` the server sends of its own accord carries a reason: a leave of ours is answered without one.
+        if (frame.reason === undefined || this.leftValue) return;
+        this.dispose(new SendError(`the conversation was ${frame.reason}`, 'not_found'));
+        this.host.forget(this);
+        return this.publish('left', frame);
       case 'presence':
         this.membersValue = frame.members;
         return this.publish('presence', frame);

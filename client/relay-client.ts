@@ -2,7 +2,7 @@
 // app-level pings that notice dead sockets, reconnect with backoff, and resume
 // (re-join with since, re-send what was not acknowledged) on every new socket.
 import { clientCloseCodes, closeCodes } from '../shared/codes.js';
-import type { Attachment, ClientFrame, ClientFrameOf, Limits, ServerFrame, ServerFrameOf, User } from '../shared/protocol.js';
+import type { Attachment, ClientFrame, ClientFrameOf, ConversationSummary, Limits, ServerFrame, ServerFrameOf, User } from '../shared/protocol.js';
 import { Backoff } from './backoff.js';
 import { Conversation, type ConversationHost } from './conversation.js';
 import { Emitter } from './emitter.js';
@@ -192,6 +192,25 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     return answered;
   }
 
+  /**
+   * The user's conversations, kept by the server (so every device sees the
+   * same list): newest activity first, a page at a time; pass `next` back as
+   * `before` for the following page.
+   */
+  listConversations(page: { before?: number; limit?: number } = {}): Promise<{ conversations: ConversationSummary[]; next?: number }> {
+    if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
+    if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
+    const ref = this.nextRef();
+    const answered = this.requests.list(ref);
+    this.transmit({ type: 'list', ref, ...page });
+    return answered.then(({ conversations, next }) => (next === undefined ? { conversations } : { conversations, next }));
+  }
+
+  /** Delete a conversation for everyone (its owner's to do); its members, this client's too, get `left` with reason "deleted". */
+  deleteConversation(id: string): Promise<void> {
+    return this.confirm({ type: 'delete', conversationId: id, ref: this.nextRef() });
+  }
+
   /** The handle of a conversation, joined now (or as soon as the client is open) and re-joined after every reconnect. */
   conversation(id: string): Conversation {
     let c = this.conversations.get(id);
@@ -339,6 +358,8 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       case 'reply.start':
         this.conversations.get(frame.conversationId)?.receive(frame);
         return this.requests.replyStartEvent(frame);
+      case 'conversations':
+        return this.requests.listAnswer(frame);
       default:
         this.conversations.get(frame.conversationId)?.receive(frame);
     }

@@ -23,9 +23,21 @@ export class Requests {
   private readonly results = new Map<string, Waiter<ServerFrameOf<'tool.result'>>>();
   private readonly usages = new Map<string, Waiter<ServerFrameOf<'usage'>>>();
   private readonly starts = new Map<string, Waiter<ServerFrameOf<'reply.start'>>>();
+  private readonly lists = new Map<string, Waiter<ServerFrameOf<'conversations'>>>();
 
   get full(): boolean {
-    return this.confirms.size + this.auths.size + this.results.size + this.usages.size + this.starts.size >= MAX_OUTSTANDING;
+    return this.confirms.size + this.auths.size + this.results.size + this.usages.size + this.starts.size + this.lists.size >= MAX_OUTSTANDING;
+  }
+
+  list(ref: string): Promise<ServerFrameOf<'conversations'>> {
+    return new Promise((resolve, reject) => this.lists.set(ref, { resolve, reject }));
+  }
+
+  listAnswer(frame: ServerFrameOf<'conversations'>): void {
+    const waiter = frame.ref === undefined ? undefined : this.lists.get(frame.ref);
+    if (!waiter) return;
+    this.lists.delete(frame.ref!);
+    waiter.resolve(frame);
   }
 
   /** A regenerate is answered by the start of its reply, carrying the request's ref. */
@@ -92,24 +104,26 @@ export class Requests {
   error(frame: ServerFrameOf<'error'>): boolean {
     const ref = frame.ref;
     if (ref === undefined) return false;
-    const waiter = this.confirms.get(ref) ?? this.auths.get(ref) ?? this.results.get(ref) ?? this.usages.get(ref) ?? this.starts.get(ref);
+    const waiter = this.confirms.get(ref) ?? this.auths.get(ref) ?? this.results.get(ref) ?? this.usages.get(ref) ?? this.starts.get(ref) ?? this.lists.get(ref);
     if (!waiter) return false;
     this.confirms.delete(ref);
     this.auths.delete(ref);
     this.results.delete(ref);
     this.usages.delete(ref);
     this.starts.delete(ref);
+    this.lists.delete(ref);
     waiter.reject(new SendError(frame.message, frame.code));
     return true;
   }
 
   failAll(error: Error): void {
-    const waiting = [...this.confirms.values(), ...this.auths.values(), ...this.results.values(), ...this.usages.values(), ...this.starts.values()];
+    const waiting = [...this.confirms.values(), ...this.auths.values(), ...this.results.values(), ...this.usages.values(), ...this.starts.values(), ...this.lists.values()];
     this.confirms.clear();
     this.auths.clear();
     this.results.clear();
     this.usages.clear();
     this.starts.clear();
+    this.lists.clear();
     for (const w of waiting) w.reject(error);
   }
 }

@@ -10,6 +10,8 @@ export const features = {
   'operator-tools': 'the relay may run tools of its own and post their results as `tool.result` events',
   dialects: 'models may answer through several upstream dialects: replies may carry `reasoning` and `refusal` besides `text`',
   attachments: '`send.attachments` carries files uploaded with `POST /attachments`; messages show them in `attachments`',
+  branches: '`edit`, `regenerate` and `switch` keep every branch; history is the active path, each message with its `siblings`',
+  settings: '`configure` sets a conversation\'s title, system prompt, model and options (`settings`, `joined.settings`)',
 } as const;
 
 export type Feature = keyof typeof features;

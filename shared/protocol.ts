@@ -21,6 +21,8 @@ export const frameCaps = {
   toolDescriptionChars: 1024,
   /** Attachments one send may carry. */
   attachments: 8,
+  /** Conversations one `list` answers with at most. */
+  listLimit: 100,
   /** A conversation's title and its own system prompt. */
   titleChars: 200,
   systemPromptChars: 16_000,
@@ -147,6 +149,15 @@ export const ClientFrame = z.discriminatedUnion('type', [
     temperature: z.optional(z.nullable(SendOptions.shape.temperature.def.innerType)),
     maxTokens: z.optional(z.nullable(SendOptions.shape.maxTokens.def.innerType)),
   }),
+  /** The user's conversations, newest activity first: those active before `before` (ms), at most `limit`; answered with `conversations`. */
+  z.object({
+    type: z.literal('list'),
+    ref: Ref,
+    before: z.optional(z.number().check(z.nonnegative())),
+    limit: z.optional(z.number().check(z.int(), z.gte(1), z.lte(frameCaps.listLimit))),
+  }),
+  /** Delete a conversation for everyone (its owner's to do): members get `left` with reason "deleted". */
+  z.object({ type: z.literal('delete'), ref: Ref, conversationId: ConversationId }),
   z.object({ type: z.literal('typing'), ref: Ref, conversationId: ConversationId }),
   z.object({ type: z.literal('ping'), ref: Ref }),
   /** The user's own usage: answered with `usage`. */
@@ -256,6 +267,19 @@ export const HistoryMessage = z.object({
   siblings: z.optional(Siblings),
 });
 export type HistoryMessage = z.infer<typeof HistoryMessage>;
+
+/** A conversation on a user's list. */
+export const ConversationSummary = z.object({
+  conversationId: ConversationId,
+  title: z.optional(z.string()),
+  /** When its last message, reply or change was written (ms since the epoch). */
+  lastActivity: z.number(),
+  /** Its head seq, and whether it holds events this user has not seen (written since they last were in it). */
+  seq: Seq,
+  unread: z.boolean(),
+  owner: z.optional(z.string()),
+});
+export type ConversationSummary = z.infer<typeof ConversationSummary>;
 
 export const Limits = z.object({
   maxFrameBytes: z.number().check(z.int()),
@@ -424,7 +448,10 @@ export const ServerFrame = z.discriminatedUnion('type', [
     /** Which life of the conversation's log `seq` counts in; a new one (the log was lost) starts again from 0. */
     epoch: z.optional(z.string()),
   }),
-  z.object({ type: z.literal('left'), ref: Ref, ...Conv }),
+  /** `reason`: why the server ended the membership ("deleted": the conversation is gone). */
+  z.object({ type: z.literal('left'), ref: Ref, ...Conv, reason: z.optional(z.string()) }),
+  /** The answer to `list`: `next` is the `before` of the following page, when there is one. */
+  z.object({ type: z.literal('conversations'), ref: Ref, conversations: z.array(ConversationSummary), next: z.optional(z.number()) }),
   MessageEvent,
   ReplyStartEvent,
   ReplyDeltaEvent,

@@ -5,7 +5,7 @@
 // called by the conversation). Two implementations: in memory (one node) and
 // Redis (many nodes), held to one contract by the behaviour suite.
 import { z } from 'zod';
-import { Attachment, ConversationEvent, ErrorCode, FinishReason, SendOptions, Siblings, ToolSpec, User, type ClientFrameOf, type ConversationEventOf, type ConversationSettings, type HistoryMessage, type ServerFrameOf } from '../../shared/protocol.js';
+import { Attachment, ConversationEvent, ErrorCode, FinishReason, SendOptions, Siblings, ToolSpec, User, type ClientFrameOf, type ConversationEventOf, type ConversationSettings, type ConversationSummary, type HistoryMessage, type ServerFrameOf } from '../../shared/protocol.js';
 import { RelayError } from '../errors.js';
 import type { ContextMessage } from '../reply/context.js';
 import type { RetentionLimits } from '../history/retention.js';
@@ -313,8 +313,23 @@ export interface AttachmentStore {
   referencedBy(id: string): Promise<string[]>;
 }
 
+/** Conversations one user's list keeps at most: the least recently visited go first. */
+export const LISTED_PER_USER = 1_000;
+
+/**
+ * Each user's conversations: those they joined or wrote to, with where they
+ * last saw each. Read a page at a time, by each conversation's last activity.
+ */
+export interface ConversationLists {
+  /** The user is in the conversation, and has seen it up to `seenSeq`: it is on their list. */
+  visit(userId: string, conversationId: string, seenSeq: number): Promise<void>;
+  /** The user's conversations active before `before` (all of them, without it), newest first. */
+  page(userId: string, before: number | undefined): Promise<ConversationSummary[]>;
+}
+
 export interface Store {
   readonly log: EventLog;
+  readonly lists: ConversationLists;
   readonly ledger: UsageLedger;
   readonly ids: MessageIds;
   readonly replies: ReplyLeases;
@@ -334,5 +349,12 @@ export interface Store {
    * the answer is what it produced the first time.
    */
   submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined, placement?: Placement): Promise<Submission>;
+  /**
+   * Remove the conversation for good: its events, history, settings, queue and
+   * members, and it from every list (the usage ledger, which holds no text,
+   * stays). It stays deleted: a write or a join answers not_found.
+   */
+  deleteConversation(conversationId: string): Promise<void>;
+  isDeleted(conversationId: string): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -26,6 +26,8 @@ export interface Subscriber {
   cancel(replyId: string, reason: 'cancel' | 'grace'): void;
   /** The conversation's log was lost (a shared store restarted empty): what members hold no longer counts. */
   lost(): void;
+  /** The conversation was deleted (on some node): its members here are no longer members. */
+  deleted(): void;
 }
 
 export interface Subscription {
@@ -44,6 +46,7 @@ export interface Bus {
   /** Frames that are not events (presence, typing): they get no seq and are not retained. */
   publish(conversationId: string, delivery: Delivery): void;
   publishCancel(conversationId: string, replyId: string, reason: 'cancel' | 'grace'): void;
+  publishDeleted(conversationId: string): void;
   subscribe(conversationId: string, subscriber: Subscriber): Subscription;
   close(): Promise<void>;
 }
@@ -57,6 +60,10 @@ export class LocalBus implements Bus {
 
   publishCancel(conversationId: string, replyId: string, reason: 'cancel' | 'grace'): void {
     for (const s of this.subscribers.get(conversationId) ?? []) s.cancel(replyId, reason);
+  }
+
+  publishDeleted(conversationId: string): void {
+    for (const s of [...(this.subscribers.get(conversationId) ?? [])]) s.deleted();
   }
 
   subscribe(conversationId: string, subscriber: Subscriber): Subscription {

@@ -29,6 +29,8 @@ import type { Moderation } from '../moderation/index.js';
 export interface MemberSocket extends FrameSink {
   readonly user: User;
   send(frame: ServerFrame): void;
+  /** The server ended this membership (`reason`: "deleted"): the socket is told with `left`. */
+  dropped(conversationId: string, reason: string): void;
 }
 
 export interface ConversationSettings extends ReplySettings {
@@ -110,6 +112,7 @@ export class Conversation {
         if (this.active?.replyId === replyId) this.active.controller.abort(reason satisfies AbortReason);
       },
       lost: () => this.lost(),
+      deleted: () => this.deletedHere(),
     });
     this.tools = new ToolLoop({
       conversationId: id,
@@ -208,6 +211,12 @@ export class Conversation {
       throw err;
     }
     this.presence.schedule();
+    this.visited(socket.user, feed);
+  }
+
+  /** The conversation is on the user's list, seen as far as this member has been sent. */
+  private visited(user: User, feed: MemberFeed): void {
+    void this.deps.store.lists.visit(user.id, this.id, feed.seen).catch((err: unknown) => this.log.warn({ err }, 'updating the conversation list failed'));
   }
 
   /** `restart`: the server starts the member over (the log was lost), replaying the new log from `from`. */
@@ -219,7 +228,9 @@ export class Conversation {
 
   /** Unsubscribe a socket (leave or disconnect). A reply keeps running for the grace period. */
   leave(socket: MemberSocket): boolean {
-    if (!this.members.delete(socket.id)) return false;
+    const member = this.members.get(socket.id);
+    if (!member || !this.members.delete(socket.id)) return false;
+    if (!this.disposed) this.visited(socket.user, member.feed);
     void this.deps.store.members.remove(this.id, socket.id).catch((err: unknown) => this.log.warn({ err }, 'removeMember failed'));
     this.deps.typingThrottle.forget(`${socket.id}:${this.id}`);
     this.presence.schedule();
@@ -320,6 +331,40 @@ export class Conversation {
       this.start(job, undefined, { connectionId: socket.id, ref: frame.ref });
       return job.replyId;
     });
+  }
+
+  /**
+   * Delete the conversation for everyone (its owner's to do): what runs or
+   * waits stops (the upstream request is aborted), then everything of it goes
+   * from the store, and every member, on every node, gets `left`.
+   */
+  remove(socket: MemberSocket): Promise<void> {
+    return this.serial(async () => {
+      const { store, bus } = this.deps;
+      const { owner } = await store.log.snapshot(this.id);
+      // Deleting takes an owner: a conversation from before owners cannot be deleted by any member.
+      if (owner !== socket.user.id) throw new RelayError('forbidden', "only the conversation's owner may delete it");
+      await this.dropQueue();
+      const active = this.active;
+      if (active) {
+        active.controller.abort('cancel' satisfies AbortReason);
+        await active.done;
+      } else {
+        const { running } = await store.replies.state(this.id);
+        if (running) bus.publishCancel(this.id, running, 'cancel');
+      }
+      await store.deleteConversation(this.id);
+      bus.publishDeleted(this.id);
+    });
+  }
+
+  /** Deleted (here or on another node): every member here is told, and this object goes. */
+  private deletedHere(): void {
+    this.active?.controller.abort('cancel' satisfies AbortReason);
+    const sockets = [...this.members.values()].map((m) => m.socket);
+    this.members.clear();
+    for (const socket of sockets) socket.dropped(this.id, 'deleted');
+    this.deps.onIdle(this);
   }
 
   /** Move the active path, for every member, to the branch through a message. */

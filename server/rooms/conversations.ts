@@ -2,6 +2,8 @@
 // evicted once idle with no member and no reply here. With a shared store it
 // also looks, now and then, for conversations whose lease holder died and
 // members who went with it.
+import type { ConversationSummary } from '../../shared/protocol.js';
+import { firstPage } from '../backend/list-order.js';
 import { Conversation, type ConversationDeps } from './conversation.js';
 
 export interface ConversationsDeps extends Omit<ConversationDeps, 'onIdle'> {
@@ -34,6 +36,24 @@ export class Conversations {
 
   find(id: string): Conversation | undefined {
     return this.byId.get(id);
+  }
+
+  /** A page of the user's conversation list, newest activity first, and the `before` of the next. */
+  async list(userId: string, before: number | undefined, limit: number): Promise<{ conversations: ConversationSummary[]; next?: number }> {
+    const page = firstPage(await this.deps.store.lists.page(userId, before), limit);
+    // Where the user is a member right now (on any socket, any node), they see everything as it comes.
+    await Promise.all(
+      page.conversations
+        .filter((c) => c.unread)
+        .map(async (c) => {
+          if ((await this.deps.store.members.list(c.conversationId)).some((u) => u.id === userId)) c.unread = false;
+        }),
+    );
+    return page;
+  }
+
+  isDeleted(id: string): Promise<boolean> {
+    return this.deps.store.isDeleted(id);
   }
 
   private async evict(c: Conversation): Promise<void> {

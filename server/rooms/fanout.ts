@@ -35,6 +35,11 @@ export class MemberFeed {
     private readonly conversationId: string,
   ) {}
 
+  /** The seq of the last event this member has been sent. */
+  get seen(): number {
+    return Math.max(0, this.lastSeq);
+  }
+
   /** The snapshot or replay has been sent up to `seq`: flush what waited, then go live. */
   open(seq: number): void {
     this.lastSeq = Math.max(this.lastSeq, seq);

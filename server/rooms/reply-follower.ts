@@ -52,6 +52,11 @@ export class ReplyFollower implements MemberSocket {
     this.output.overflow();
   }
 
+  /** The conversation was deleted under it: whatever it follows will not go on, so its output closes. */
+  dropped(): void {
+    this.output.overflow();
+  }
+
   /** The reply to follow, when the caller learns it before its own message comes back (it may come back without its ref). */
   follow(replyId: string): void {
     this.replyId ??= replyId;

@@ -54,6 +54,8 @@ export interface ConnectionDeps {
 
 /** Frames waiting to be handled; past this the client is flooding. */
 const INBOX_LIMIT = 64;
+/** Conversations a `list` answers with when it names no limit. */
+const DEFAULT_LIST_LIMIT = 20;
 /** Just enough of a broken frame to answer it: its ref, and whether it named a known type. */
 const FrameEnvelope = z.object({ type: z.string().optional(), ref: z.string().max(64).optional() });
 
@@ -312,6 +314,13 @@ export class Connection implements MemberSocket {
         return this.memberOf(frame.conversationId).switchBranch(this, frame);
       case 'configure':
         return this.memberOf(frame.conversationId).configure(this, frame);
+      case 'list': {
+        const page = await conversations.list(this.user.id, frame.before, frame.limit ?? DEFAULT_LIST_LIMIT);
+        return this.send({ type: 'conversations', ref: frame.ref, ...page });
+      }
+      case 'delete':
+        if (!this.identity?.allows(frame.conversationId)) throw new RelayError('forbidden', 'the token does not allow this conversation');
+        return (conversations.find(frame.conversationId) ?? conversations.get(frame.conversationId)).remove(this);
       case 'typing':
         return this.memberOf(frame.conversationId).typing(this);
       case 'usage':
@@ -332,6 +341,10 @@ export class Connection implements MemberSocket {
 
   private async join(conversationId: string, from: JoinFrom | undefined, ref: string | undefined): Promise<void> {
     this.admit(conversationId);
+    if (await this.deps.conversations.isDeleted(conversationId)) {
+      this.joined.delete(conversationId);
+      throw new RelayError('not_found', 'this conversation was deleted');
+    }
     try {
       await this.deps.conversations.get(conversationId).join(this, from, ref);
     } catch (err) {
@@ -362,6 +375,11 @@ export class Connection implements MemberSocket {
       throw new RelayError('not_found', 'not a member of this conversation');
     }
     return conversation;
+  }
+
+  dropped(conversationId: string, reason: string): void {
+    if (!this.joined.delete(conversationId)) return;
+    this.send({ type: 'left', conversationId, reason });
   }
 
   private leave(conversationId: string): void {

@@ -45,7 +45,7 @@ it('events arriving while a gap fill waits on Redis overflow the bounded queue, 
     got.push(d.event.seq);
     if (d.event.seq === 12) last();
   };
-  const subscription = bus.subscribe('c1', { deliver, cancel: () => undefined, lost: () => undefined });
+  const subscription = bus.subscribe('c1', { deliver, cancel: () => undefined, lost: () => undefined, deleted: () => undefined });
   await subscription.ready;
   // As a conversation does: the store gives the event its seq, then the bus carries it.
   const send = async (n: number) => {
@@ -90,6 +90,7 @@ it('a malformed pub/sub message is dropped: the node stays up and the next event
     },
     cancel: () => undefined,
     lost: () => undefined,
+    deleted: () => undefined,
   });
   await subscription.ready;
   try {

@@ -5,7 +5,8 @@
 // A durable backend (server/backend/sqlite) keeps the same log on disk
 // through a journal: told of every change, asked for what it does not hold.
 import { randomUUID } from 'node:crypto';
-import type { ConversationEvent, ConversationSettings } from '../../../shared/protocol.js';
+import type { ConversationEvent, ConversationSettings, ConversationSummary } from '../../../shared/protocol.js';
+import { RelayError } from '../../errors.js';
 import { activePath, leafOf, onPath, placedId, setParent, toPrune, type Placement } from '../../history/branches.js';
 import { applyChange, creatorOf, type TreeState } from '../../history/changes.js';
 import { entryKey, entryOf, foldReply, insertHistory, isReplyEvent, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
@@ -67,6 +68,9 @@ export interface LogJournal {
   appended(change: Appended): void;
   /** Retained events before `firstSeq` are dropped. */
   trimmed(conversationId: string, firstSeq: number): void;
+  /** The conversation is deleted: everything of it goes, and it is remembered as deleted. */
+  deleted(conversationId: string): void;
+  isDeleted(conversationId: string): boolean;
 }
 
 interface Counted extends HistoryEntry {
@@ -87,6 +91,8 @@ class Conversation {
   inFlight: InFlight | undefined;
   readonly clientIds = new Map<string, StoredEvent>();
   state: TreeState = { leaf: undefined, settings: {}, owner: undefined };
+  /** When its last event was written (ms). */
+  lastAt = 0;
 
   constructor(
     public seq: number,
@@ -102,6 +108,7 @@ class Conversation {
     c.history.push(...loaded.history);
     c.inFlight = loaded.inFlight;
     c.state = loaded.state;
+    c.lastAt = loaded.log.at(-1)?.at ?? 0;
     for (const [key, stored] of loaded.clientIds) c.clientIds.set(key, stored);
     return c;
   }
@@ -113,6 +120,8 @@ export class MemoryLog implements EventLog, MessageIds {
   private readonly tombstones = new Map<string, { seq: number; epoch: string }>();
   /** Conversations no node object needs any more, and since when: forgotten after conversationIdleMs. */
   private readonly released = new Map<string, number>();
+  /** Conversations deleted in this process's life (a durable journal remembers them beyond). */
+  private readonly deleted = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -129,6 +138,8 @@ export class MemoryLog implements EventLog, MessageIds {
     this.released.delete(id);
     let c = this.peek(id);
     if (!c) {
+      // A deleted conversation is not written again (a reply that was still ending, a late send).
+      if (this.isDeleted(id)) throw new RelayError('not_found', 'this conversation was deleted');
       const tomb = this.tombstones.get(id);
       c = new Conversation(tomb?.seq ?? 0, tomb?.epoch);
       this.tombstones.delete(id);
@@ -146,6 +157,28 @@ export class MemoryLog implements EventLog, MessageIds {
     }
     if (c) this.released.delete(id);
     return c;
+  }
+
+  /** What a user's list shows of a conversation this process holds. */
+  summary(conversationId: string): Omit<ConversationSummary, 'unread'> | undefined {
+    const c = this.peek(conversationId);
+    if (!c || c.seq === 0) return undefined;
+    const { title } = c.state.settings;
+    return { conversationId, seq: c.seq, lastActivity: c.lastAt, ...(title ? { title } : {}), ...(c.state.owner ? { owner: c.state.owner } : {}) };
+  }
+
+  /** Gone for good: nothing of it stays, and it is not written again. */
+  delete(conversationId: string): void {
+    this.journal?.deleted(conversationId);
+    this.conversations.delete(conversationId);
+    this.tombstones.delete(conversationId);
+    this.released.delete(conversationId);
+    this.deleted.add(conversationId);
+    if (this.deleted.size > TOMBSTONES_KEPT) this.deleted.delete(this.deleted.values().next().value!);
+  }
+
+  isDeleted(conversationId: string): boolean {
+    return this.deleted.has(conversationId) || (this.journal?.isDeleted(conversationId) ?? false);
   }
 
   /** The reply streaming in a conversation, as far as its log shows. */
@@ -209,6 +242,7 @@ export class MemoryLog implements EventLog, MessageIds {
     const replyId = isReplyEvent(event) ? event.replyId : undefined;
     this.journal?.appended({ conversationId, entry, epoch: c.epoch, type: event.type, replyId, history, clientId, bill: opts.bill, state, pruned: pruned?.map((p) => p.startSeq) });
     c.seq = seq;
+    c.lastAt = at;
     c.log.push(entry);
     c.end += Buffer.byteLength(json);
     if (state) c.state = state;

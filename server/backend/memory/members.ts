@@ -19,6 +19,10 @@ export class MemoryMembers implements MemberRegistry {
     if (members.size === 0) this.byConversation.delete(conversationId);
   }
 
+  forget(conversationId: string): void {
+    this.byConversation.delete(conversationId);
+  }
+
   async list(conversationId: string): Promise<User[]> {
     const users = new Map<string, User>();
     for (const user of this.byConversation.get(conversationId)?.values() ?? []) users.set(user.id, user);

@@ -72,6 +72,11 @@ export class MemoryReplies implements ReplyLeases {
 
   async renew(): Promise<void> {}
 
+  /** A deleted conversation's lease and queue go with it. */
+  forget(conversationId: string): void {
+    this.byConversation.delete(conversationId);
+  }
+
   /** One process: nothing is ever left behind by another. */
   async adopt(_conversationId: string): Promise<Adopted | undefined> {
     return undefined;

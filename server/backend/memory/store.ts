@@ -3,7 +3,8 @@
 // durable store is this one with a journal and durable parts beneath it.
 import { entryKey } from '../../history/fold.js';
 import type { Placement } from '../../history/branches.js';
-import type { ApiKeys, EntryInput, ReplyJob, Store, StoreLimits, Submission, UsageLedger } from '../store.js';
+import type { ApiKeys, ConversationLists, EntryInput, ReplyJob, Store, StoreLimits, Submission, UsageLedger } from '../store.js';
+import { MemoryLists } from './lists.js';
 import { MemoryApiKeys } from './api-keys.js';
 import { MemoryLedger } from './ledger.js';
 import { MemoryLog, type LogJournal } from './log.js';
@@ -14,13 +15,20 @@ import { MemoryReplies } from './replies.js';
 export interface DurableParts {
   journal: LogJournal;
   replies: MemoryReplies;
+  lists: ListsPart;
   apiKeys: ApiKeys;
   ledger: UsageLedger;
   close(): Promise<void>;
 }
 
+/** A backend's lists, which also drop a deleted conversation. */
+export interface ListsPart extends ConversationLists {
+  forget(conversationId: string): void;
+}
+
 export class MemoryStore implements Store {
   readonly log: MemoryLog;
+  readonly lists: ListsPart;
   readonly ids: MemoryLog;
   readonly replies: MemoryReplies;
   readonly members = new MemoryMembers();
@@ -38,6 +46,18 @@ export class MemoryStore implements Store {
     this.apiKeys = durable?.apiKeys ?? new MemoryApiKeys();
     this.log = this.ids = new MemoryLog(limits, own, durable?.journal);
     this.replies = durable?.replies ?? new MemoryReplies(limits.maxQueuedReplies);
+    this.lists = durable?.lists ?? new MemoryLists(this.log);
+  }
+
+  async deleteConversation(conversationId: string): Promise<void> {
+    this.log.delete(conversationId);
+    this.replies.forget(conversationId);
+    this.members.forget(conversationId);
+    this.lists.forget(conversationId);
+  }
+
+  async isDeleted(conversationId: string): Promise<boolean> {
+    return this.log.isDeleted(conversationId);
   }
 
   async submit(conversationId: string, entry: EntryInput, reply: ReplyJob | undefined, placement?: Placement): Promise<Submission> {

@@ -81,6 +81,10 @@ export class RedisBus implements Bus {
     void this.pub.publish(this.keys.channel(conversationId), `C${reason}\n${replyId}`).catch((err: unknown) => this.log.warn({ err }, 'publish failed'));
   }
 
+  publishDeleted(conversationId: string): void {
+    void this.pub.publish(this.keys.channel(conversationId), 'D\n').catch((err: unknown) => this.log.warn({ err }, 'publish failed'));
+  }
+
   subscribe(conversationId: string, subscriber: Subscriber): Subscription {
     const name = this.keys.channel(conversationId);
     let ch = this.channels.get(name);
@@ -165,6 +169,9 @@ export class RedisBus implements Bus {
     switch (message[0]) {
       case 'C':
         for (const s of ch.subscribers) s.cancel(body, head === 'grace' ? 'grace' : 'cancel');
+        return;
+      case 'D':
+        for (const s of [...ch.subscribers]) s.deleted();
         return;
       case 'F': {
         const origin = head ? Origin.parse(JSON.parse(head)) : undefined;

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { ConversationSettings } from '../../../shared/protocol.js';
+import type { ConversationSettings, HistoryMessage } from '../../../shared/protocol.js';
 import { RelayError } from '../../errors.js';
 import { activePath, onPath, setParent } from '../../history/branches.js';
 import { applyChange, creatorOf } from '../../history/changes.js';
@@ -45,12 +45,18 @@ const TRIM_BATCH = 2_000;
 /** Token counts remembered across replies (the same history is counted for each). */
 const COUNTS_KEPT = 10_000;
 
+export function deletedError(): RelayError {
+  return new RelayError('not_found', 'this conversation was deleted');
+}
+
 export class RedisLog implements EventLog, MessageIds {
   /** The fold of each reply this node runs, to write its history entry at reply.end. */
   private readonly inFlight = new Map<string, InFlight>();
   /** Appends since the last look at the log's size, per conversation this node writes to. */
   private readonly sinceTrimCheck = new Map<string, number>();
-  private readonly tokenCounts = new Map<string, ContextMessage>();
+  /** Token counts by conversation, so that one (evicted, deleted) is forgotten at once. */
+  private readonly tokenCounts = new Map<string, Map<string, ContextMessage>>();
+  private countsKept = 0;
   readonly tree: RedisTree;
 
   constructor(
@@ -146,6 +152,7 @@ export class RedisLog implements EventLog, MessageIds {
     if (result === 'duplicate' && fence) return this.writtenBefore(conversationId, event);
     if (typeof result === 'string') {
       this.inFlight.delete(conversationId);
+      if (result === 'deleted') throw deletedError();
       if (result === 'lost-log') throw new LogLostError();
       if (result === 'lost-lease') throw new RelayError('internal', 'this node no longer holds the reply (lease lost)');
       throw new RelayError('internal', 'the reply event was written before');
@@ -180,6 +187,7 @@ export class RedisLog implements EventLog, MessageIds {
         await this.trimQuietly(conversationId);
         return { json: result[0], event: this.withSeq(result[0], input), epoch: result[1] };
       }
+      if (result === 'deleted') throw deletedError();
       if (result !== 'moved' || attempt === PLACE_TRIES) throw new RelayError('busy', 'the conversation kept changing; try again');
     }
   }
@@ -260,15 +268,26 @@ export class RedisLog implements EventLog, MessageIds {
     const out: ContextMessage[] = [];
     for (const { message } of onPath(history, tree.leaf)) {
       if (!worthSending(message)) continue;
-      let counted = this.tokenCounts.get(message.id);
-      if (!counted) {
-        counted = toContextMessage(message);
-        this.tokenCounts.set(message.id, counted);
-        if (this.tokenCounts.size > COUNTS_KEPT) this.tokenCounts.delete(this.tokenCounts.keys().next().value!);
-      }
-      out.push(counted);
+      out.push(this.counted(conversationId, message));
     }
     return { messages: out, settings: tree.settings };
+  }
+
+  private counted(conversationId: string, message: HistoryMessage): ContextMessage {
+    let counts = this.tokenCounts.get(conversationId);
+    if (!counts) this.tokenCounts.set(conversationId, (counts = new Map()));
+    let counted = counts.get(message.id);
+    if (!counted) {
+      counts.set(message.id, (counted = toContextMessage(message)));
+      // Past the bound, the conversation first counted longest ago is forgotten whole.
+      if (++this.countsKept > COUNTS_KEPT) this.forgetCounts(this.tokenCounts.keys().next().value!);
+    }
+    return counted;
+  }
+
+  private forgetCounts(conversationId: string): void {
+    this.countsKept -= this.tokenCounts.get(conversationId)?.size ?? 0;
+    this.tokenCounts.delete(conversationId);
   }
 
   /** Deltas are the hot path: the log's size is looked at every so many. */
@@ -304,6 +323,7 @@ export class RedisLog implements EventLog, MessageIds {
   async evict(conversationId: string): Promise<void> {
     this.sinceTrimCheck.delete(conversationId);
     this.inFlight.delete(conversationId);
+    this.forgetCounts(conversationId);
   }
 
   /** Conversations this node holds anything of in memory. */

@@ -73,11 +73,17 @@ local function moved()
   return A.expectRev ~= '' and (redis.call('HGET', K.tree, 'rev') or '0') ~= A.expectRev
 end
 
+-- A deleted conversation keeps only its tree hash, marked: nothing writes it again.
+local function deleted()
+  return redis.call('EXISTS', K.epoch) == 0 and redis.call('HEXISTS', K.tree, 'deleted') == 1
+end
+
 local function append()
+  if deleted() then return 'deleted' end
+  -- A reply's log cannot vanish under it unnoticed (a Redis restarted empty): say so, do not start a new one.
+  if A.kind == 'reply' and redis.call('EXISTS', K.epoch) == 0 then return 'lost-log' end
   if moved() then return 'moved' end
   if A.kind == 'reply' then
-    -- A reply's log cannot vanish under it unnoticed (a Redis restarted empty): say so, do not start a new one.
-    if redis.call('EXISTS', K.epoch) == 0 then return 'lost-log' end
     local refused = fenced()
     if refused then return refused end
   end
@@ -121,8 +127,11 @@ local function append()
     end
     redis.call('PEXPIRE', K.lease, A.leaseMs)
   end
-  -- Deltas are the hot path; every other event keeps the conversation's keys alive.
-  if A.phase ~= 'delta' then keepAlive(A.retentionMs) end
+  -- Deltas are the hot path; every other event keeps the conversation's keys alive, and is its last activity.
+  if A.phase ~= 'delta' then
+    redis.call('HSET', K.tree, 'at', A.now)
+    keepAlive(A.retentionMs)
+  end
   return json
 end
 `;
@@ -155,6 +164,7 @@ if A.clientId ~= '' then
   local prev = redis.call('HGET', K.ids, A.clientId)
   if prev then return {'duplicate', prev} end
 end
+if deleted() then return {'deleted'} end
 if moved() then return {'moved'} end
 local start = 0
 if A.job ~= '' then
@@ -238,6 +248,21 @@ if job then
   return {'job', job}
 end
 return ''`,
+);
+
+/**
+ * Delete a conversation in one step: every key of it goes, and the tree hash
+ * stays only as the mark that it was deleted (for as long as the conversation
+ * would have been kept), so no late write starts it again.
+ */
+export const deleteScript = new Script(
+  ['seq', 'epoch', 'log', 'bytes', 'hist', 'st', 'tree', 'ids', 'idx', 'lease', 'queue', 'members', 'listed'],
+  ['retentionMs'],
+  `
+for _, key in pairs(K) do redis.call('DEL', key) end
+redis.call('HSET', K.tree, 'deleted', 1)
+redis.call('PEXPIRE', K.tree, A.retentionMs)
+return 1`,
 );
 
 /** A reply with no message of its own takes the lease only while nothing runs or waits. Returns 1 or 0. */

@@ -9,17 +9,18 @@ import { parseEvent } from '../store.js';
 import { RedisApiKeys } from './api-keys.js';
 import { RedisLedger } from './ledger.js';
 import type { Keys } from './keys.js';
-import { RedisLog } from './log.js';
+import { RedisLog, deletedError } from './log.js';
+import { RedisLists } from './lists.js';
 import { RedisMembers } from './members.js';
 import type { RedisStoreOptions } from './options.js';
 import { RedisReplies } from './replies.js';
-import { submitScript } from './scripts.js';
+import { deleteScript, submitScript } from './scripts.js';
 import { PLACE_TRIES } from './tree.js';
 import { placedId, setParent, type Placement } from '../../history/branches.js';
 import { RelayError } from '../../errors.js';
 
 const Appended = z.tuple([z.literal('appended'), z.string(), z.number(), z.string(), z.number()]);
-const SubmitReply = z.tuple([z.enum(['appended', 'duplicate', 'queue-full', 'moved'])]).rest(z.unknown());
+const SubmitReply = z.tuple([z.enum(['appended', 'duplicate', 'queue-full', 'moved', 'deleted'])]).rest(z.unknown());
 
 export class RedisStore implements Store {
   readonly log: RedisLog;
@@ -28,6 +29,7 @@ export class RedisStore implements Store {
   readonly members: RedisMembers;
   readonly apiKeys: RedisApiKeys;
   readonly ledger: RedisLedger;
+  readonly lists: RedisLists;
 
   constructor(
     private readonly redis: Redis,
@@ -40,6 +42,18 @@ export class RedisStore implements Store {
     this.members = new RedisMembers(redis, keys, opts);
     this.apiKeys = new RedisApiKeys(redis, keys);
     this.ledger = new RedisLedger(redis, keys, opts);
+    this.lists = new RedisLists(redis, keys, opts);
+  }
+
+  async deleteConversation(conversationId: string): Promise<void> {
+    const k = this.keys.conversation(conversationId);
+    const users = await this.redis.smembers(k.listed);
+    await deleteScript.run(this.redis, k, { retentionMs: this.opts.retentionMs });
+    await this.lists.forget(conversationId, users);
+  }
+
+  async isDeleted(conversationId: string): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.conversation(conversationId).tree, 'deleted')) === 1;
   }
 
   /** The entry takes its place in the tree as it stands; tried again while other nodes move it. */
@@ -61,6 +75,7 @@ export class RedisStore implements Store {
         continue;
       }
       if (result[0] === 'queue-full') return { kind: 'queue-full' };
+      if (result[0] === 'deleted') throw deletedError();
       if (result[0] === 'duplicate') {
         const json = z.string().parse(result[1]);
         return { kind: 'duplicate', stored: { json, event: parseEvent(json) } };

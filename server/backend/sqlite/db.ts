@@ -65,6 +65,18 @@ CREATE TABLE IF NOT EXISTS conversation_state (
   settings TEXT NOT NULL,
   owner TEXT
 ) WITHOUT ROWID;
+-- Each user's conversation list: where they last saw each, and when they were last in it.
+CREATE TABLE IF NOT EXISTS user_conversations (
+  user_id TEXT NOT NULL,
+  conversation TEXT NOT NULL,
+  seen_seq INTEGER NOT NULL,
+  visited_at INTEGER NOT NULL,
+  PRIMARY KEY (user_id, conversation)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS user_conversations_by_conversation ON user_conversations (conversation);
+CREATE INDEX IF NOT EXISTS user_conversations_by_visit ON user_conversations (user_id, visited_at);
+-- Deleted conversations, so that nothing writes them again and a resume answers not_found.
+CREATE TABLE IF NOT EXISTS deleted_conversations (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS client_ids (
   conversation TEXT NOT NULL,
   client_id TEXT NOT NULL,

@@ -70,6 +70,10 @@ export class SqliteJournal implements LogJournal {
       replyEnded: db.prepare('DELETE FROM replies WHERE conversation = ? AND reply_id = ?'),
       insertJob: db.prepare('INSERT OR REPLACE INTO replies (conversation, reply_id, position, job) VALUES (?, ?, ?, ?)'),
       hasJobs: db.prepare('SELECT 1 FROM replies WHERE conversation = ? LIMIT 1').pluck(),
+      erase: ['events', 'history', 'client_ids', 'conversation_state', 'replies'].map((table) => db.prepare(`DELETE FROM ${table} WHERE conversation = ?`)),
+      eraseConversation: db.prepare('DELETE FROM conversations WHERE id = ?'),
+      markDeleted: db.prepare('INSERT OR REPLACE INTO deleted_conversations (id, at) VALUES (?, ?)'),
+      isDeleted: db.prepare('SELECT 1 FROM deleted_conversations WHERE id = ?').pluck(),
     };
   }
 
@@ -172,6 +176,22 @@ export class SqliteJournal implements LogJournal {
       // A reply's end still reaches every member: its reply stays unfinished on disk, and is ended again after a restart.
       if (change.type !== 'reply.end') throw new RelayError('internal', this.failure!);
     }
+  }
+
+  /** Everything of the conversation goes now, with what still waited to be written of it. */
+  deleted(conversationId: string): void {
+    this.pending = this.pending.filter((c) => c.conversationId !== conversationId);
+    this.jobs = this.jobs.filter((j) => j.conversationId !== conversationId);
+    this.trims.delete(conversationId);
+    this.atomically(() => {
+      for (const erase of this.sql.erase) erase.run(conversationId);
+      this.sql.eraseConversation.run(conversationId);
+      this.sql.markDeleted.run(conversationId, Date.now());
+    });
+  }
+
+  isDeleted(conversationId: string): boolean {
+    return this.sql.isDeleted.get(conversationId) !== undefined;
   }
 
   trimmed(conversationId: string, firstSeq: number): void {

@@ -69,6 +69,11 @@ export class SqliteReplies extends MemoryReplies {
     return true;
   }
 
+  override forget(conversationId: string): void {
+    super.forget(conversationId);
+    this.interrupted.delete(conversationId);
+  }
+
   override undo(conversationId: string, replyId: string): void {
     super.undo(conversationId, replyId);
     this.journal.unreserved(replyId);

@@ -41,7 +41,7 @@ export class Retention {
       idleBefore: db.prepare('SELECT id FROM conversations WHERE last_active < ? ORDER BY last_active LIMIT ? OFFSET ?').pluck(),
       oldest: db.prepare('SELECT id FROM conversations ORDER BY last_active LIMIT ? OFFSET ?').pluck(),
       hasReplies: db.prepare('SELECT 1 FROM replies WHERE conversation = ? LIMIT 1').pluck(),
-      drop: ['events', 'history', 'client_ids', 'conversation_state'].map((table) => db.prepare(`DELETE FROM ${table} WHERE conversation = ?`)),
+      drop: ['events', 'history', 'client_ids', 'conversation_state', 'user_conversations'].map((table) => db.prepare(`DELETE FROM ${table} WHERE conversation = ?`)),
       dropConversation: db.prepare('DELETE FROM conversations WHERE id = ?'),
       freePages: db.prepare('PRAGMA freelist_count').pluck(),
     };

@@ -10,6 +10,7 @@ import { SqliteAttachments } from './attachments.js';
 import { openDb, usedBytes } from './db.js';
 import { SqliteJournal } from './journal.js';
 import { SqliteLedger } from './ledger.js';
+import { SqliteLists } from './lists.js';
 import { SqliteReplies } from './replies.js';
 import { Retention, type DataLimits } from './retention.js';
 
@@ -41,6 +42,7 @@ export class SqliteStore extends MemoryStore {
       journal,
       replies,
       apiKeys: new SqliteApiKeys(db),
+      lists: new SqliteLists(db),
       ledger: new SqliteLedger(db, limits),
       close: async () => {
         clearInterval(this.sweeper);
