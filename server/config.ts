@@ -48,6 +48,8 @@ export const ConfigSchema = z.object({
   UPSTREAM_MAX_EVENT_BYTES: int(1024 * 1024, 1024),
   UPSTREAM_MAX_IDLE_CONNECTIONS: int(1024, 1),
   REPLY_GRACE_MS: int(30_000),
+  /** Who may cancel a reply: any member, or only who asked for it and the conversation's owner. */
+  CANCEL_POLICY: z.enum(['any', 'asker-or-owner']).default('any'),
   REPLY_MAX_MS: int(300_000, 10),
   SHUTDOWN_GRACE_MS: int(10_000),
   CONTEXT_TOKENS: int(8_000, 16),

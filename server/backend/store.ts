@@ -152,8 +152,8 @@ export interface EventLog {
    * event that says so, with the whole new path or settings, is written with it.
    */
   change(conversationId: string, change: StateChange): Promise<StoredEvent>;
-  /** The conversation's own settings (a send's model and options default to them). */
-  settings(conversationId: string): Promise<ConversationSettings>;
+  /** The conversation's own settings (a send's model and options default to them), and its owner. */
+  meta(conversationId: string): Promise<{ settings: ConversationSettings; owner?: string | undefined }>;
   /** This node no longer needs the conversation (idle, no member here): drop what it holds of it. */
   evict(conversationId: string): Promise<void>;
   /** Conversations whose state this process holds in memory right now. */
@@ -193,6 +193,8 @@ export interface ReplyLeases {
    */
   claimIdle(conversationId: string, job: ReplyJob): Promise<boolean>;
   clearQueue(conversationId: string): Promise<ReplyJob[]>;
+  /** Who asked for a reply that runs or waits (undefined: no such reply, or its job is not kept). */
+  asker(conversationId: string, replyId: string): Promise<string | undefined>;
   /** The reply holding the lease (running on some node) and how many wait behind it. */
   state(conversationId: string): Promise<{ running: string | undefined; queued: number }>;
   /** Keep this node's lease on a running reply alive. */

@@ -136,6 +136,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       tools: { maxSteps: config.MAX_TOOL_STEPS, resultTimeoutMs: config.TOOL_RESULT_TIMEOUT_MS },
       leaseRenewMs: backend.leaseMs ? Math.floor(backend.leaseMs / 3) : 0,
       keepQueueOnShutdown: backend.leaseMs > 0 || backend.disk !== undefined,
+      cancelPolicy: config.CANCEL_POLICY,
     },
     log,
     metrics,

@@ -22,6 +22,7 @@ import { ToolLoop, type Origin, type ToolLoopSettings } from './tool-loop.js';
 import type { OperatorTools } from '../tools/operator-tools.js';
 import { admitSend, type SendExtras } from './admit-send.js';
 import { editTarget, nextSibling, regeneration, type Placement } from '../history/branches.js';
+import { rootOf } from '../history/fold.js';
 import { checkSettings, mustBeIdle, mustOwn, mustOwnOrAsk, optionsFor } from './branching.js';
 import type { Moderation } from '../moderation/index.js';
 
@@ -42,6 +43,8 @@ export interface ConversationSettings extends ReplySettings {
   leaseRenewMs: number;
   /** Queued replies outlive this process (a shared or durable store): shutdown leaves them to run elsewhere or after a restart. */
   keepQueueOnShutdown: boolean;
+  /** CANCEL_POLICY: who may cancel a reply. */
+  cancelPolicy: 'any' | 'asker-or-owner';
 }
 
 export interface ConversationDeps {
@@ -67,6 +70,9 @@ export interface JoinFrom {
   since: number;
   epoch?: string | undefined;
 }
+
+/** Early cancels remembered (most are for replies on other nodes, and never needed here). */
+const EARLY_CANCELS_KEPT = 64;
 
 interface Member {
   socket: MemberSocket;
@@ -97,6 +103,8 @@ export class Conversation {
   private stopping = false;
   /** seq of the last event this node recorded: a reply is done here once its end has reached the members here. */
   private lastRecorded = 0;
+  /** Cancels that came for a reply before it ran here (its lease in transit). */
+  private readonly earlyCancels = new Set<string>();
   /** Serializes state changes that span several store calls (send, cancel). */
   private chain: Promise<void> = Promise.resolve();
 
@@ -109,7 +117,10 @@ export class Conversation {
     this.subscription = deps.bus.subscribe(id, {
       deliver: (d) => this.fanOut(d),
       cancel: (replyId, reason) => {
-        if (this.active?.replyId === replyId) this.active.controller.abort(reason satisfies AbortReason);
+        if (this.active?.replyId === replyId) return this.active.controller.abort(reason satisfies AbortReason);
+        // The lease may be on its way here (handed over, not started yet): the reply stops as soon as it starts.
+        this.earlyCancels.add(replyId);
+        if (this.earlyCancels.size > EARLY_CANCELS_KEPT) this.earlyCancels.delete(this.earlyCancels.values().next().value!);
       },
       lost: () => this.lost(),
       deleted: () => this.deletedHere(),
@@ -289,7 +300,7 @@ export class Conversation {
   send(socket: MemberSocket, frame: ClientFrameOf<'send'>, extra: { context?: ClientMessage[]; keyId?: string; operatorTools?: boolean } = {}): Promise<string | undefined> {
     return this.serial(async () => {
       const tools = this.offered(frame.tools, extra.operatorTools === true);
-      const settings = await this.deps.store.log.settings(this.id);
+      const { settings } = await this.deps.store.log.meta(this.id);
       return this.submitMessage(socket, frame, { tools, settings, ...extra });
     });
   }
@@ -341,7 +352,7 @@ export class Conversation {
   remove(socket: MemberSocket): Promise<void> {
     return this.serial(async () => {
       const { store, bus } = this.deps;
-      const { owner } = await store.log.snapshot(this.id);
+      const { owner } = await store.log.meta(this.id);
       // Deleting takes an owner: a conversation from before owners cannot be deleted by any member.
       if (owner !== socket.user.id) throw new RelayError('forbidden', "only the conversation's owner may delete it");
       await this.dropQueue();
@@ -371,7 +382,7 @@ export class Conversation {
   switchBranch(socket: MemberSocket, frame: ClientFrameOf<'switch'>): Promise<void> {
     return this.serial(async () => {
       await mustBeIdle(this.deps.store, this.id, this.busy);
-      mustOwn((await this.deps.store.log.snapshot(this.id)).owner, socket.user, 'switch its branch');
+      mustOwn((await this.deps.store.log.meta(this.id)).owner, socket.user, 'switch its branch');
       await this.change(socket, frame.ref, { type: 'switch', messageId: frame.messageId, author: socket.user });
     });
   }
@@ -381,7 +392,7 @@ export class Conversation {
     return this.serial(async () => {
       const { type: _t, ref, conversationId: _c, ...patch } = frame;
       checkSettings(patch, this.deps.upstreams);
-      mustOwn((await this.deps.store.log.snapshot(this.id)).owner, socket.user, 'configure it');
+      mustOwn((await this.deps.store.log.meta(this.id)).owner, socket.user, 'configure it');
       await this.change(socket, ref, { type: 'settings', patch, author: socket.user });
     });
   }
@@ -461,6 +472,29 @@ export class Conversation {
   /** The calls of a reply still waiting for results (a client that sends every result again each time, as AG-UI does, sends only these). */
   openToolCalls(replyId: string): Promise<Set<string> | undefined> {
     return this.tools.open(replyId);
+  }
+
+  /** A member's cancel, under the operator's CANCEL_POLICY: with `asker-or-owner`, only who asked for the reply or the owner may. */
+  async cancelBy(user: User, frame: ClientFrameOf<'cancel'>): Promise<void> {
+    if (this.deps.settings.cancelPolicy === 'asker-or-owner') await this.mayCancel(user, frame.replyId);
+    return this.cancel(frame);
+  }
+
+  private async mayCancel(user: User, replyId: string | undefined): Promise<void> {
+    const { store } = this.deps;
+    const target = replyId ?? this.active?.replyId ?? (await store.replies.state(this.id)).running;
+    // Nothing to cancel: the cancel itself answers not_found.
+    if (target === undefined) return;
+    const { owner } = await store.log.meta(this.id);
+    if (owner === user.id) return;
+    const asker = this.active?.replyId === target ? this.active.userId : ((await store.replies.asker(this.id, target)) ?? (await this.askerInHistory(target)));
+    if (asker !== user.id) throw new RelayError('forbidden', 'only who asked for this reply, or the conversation\'s owner, may cancel it');
+  }
+
+  /** A reply whose job is gone (a tool loop waiting for results): the author of the question that began it. */
+  private async askerInHistory(replyId: string): Promise<string | undefined> {
+    const { history } = await this.deps.store.log.snapshot(this.id);
+    return rootOf(new Map(history.map((m) => [m.id, m])), replyId).root?.author?.id;
   }
 
   /** Cancel the running reply, or the named one (running here or on another node, or queued), or a tool loop waiting for results. */
@@ -573,6 +607,7 @@ export class Conversation {
       : undefined;
     const history = () => store.log.context(this.id);
     const active: ActiveReply = { replyId: job.replyId, userId: job.user.id, controller, ended: false, done: Promise.resolve() };
+    if (this.earlyCancels.delete(job.replyId)) controller.abort('cancel' satisfies AbortReason);
     active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, readAttachment: (id) => this.deps.attachments.data(id), moderation: this.deps.moderation, resume, controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill, e.type === 'reply.start' ? origin : undefined))
       .then(async ({ usage, toolCalls }) => {
         active.ended = true;

@@ -299,7 +299,7 @@ export class Connection implements MemberSocket {
         return;
       }
       case 'cancel':
-        return this.memberOf(frame.conversationId).cancel(frame);
+        return this.memberOf(frame.conversationId).cancelBy(this.user, frame);
       case 'tool.result':
         await this.memberOf(frame.conversationId).toolResult(this, frame);
         return;

@@ -204,8 +204,9 @@ export class MemoryLog implements EventLog, MessageIds {
     return this.write(this.get(conversationId), conversationId, entry, { placement });
   }
 
-  async settings(conversationId: string): Promise<ConversationSettings> {
-    return this.peek(conversationId)?.state.settings ?? {};
+  async meta(conversationId: string): Promise<{ settings: ConversationSettings; owner?: string | undefined }> {
+    const state = this.peek(conversationId)?.state;
+    return { settings: state?.settings ?? {}, owner: state?.owner };
   }
 
   async change(conversationId: string, change: StateChange): Promise<StoredEvent> {

@@ -3,8 +3,9 @@
 import type { Adopted, ReplyJob, ReplyLeases } from '../store.js';
 
 interface Replies {
-  /** The reply holding the lease: running, or about to start. */
+  /** The reply holding the lease: running, or about to start; and who asked for it. */
   running: string | undefined;
+  asker?: string | undefined;
   readonly queue: ReplyJob[];
 }
 
@@ -18,11 +19,12 @@ export class MemoryReplies implements ReplyLeases {
   reserve(conversationId: string, job: ReplyJob): { start: boolean } | undefined {
     const r = this.byConversation.get(conversationId);
     if (!r) {
-      this.byConversation.set(conversationId, { running: job.replyId, queue: [] });
+      this.byConversation.set(conversationId, { running: job.replyId, asker: job.user.id, queue: [] });
       return { start: true };
     }
     if (r.running === undefined) {
       r.running = job.replyId;
+      r.asker = job.user.id;
       return { start: true };
     }
     if (r.queue.length >= this.maxQueued) return undefined;
@@ -42,7 +44,7 @@ export class MemoryReplies implements ReplyLeases {
 
   async claimIdle(conversationId: string, job: ReplyJob): Promise<boolean> {
     if (this.byConversation.has(conversationId)) return false;
-    this.byConversation.set(conversationId, { running: job.replyId, queue: [] });
+    this.byConversation.set(conversationId, { running: job.replyId, asker: job.user.id, queue: [] });
     return true;
   }
 
@@ -50,7 +52,10 @@ export class MemoryReplies implements ReplyLeases {
     const r = this.byConversation.get(conversationId);
     if (r?.running !== endedReplyId) return undefined;
     const next = r.queue.shift();
-    if (next) r.running = next.replyId;
+    if (next) {
+      r.running = next.replyId;
+      r.asker = next.user.id;
+    }
     else this.byConversation.delete(conversationId);
     return next;
   }
@@ -63,6 +68,12 @@ export class MemoryReplies implements ReplyLeases {
 
   async clearQueue(conversationId: string): Promise<ReplyJob[]> {
     return this.byConversation.get(conversationId)?.queue.splice(0) ?? [];
+  }
+
+  async asker(conversationId: string, replyId: string): Promise<string | undefined> {
+    const r = this.byConversation.get(conversationId);
+    if (r?.running === replyId) return r.asker;
+    return r?.queue.find((j) => j.replyId === replyId)?.user.id;
   }
 
   async state(conversationId: string): Promise<{ running: string | undefined; queued: number }> {

@@ -170,8 +170,10 @@ export class RedisLog implements EventLog, MessageIds {
     return { json, event: withSeq, epoch };
   }
 
-  async settings(conversationId: string): Promise<ConversationSettings> {
-    return parseTree(undefined, await this.redis.hget(this.keys.conversation(conversationId).tree, 'settings'), undefined).settings;
+  async meta(conversationId: string): Promise<{ settings: ConversationSettings; owner?: string | undefined }> {
+    const [settings, owner] = await this.redis.hmget(this.keys.conversation(conversationId).tree, 'settings', 'owner');
+    const tree = parseTree(undefined, settings, undefined, owner);
+    return { settings: tree.settings, owner: tree.owner };
   }
 
   /** A switch or a configure: computed from the tree as it stands, written unless another node moved it meanwhile. */

@@ -35,6 +35,13 @@ export class RedisReplies implements ReplyLeases {
     return typeof job === 'string' ? toJob(job) : undefined;
   }
 
+  async asker(conversationId: string, replyId: string): Promise<string | undefined> {
+    const k = this.keys.conversation(conversationId);
+    const [running, job, queued] = await Promise.all([this.redis.hget(k.st, 'replyId'), this.redis.hget(k.st, 'job'), this.redis.lrange(k.queue, 0, -1)]);
+    if (running === replyId && job) return toJob(job).user.id;
+    return queued.map(toJob).find((j) => j.replyId === replyId)?.user.id;
+  }
+
   async claimIdle(conversationId: string, job: ReplyJob): Promise<boolean> {
     const k = this.keys.conversation(conversationId);
     return (await claimIdleScript.run(this.redis, { lease: k.lease, queue: k.queue }, { ...this.me(), replyId: job.replyId })) === 1;

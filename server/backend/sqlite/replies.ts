@@ -101,8 +101,8 @@ export class SqliteReplies extends MemoryReplies {
     if (asked === undefined) return undefined;
     this.interrupted.delete(conversationId);
     const r = this.byConversation.get(conversationId);
-    if (r) r.running = asked.replyId;
-    else this.byConversation.set(conversationId, { running: asked.replyId, queue: [] });
+    if (r) Object.assign(r, { running: asked.replyId, asker: asked.user.id });
+    else this.byConversation.set(conversationId, { running: asked.replyId, asker: asked.user.id, queue: [] });
     return this.streaming(conversationId) === asked.replyId ? { orphan: asked.replyId, asked } : { job: asked };
   }
 }
