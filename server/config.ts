@@ -50,6 +50,8 @@ export const ConfigSchema = z.object({
   REPLY_GRACE_MS: int(30_000),
   /** Who may cancel a reply: any member, or only who asked for it and the conversation's owner. */
   CANCEL_POLICY: z.enum(['any', 'asker-or-owner']).default('any'),
+  /** After a conversation's first exchange, a short call to the model gives it a title (unless one was set). */
+  AUTO_TITLE: bool(false),
   REPLY_MAX_MS: int(300_000, 10),
   SHUTDOWN_GRACE_MS: int(10_000),
   CONTEXT_TOKENS: int(8_000, 16),

@@ -8,6 +8,7 @@ import { randomId } from '../ids.js';
 import { RelayClient, type Conversation, type StateChange } from '../index.js';
 import { AttachmentView } from './attachment-view.js';
 import { AttachmentTray } from './attachments.js';
+import { BranchControls } from './branch-controls.js';
 import { copyCodeOnClick } from './code-copy.js';
 import { avatar, byId, h } from './dom.js';
 import { Follow } from './follow.js';
@@ -15,6 +16,8 @@ import { PAGE_TOOLS, followOwnLoop } from './page-tools.js';
 import { isRoomId, roomIdFor } from './room-name.js';
 import { RoomView } from './room-view.js';
 import { keepSession, startingToken } from './session.js';
+import { SettingsPanel } from './settings-panel.js';
+import { Toasts, type ToastKind } from './toasts.js';
 
 const ROOMS_KEY = 'relay.rooms';
 const IDS_KEY = 'relay.identities';
@@ -22,7 +25,6 @@ const TOKEN_KEY = 'relay.token';
 const MODEL_KEY = 'relay.model';
 const MAX_ROOMS = 12;
 const TYPING_SHOWN_MS = 3_500;
-const TOAST_MS = 5_000;
 const DEFAULT_ROOM = 'general';
 /** A room left while this page's own tool loop still runs there stays joined until the loop ends, or this long. */
 const LOOP_GRACE_MS = 120_000;
@@ -38,7 +40,6 @@ const els = {
   joinForm: byId<HTMLFormElement>('join-form'),
   joinInput: byId<HTMLInputElement>('join-input'),
   joinPreview: byId('join-preview'),
-  title: byId('room-title'),
   members: byId('members'),
   conn: byId('conn'),
   connLabel: byId('conn-label'),
@@ -83,6 +84,9 @@ let current = '';
 let view: RoomView | undefined;
 let roomOffs: Array<() => void> = [];
 const follow = new Follow(els.messages, els.messageList, els.jump);
+const toasts = new Toasts(els.toasts);
+const toast = (message: string, kind?: ToastKind) => toasts.show(message, kind);
+const clearToasts = (kind: ToastKind) => toasts.clear(kind);
 copyCodeOnClick(els.messageList);
 
 // ------------------------------------------------------------ the client
@@ -92,6 +96,8 @@ const client = new RelayClient({
   url: `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`,
   ...(storedToken ? { token: storedToken } : {}),
 });
+/** The room's title, system prompt and model, under the header. */
+const settings = new SettingsPanel(client, me, toast);
 
 client.on('welcome', (w) => {
   myIds.add(w.user.id);
@@ -99,6 +105,7 @@ client.on('welcome', (w) => {
   saveList(sessionStorage, IDS_KEY, [...myIds].slice(-20));
   els.me.replaceChildren(avatar(w.user.id, w.user.name), h('span', { class: 'me-name' }, w.user.name), h('small', { class: 'me-you' }, 'you'));
   renderModels();
+  settings.refresh();
   // Signed in and connected: what was said about signing in or connecting no longer holds.
   clearToasts('connection');
 });
@@ -199,7 +206,9 @@ function switchTo(room: string): void {
   if (previous) unwatch(previous);
   for (const off of roomOffs.splice(0)) off();
   view?.dispose();
-  view = new RoomView(conv, els.messageList, me, follow, new AttachmentView(client)).mount();
+  // An edit or a regenerate this page asked for starts a tool loop of its own, as a send does.
+  const controls = new BranchControls(conv, me, toast, (reply) => loopStarted(room, followOwnLoop(conv, reply, toast)));
+  view = new RoomView(conv, els.messageList, me, follow, new AttachmentView(client), controls).mount();
   roomOffs = [
     conv.on('joined', () => (renderMembers(conv), updateStop(conv))),
     conv.on('presence', () => renderMembers(conv)),
@@ -208,9 +217,7 @@ function switchTo(room: string): void {
     conv.on('reply.end', () => updateStop(conv)),
     conv.on('message', (m) => typing.delete(m.message.author.id) && renderTyping()),
   ];
-  els.title.textContent = room;
-  els.title.title = room;
-  document.title = `#${room} · Relay Chat`;
+  settings.show(room, conv);
   els.input.placeholder = `Message #${room}`;
   renderRooms();
   renderMembers(conv);
@@ -402,25 +409,6 @@ document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Escape') setDrawer(false);
 });
 narrow.addEventListener('change', () => setDrawer(false));
-
-// ------------------------------------------------------------ toasts
-
-/** What a toast is about: a connection toast goes once the page is connected and signed in. */
-type ToastKind = 'connection' | 'other';
-
-function toast(message: string, kind: ToastKind = 'other'): void {
-  // The same words again are not news: the older copy goes.
-  for (const t of els.toasts.querySelectorAll<HTMLElement>('.toast')) if (t.textContent === message) t.remove();
-  const el = h('div', { class: 'toast', role: 'status', 'data-kind': kind, title: 'Dismiss' }, message);
-  el.addEventListener('click', () => el.remove());
-  els.toasts.append(el);
-  while (els.toasts.children.length > 3) els.toasts.firstElementChild?.remove();
-  setTimeout(() => el.remove(), TOAST_MS);
-}
-
-function clearToasts(kind: ToastKind): void {
-  for (const t of els.toasts.querySelectorAll<HTMLElement>(`.toast[data-kind="${kind}"]`)) t.remove();
-}
 
 // ------------------------------------------------------------ start
 

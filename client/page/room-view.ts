@@ -5,11 +5,15 @@
 // message. A streaming reply's Markdown is rendered block by block (only the
 // block still growing is redrawn); under each reply, its model and, where this
 // browser saw them, its tokens and the reason it failed. A user message shows
-// its attachments under its text.
+// its attachments under its text. The list is the conversation's active path:
+// an edit or a regenerated reply takes the place of what followed its parent,
+// and a switch to another branch redraws it whole; the controls for those live
+// in branch-controls.ts.
 import type { Attachment, HistoryMessage, ServerFrameOf, User } from '../../shared/protocol.js';
 import type { Conversation, MessageFrame, ToolResult } from '../index.js';
 import { resultFromEntry, resultFromFrame } from '../tool-results.js';
 import type { AttachmentView } from './attachment-view.js';
+import type { BranchControls } from './branch-controls.js';
 import { avatar, clock, h } from './dom.js';
 import type { Follow } from './follow.js';
 import { IncrementalMarkdown, renderMarkdown } from './markdown.js';
@@ -62,6 +66,8 @@ export class RoomView {
     private readonly follow: Follow,
     /** Renders the files of user messages; disposed with the view. */
     private readonly attachments: AttachmentView,
+    /** Edit, Regenerate and the version arrows under each message. */
+    private readonly controls: BranchControls,
   ) {}
 
   mount(): this {
@@ -69,8 +75,9 @@ export class RoomView {
     const c = this.conv;
     this.offs.push(
       c.on('joined', () => this.renderAll()),
+      c.on('switch', () => this.renderAll()),
       c.on('message', (m) => this.message(m)),
-      c.on('reply.start', (e) => this.started(e.replyId, e.model)),
+      c.on('reply.start', (e) => this.started(e)),
       c.on('reply.delta', (e) => {
         if (e.text) this.writers.get(e.replyId)?.append(e.text);
         if (e.toolCall) this.toolCallGrew(e.replyId);
@@ -114,10 +121,13 @@ export class RoomView {
     const streaming = this.conv.streaming;
     for (const m of this.conv.history) {
       // A result is not a message of its own: it lives in the card of the call it answers.
-      if (m.role === 'tool') this.historyResult(m);
-      else if (m.role === 'user') this.append(this.userElement(m, false));
-      else if (streaming && streaming.id === m.id) this.append(this.streamingElement(m));
-      else this.append(this.finishedElement(m));
+      if (m.role === 'tool') {
+        this.historyResult(m);
+        continue;
+      }
+      const el = m.role === 'user' ? this.userElement(m, false) : streaming && streaming.id === m.id ? this.streamingElement(m) : this.finishedElement(m);
+      this.append(el);
+      this.controls.paint(el, m);
     }
     for (const p of this.pending.values()) this.append(p.el);
     if (this.list.children.length === 0) {
@@ -134,7 +144,10 @@ export class RoomView {
       this.pending.delete(message.clientMessageId);
       waiting.el.remove();
     }
-    this.append(this.userElement(message, false));
+    if (m.siblings) this.prune(message.parentId);
+    const el = this.userElement(message, false);
+    this.append(el);
+    this.controls.paint(el, this.entry(message.id));
     if (!waiting) this.follow.arrived();
     if (m.replyId && !this.items.has(m.replyId)) {
       const replyId = m.replyId;
@@ -150,7 +163,9 @@ export class RoomView {
     }
   }
 
-  private started(replyId: string, model: string): void {
+  private started(e: ServerFrameOf<'reply.start'>): void {
+    const { replyId, model } = e;
+    if (e.siblings) this.prune(e.parentId);
     let el = this.items.get(replyId);
     if (el) {
       el.dataset.state = 'streaming';
@@ -161,6 +176,7 @@ export class RoomView {
       this.follow.arrived();
     }
     this.setMeta(el, model, undefined);
+    this.controls.paint(el, this.entry(replyId));
   }
 
   private ended(e: ServerFrameOf<'reply.end'>): void {
@@ -176,6 +192,40 @@ export class RoomView {
     writer.finish(text);
     paintToolCalls(el, e.toolCalls ?? [], true);
     this.setMeta(el, el.dataset.model, tokens);
+    this.controls.paint(el, this.entry(e.replyId));
+  }
+
+  /** The history entry of a message (the newest are the likeliest asked for). */
+  private entry(id: string): HistoryMessage | undefined {
+    const history = this.conv.history;
+    for (let i = history.length - 1; i >= 0; i--) if (history[i]!.id === id) return history[i];
+    return undefined;
+  }
+
+  /**
+   * A new version (an edit, a regenerated reply) replaces the path after its
+   * parent: what the page showed after the parent goes. Sends still on their
+   * way stay. A parent shown inside another message (a tool result in its
+   * call's card) counts as that message; one no longer in history means the
+   * whole list was the path replaced.
+   */
+  private prune(parentId: string | undefined): void {
+    const history = this.conv.history;
+    let at = parentId === undefined ? -1 : history.length - 1;
+    while (at >= 0 && history[at]!.id !== parentId) at--;
+    while (at >= 0 && !this.items.has(history[at]!.id)) at--;
+    const parent = at >= 0 ? this.items.get(history[at]!.id) : undefined;
+    let next = parent ? parent.nextElementSibling : this.list.firstElementChild;
+    while (next) {
+      const el = next;
+      next = el.nextElementSibling;
+      const id = el instanceof HTMLElement ? el.dataset.id : undefined;
+      if (!id) continue;
+      this.writers.get(id)?.dispose();
+      this.writers.delete(id);
+      this.items.delete(id);
+      el.remove();
+    }
   }
 
   private historyResult(m: HistoryMessage): void {

@@ -137,6 +137,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
       leaseRenewMs: backend.leaseMs ? Math.floor(backend.leaseMs / 3) : 0,
       keepQueueOnShutdown: backend.leaseMs > 0 || backend.disk !== undefined,
       cancelPolicy: config.CANCEL_POLICY,
+      autoTitle: config.AUTO_TITLE,
     },
     log,
     metrics,

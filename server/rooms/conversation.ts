@@ -21,6 +21,7 @@ import type { Upstreams } from '../upstream/router.js';
 import { ToolLoop, type Origin, type ToolLoopSettings } from './tool-loop.js';
 import type { OperatorTools } from '../tools/operator-tools.js';
 import { admitSend, type SendExtras } from './admit-send.js';
+import { autoTitle } from './auto-title.js';
 import { editTarget, nextSibling, regeneration, type Placement } from '../history/branches.js';
 import { rootOf } from '../history/fold.js';
 import { checkSettings, mustBeIdle, mustOwn, mustOwnOrAsk, optionsFor } from './branching.js';
@@ -45,6 +46,8 @@ export interface ConversationSettings extends ReplySettings {
   keepQueueOnShutdown: boolean;
   /** CANCEL_POLICY: who may cancel a reply. */
   cancelPolicy: 'any' | 'asker-or-owner';
+  /** AUTO_TITLE: a conversation's first exchange gets a title from the model. */
+  autoTitle: boolean;
 }
 
 export interface ConversationDeps {
@@ -609,9 +612,10 @@ export class Conversation {
     const active: ActiveReply = { replyId: job.replyId, userId: job.user.id, controller, ended: false, done: Promise.resolve() };
     if (this.earlyCancels.delete(job.replyId)) controller.abort('cancel' satisfies AbortReason);
     active.done = runReply({ upstreams, settings, conversationId: this.id, job, history, readAttachment: (id) => this.deps.attachments.data(id), moderation: this.deps.moderation, resume, controller, meter, log, metrics }, (e, fence, bill) => this.record(e, fence, bill, e.type === 'reply.start' ? origin : undefined))
-      .then(async ({ usage, toolCalls }) => {
+      .then(async ({ usage, toolCalls, finishReason }) => {
         active.ended = true;
         this.tools.ended(job.replyId, toolCalls);
+        if (settings.autoTitle && finishReason === 'stop' && !job.step && !job.context) this.nameOnce(job);
         if (job.keyId) await store.apiKeys.addUsage(job.keyId, usage);
       })
       // Through another node's bus (Redis) the end comes back later: members here get it before the reply counts as done.
@@ -625,6 +629,14 @@ export class Conversation {
         void this.startNext(job.replyId);
       });
     this.active = active;
+  }
+
+  /** AUTO_TITLE: the first exchange names the conversation (in the background: the next reply does not wait). */
+  private nameOnce(job: ReplyJob): void {
+    const model = job.options?.model ?? this.deps.upstreams.defaultModel;
+    autoTitle({ store: this.deps.store, upstreams: this.deps.upstreams, log: this.log }, this.id, model)
+      .then((stored) => stored && this.publish(stored))
+      .catch((err: unknown) => this.log.warn({ err }, 'naming the conversation failed'));
   }
 
   private async startNext(ended: string): Promise<void> {

@@ -113,6 +113,36 @@ test('a conversation configured before any message is owned by who configured it
   assert.equal(joined.settings, { title: 'Plans' });
 });
 
+test('AUTO_TITLE: the first exchange names the conversation once, for every member; a title set first is kept', async () => {
+  await stack.close();
+  const asksTitle = (messages: Array<{ role: string; content: string }>) => messages[0]?.content.startsWith('Write a title') === true;
+  stack = await startStack({ env: { AUTO_TITLE: 'true' }, plan: (req) => ({ text: asksTitle(req.messages) ? '"Trip to Lisbon."' : 'Take the tram.' }) });
+  const ann = await stack.connect();
+  const bob = await stack.connect();
+  bob.send({ type: 'join', conversationId: 'trip' });
+  await bob.next('joined');
+  await exchange(ann, 'trip', 'How do I get around Lisbon?');
+  const named = await bob.next('settings');
+  assert.equal(named.settings, { title: 'Trip to Lisbon' });
+  assert.is(named.author.id, 'relay');
+  const titleCall = stack.model.requests.find((r) => asksTitle(r.messages))!;
+  assert.equal(titleCall.messages[1]!.content, 'How do I get around Lisbon?\n\nTake the tram.');
+  await exchange(ann, 'trip', 'And the airport?');
+  await exchange(ann, 'named', 'first');
+  await ann.next('settings', (s) => s.conversationId === 'named');
+  assert.is(stack.model.requests.filter((r) => asksTitle(r.messages)).length, 2, 'one title call per conversation, none for later exchanges');
+
+  ann.send({ type: 'join', conversationId: 'mine' });
+  await ann.next('joined', (j) => j.conversationId === 'mine');
+  ann.send({ type: 'configure', conversationId: 'mine', title: 'My own', ref: 'own' });
+  await ann.next('settings', (s) => s.ref === 'own');
+  await exchange(ann, 'mine', 'hello');
+  const late = await stack.connect();
+  late.send({ type: 'join', conversationId: 'mine' });
+  assert.equal((await late.next('joined')).settings, { title: 'My own' });
+  assert.is(stack.model.requests.filter((r) => asksTitle(r.messages)).length, 2, 'a named conversation is not named again');
+});
+
 function ownerId(c: TestClient): string {
   const welcome = c.frames.find((f) => f.type === 'welcome');
   if (welcome?.type !== 'welcome') throw new Error('no welcome');
