@@ -35,6 +35,8 @@ const summaries: Record<Direction, Record<string, string>> = {
     edit: 'A new version of a user message, beside it, and its answer; acknowledged by its `message`.',
     switch: "Moves the conversation's active path to the branch through a message; every member gets `switch`.",
     configure: "Changes the conversation's title, system prompt, model or options; every member gets `settings`.",
+    list: "Asks for the user's conversations, newest activity first; answered by `conversations`.",
+    delete: 'Deletes a conversation for everyone (the owner may); every member gets `left` with reason "deleted".',
     typing: 'Tells the other members that this user is typing.',
     ping: 'Asks for a `pong`.',
     usage: "Asks for the user's own usage totals; answered with `usage`.",
@@ -50,6 +52,7 @@ const summaries: Record<Direction, Record<string, string>> = {
     'tool.result': 'The output of one tool call (a conversation event).',
     switch: 'The active path moved to another branch: the new path (a conversation event).',
     settings: "The conversation's settings changed: all of them now (a conversation event).",
+    conversations: "The answer to `list`: a page of the user's conversations, and the `before` of the next.",
     presence: 'The members of a conversation changed.',
     typing: 'A member is typing.',
     pong: "The answer to `ping`, with the server's clock.",
@@ -76,6 +79,7 @@ const components: Record<string, z.core.$ZodType> = {
   HistoryMessage: p.HistoryMessage,
   Siblings: p.Siblings,
   ConversationSettings: p.ConversationSettings,
+  ConversationSummary: p.ConversationSummary,
   Limits: p.Limits,
 };
 

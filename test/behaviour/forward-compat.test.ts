@@ -17,7 +17,7 @@ function unknownFrames(conversationId: string, n: number): object[] {
   return [
     { type: 'moderation.verdict', conversationId, seq: 1_000_000 + n, verdict: 'ok' },
     { type: 'branch.created', conversationId, branchId: `b${n}`, from: 'm1' },
-    { type: 'settings', theme: { accent: '#f00' } },
+    { type: 'preferences.changed', theme: { accent: '#f00' } },
   ];
 }
 

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { z } from 'zod';
+import { features } from '../../shared/features.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -181,7 +182,7 @@ if ('skip' in setup) {
       hello: true,
       badSend: false,
       pongStripped: true,
-      features: ['models', 'tools', 'tool-calls', 'operator-tools', 'dialects', 'attachments'],
+      features: Object.keys(features),
     });
   });
 }
