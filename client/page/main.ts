@@ -1,45 +1,41 @@
-// The chat page: room list (room in the URL hash, so a reload or a second tab
-// lands in the same room), composer with Stop, presence, typing, connection
-// state. Message rendering lives in room-view.ts. The page is joined to the
-// room it shows and no other, so presence counts who is looking at a room. On
-// a narrow screen the room list is a drawer behind the Rooms button.
+// The chat page: the room on screen (its id in the URL hash, so a reload or a
+// second tab lands in the same room), composer with Stop, presence, typing,
+// connection state. Message rendering lives in room-view.ts, the room list
+// (the server's) in room-list.ts, the phone drawer in drawer.ts. The page is
+// joined to the room it shows and no other (but while its own tool loop still
+// runs somewhere, or for a rename from the list), so presence counts who is
+// looking at a room.
 import type { User } from '../../shared/protocol.js';
 import { randomId } from '../ids.js';
-import { RelayClient, type Conversation, type StateChange } from '../index.js';
+import { RelayClient, type Conversation } from '../index.js';
 import { AttachmentView } from './attachment-view.js';
 import { AttachmentTray } from './attachments.js';
 import { BranchControls } from './branch-controls.js';
 import { copyCodeOnClick } from './code-copy.js';
+import { connectionLabel } from './connection-label.js';
 import { avatar, byId, h } from './dom.js';
+import { Drawer } from './drawer.js';
 import { Follow } from './follow.js';
+import { joinByName } from './join-form.js';
+import { ModelPicker } from './model-picker.js';
 import { PAGE_TOOLS, followOwnLoop } from './page-tools.js';
-import { isRoomId, roomIdFor } from './room-name.js';
+import { RoomJoins } from './room-joins.js';
+import { RoomList } from './room-list.js';
+import { roomIdFor } from './room-name.js';
 import { RoomView } from './room-view.js';
 import { keepSession, startingToken } from './session.js';
 import { SettingsPanel } from './settings-panel.js';
 import { Toasts, type ToastKind } from './toasts.js';
 
-const ROOMS_KEY = 'relay.rooms';
 const IDS_KEY = 'relay.identities';
 const TOKEN_KEY = 'relay.token';
-const MODEL_KEY = 'relay.model';
-const MAX_ROOMS = 12;
 const TYPING_SHOWN_MS = 3_500;
 const DEFAULT_ROOM = 'general';
-/** A room left while this page's own tool loop still runs there stays joined until the loop ends, or this long. */
-const LOOP_GRACE_MS = 120_000;
 
 const els = {
-  app: document.querySelector<HTMLElement>('.app')!,
   room: document.querySelector<HTMLElement>('.room')!,
-  sidebar: byId('sidebar'),
-  roomsButton: byId<HTMLButtonElement>('rooms-button'),
-  closeRooms: byId<HTMLButtonElement>('close-rooms'),
-  scrim: byId('scrim'),
   rooms: byId<HTMLUListElement>('rooms'),
-  joinForm: byId<HTMLFormElement>('join-form'),
-  joinInput: byId<HTMLInputElement>('join-input'),
-  joinPreview: byId('join-preview'),
+  moreRooms: byId<HTMLButtonElement>('more-rooms'),
   members: byId('members'),
   conn: byId('conn'),
   connLabel: byId('conn-label'),
@@ -54,8 +50,6 @@ const els = {
   attachTray: byId('attach-tray'),
   attachButton: byId<HTMLButtonElement>('attach-button'),
   attachInput: byId<HTMLInputElement>('attach-input'),
-  modelPicker: byId('model-picker'),
-  model: byId<HTMLSelectElement>('model-select'),
   stop: byId<HTMLButtonElement>('stop-button'),
   toasts: byId('toasts'),
   auth: byId<HTMLFormElement>('auth-form'),
@@ -78,7 +72,6 @@ const saveList = (storage: Storage, key: string, list: string[]) => storage.setI
 const myIds = new Set(loadList(sessionStorage, IDS_KEY));
 const me = { isMe: (u: User | undefined) => u !== undefined && myIds.has(u.id) };
 
-let rooms = loadList(localStorage, ROOMS_KEY).filter(isRoomId).slice(0, MAX_ROOMS);
 const typing = new Map<string, { name: string; until: number }>();
 let current = '';
 let view: RoomView | undefined;
@@ -98,41 +91,34 @@ const client = new RelayClient({
 });
 /** The room's title, system prompt and model, under the header. */
 const settings = new SettingsPanel(client, me, toast);
+const drawer = new Drawer();
+const models = new ModelPicker(client, { picker: byId('model-picker'), select: byId<HTMLSelectElement>('model-select') });
+/** The user's rooms as the server lists them. */
+const roomList = new RoomList(client, { list: els.rooms, more: els.moreRooms }, { picked: () => drawer.set(false), rename, remove, report: (m) => toast(m) });
 
 client.on('welcome', (w) => {
   myIds.add(w.user.id);
   keepSession(client, TOKEN_KEY);
   saveList(sessionStorage, IDS_KEY, [...myIds].slice(-20));
   els.me.replaceChildren(avatar(w.user.id, w.user.name), h('span', { class: 'me-name' }, w.user.name), h('small', { class: 'me-you' }, 'you'));
-  renderModels();
+  models.render();
   settings.refresh();
+  // Connected again: the list may have changed while away (another device, other people's messages).
+  roomList.refresh();
   // Signed in and connected: what was said about signing in or connecting no longer holds.
   clearToasts('connection');
 });
-client.on('state', (s) => showState(s));
 client.on('error', (e) => {
   // A refused token is what the sign-in form above the messages is for.
   if (e.code !== 'unauthorized') toast(e.message, 'connection');
 });
 
-function showState(s: StateChange): void {
+client.on('state', (s) => {
   els.conn.dataset.state = s.state;
-  const label =
-    s.state === 'open'
-      ? 'Connected'
-      : s.state === 'connecting'
-        ? 'Connecting…'
-        : s.state === 'reconnecting'
-          ? s.delayMs !== undefined && s.delayMs >= 1_000
-            ? `Reconnecting in ${Math.round(s.delayMs / 1000)} s…`
-            : 'Reconnecting…'
-          : s.code === 4401
-            ? 'Sign-in needed'
-            : 'Offline';
-  els.connLabel.textContent = label;
+  els.connLabel.textContent = connectionLabel(s);
   // Token mode: the server refused us. Ask for a token rather than retrying in a loop.
   els.auth.hidden = !(s.state === 'closed' && s.code === 4401);
-}
+});
 
 els.auth.addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -156,58 +142,32 @@ function roomFromHash(): string {
   return roomIdFor(raw) || DEFAULT_ROOM;
 }
 
-/** Rooms this page has left the view of but not yet the conversation: its own tool loop still runs there. */
-const lingering = new Set<string>();
-/** This page's own tool loops still running, per room. */
-const ownLoops = new Map<string, number>();
+const joins = new RoomJoins(client, { current: () => current, wire: wireRoom });
 
-/** The conversation of a room, joined, with what the page shows of it beyond the message list. */
-const watched = new Set<string>();
-function watch(room: string): Conversation {
-  lingering.delete(room);
-  const conv = client.conversation(room);
-  if (watched.has(room)) return conv;
-  watched.add(room);
-  conv.on('error', (e) => toast(`${room}: ${e.message}`));
-  return conv;
-}
-
-/** Stop being counted in a room once the page no longer shows it (after its own tool loops there have ended). */
-function unwatch(room: string): void {
-  if (room === current || !watched.has(room)) return;
-  if (ownLoops.get(room)) {
-    lingering.add(room);
-    return;
-  }
-  lingering.delete(room);
-  watched.delete(room);
-  void client.conversation(room).leave();
-}
-
-function loopStarted(room: string, loop: Promise<void>): void {
-  ownLoops.set(room, (ownLoops.get(room) ?? 0) + 1);
-  const grace = new Promise<void>((resolve) => setTimeout(resolve, LOOP_GRACE_MS));
-  void Promise.race([loop, grace]).then(() => {
-    const left = (ownLoops.get(room) ?? 1) - 1;
-    if (left > 0) ownLoops.set(room, left);
-    else ownLoops.delete(room);
-    if (lingering.has(room)) unwatch(room);
+/** What the page hears of a room it joins, beyond what the room view shows. */
+function wireRoom(room: string, conv: Conversation): void {
+  conv.on('error', (e) => {
+    // Refused before it was ever joined: the room is gone (deleted while this page was away).
+    if (e.code === 'not_found' && conv.lastSeq === undefined) gone(room);
+    else toast(`${room}: ${e.message}`);
   });
+  // What moves a room up the list, or changes how it is shown there.
+  for (const event of ['joined', 'message', 'settings'] as const) conv.on(event, () => roomList.refresh());
+  // The server ends a membership for one reason so far: the conversation was deleted.
+  conv.on('left', () => gone(room));
 }
 
 function switchTo(room: string): void {
   if (room === current) return;
   const previous = current;
   current = room;
-  if (!rooms.includes(room)) rooms = [...rooms, room].slice(-MAX_ROOMS);
-  saveList(localStorage, ROOMS_KEY, rooms);
   typing.clear();
-  const conv = watch(room);
-  if (previous) unwatch(previous);
+  const conv = joins.watch(room);
+  if (previous) joins.unwatch(previous);
   for (const off of roomOffs.splice(0)) off();
   view?.dispose();
   // An edit or a regenerate this page asked for starts a tool loop of its own, as a send does.
-  const controls = new BranchControls(conv, me, toast, (reply) => loopStarted(room, followOwnLoop(conv, reply, toast)));
+  const controls = new BranchControls(conv, me, toast, (reply) => joins.loopStarted(room, followOwnLoop(conv, reply, toast)));
   view = new RoomView(conv, els.messageList, me, follow, new AttachmentView(client), controls).mount();
   roomOffs = [
     conv.on('joined', () => (renderMembers(conv), updateStop(conv))),
@@ -218,37 +178,63 @@ function switchTo(room: string): void {
     conv.on('message', (m) => typing.delete(m.message.author.id) && renderTyping()),
   ];
   settings.show(room, conv);
+  roomList.show(room);
   els.input.placeholder = `Message #${room}`;
-  renderRooms();
+  els.input.disabled = els.attachButton.disabled = false;
+  els.composer.removeAttribute('data-no-room');
   renderMembers(conv);
   renderTyping();
   updateStop(conv);
   // On a phone the keyboard would cover what was just opened.
-  if (!narrow.matches) els.input.focus();
+  if (!drawer.narrow.matches) els.input.focus();
 }
 
-function renderRooms(): void {
-  els.rooms.replaceChildren(
-    ...rooms.map((room) => {
-      const link = h(
-        'a',
-        { href: `#${encodeURIComponent(room)}`, class: 'room-link', title: `#${room}`, 'aria-current': room === current ? 'page' : undefined },
-        h('span', { class: 'hash', 'aria-hidden': 'true' }, '#'),
-        h('span', { class: 'room-name' }, room),
-      );
-      link.addEventListener('click', () => setDrawer(false));
-      const leave = h('button', { type: 'button', class: 'leave', title: `Remove #${room} from the list`, 'aria-label': `Remove ${room} from the list` }, '×');
-      leave.addEventListener('click', () => removeRoom(room));
-      return h('li', {}, link, leave);
-    }),
-  );
+/** No room on screen: the one shown was deleted and no other is listed. Joining one by name starts again. */
+function showNothing(): void {
+  const previous = current;
+  current = '';
+  joins.unwatch(previous);
+  for (const off of roomOffs.splice(0)) off();
+  view?.dispose();
+  view = undefined;
+  typing.clear();
+  renderTyping();
+  settings.clear();
+  roomList.show('');
+  els.messageList.replaceChildren(h('div', { class: 'empty' }, h('p', { class: 'empty-title' }, 'No room open'), h('p', {}, 'Join a room by its name to start.')));
+  els.members.replaceChildren();
+  els.members.removeAttribute('title');
+  els.members.removeAttribute('aria-label');
+  els.stop.hidden = true;
+  els.input.placeholder = 'Join a room to write';
+  els.input.disabled = els.attachButton.disabled = true;
+  els.composer.toggleAttribute('data-no-room', true);
+  // A reload opens the default room rather than the one that is gone.
+  history.replaceState(null, '', location.pathname + location.search);
 }
 
-function removeRoom(room: string): void {
-  rooms = rooms.filter((r) => r !== room);
-  saveList(localStorage, ROOMS_KEY, rooms);
-  if (room === current) location.hash = encodeURIComponent(rooms[0] ?? DEFAULT_ROOM);
-  else renderRooms();
+/** A room was deleted (by its owner, on this page or elsewhere): off the list, and off the screen if it is shown. */
+function gone(room: string): void {
+  roomList.forget(room);
+  joins.drop(room);
+  if (room !== current) return;
+  toast('This conversation was deleted');
+  const next = roomList.another(room);
+  if (!next) return showNothing();
+  switchTo(next);
+  // In place of the deleted room, so Back does not lead to it.
+  history.replaceState(null, '', `#${encodeURIComponent(next)}`);
+}
+
+/** Rename from the room list: only a member can configure a room, so one not on screen is joined for the while. */
+function rename(room: string, title: string | null): Promise<void> {
+  return joins.asMember(room, (conv) => conv.configure({ title }));
+}
+
+/** Delete from the room list (the owner's to do): gone for every member, this page's view of it too. */
+async function remove(room: string): Promise<void> {
+  await client.deleteConversation(room);
+  gone(room);
 }
 
 /** Who is looking at this room: one entry per person, however many of their tabs show it. */
@@ -281,25 +267,6 @@ function updateStop(conv: Conversation): void {
   els.stop.hidden = !running || running.done;
 }
 
-// ------------------------------------------------------------ model picker
-
-/** Offered only when the server lists more than one model; the choice is kept while the server still offers it. */
-function renderModels(): void {
-  const models = client.models;
-  const wanted = els.model.value || localStorage.getItem(MODEL_KEY) || '';
-  els.model.replaceChildren(...models.map((m) => h('option', { value: m.id }, m.default ? `${m.id} (default)` : m.id)));
-  const fallback = models.find((m) => m.default)?.id ?? models[0]?.id ?? '';
-  els.model.value = models.some((m) => m.id === wanted) ? wanted : fallback;
-  els.modelPicker.hidden = models.length < 2;
-}
-
-/** The model a send asks for, if there is a choice to make. */
-function chosenModel(): string | undefined {
-  return client.models.length > 1 && els.model.value ? els.model.value : undefined;
-}
-
-els.model.addEventListener('change', () => localStorage.setItem(MODEL_KEY, els.model.value));
-
 // ------------------------------------------------------------ composer
 
 const tray = new AttachmentTray(
@@ -316,13 +283,13 @@ function send(): void {
   const target = view;
   const files = tray.take();
   target?.addPending(clientMessageId, text, client.user ?? { id: 'me', name: 'You' }, files);
-  const model = chosenModel();
+  const model = models.chosen();
   const room = current;
   const attachments = files.map((a) => a.id);
   conv.send(text, { clientMessageId, tools: [...PAGE_TOOLS], ...(model ? { model } : {}), ...(attachments.length ? { attachments } : {}) }).then(
     // This page asked, so this page answers the calls of its own tool, all along the loop.
     (m) => {
-      if (m.replyId) loopStarted(room, followOwnLoop(conv, conv.reply(m.replyId), (message) => toast(message)));
+      if (m.replyId) joins.loopStarted(room, followOwnLoop(conv, conv.reply(m.replyId), (message) => toast(message)));
     },
     (err: Error) => {
       target?.failPending(clientMessageId, err.message);
@@ -358,6 +325,7 @@ els.composer.addEventListener('submit', (ev) => {
   send();
 });
 els.stop.addEventListener('click', () => {
+  if (!current) return;
   const conv = client.conversation(current);
   const running = conv.streaming;
   if (!running) return;
@@ -365,52 +333,12 @@ els.stop.addEventListener('click', () => {
   conv.cancel(running.id).catch((err: Error) => toast(`Stop failed: ${err.message}`));
 });
 
-// ------------------------------------------------------------ joining a room by name
+// ------------------------------------------------------------ start
 
-/** What a typed name becomes, shown as it is typed: "Café crème → #cafe-creme". */
-function previewJoin(): void {
-  const typed = els.joinInput.value.trim();
-  const id = roomIdFor(typed);
-  els.joinPreview.dataset.state = !typed ? 'empty' : !id ? 'invalid' : id === typed ? 'same' : 'mapped';
-  els.joinPreview.textContent = !typed ? '' : !id ? 'A room name needs a letter or a digit' : id === typed ? '' : `${typed} → #${id}`;
-}
-els.joinInput.addEventListener('input', previewJoin);
-els.joinForm.addEventListener('submit', (ev) => {
-  ev.preventDefault();
-  const room = roomIdFor(els.joinInput.value);
-  if (!room) {
-    previewJoin();
-    els.joinInput.focus();
-    return;
-  }
-  els.joinInput.value = '';
-  previewJoin();
-  setDrawer(false);
+joinByName((room) => {
+  drawer.set(false);
   location.hash = encodeURIComponent(room);
 });
-
-// ------------------------------------------------------------ the room list as a drawer on narrow screens
-
-const narrow = window.matchMedia('(max-width: 720px)');
-
-function setDrawer(open: boolean): void {
-  const wasOpen = els.app.hasAttribute('data-rooms-open');
-  if (open === wasOpen) return;
-  els.app.toggleAttribute('data-rooms-open', open);
-  els.roomsButton.setAttribute('aria-expanded', String(open));
-  els.scrim.hidden = !open;
-  if (open) (els.sidebar.querySelector<HTMLElement>('[aria-current="page"]') ?? els.joinInput).focus();
-  else if (narrow.matches && els.sidebar.contains(document.activeElement)) els.roomsButton.focus();
-}
-els.roomsButton.addEventListener('click', () => setDrawer(!els.app.hasAttribute('data-rooms-open')));
-els.closeRooms.addEventListener('click', () => setDrawer(false));
-els.scrim.addEventListener('click', () => setDrawer(false));
-document.addEventListener('keydown', (ev) => {
-  if (ev.key === 'Escape') setDrawer(false);
-});
-narrow.addEventListener('change', () => setDrawer(false));
-
-// ------------------------------------------------------------ start
 
 window.addEventListener('hashchange', () => {
   switchTo(roomFromHash());
@@ -419,6 +347,10 @@ window.addEventListener('hashchange', () => {
 });
 switchTo(roomFromHash());
 if (location.hash.slice(1) !== encodeURIComponent(current)) history.replaceState(null, '', `#${encodeURIComponent(current)}`);
+// Back to a tab left in the background: other rooms may have moved (this page hears only the one it shows).
+document.addEventListener('visibilitychange', () => document.visibilityState === 'visible' && roomList.refresh());
+// The page once kept its own room list here; the server's is the one list now.
+localStorage.removeItem('relay.rooms');
 client.connect().catch((err: Error & { code?: string }) => {
   // Refused for want of a token: the sign-in form says so where it can be answered.
   if (err.code !== 'unauthorized') toast(err.message, 'connection');

@@ -72,6 +72,15 @@ export class SettingsPanel {
     this.refresh();
   }
 
+  /** The page shows no room (the one it showed was deleted): no title, nothing to set. */
+  clear(): void {
+    for (const off of this.offs.splice(0)) off();
+    this.room = '';
+    this.conv = undefined;
+    this.close();
+    this.refresh();
+  }
+
   /** Bring the header, the button and an open panel up to date (also when the server's offer changes: a welcome). */
   refresh(): void {
     const { button, panel, roomTitle, convTitle } = this.els;
@@ -81,9 +90,10 @@ export class SettingsPanel {
     convTitle.textContent = title ?? '';
     convTitle.title = title ?? '';
     convTitle.hidden = !title;
-    document.title = title ? `${title} · #${this.room} · Relay Chat` : `#${this.room} · Relay Chat`;
-    // A server without per-room settings would refuse every save.
-    button.hidden = !this.server.features.includes('settings');
+    document.title = !this.room ? 'Relay Chat' : title ? `${title} · #${this.room} · Relay Chat` : `#${this.room} · Relay Chat`;
+    roomTitle.parentElement?.toggleAttribute('data-none', !this.room);
+    // A server without per-room settings would refuse every save; no room, nothing to set.
+    button.hidden = !this.server.features.includes('settings') || !this.conv;
     if (button.hidden) this.close();
     if (!panel.hidden) this.fill(!this.dirty);
   }

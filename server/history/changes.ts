@@ -1,7 +1,7 @@
 // What a `switch` or a `configure` does to a conversation, the same on every
 // backend: the event it writes, and the leaf and settings after it. A
 // configure sets the fields it names and clears those it sets to null.
-import type { ConversationSettings } from '../../shared/protocol.js';
+import type { ConversationSettings, SendOptions } from '../../shared/protocol.js';
 import { RelayError } from '../errors.js';
 import type { EventInput, SettingsPatch, StateChange } from '../backend/store.js';
 import { activePath, newestDescendant } from './branches.js';
@@ -49,4 +49,11 @@ export function applySettings(current: ConversationSettings, patch: SettingsPatc
   // Unset fields are left out, so the settings read the same after a round trip through JSON.
   for (const key of Object.keys(next) as Array<keyof ConversationSettings>) if (next[key] === undefined) delete next[key];
   return next;
+}
+
+/** A reply's options: the sender's own, else the conversation's. */
+export function optionsFor(settings: ConversationSettings, options: SendOptions | undefined): SendOptions | undefined {
+  const { model, temperature, maxTokens } = settings;
+  const merged: SendOptions = { ...(model ? { model } : {}), ...(temperature !== undefined ? { temperature } : {}), ...(maxTokens ? { maxTokens } : {}), ...options };
+  return Object.keys(merged).length ? merged : undefined;
 }

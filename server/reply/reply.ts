@@ -57,7 +57,6 @@ export async function runReply(
   const { replyId } = job;
   // A re-attached reply goes on after the last event its lost node wrote.
   let ordinal = resume ? resume.ordinal + 1 : 0;
-  const emit = (event: ReplyEventInput) => append(event, { ordinal: ordinal++ });
   // Once per token: the event and its fence, the cursor in it only for a background response.
   const delta = (piece: Piece, cursor: UpstreamCursor | undefined) =>
     append({ type: 'reply.delta', conversationId, replyId, ...piece }, cursor ? { ordinal: ordinal++, cursor } : { ordinal: ordinal++ });

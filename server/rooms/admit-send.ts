@@ -10,7 +10,7 @@ import { RelayError } from '../errors.js';
 import type { Moderation } from '../moderation/index.js';
 import type { UserLimits } from '../session/limits.js';
 import type { Upstreams } from '../upstream/router.js';
-import { optionsFor } from './branching.js';
+import { optionsFor } from '../history/changes.js';
 
 export interface AdmitDeps {
   attachments: AttachmentStore;

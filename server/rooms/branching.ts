@@ -1,10 +1,18 @@
-// Who may change a conversation's branches and settings, and when: the checks
-// an edit, a regenerate, a switch and a configure pass before anything is
-// written. Where the new message or reply goes is history/branches.ts's.
-import type { ConversationSettings, SendOptions, User } from '../../shared/protocol.js';
+// Edit, regenerate, switch and configure, and who may cancel: each checked
+// (who may, is a reply in the way, is the message on the active path) before
+// anything is written. Where the new message or reply goes is decided in
+// history/branches.ts; the store writes it.
+import { randomUUID } from 'node:crypto';
+import type { ClientFrameOf, User } from '../../shared/protocol.js';
 import { RelayError } from '../errors.js';
-import type { SettingsPatch, Store } from '../backend/store.js';
+import type { ReplyJob, SettingsPatch, StateChange, Store } from '../backend/store.js';
+import { editTarget, nextSibling, regeneration } from '../history/branches.js';
+import { optionsFor } from '../history/changes.js';
+import { rootOf } from '../history/fold.js';
 import type { Upstreams } from '../upstream/router.js';
+import type { MemberSocket } from './conversation.js';
+import { originOf, type RoomHost } from './host.js';
+import { resent, submitMessage } from './submit.js';
 
 /** Configure and switch: the owner's (a conversation from before owners has none, and anyone may). */
 export function mustOwn(owner: string | undefined, user: User, what: string): void {
@@ -31,9 +39,79 @@ export function checkSettings(patch: SettingsPatch, upstreams: Upstreams): void 
   if (patch.model && !upstreams.allows(patch.model)) throw new RelayError('forbidden', `model ${patch.model} is not allowed on this server`);
 }
 
-/** A reply's options: the sender's own, else the conversation's. */
-export function optionsFor(settings: ConversationSettings, options: SendOptions | undefined): SendOptions | undefined {
-  const { model, temperature, maxTokens } = settings;
-  const merged: SendOptions = { ...(model ? { model } : {}), ...(temperature !== undefined ? { temperature } : {}), ...(maxTokens ? { maxTokens } : {}), ...options };
-  return Object.keys(merged).length ? merged : undefined;
+/** A new version of a user message beside it, answered like a send; the earlier one stays a branch. */
+export async function editMessage(host: RoomHost, socket: MemberSocket, frame: ClientFrameOf<'edit'>): Promise<string | undefined> {
+  // A resend of an edit that went through (its message is no longer where the edit was made) gets its answer again.
+  const seen = await resent(host, socket, frame);
+  if (seen) return seen.replyId;
+  const { store } = host.deps;
+  await mustBeIdle(store, host.id, host.busy);
+  const snap = await store.log.snapshot(host.id);
+  const target = editTarget(snap.history, frame.messageId);
+  mustOwnOrAsk(snap.owner, socket.user, target.author?.id, 'edit a message of another user');
+  const { messageId: _, ...send } = frame;
+  const extras = { tools: target.tools, settings: snap.settings ?? {}, attachments: target.attachments };
+  return submitMessage(host, socket, { ...send, type: 'send' }, extras, { parentId: target.parentId }, nextSibling(target));
+}
+
+/** Answer a user message again: a new reply beside the earlier ones, which stay branches. Resolves with its id. */
+export async function regenerate(host: RoomHost, socket: MemberSocket, frame: ClientFrameOf<'regenerate'>): Promise<string> {
+  const { store, userLimits, upstreams } = host.deps;
+  const user = socket.user;
+  await mustBeIdle(store, host.id, host.busy);
+  const snap = await store.log.snapshot(host.id);
+  const { question, parentId, siblings } = regeneration(snap.history, frame.messageId);
+  mustOwnOrAsk(snap.owner, user, question.author?.id, "answer another user's message again");
+  const options = optionsFor(snap.settings ?? {}, frame.options);
+  if (options?.model && !upstreams.allows(options.model)) throw new RelayError('forbidden', `model ${options.model} is not allowed on this server`);
+  await userLimits.takeMessage(user.id);
+  await userLimits.startReply(user.id);
+  const job: ReplyJob = { replyId: randomUUID(), inReplyTo: question.id, user, options, tools: question.tools, placeAt: { parentId, siblings } };
+  if (!(await store.replies.claimIdle(host.id, job).catch(() => false))) {
+    await userLimits.endReply(user.id);
+    throw new RelayError('busy', 'a reply is running or waiting in this conversation: cancel it or wait for its end');
+  }
+  host.start(job, originOf(socket, frame.ref));
+  return job.replyId;
+}
+
+/** Move the active path, for every member, to the branch through a message. */
+export async function switchBranch(host: RoomHost, socket: MemberSocket, frame: ClientFrameOf<'switch'>): Promise<void> {
+  const { store } = host.deps;
+  await mustBeIdle(store, host.id, host.busy);
+  mustOwn((await store.log.meta(host.id)).owner, socket.user, 'switch its branch');
+  await change(host, socket, frame.ref, { type: 'switch', messageId: frame.messageId, author: socket.user });
+}
+
+/** The conversation's own title, system prompt, model and options, for its next replies. */
+export async function configure(host: RoomHost, socket: MemberSocket, frame: ClientFrameOf<'configure'>): Promise<void> {
+  const { type: _t, ref, conversationId: _c, ...patch } = frame;
+  checkSettings(patch, host.deps.upstreams);
+  mustOwn((await host.deps.store.log.meta(host.id)).owner, socket.user, 'configure it');
+  await change(host, socket, ref, { type: 'settings', patch, author: socket.user });
+}
+
+async function change(host: RoomHost, socket: MemberSocket, ref: string | undefined, change: StateChange): Promise<void> {
+  const stored = await host.deps.store.log.change(host.id, change);
+  // The sender's answers to its next frames must not overtake the change.
+  await host.announce(stored, originOf(socket, ref));
+}
+
+/**
+ * CANCEL_POLICY=asker-or-owner: who asked for the reply (the one running
+ * here: `runningHere`), or the owner; for a tool loop waiting for results,
+ * whose job is gone, the author of the question that began it.
+ */
+export async function mayCancel(host: RoomHost, user: User, replyId: string | undefined, runningHere: { replyId: string; userId: string } | undefined): Promise<void> {
+  const { store } = host.deps;
+  const target = replyId ?? runningHere?.replyId ?? (await store.replies.state(host.id)).running;
+  // Nothing to cancel: the cancel itself answers not_found.
+  if (target === undefined) return;
+  if ((await store.log.meta(host.id)).owner === user.id) return;
+  let asker = runningHere?.replyId === target ? runningHere.userId : await store.replies.asker(host.id, target);
+  if (asker === undefined) {
+    const { history } = await store.log.snapshot(host.id);
+    asker = rootOf(new Map(history.map((m) => [m.id, m])), target).root?.author?.id;
+  }
+  if (asker !== user.id) throw new RelayError('forbidden', "only who asked for this reply, or the conversation's owner, may cancel it");
 }

@@ -3,28 +3,26 @@
 // reply lease and queue, members) lives in the store; every frame reaches
 // members through the bus (record() is where events go from one to the
 // other), so other nodes' members see the same events.
-import { randomUUID } from 'node:crypto';
-import type { ToolSpec, ClientFrameOf, ServerFrame, Siblings, User } from '../../shared/protocol.js';
+import type { ClientFrameOf, ServerFrame, User } from '../../shared/protocol.js';
 import type { Bus, Delivery, Subscription } from './bus.js';
 import { RelayError } from '../errors.js';
-import { MemberFeed, serialize, withRef, type FrameSink } from './fanout.js';
+import { MemberFeed, serialize, type FrameSink } from './fanout.js';
 import { sendJoined } from './joining.js';
 import { Presence } from './presence.js';
 import type { Throttle, UserLimits } from '../session/limits.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { LOST_NODE_MESSAGE, runReply, type AbortReason, type ReplySettings } from '../reply/reply.js';
-import { LogLostError, type AttachmentStore, type ClientMessage, type Fence, type LedgerEntry, type ReplyEventInput, type ReplyJob, type Resumable, type StateChange, type Store, type StoredEvent } from '../backend/store.js';
+import { LogLostError, type AttachmentStore, type ClientMessage, type Fence, type LedgerEntry, type ReplyEventInput, type ReplyJob, type Resumable, type Store, type StoredEvent } from '../backend/store.js';
 import { billFor, countBill } from '../usage/bill.js';
 import { orphanBill } from '../usage/orphan.js';
 import type { Upstreams } from '../upstream/router.js';
 import { ToolLoop, type Origin, type ToolLoopSettings } from './tool-loop.js';
 import type { OperatorTools } from '../tools/operator-tools.js';
-import { admitSend, type SendExtras } from './admit-send.js';
 import { autoTitle } from './auto-title.js';
-import { editTarget, nextSibling, regeneration, type Placement } from '../history/branches.js';
-import { rootOf } from '../history/fold.js';
-import { checkSettings, mustBeIdle, mustOwn, mustOwnOrAsk, optionsFor } from './branching.js';
+import { configure, editMessage, mayCancel, regenerate, switchBranch } from './branching.js';
+import type { RoomHost } from './host.js';
+import { offeredTools, submitMessage } from './submit.js';
 import type { Moderation } from '../moderation/index.js';
 
 /** What a conversation needs of the connection it talks to. */
@@ -110,12 +108,27 @@ export class Conversation {
   private readonly earlyCancels = new Set<string>();
   /** Serializes state changes that span several store calls (send, cancel). */
   private chain: Promise<void> = Promise.resolve();
+  /** What the modules that write to the conversation (sending, branches, settings) need of it. */
+  private readonly host: RoomHost;
 
   constructor(
     readonly id: string,
     private readonly deps: ConversationDeps,
   ) {
     this.log = deps.log.child({ conversationId: id });
+    const conversation = this;
+    this.host = {
+      id,
+      deps,
+      get busy() {
+        return conversation.busy;
+      },
+      start: (job, origin) => this.start(job, undefined, origin),
+      announce: (stored, origin) => {
+        this.publish(stored, undefined, origin);
+        return this.subscription.delivered(stored.event.seq);
+      },
+    };
     this.presence = new Presence(id, deps.store.members, deps.bus, deps.settings.presenceCoalesceMs, this.log);
     this.subscription = deps.bus.subscribe(id, {
       deliver: (d) => this.fanOut(d),
@@ -302,49 +315,30 @@ export class Conversation {
    */
   send(socket: MemberSocket, frame: ClientFrameOf<'send'>, extra: { context?: ClientMessage[]; keyId?: string; operatorTools?: boolean } = {}): Promise<string | undefined> {
     return this.serial(async () => {
-      const tools = this.offered(frame.tools, extra.operatorTools === true);
+      const tools = offeredTools(this.host, frame.tools, extra.operatorTools === true);
       const { settings } = await this.deps.store.log.meta(this.id);
-      return this.submitMessage(socket, frame, { tools, settings, ...extra });
+      return submitMessage(this.host, socket, frame, { tools, settings, ...extra });
     });
   }
 
   /** A new version of a user message beside it, answered like a send; the earlier one stays a branch. */
   edit(socket: MemberSocket, frame: ClientFrameOf<'edit'>): Promise<string | undefined> {
-    return this.serial(async () => {
-      // A resend of an edit that went through (its message is no longer where the edit was made) gets its answer again.
-      const seen = await this.resent(socket, frame);
-      if (seen) return seen.replyId;
-      await mustBeIdle(this.deps.store, this.id, this.busy);
-      const snap = await this.deps.store.log.snapshot(this.id);
-      const target = editTarget(snap.history, frame.messageId);
-      mustOwnOrAsk(snap.owner, socket.user, target.author?.id, 'edit a message of another user');
-      const { messageId: _, ...send } = frame;
-      const extras = { tools: target.tools, settings: snap.settings ?? {}, attachments: target.attachments };
-      return this.submitMessage(socket, { ...send, type: 'send' }, extras, { parentId: target.parentId }, nextSibling(target));
-    });
+    return this.serial(() => editMessage(this.host, socket, frame));
   }
 
   /** Answer a user message again: a new reply beside the earlier ones, which stay branches. */
   regenerate(socket: MemberSocket, frame: ClientFrameOf<'regenerate'>): Promise<string> {
-    return this.serial(async () => {
-      const { store, userLimits, upstreams } = this.deps;
-      await mustBeIdle(store, this.id, this.busy);
-      const snap = await store.log.snapshot(this.id);
-      const { question, parentId, siblings } = regeneration(snap.history, frame.messageId);
-      mustOwnOrAsk(snap.owner, socket.user, question.author?.id, "answer another user's message again");
-      const options = optionsFor(snap.settings ?? {}, frame.options);
-      if (options?.model && !upstreams.allows(options.model)) throw new RelayError('forbidden', `model ${options.model} is not allowed on this server`);
-      await userLimits.takeMessage(socket.user.id);
-      await userLimits.startReply(socket.user.id);
-      const job: ReplyJob = { replyId: randomUUID(), inReplyTo: question.id, user: socket.user, options, tools: question.tools, placeAt: { parentId, siblings } };
-      const claimed = await store.replies.claimIdle(this.id, job).catch(() => false);
-      if (!claimed) {
-        await userLimits.endReply(socket.user.id);
-        throw new RelayError('busy', 'a reply is running or waiting in this conversation: cancel it or wait for its end');
-      }
-      this.start(job, undefined, { connectionId: socket.id, ref: frame.ref });
-      return job.replyId;
-    });
+    return this.serial(() => regenerate(this.host, socket, frame));
+  }
+
+  /** Move the active path, for every member, to the branch through a message. */
+  switchBranch(socket: MemberSocket, frame: ClientFrameOf<'switch'>): Promise<void> {
+    return this.serial(() => switchBranch(this.host, socket, frame));
+  }
+
+  /** The conversation's own title, system prompt, model and options, for its next replies. */
+  configure(socket: MemberSocket, frame: ClientFrameOf<'configure'>): Promise<void> {
+    return this.serial(() => configure(this.host, socket, frame));
   }
 
   /**
@@ -381,83 +375,6 @@ export class Conversation {
     this.deps.onIdle(this);
   }
 
-  /** Move the active path, for every member, to the branch through a message. */
-  switchBranch(socket: MemberSocket, frame: ClientFrameOf<'switch'>): Promise<void> {
-    return this.serial(async () => {
-      await mustBeIdle(this.deps.store, this.id, this.busy);
-      mustOwn((await this.deps.store.log.meta(this.id)).owner, socket.user, 'switch its branch');
-      await this.change(socket, frame.ref, { type: 'switch', messageId: frame.messageId, author: socket.user });
-    });
-  }
-
-  /** The conversation's own title, system prompt, model and options, for its next replies. */
-  configure(socket: MemberSocket, frame: ClientFrameOf<'configure'>): Promise<void> {
-    return this.serial(async () => {
-      const { type: _t, ref, conversationId: _c, ...patch } = frame;
-      checkSettings(patch, this.deps.upstreams);
-      mustOwn((await this.deps.store.log.meta(this.id)).owner, socket.user, 'configure it');
-      await this.change(socket, ref, { type: 'settings', patch, author: socket.user });
-    });
-  }
-
-  private async change(socket: MemberSocket, ref: string | undefined, change: StateChange): Promise<void> {
-    const stored = await this.deps.store.log.change(this.id, change);
-    this.publish(stored, undefined, { connectionId: socket.id, ref });
-    // The sender's answers to its next frames must not overtake the change.
-    await this.subscription.delivered(stored.event.seq);
-  }
-
-  /**
-   * A retry of a send or edit that already went through costs nothing (no
-   * limit is consulted): the sender gets its message again.
-   */
-  private async resent(socket: MemberSocket, frame: { clientMessageId?: string | undefined; ref?: string | undefined }): Promise<{ replyId: string | undefined } | undefined> {
-    const seen = frame.clientMessageId ? await this.deps.store.ids.find(this.id, frame.clientMessageId) : undefined;
-    if (!seen) return undefined;
-    socket.sendRaw(frame.ref === undefined ? seen.json : withRef(seen.json, frame.ref), this.id);
-    return { replyId: seen.event.type === 'message' ? seen.event.replyId : undefined };
-  }
-
-  /**
-   * A message submitted: admitted (limits, files, moderation, the reply slot),
-   * written at the end of the active path or (an edit) where `placement` says,
-   * and its reply started or queued. Resolves with the reply's id, if any.
-   */
-  private async submitMessage(socket: MemberSocket, frame: ClientFrameOf<'send'>, extra: SendExtras, placement?: Placement, siblings?: Siblings): Promise<string | undefined> {
-    const { store, userLimits } = this.deps;
-    const user = socket.user;
-    const echo = (stored: StoredEvent) => socket.sendRaw(frame.ref === undefined ? stored.json : withRef(stored.json, frame.ref), this.id);
-    const seen = await this.resent(socket, frame);
-    if (seen) return seen.replyId;
-    await userLimits.takeMessage(user.id);
-    const { message, job } = await admitSend(this.deps, this.id, user, frame, extra);
-    const entry = { type: 'message' as const, conversationId: this.id, message, ...(job ? { replyId: job.replyId } : {}), ...(siblings ? { siblings } : {}) };
-    const submission = await store.submit(this.id, entry, job, placement).catch(async (err: unknown) => {
-      if (job) await userLimits.endReply(user.id);
-      throw err;
-    });
-    if (submission.kind !== 'appended' && job) await userLimits.endReply(user.id);
-    if (submission.kind === 'queue-full') throw new RelayError('busy', 'the reply queue of this conversation is full');
-    if (submission.kind === 'duplicate') {
-      echo(submission.stored);
-      return submission.stored.event.type === 'message' ? submission.stored.event.replyId : undefined;
-    }
-    this.deps.bus.publish(this.id, { ...submission.stored, origin: { connectionId: socket.id, ref: frame.ref } });
-    if (job && submission.start) this.start(job);
-    // The sender's answers to its next frames must not overtake its own message.
-    await this.subscription.delivered(submission.stored.event.seq);
-    return job?.replyId;
-  }
-
-  /** The client's tools and, for a member that may use them, the relay's own; a client tool may not take one of their names. */
-  private offered(client: ClientFrameOf<'send'>['tools'], withOperator: boolean): ToolSpec[] | undefined {
-    const operator = withOperator ? this.deps.operatorTools.specs : [];
-    const clash = client?.find((t) => operator.some((o) => o.name === t.name));
-    if (clash) throw new RelayError('bad_frame', `tools: ${clash.name} is the name of one of the server's own tools`);
-    const all = [...(client ?? []), ...operator];
-    return all.length ? all : undefined;
-  }
-
   /**
    * A member's result for a tool call: recorded for every member, and the loop
    * goes on once every call is answered. Resolves with the id of the
@@ -479,25 +396,8 @@ export class Conversation {
 
   /** A member's cancel, under the operator's CANCEL_POLICY: with `asker-or-owner`, only who asked for the reply or the owner may. */
   async cancelBy(user: User, frame: ClientFrameOf<'cancel'>): Promise<void> {
-    if (this.deps.settings.cancelPolicy === 'asker-or-owner') await this.mayCancel(user, frame.replyId);
+    if (this.deps.settings.cancelPolicy === 'asker-or-owner') await mayCancel(this.host, user, frame.replyId, this.active);
     return this.cancel(frame);
-  }
-
-  private async mayCancel(user: User, replyId: string | undefined): Promise<void> {
-    const { store } = this.deps;
-    const target = replyId ?? this.active?.replyId ?? (await store.replies.state(this.id)).running;
-    // Nothing to cancel: the cancel itself answers not_found.
-    if (target === undefined) return;
-    const { owner } = await store.log.meta(this.id);
-    if (owner === user.id) return;
-    const asker = this.active?.replyId === target ? this.active.userId : ((await store.replies.asker(this.id, target)) ?? (await this.askerInHistory(target)));
-    if (asker !== user.id) throw new RelayError('forbidden', 'only who asked for this reply, or the conversation\'s owner, may cancel it');
-  }
-
-  /** A reply whose job is gone (a tool loop waiting for results): the author of the question that began it. */
-  private async askerInHistory(replyId: string): Promise<string | undefined> {
-    const { history } = await this.deps.store.log.snapshot(this.id);
-    return rootOf(new Map(history.map((m) => [m.id, m])), replyId).root?.author?.id;
   }
 
   /** Cancel the running reply, or the named one (running here or on another node, or queued), or a tool loop waiting for results. */

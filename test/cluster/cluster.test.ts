@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LocalModel, type FaultPlan } from '../../demo/localmodel.js';
-import { NODE_LEASE_MS, redisAvailable, REDIS_URL, startNode, stop, type Node } from '../redis.js';
+import { NODE_LEASE_MS, redisAvailable, startNode, stop, type Node } from '../redis.js';
 import { eventually, replyText, TestClient } from '../helpers.js';
 
 const TEXT = Array.from({ length: 40 }, (_, i) => `token${i}`).join(' ');

@@ -194,7 +194,7 @@ test('a continuation answers a reply: it is linked, streams, and is the next ass
 });
 
 test('a result replayed on resume counts once, and a respond cut off by the drop resolves with it', async () => {
-  const { room, reply, results } = await askedForTools();
+  const { room, results } = await askedForTools();
   const answered = room.respond('r1', 'call_1', '18 C');
   const firstRef = await lastResultRef();
   // The server accepted it, but the socket died before the event got here.

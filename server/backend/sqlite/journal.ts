@@ -13,7 +13,7 @@ import { RelayError } from '../../errors.js';
 import { replayReply, type HistoryEntry } from '../../history/fold.js';
 import { leafOf, linkLegacy } from '../../history/branches.js';
 import type { Logger } from '../../log.js';
-import type { Appended, LoadedConversation, LogEntry, LogJournal } from '../memory/log.js';
+import type { Appended, LoadedConversation, LogJournal } from '../memory/log.js';
 import type { TreeState } from '../../history/changes.js';
 import { CLIENT_IDS_KEPT, parseEvent, type ReplyJob, type StoredEvent } from '../store.js';
 import { describeWriteFailure, transactor, type Atomically, type Db } from './db.js';
@@ -45,7 +45,7 @@ export class SqliteJournal implements LogJournal {
   private readonly atomically: Atomically;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly log: Logger,
   ) {
     this.atomically = transactor(db);

@@ -5,7 +5,7 @@ import type OpenAI from 'openai';
 import type { ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { ToolSpec } from '../../../shared/protocol.js';
 import { streamErrorEvent } from '../../errors.js';
-import { dataUrl, toolOutput, type Dialect, type TurnFile, type EventReader, type Turn, type UpstreamCall } from '../dialect.js';
+import { dataUrl, toolOutput, type Dialect, type TurnFile, type EventReader, type Turn } from '../dialect.js';
 import { count, isRecord, parseEvent, text, ToolCalls, type Completion, type Piece, type UpstreamFinish, type UpstreamUsage } from '../pieces.js';
 import { DONE } from '../read-events.js';
 import type { SseEvent } from '../sse.js';
