@@ -45,6 +45,7 @@ export async function editMessage(host: RoomHost, socket: MemberSocket, frame: C
   const seen = await resent(host, socket, frame);
   if (seen) return seen.replyId;
   const { store } = host.deps;
+  await host.settled();
   await mustBeIdle(store, host.id, host.busy);
   const snap = await store.log.snapshot(host.id);
   const target = editTarget(snap.history, frame.messageId);
@@ -58,6 +59,7 @@ export async function editMessage(host: RoomHost, socket: MemberSocket, frame: C
 export async function regenerate(host: RoomHost, socket: MemberSocket, frame: ClientFrameOf<'regenerate'>): Promise<string> {
   const { store, userLimits, upstreams } = host.deps;
   const user = socket.user;
+  await host.settled();
   await mustBeIdle(store, host.id, host.busy);
   const snap = await store.log.snapshot(host.id);
   const { question, parentId, siblings } = regeneration(snap.history, frame.messageId);
@@ -78,6 +80,7 @@ export async function regenerate(host: RoomHost, socket: MemberSocket, frame: Cl
 /** Move the active path, for every member, to the branch through a message. */
 export async function switchBranch(host: RoomHost, socket: MemberSocket, frame: ClientFrameOf<'switch'>): Promise<void> {
   const { store } = host.deps;
+  await host.settled();
   await mustBeIdle(store, host.id, host.busy);
   mustOwn((await store.log.meta(host.id)).owner, socket.user, 'switch its branch');
   await change(host, socket, frame.ref, { type: 'switch', messageId: frame.messageId, author: socket.user });

@@ -110,6 +110,8 @@ export class Conversation {
   private chain: Promise<void> = Promise.resolve();
   /** What the modules that write to the conversation (sending, branches, settings) need of it. */
   private readonly host: RoomHost;
+  /** The lease of the reply that ended here last, on its way to the next reply or back to the store. */
+  private releasing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -124,6 +126,11 @@ export class Conversation {
         return conversation.busy;
       },
       start: (job, origin) => this.start(job, undefined, origin),
+      settled: async () => {
+        // A reply whose end is written no longer counts, once its lease has moved on.
+        if (this.active?.ended) await this.active.done;
+        await this.releasing;
+      },
       announce: (stored, origin) => {
         this.publish(stored, undefined, origin);
         return this.subscription.delivered(stored.event.seq);
@@ -526,7 +533,7 @@ export class Conversation {
       .finally(() => {
         clearInterval(renew);
         this.active = undefined;
-        void this.startNext(job.replyId);
+        this.releasing = this.startNext(job.replyId);
       });
     this.active = active;
   }

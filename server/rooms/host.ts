@@ -11,6 +11,8 @@ export interface RoomHost {
   readonly deps: Omit<ConversationDeps, 'onIdle'>;
   /** A reply runs here right now. */
   readonly busy: boolean;
+  /** Resolves once a reply that has ended here has let go of the conversation (a branch change right after an end is not refused). */
+  settled(): Promise<void>;
   /** Run a reply here; `origin` gets its reply.start with the request's ref. */
   start(job: ReplyJob, origin?: Origin): void;
   /** A written event goes to every node (`origin`'s copy with its ref); resolves once the members here have it. */

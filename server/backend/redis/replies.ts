@@ -44,7 +44,7 @@ export class RedisReplies implements ReplyLeases {
 
   async claimIdle(conversationId: string, job: ReplyJob): Promise<boolean> {
     const k = this.keys.conversation(conversationId);
-    return (await claimIdleScript.run(this.redis, { lease: k.lease, queue: k.queue }, { ...this.me(), replyId: job.replyId })) === 1;
+    return (await claimIdleScript.run(this.redis, { lease: k.lease, queue: k.queue, st: k.st }, { ...this.me(), replyId: job.replyId })) === 1;
   }
 
   async removeQueued(conversationId: string, replyId: string): Promise<ReplyJob | undefined> {

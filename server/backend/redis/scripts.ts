@@ -265,12 +265,17 @@ redis.call('PEXPIRE', K.tree, A.retentionMs)
 return 1`,
 );
 
-/** A reply with no message of its own takes the lease only while nothing runs or waits. Returns 1 or 0. */
+/**
+ * A reply with no message of its own takes the lease only while nothing runs
+ * or waits. A lease still held by a reply whose end is written (its node has
+ * not handed it on yet) counts as free: that node's fenced hand-over then
+ * changes nothing. Returns 1 or 0.
+ */
 export const claimIdleScript = new Script(
-  ['lease', 'queue'],
+  ['lease', 'queue', 'st'],
   ['node', 'replyId', 'leaseMs'],
   `
-if redis.call('EXISTS', K.lease) == 1 or redis.call('LLEN', K.queue) > 0 then return 0 end
+if redis.call('EXISTS', K.st) == 1 or redis.call('LLEN', K.queue) > 0 then return 0 end
 redis.call('SET', K.lease, A.node .. '|' .. A.replyId, 'PX', A.leaseMs)
 return 1`,
 );
