@@ -12,6 +12,7 @@ import {
   type ConversationSettings,
   type HistoryMessage,
   type Limits,
+  type Role,
   type SendOptions,
   type Siblings,
   type ServerFrameOf,
@@ -46,6 +47,8 @@ export interface ConversationEvents {
   switch: ServerFrameOf<'switch'>;
   /** The conversation's settings changed: see `settings`. */
   settings: ServerFrameOf<'settings'>;
+  /** A user's role changed, or they were taken out (`removed`). */
+  role: ServerFrameOf<'role'>;
   /** The server ended the membership (`reason` "deleted": the conversation is gone); the handle is done. */
   left: ServerFrameOf<'left'>;
   /** A snapshot replaced history (first join, or a resume the server could not cover). */
@@ -69,6 +72,8 @@ export interface SendOptionsArg extends SendOptions {
 /** What the conversation needs of the client that owns the socket. */
 export interface ConversationHost {
   readonly isOpen: boolean;
+  /** The user this client is (once welcomed). */
+  readonly userId: string | undefined;
   readonly limits: Limits | undefined;
   readonly historyLimit: number;
   nextRef(): string;
@@ -91,6 +96,7 @@ export class Conversation extends Emitter<ConversationEvents> {
   private membersValue: User[] = [];
   private settingsValue: ConversationSettings = {};
   private ownerValue: string | undefined;
+  private roleValue: Role | undefined;
   private lastSeqValue: number | undefined;
   /** The life of the server's log that lastSeq counts in (joined.epoch). */
   private epoch: string | undefined;
@@ -122,9 +128,13 @@ export class Conversation extends Emitter<ConversationEvents> {
   get settings(): ConversationSettings {
     return this.settingsValue;
   }
-  /** The id of the user who created it: only they may configure it or switch its branch. */
+  /** The id of the user who created it. */
   get owner(): string | undefined {
     return this.ownerValue;
+  }
+  /** What this user may do here (`joined.role`): `owner`, `member`, or `viewer` (only watch). */
+  get role(): Role | undefined {
+    return this.roleValue;
   }
   /** The seq of the last event applied; resume asks for everything after it. */
   get lastSeq(): number | undefined {
@@ -214,6 +224,16 @@ export class Conversation extends Emitter<ConversationEvents> {
   /** Make the branch through `messageId` the active path, for every member (the owner's to do). */
   switchTo(messageId: string): Promise<void> {
     return this.request({ type: 'switch', conversationId: this.id, ref: this.host.nextRef(), messageId });
+  }
+
+  /** Give a user a role here (the owner's to do); in a private conversation that is the invitation. */
+  setRole(userId: string, role: Role): Promise<void> {
+    return this.request({ type: 'role', conversationId: this.id, ref: this.host.nextRef(), userId, role });
+  }
+
+  /** Take a user out (the owner's to do): they are told with `left` and may not come back. */
+  removeUser(userId: string): Promise<void> {
+    return this.request({ type: 'remove', conversationId: this.id, ref: this.host.nextRef(), userId });
   }
 
   /** Change the conversation's settings for its next replies; null puts a field back to the server's default. */
@@ -380,6 +400,7 @@ export class Conversation extends Emitter<ConversationEvents> {
   private joined(frame: JoinedFrame): void {
     this.membersValue = frame.members;
     if (frame.owner !== undefined) this.ownerValue = frame.owner;
+    if (frame.role !== undefined) this.roleValue = frame.role;
     const covered = typeof this.joinSince === 'number' && !frame.reset;
     // A covered resume stays in the same life of the server's log; anything else starts from this frame's.
     if (!covered || frame.epoch) this.epoch = frame.epoch;
@@ -454,6 +475,9 @@ export class Conversation extends Emitter<ConversationEvents> {
       case 'settings':
         this.ownerValue ??= e.author.id;
         this.settingsValue = e.settings;
+        break;
+      case 'role':
+        if (e.userId === this.host.userId && e.role !== 'removed') this.roleValue = e.role;
         break;
     }
     this.publish(e.type, e);

@@ -67,6 +67,9 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       get limits(): Limits | undefined {
         return client.welcomeValue?.limits;
       },
+      get userId(): string | undefined {
+        return client.welcomeValue?.user.id;
+      },
       historyLimit: this.opts.historyLimit,
       nextRef: () => this.nextRef(),
       transmit: (frame) => this.transmit(frame),

@@ -35,6 +35,8 @@ const summaries: Record<Direction, Record<string, string>> = {
     edit: 'A new version of a user message, beside it, and its answer; acknowledged by its `message`.',
     switch: "Moves the conversation's active path to the branch through a message; every member gets `switch`.",
     configure: "Changes the conversation's title, system prompt, model or options; every member gets `settings`.",
+    role: 'Gives a user a role in the conversation (the owner may); every member gets `role`.',
+    remove: 'Takes a user out of the conversation (the owner may): they get `left` with reason "removed" and may not come back.',
     list: "Asks for the user's conversations, newest activity first; answered by `conversations`.",
     delete: 'Deletes a conversation for everyone (the owner may); every member gets `left` with reason "deleted".',
     typing: 'Tells the other members that this user is typing.',
@@ -52,6 +54,7 @@ const summaries: Record<Direction, Record<string, string>> = {
     'tool.result': 'The output of one tool call (a conversation event).',
     switch: 'The active path moved to another branch: the new path (a conversation event).',
     settings: "The conversation's settings changed: all of them now (a conversation event).",
+    role: "A user's role changed, or they were taken out (a conversation event).",
     conversations: "The answer to `list`: a page of the user's conversations, and the `before` of the next.",
     presence: 'The members of a conversation changed.',
     typing: 'A member is typing.',
@@ -80,6 +83,7 @@ const components: Record<string, z.core.$ZodType> = {
   Siblings: p.Siblings,
   ConversationSettings: p.ConversationSettings,
   ConversationSummary: p.ConversationSummary,
+  Role: p.Role,
   Limits: p.Limits,
 };
 

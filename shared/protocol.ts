@@ -65,10 +65,16 @@ export type SendOptions = z.infer<typeof SendOptions>;
  */
 export const ConversationSettings = z.object({
   title: z.optional(z.string().check(z.minLength(1), z.maxLength(frameCaps.titleChars))),
+  /** `private`: only users given a role (by the owner, or by their token) may join. Absent: open. */
+  visibility: z.optional(z.enum(['open', 'private'])),
   systemPrompt: z.optional(z.string().check(z.minLength(1), z.maxLength(frameCaps.systemPromptChars))),
   ...SendOptions.shape,
 });
 export type ConversationSettings = z.infer<typeof ConversationSettings>;
+
+/** What a user may do in a conversation: `owner` everything, `member` write, `viewer` only watch. */
+export const Role = z.enum(['owner', 'member', 'viewer']);
+export type Role = z.infer<typeof Role>;
 
 /** A message's place among the answers to the same point of the conversation: `index` (from 0, oldest first) of `count`. */
 export const Siblings = z.object({ index: z.number().check(z.int(), z.nonnegative()), count: z.number().check(z.int(), z.gte(1)) });
@@ -144,11 +150,16 @@ export const ClientFrame = z.discriminatedUnion('type', [
     ref: Ref,
     conversationId: ConversationId,
     title: z.optional(z.nullable(ConversationSettings.shape.title.def.innerType)),
+    visibility: z.optional(z.nullable(ConversationSettings.shape.visibility.def.innerType)),
     systemPrompt: z.optional(z.nullable(ConversationSettings.shape.systemPrompt.def.innerType)),
     model: z.optional(z.nullable(SendOptions.shape.model.def.innerType)),
     temperature: z.optional(z.nullable(SendOptions.shape.temperature.def.innerType)),
     maxTokens: z.optional(z.nullable(SendOptions.shape.maxTokens.def.innerType)),
   }),
+  /** Give a user a role in the conversation (the owner's to do); in a private one, that is the invitation. */
+  z.object({ type: z.literal('role'), ref: Ref, conversationId: ConversationId, userId: Id, role: Role }),
+  /** Take a user out of the conversation (the owner's to do): their sockets get `left` with reason "removed", and they may not join again. */
+  z.object({ type: z.literal('remove'), ref: Ref, conversationId: ConversationId, userId: Id }),
   /** The user's conversations, newest activity first: those active before `before` (ms), at most `limit`; answered with `conversations`. */
   z.object({
     type: z.literal('list'),
@@ -384,6 +395,16 @@ export const SettingsEvent = z.object({
   createdAt: z.number(),
 });
 
+/** A user's role changed (`role`), or they were taken out (`remove`: role "removed"). */
+export const RoleEvent = z.object({
+  type: z.literal('role'),
+  ...Event,
+  ref: Ref,
+  userId: z.string(),
+  role: z.enum([...Role.options, 'removed']),
+  author: User,
+});
+
 /** The events of a conversation: each gets a `seq` and is retained for resume. */
 export const ConversationEvent = z.discriminatedUnion('type', [
   MessageEvent,
@@ -393,6 +414,7 @@ export const ConversationEvent = z.discriminatedUnion('type', [
   ToolResultEvent,
   SwitchEvent,
   SettingsEvent,
+  RoleEvent,
 ]);
 export type ConversationEvent = z.infer<typeof ConversationEvent>;
 export type ConversationEventOf<T extends ConversationEvent['type']> = Extract<ConversationEvent, { type: T }>;
@@ -445,6 +467,8 @@ export const ServerFrame = z.discriminatedUnion('type', [
     settings: z.optional(ConversationSettings),
     /** The id of the user who created the conversation (its first message or configure): only they may configure it or switch its branch. */
     owner: z.optional(z.string()),
+    /** What the joining user may do here. */
+    role: z.optional(Role),
     /** Which life of the conversation's log `seq` counts in; a new one (the log was lost) starts again from 0. */
     epoch: z.optional(z.string()),
   }),
@@ -459,6 +483,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   ToolResultEvent,
   SwitchEvent,
   SettingsEvent,
+  RoleEvent,
   z.object({ type: z.literal('presence'), ...Conv, members: z.array(User) }),
   z.object({ type: z.literal('typing'), ...Conv, user: User }),
   z.object({ type: z.literal('pong'), ref: Ref, t: z.number() }),

@@ -18,13 +18,19 @@ export type EventInput = DistributiveOmit<ConversationEvent, 'seq'>;
 export type MessageInput = Omit<ConversationEventOf<'message'>, 'seq'>;
 /** What a conversation's history gains an entry from as it is written: a user message or a tool result. */
 export type EntryInput = MessageInput | Omit<ConversationEventOf<'tool.result'>, 'seq'>;
-export type ReplyEventInput = Exclude<EventInput, { type: 'message' | 'tool.result' | 'switch' | 'settings' }>;
+export type ReplyEventInput = Exclude<EventInput, { type: 'message' | 'tool.result' | 'switch' | 'settings' | 'role' }>;
 
 /** A `configure`: each field set, or (null) back to the server's default. */
 export type SettingsPatch = Omit<ClientFrameOf<'configure'>, 'type' | 'ref' | 'conversationId'>;
 
 /** A change beside history: the active path moves to the branch through a message, or the settings change. */
-export type StateChange = { type: 'switch'; messageId: string; author: User } | { type: 'settings'; patch: SettingsPatch; author: User };
+export type StateChange =
+  | { type: 'switch'; messageId: string; author: User }
+  | { type: 'settings'; patch: SettingsPatch; author: User }
+  | { type: 'role'; userId: string; role: ConversationEventOf<'role'>['role']; author: User };
+
+/** Roles the owner gave in one conversation: user id → role ("removed": taken out). */
+export type Roles = Record<string, ConversationEventOf<'role'>['role']>;
 
 /** How many clientMessageIds a conversation remembers for idempotent send. */
 export const CLIENT_IDS_KEPT = 1_000;
@@ -152,8 +158,8 @@ export interface EventLog {
    * event that says so, with the whole new path or settings, is written with it.
    */
   change(conversationId: string, change: StateChange): Promise<StoredEvent>;
-  /** The conversation's own settings (a send's model and options default to them), and its owner. */
-  meta(conversationId: string): Promise<{ settings: ConversationSettings; owner?: string | undefined }>;
+  /** The conversation's own settings (a send's model and options default to them), its owner and the roles given. */
+  meta(conversationId: string): Promise<Meta>;
   /** This node no longer needs the conversation (idle, no member here): drop what it holds of it. */
   evict(conversationId: string): Promise<void>;
   /** Conversations whose state this process holds in memory right now. */
@@ -313,6 +319,13 @@ export interface AttachmentStore {
   reference(id: string, conversationId: string): Promise<void>;
   /** Conversations whose messages carry it. */
   referencedBy(id: string): Promise<string[]>;
+}
+
+/** What decides who may do what in a conversation, and how its replies run. */
+export interface Meta {
+  settings: ConversationSettings;
+  owner: string | undefined;
+  roles: Roles;
 }
 
 /** Conversations one user's list keeps at most: the least recently visited go first. */

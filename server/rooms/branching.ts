@@ -3,27 +3,17 @@
 // anything is written. Where the new message or reply goes is decided in
 // history/branches.ts; the store writes it.
 import { randomUUID } from 'node:crypto';
-import type { ClientFrameOf, User } from '../../shared/protocol.js';
+import type { ClientFrameOf } from '../../shared/protocol.js';
 import { RelayError } from '../errors.js';
-import type { ReplyJob, SettingsPatch, StateChange, Store } from '../backend/store.js';
+import type { ReplyJob, Roles, SettingsPatch, StateChange, Store } from '../backend/store.js';
 import { editTarget, nextSibling, regeneration } from '../history/branches.js';
 import { optionsFor } from '../history/changes.js';
 import { rootOf } from '../history/fold.js';
 import type { Upstreams } from '../upstream/router.js';
 import type { MemberSocket } from './conversation.js';
+import { mustOwn, mustOwnOrAsk, mustWrite, roleOf, type Who } from './access.js';
 import { originOf, type RoomHost } from './host.js';
 import { resent, submitMessage } from './submit.js';
-
-/** Configure and switch: the owner's (a conversation from before owners has none, and anyone may). */
-export function mustOwn(owner: string | undefined, user: User, what: string): void {
-  if (owner !== undefined && owner !== user.id) throw new RelayError('forbidden', `only the conversation's owner may ${what}`);
-}
-
-/** Edit and regenerate: the owner's, or the author's of the message concerned. */
-export function mustOwnOrAsk(owner: string | undefined, user: User, authorId: string | undefined, what: string): void {
-  if (authorId === user.id) return;
-  mustOwn(owner, user, what);
-}
 
 /**
  * A branch changes only between replies: with a reply running or queued, the
@@ -39,6 +29,14 @@ export function checkSettings(patch: SettingsPatch, upstreams: Upstreams): void 
   if (patch.model && !upstreams.allows(patch.model)) throw new RelayError('forbidden', `model ${patch.model} is not allowed on this server`);
 }
 
+/** Give a user a role, or take them out (`removed`): the owner's, and never of the owner who created it. */
+export async function setRole(host: RoomHost, socket: MemberSocket, ref: string | undefined, userId: string, role: Roles[string]): Promise<void> {
+  const meta = await host.deps.store.log.meta(host.id);
+  if (roleOf(socket, host.id, meta) !== 'owner') throw new RelayError('forbidden', "only the conversation's owner may give roles or take users out");
+  if (userId === meta.owner) throw new RelayError('forbidden', 'the user who created the conversation stays its owner');
+  await change(host, socket, ref, { type: 'role', userId, role, author: socket.user });
+}
+
 /** A new version of a user message beside it, answered like a send; the earlier one stays a branch. */
 export async function editMessage(host: RoomHost, socket: MemberSocket, frame: ClientFrameOf<'edit'>): Promise<string | undefined> {
   // A resend of an edit that went through (its message is no longer where the edit was made) gets its answer again.
@@ -47,9 +45,9 @@ export async function editMessage(host: RoomHost, socket: MemberSocket, frame: C
   const { store } = host.deps;
   await host.settled();
   await mustBeIdle(store, host.id, host.busy);
-  const snap = await store.log.snapshot(host.id);
+  const [snap, meta] = await Promise.all([store.log.snapshot(host.id), store.log.meta(host.id)]);
   const target = editTarget(snap.history, frame.messageId);
-  mustOwnOrAsk(snap.owner, socket.user, target.author?.id, 'edit a message of another user');
+  mustOwnOrAsk(roleOf(socket, host.id, meta), meta, socket, target.author?.id, 'edit a message of another user');
   const { messageId: _, ...send } = frame;
   const extras = { tools: target.tools, settings: snap.settings ?? {}, attachments: target.attachments };
   return submitMessage(host, socket, { ...send, type: 'send' }, extras, { parentId: target.parentId }, nextSibling(target));
@@ -61,9 +59,9 @@ export async function regenerate(host: RoomHost, socket: MemberSocket, frame: Cl
   const user = socket.user;
   await host.settled();
   await mustBeIdle(store, host.id, host.busy);
-  const snap = await store.log.snapshot(host.id);
+  const [snap, meta] = await Promise.all([store.log.snapshot(host.id), store.log.meta(host.id)]);
   const { question, parentId, siblings } = regeneration(snap.history, frame.messageId);
-  mustOwnOrAsk(snap.owner, user, question.author?.id, "answer another user's message again");
+  mustOwnOrAsk(roleOf(socket, host.id, meta), meta, socket, question.author?.id, "answer another user's message again");
   const options = optionsFor(snap.settings ?? {}, frame.options);
   if (options?.model && !upstreams.allows(options.model)) throw new RelayError('forbidden', `model ${options.model} is not allowed on this server`);
   await userLimits.takeMessage(user.id);
@@ -82,7 +80,8 @@ export async function switchBranch(host: RoomHost, socket: MemberSocket, frame: 
   const { store } = host.deps;
   await host.settled();
   await mustBeIdle(store, host.id, host.busy);
-  mustOwn((await store.log.meta(host.id)).owner, socket.user, 'switch its branch');
+  const meta = await store.log.meta(host.id);
+  mustOwn(roleOf(socket, host.id, meta), meta, 'switch its branch');
   await change(host, socket, frame.ref, { type: 'switch', messageId: frame.messageId, author: socket.user });
 }
 
@@ -90,7 +89,8 @@ export async function switchBranch(host: RoomHost, socket: MemberSocket, frame: 
 export async function configure(host: RoomHost, socket: MemberSocket, frame: ClientFrameOf<'configure'>): Promise<void> {
   const { type: _t, ref, conversationId: _c, ...patch } = frame;
   checkSettings(patch, host.deps.upstreams);
-  mustOwn((await host.deps.store.log.meta(host.id)).owner, socket.user, 'configure it');
+  const meta = await host.deps.store.log.meta(host.id);
+  mustOwn(roleOf(socket, host.id, meta), meta, 'configure it');
   await change(host, socket, ref, { type: 'settings', patch, author: socket.user });
 }
 
@@ -105,12 +105,16 @@ async function change(host: RoomHost, socket: MemberSocket, ref: string | undefi
  * here: `runningHere`), or the owner; for a tool loop waiting for results,
  * whose job is gone, the author of the question that began it.
  */
-export async function mayCancel(host: RoomHost, user: User, replyId: string | undefined, runningHere: { replyId: string; userId: string } | undefined): Promise<void> {
+export async function mayCancel(host: RoomHost, who: Who, replyId: string | undefined, runningHere: { replyId: string; userId: string } | undefined): Promise<void> {
   const { store } = host.deps;
+  const { user } = who;
   const target = replyId ?? runningHere?.replyId ?? (await store.replies.state(host.id)).running;
   // Nothing to cancel: the cancel itself answers not_found.
   if (target === undefined) return;
-  if ((await store.log.meta(host.id)).owner === user.id) return;
+  const meta = await store.log.meta(host.id);
+  const role = roleOf(who, host.id, meta);
+  mustWrite(role);
+  if (role === 'owner') return;
   let asker = runningHere?.replyId === target ? runningHere.userId : await store.replies.asker(host.id, target);
   if (asker === undefined) {
     const { history } = await store.log.snapshot(host.id);

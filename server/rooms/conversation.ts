@@ -3,7 +3,7 @@
 // reply lease and queue, members) lives in the store; every frame reaches
 // members through the bus (record() is where events go from one to the
 // other), so other nodes' members see the same events.
-import type { ClientFrameOf, ServerFrame, User } from '../../shared/protocol.js';
+import type { ClientFrameOf, Role, ServerFrame, User } from '../../shared/protocol.js';
 import type { Bus, Delivery, Subscription } from './bus.js';
 import { RelayError } from '../errors.js';
 import { MemberFeed, serialize, type FrameSink } from './fanout.js';
@@ -20,13 +20,14 @@ import type { Upstreams } from '../upstream/router.js';
 import { ToolLoop, type Origin, type ToolLoopSettings } from './tool-loop.js';
 import type { OperatorTools } from '../tools/operator-tools.js';
 import { autoTitle } from './auto-title.js';
-import { configure, editMessage, mayCancel, regenerate, switchBranch } from './branching.js';
+import { configure, editMessage, mayCancel, regenerate, setRole, switchBranch } from './branching.js';
+import { mustJoin, mustWrite, roleOf, type Who } from './access.js';
 import type { RoomHost } from './host.js';
 import { offeredTools, submitMessage } from './submit.js';
 import type { Moderation } from '../moderation/index.js';
 
 /** What a conversation needs of the connection it talks to. */
-export interface MemberSocket extends FrameSink {
+export interface MemberSocket extends FrameSink, Who {
   readonly user: User;
   send(frame: ServerFrame): void;
   /** The server ended this membership (`reason`: "deleted"): the socket is told with `left`. */
@@ -167,6 +168,16 @@ export class Conversation {
 
   private fanOut(d: Delivery): void {
     for (const m of this.members.values()) m.feed.deliver(d);
+    if (d.event?.type === 'role' && d.event.role === 'removed') this.dropUser(d.event.userId);
+  }
+
+  /** A user taken out: their sockets here stop being members, and are told. */
+  private dropUser(userId: string): void {
+    for (const { socket } of [...this.members.values()]) {
+      if (socket.user.id !== userId) continue;
+      this.leave(socket);
+      socket.dropped(this.id, 'removed');
+    }
   }
 
   /**
@@ -231,6 +242,7 @@ export class Conversation {
 
   /** Subscribe a socket: snapshot (or replay after `from`), then live events, none lost or doubled. */
   async join(socket: MemberSocket, from: JoinFrom | undefined, ref: string | undefined): Promise<void> {
+    const role = mustJoin(await this.roleOf(socket));
     this.members.delete(socket.id);
     // Live frames from here on wait in the feed until the snapshot is out.
     const feed = new MemberFeed(socket, this.id);
@@ -238,7 +250,7 @@ export class Conversation {
     this.clearTimers();
     try {
       await this.subscription.ready;
-      await this.sendJoined(socket, feed, from, ref);
+      await this.sendJoined(socket, feed, from, ref, false, role);
     } catch (err) {
       // A member that never got its snapshot must not stay subscribed.
       this.leave(socket);
@@ -254,10 +266,10 @@ export class Conversation {
   }
 
   /** `restart`: the server starts the member over (the log was lost), replaying the new log from `from`. */
-  private sendJoined(socket: MemberSocket, feed: MemberFeed, from: JoinFrom | undefined, ref: string | undefined, restart = false): Promise<void> {
+  private sendJoined(socket: MemberSocket, feed: MemberFeed, from: JoinFrom | undefined, ref: string | undefined, restart = false, role?: Role): Promise<void> {
     const isCurrent = () => this.members.get(socket.id)?.feed === feed;
     const isMember = () => this.members.has(socket.id);
-    return sendJoined({ conversationId: this.id, store: this.deps.store, metrics: this.deps.metrics, isCurrent, isMember }, socket, feed, { from, ref, restart });
+    return sendJoined({ conversationId: this.id, store: this.deps.store, metrics: this.deps.metrics, isCurrent, isMember }, socket, feed, { from, ref, restart, role });
   }
 
   /** Unsubscribe a socket (leave or disconnect). A reply keeps running for the grace period. */
@@ -323,8 +335,9 @@ export class Conversation {
   send(socket: MemberSocket, frame: ClientFrameOf<'send'>, extra: { context?: ClientMessage[]; keyId?: string; operatorTools?: boolean } = {}): Promise<string | undefined> {
     return this.serial(async () => {
       const tools = offeredTools(this.host, frame.tools, extra.operatorTools === true);
-      const { settings } = await this.deps.store.log.meta(this.id);
-      return submitMessage(this.host, socket, frame, { tools, settings, ...extra });
+      const meta = await this.deps.store.log.meta(this.id);
+      mustWrite(roleOf(socket, this.id, meta));
+      return submitMessage(this.host, socket, frame, { tools, settings: meta.settings, ...extra });
     });
   }
 
@@ -356,9 +369,8 @@ export class Conversation {
   remove(socket: MemberSocket): Promise<void> {
     return this.serial(async () => {
       const { store, bus } = this.deps;
-      const { owner } = await store.log.meta(this.id);
       // Deleting takes an owner: a conversation from before owners cannot be deleted by any member.
-      if (owner !== socket.user.id) throw new RelayError('forbidden', "only the conversation's owner may delete it");
+      if ((await this.roleOf(socket)) !== 'owner') throw new RelayError('forbidden', "only the conversation's owner may delete it");
       await this.dropQueue();
       const active = this.active;
       if (active) {
@@ -389,6 +401,7 @@ export class Conversation {
    */
   toolResult(socket: MemberSocket, frame: ClientFrameOf<'tool.result'>): Promise<string | undefined> {
     return this.serial(async () => {
+      mustWrite(await this.roleOf(socket));
       const { first, continuation } = await this.tools.answer(socket.user, frame, { connectionId: socket.id, ref: frame.ref });
       // The sender's answers to its next frames must not overtake its own result.
       await this.subscription.delivered(first.event.seq);
@@ -401,10 +414,29 @@ export class Conversation {
     return this.tools.open(replyId);
   }
 
-  /** A member's cancel, under the operator's CANCEL_POLICY: with `asker-or-owner`, only who asked for the reply or the owner may. */
-  async cancelBy(user: User, frame: ClientFrameOf<'cancel'>): Promise<void> {
-    if (this.deps.settings.cancelPolicy === 'asker-or-owner') await mayCancel(this.host, user, frame.replyId, this.active);
+  /**
+   * A member's cancel (not a viewer's), under the operator's CANCEL_POLICY:
+   * with `asker-or-owner`, only who asked for the reply or the owner may.
+   */
+  async cancelBy(socket: MemberSocket, frame: ClientFrameOf<'cancel'>): Promise<void> {
+    if (this.deps.settings.cancelPolicy === 'asker-or-owner') await mayCancel(this.host, socket, frame.replyId, this.active);
+    else mustWrite(await this.roleOf(socket));
     return this.cancel(frame);
+  }
+
+  /** What this member may do here. */
+  private async roleOf(socket: MemberSocket): Promise<Role | undefined> {
+    return roleOf(socket, this.id, await this.deps.store.log.meta(this.id));
+  }
+
+  /** Give a user a role (the owner's to do); in a private conversation that is the invitation. */
+  setRole(socket: MemberSocket, frame: ClientFrameOf<'role'>): Promise<void> {
+    return this.serial(() => setRole(this.host, socket, frame.ref, frame.userId, frame.role));
+  }
+
+  /** Take a user out (the owner's to do): their sockets, on every node, get `left`, and they may not come back. */
+  removeUser(socket: MemberSocket, frame: ClientFrameOf<'remove'>): Promise<void> {
+    return this.serial(() => setRole(this.host, socket, frame.ref, frame.userId, 'removed'));
   }
 
   /** Cancel the running reply, or the named one (running here or on another node, or queued), or a tool loop waiting for results. */

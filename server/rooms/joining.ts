@@ -1,6 +1,7 @@
 // What a member is sent when it joins: a snapshot, or the retained events after
 // where it left off (paced to its reading), and from then on live events,
 // none lost or doubled (its MemberFeed holds live frames until this is out).
+import type { Role } from '../../shared/protocol.js';
 import type { Store } from '../backend/store.js';
 import type { Metrics } from '../metrics.js';
 import type { JoinFrom, MemberSocket } from './conversation.js';
@@ -22,9 +23,11 @@ export interface JoinRequest {
   ref: string | undefined;
   /** The server starts the member over (the log was lost): a reset, then the new log from `from`. */
   restart: boolean;
+  /** What the member may do here, told in `joined`. */
+  role?: Role | undefined;
 }
 
-export async function sendJoined(ctx: JoinContext, socket: MemberSocket, feed: MemberFeed, { from, ref, restart }: JoinRequest): Promise<void> {
+export async function sendJoined(ctx: JoinContext, socket: MemberSocket, feed: MemberFeed, { from, ref, restart, role }: JoinRequest): Promise<void> {
   const { conversationId, store } = ctx;
   // A member that left while the subscription got ready must not be listed by the store.
   if (!ctx.isCurrent()) return;
@@ -50,6 +53,7 @@ export async function sendJoined(ctx: JoinContext, socket: MemberSocket, feed: M
       ...(snap.streaming ? { streaming: snap.streaming } : {}),
       ...(snap.settings ? { settings: snap.settings } : {}),
       ...(snap.owner ? { owner: snap.owner } : {}),
+      ...(role ? { role } : {}),
       ...(reset ? { reset: true } : {}),
       ...(snap.epoch ? { epoch: snap.epoch } : {}),
     });
@@ -59,7 +63,7 @@ export async function sendJoined(ctx: JoinContext, socket: MemberSocket, feed: M
   const events = replay?.events ?? [];
   const head = events.length ? events[events.length - 1]!.event.seq : from!.since;
   const epoch = replay?.epoch;
-  socket.send({ type: 'joined', conversationId, ref, seq: restart ? from!.since : head, members, history: [], ...(reset ? { reset: true } : {}), ...(epoch ? { epoch } : {}) });
+  socket.send({ type: 'joined', conversationId, ref, seq: restart ? from!.since : head, members, history: [], ...(reset ? { reset: true } : {}), ...(epoch ? { epoch } : {}), ...(role ? { role } : {}) });
   for (const { json, event } of coalesceReplay(withoutRedacted(events))) {
     // Pace a long replay to the reader, or it would overflow the socket's send limit.
     if (socket.backlogged) await socket.drained();

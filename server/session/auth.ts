@@ -6,7 +6,7 @@ import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
-import type { User } from '../../shared/protocol.js';
+import { Role, type User } from '../../shared/protocol.js';
 import { ConfigError } from '../config.js';
 
 export interface Identity {
@@ -15,6 +15,8 @@ export interface Identity {
   expiresAt: number | undefined;
   /** May this identity join / send to the conversation? */
   allows(conversationId: string): boolean;
+  /** The role its token grants in a conversation (a JWT `roles` claim), where it grants one. */
+  roleFor?: (conversationId: string) => Role | undefined;
   /** Anonymous mode: sign the token that brings this same user back (`welcome.sessionToken`); only a socket's welcome asks. */
   issueSessionToken?: () => Promise<string>;
   /** Anonymous mode: a user made just now (no session token of ours came with it), or one brought back by its token. */
@@ -83,7 +85,16 @@ const Claims = z.object({
   name: z.string().min(1).max(128).optional(),
   exp: z.number(),
   conversations: z.array(z.string().min(1).max(128)).max(256).optional(),
+  /** `{pattern: role}`: the role in the conversations a pattern matches (the first pattern that matches counts). */
+  roles: z.record(z.string().min(1).max(128), Role).optional(),
 });
+
+/** The role a `roles` claim grants in a conversation. */
+export function roleMatcher(roles: Record<string, Role> | undefined): ((conversationId: string) => Role | undefined) | undefined {
+  if (roles === undefined) return undefined;
+  const entries = Object.entries(roles).slice(0, 256);
+  return (id) => entries.find(([pattern]) => globMatch(pattern, id).matched)?.[1];
+}
 
 /** `team-1:*` style patterns: `*` stands for any run of conversation-id characters. */
 export function conversationMatcher(patterns: string[] | undefined): (conversationId: string) => boolean {
@@ -159,8 +170,9 @@ export class JwtAuth implements Authenticator {
     }
     const claims = Claims.safeParse(payload);
     if (!claims.success) throw new AuthError('the token lacks sub, exp or well-formed claims');
-    const { sub, name, exp, conversations } = claims.data;
-    return { user: { id: sub, name: name ?? sub }, expiresAt: exp * 1000, allows: conversationMatcher(conversations) };
+    const { sub, name, exp, conversations, roles } = claims.data;
+    const roleFor = roleMatcher(roles);
+    return { user: { id: sub, name: name ?? sub }, expiresAt: exp * 1000, allows: conversationMatcher(conversations), ...(roleFor ? { roleFor } : {}) };
   }
 }
 

@@ -14,6 +14,7 @@ import {
   PROTOCOL_VERSION,
   type ClientFrameOf,
   type Limits,
+  type Role,
   type ServerFrame,
   type ServerFrameOf,
   type User,
@@ -299,7 +300,7 @@ export class Connection implements MemberSocket {
         return;
       }
       case 'cancel':
-        return this.memberOf(frame.conversationId).cancelBy(this.user, frame);
+        return this.memberOf(frame.conversationId).cancelBy(this, frame);
       case 'tool.result':
         await this.memberOf(frame.conversationId).toolResult(this, frame);
         return;
@@ -314,6 +315,10 @@ export class Connection implements MemberSocket {
         return this.memberOf(frame.conversationId).switchBranch(this, frame);
       case 'configure':
         return this.memberOf(frame.conversationId).configure(this, frame);
+      case 'role':
+        return this.memberOf(frame.conversationId).setRole(this, frame);
+      case 'remove':
+        return this.memberOf(frame.conversationId).removeUser(this, frame);
       case 'list': {
         const page = await conversations.list(this.user.id, frame.before, frame.limit ?? DEFAULT_LIST_LIMIT);
         return this.send({ type: 'conversations', ref: frame.ref, ...page });
@@ -375,6 +380,10 @@ export class Connection implements MemberSocket {
       throw new RelayError('not_found', 'not a member of this conversation');
     }
     return conversation;
+  }
+
+  roleFor(conversationId: string): Role | undefined {
+    return this.identity?.roleFor?.(conversationId);
   }
 
   dropped(conversationId: string, reason: string): void {

@@ -12,7 +12,7 @@ import { applyChange, creatorOf, type TreeState } from '../../history/changes.js
 import { entryKey, entryOf, foldReply, insertHistory, isReplyEvent, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
-import { CLIENT_IDS_KEPT, parseEvent, type EntryInput, type EventLog, type Fence, type LedgerEntry, type Replay, type EventInput, type MessageIds, type Snapshot, type StateChange, type StoredEvent, type StoreLimits } from '../store.js';
+import { CLIENT_IDS_KEPT, parseEvent, type EntryInput, type EventLog, type Fence, type Meta, type LedgerEntry, type Replay, type EventInput, type MessageIds, type Snapshot, type StateChange, type StoredEvent, type StoreLimits } from '../store.js';
 
 /** Where the log writes a reply's bill with its end (a durable backend's journal writes its own). */
 export interface LedgerSink {
@@ -90,7 +90,7 @@ class Conversation {
   readonly history: Counted[] = [];
   inFlight: InFlight | undefined;
   readonly clientIds = new Map<string, StoredEvent>();
-  state: TreeState = { leaf: undefined, settings: {}, owner: undefined };
+  state: TreeState = { leaf: undefined, settings: {}, owner: undefined, roles: {} };
   /** When its last event was written (ms). */
   lastAt = 0;
 
@@ -204,9 +204,9 @@ export class MemoryLog implements EventLog, MessageIds {
     return this.write(this.get(conversationId), conversationId, entry, { placement });
   }
 
-  async meta(conversationId: string): Promise<{ settings: ConversationSettings; owner?: string | undefined }> {
+  async meta(conversationId: string): Promise<Meta> {
     const state = this.peek(conversationId)?.state;
-    return { settings: state?.settings ?? {}, owner: state?.owner };
+    return { settings: state?.settings ?? {}, owner: state?.owner, roles: state?.roles ?? {} };
   }
 
   async change(conversationId: string, change: StateChange): Promise<StoredEvent> {

@@ -19,7 +19,7 @@ export const CONVERSATION_KEYS = [
   'bytes', // INCRBY counter: bytes of every event appended (the offset after the newest)
   'hist', // sorted set: complete history messages (JSON) scored by the seq that opened them
   'st', // hash: the reply in flight (replyId, startSeq, ord = last ordinal written)
-  'tree', // hash: leaf = the active path's end, settings = the conversation's own (JSON), rev = bumped with each change, owner = its creator's user id, at = its last activity (ms); after a delete only deleted = 1
+  'tree', // hash: leaf = the active path's end, settings = the conversation's own (JSON), rev = bumped with each change, owner = its creator's user id, roles = the roles its owner gave (JSON), at = its last activity (ms); after a delete only deleted = 1
   'ids', // hash: clientMessageId -> the message event JSON, for idempotent send
   'idx', // sorted set: the same ids by seq, to trim the hash
   'lease', // "<node>|<replyId>" with an expiry: who runs the conversation's reply

@@ -15,7 +15,7 @@ import { entryKey, entryOf, foldReply, replayReply, streamingView, worthSending,
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
 import type { Logger } from '../../log.js';
-import { CLIENT_IDS_KEPT, LogLostError, parseEvent, type EventInput, type EventLog, type LedgerEntry, type Replay, type Fence, type MessageIds, type EntryInput, type ReplyEventInput, type Snapshot, type StateChange, type StoredEvent } from '../store.js';
+import { CLIENT_IDS_KEPT, LogLostError, parseEvent, type EventInput, type EventLog, type LedgerEntry, type Meta, type Replay, type Fence, type MessageIds, type EntryInput, type ReplyEventInput, type Snapshot, type StateChange, type StoredEvent } from '../store.js';
 import type { RedisStoreOptions } from './options.js';
 import type { Keys } from './keys.js';
 import { appendScript, snapshotScript, trimScript } from './scripts.js';
@@ -98,6 +98,7 @@ export class RedisLog implements EventLog, MessageIds {
       expectRev: '',
       leaf: '',
       settings: '',
+      roles: '',
       // Every unfenced event may be the one that creates the conversation.
       owner: creatorOf(event) ?? '',
     };
@@ -170,10 +171,10 @@ export class RedisLog implements EventLog, MessageIds {
     return { json, event: withSeq, epoch };
   }
 
-  async meta(conversationId: string): Promise<{ settings: ConversationSettings; owner?: string | undefined }> {
-    const [settings, owner] = await this.redis.hmget(this.keys.conversation(conversationId).tree, 'settings', 'owner');
-    const tree = parseTree(undefined, settings, undefined, owner);
-    return { settings: tree.settings, owner: tree.owner };
+  async meta(conversationId: string): Promise<Meta> {
+    const [settings, owner, roles] = await this.redis.hmget(this.keys.conversation(conversationId).tree, 'settings', 'owner', 'roles');
+    const { settings: parsed, owner: by, roles: given } = parseTree(undefined, settings, undefined, owner, roles);
+    return { settings: parsed, owner: by, roles: given };
   }
 
   /** A switch or a configure: computed from the tree as it stands, written unless another node moved it meanwhile. */
@@ -183,6 +184,7 @@ export class RedisLog implements EventLog, MessageIds {
       const { input, state } = applyChange(conversationId, await this.tree.history(conversationId), tree, change);
       const args = { ...this.appendArgs(input), kind: 'state', epoch: randomUUID(), expectRev: tree.rev };
       if (input.type === 'switch') args.leaf = state.leaf ?? '';
+      else if (input.type === 'role') args.roles = JSON.stringify(state.roles);
       else args.settings = JSON.stringify(state.settings);
       const result = AppendReply.parse(await appendScript.run(this.redis, this.keys.append(conversationId), args));
       if (typeof result !== 'string') {

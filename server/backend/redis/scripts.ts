@@ -31,6 +31,7 @@ const APPEND_ARGS = [
   'leaf', // the active path's new end, or ""
   'settings', // the conversation's new settings (JSON), or ""
   'owner', // the author of an event that would create the conversation: its owner, unless it has one
+  'roles', // the roles given in the conversation (JSON), or ""
 ] as const;
 
 /** Keys of an append: the conversation's, and the usage ledger's (all of it, and the billed user's). */
@@ -99,7 +100,8 @@ local function append()
   end
   if A.leaf ~= '' then redis.call('HSET', K.tree, 'leaf', A.leaf) end
   if A.settings ~= '' then redis.call('HSET', K.tree, 'settings', A.settings) end
-  if A.leaf ~= '' or A.settings ~= '' then redis.call('HINCRBY', K.tree, 'rev', 1) end
+  if A.roles ~= '' then redis.call('HSET', K.tree, 'roles', A.roles) end
+  if A.leaf ~= '' or A.settings ~= '' or A.roles ~= '' then redis.call('HINCRBY', K.tree, 'rev', 1) end
   if A.owner ~= '' then redis.call('HSETNX', K.tree, 'owner', A.owner) end
   if A.clientId ~= '' then
     redis.call('HSET', K.ids, A.clientId, json)

@@ -4,6 +4,7 @@
 // branches linked once, and history pruned to its bound. Which entries go,
 // and what the active path is, is decided in server/history/branches.ts.
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { ConversationSettings, HistoryMessage } from '../../../shared/protocol.js';
 import { linkLegacy, leafOf, toPrune } from '../../history/branches.js';
 import type { TreeState } from '../../history/changes.js';
@@ -33,12 +34,15 @@ export function parseHistory(flat: readonly string[]): StoredEntry[] {
   return entries;
 }
 
-export function parseTree(leaf: string | null | undefined, settings: string | null | undefined, rev: string | null | undefined, owner?: string | null): Tree {
+const Roles = z.record(z.string(), z.enum(['owner', 'member', 'viewer', 'removed']));
+
+export function parseTree(leaf: string | null | undefined, settings: string | null | undefined, rev: string | null | undefined, owner?: string | null, roles?: string | null): Tree {
   return {
     leaf: leaf || undefined,
     settings: settings ? ConversationSettings.parse(JSON.parse(settings)) : {},
     rev: rev ?? '0',
     owner: owner || undefined,
+    roles: roles ? Roles.parse(JSON.parse(roles)) : {},
   };
 }
 
@@ -52,9 +56,9 @@ export class RedisTree {
   /** The tree as it stands, for an event placed now (a history from before branches is linked first). */
   async read(conversationId: string): Promise<Tree> {
     const k = this.keys.conversation(conversationId);
-    const [leaf, settings, rev, owner] = await this.redis.hmget(k.tree, 'leaf', 'settings', 'rev', 'owner');
+    const [leaf, settings, rev, owner, roles] = await this.redis.hmget(k.tree, 'leaf', 'settings', 'rev', 'owner', 'roles');
     if (rev === null && (await this.linkLegacy(conversationId))) return this.read(conversationId);
-    return parseTree(leaf, settings, rev, owner);
+    return parseTree(leaf, settings, rev, owner, roles);
   }
 
   async history(conversationId: string): Promise<StoredEntry[]> {

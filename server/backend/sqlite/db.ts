@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS conversation_state (
   conversation TEXT PRIMARY KEY,
   leaf TEXT,
   settings TEXT NOT NULL,
-  owner TEXT
+  owner TEXT,
+  roles TEXT NOT NULL DEFAULT '{}'
 ) WITHOUT ROWID;
 -- Each user's conversation list: where they last saw each, and when they were last in it.
 CREATE TABLE IF NOT EXISTS user_conversations (

@@ -29,7 +29,8 @@ const ConversationRow = z.object({ seq: z.number(), epoch: z.string(), bytes: z.
 const EventRow = z.object({ seq: z.number(), lastSeq: z.number(), at: z.number(), offset: z.number(), replyId: z.string().nullable(), json: z.string() });
 const HistoryRow = z.object({ startSeq: z.number(), json: z.string() });
 const ClientIdRow = z.object({ clientId: z.string(), json: z.string() });
-const StateRow = z.object({ leaf: z.string().nullable(), settings: z.string(), owner: z.string().nullable() });
+const StateRow = z.object({ leaf: z.string().nullable(), settings: z.string(), owner: z.string().nullable(), roles: z.string() });
+const Roles = z.record(z.string(), z.enum(['owner', 'member', 'viewer', 'removed']));
 
 export class SqliteJournal implements LogJournal {
   private pending: Appended[] = [];
@@ -62,8 +63,8 @@ export class SqliteJournal implements LogJournal {
       ),
       insertHistory: db.prepare('INSERT OR REPLACE INTO history (conversation, start_seq, json) VALUES (?, ?, ?)'),
       pruneHistory: db.prepare('DELETE FROM history WHERE conversation = ? AND start_seq = ?'),
-      state: db.prepare('SELECT leaf, settings, owner FROM conversation_state WHERE conversation = ?'),
-      upsertState: db.prepare('INSERT OR REPLACE INTO conversation_state (conversation, leaf, settings, owner) VALUES (?, ?, ?, ?)'),
+      state: db.prepare('SELECT leaf, settings, owner, roles FROM conversation_state WHERE conversation = ?'),
+      upsertState: db.prepare('INSERT OR REPLACE INTO conversation_state (conversation, leaf, settings, owner, roles) VALUES (?, ?, ?, ?, ?)'),
       insertClientId: db.prepare('INSERT OR REPLACE INTO client_ids (conversation, client_id, seq, json) VALUES (?, ?, ?, ?)'),
       capClientIds: db.prepare('DELETE FROM client_ids WHERE conversation = ? AND seq < (SELECT seq FROM client_ids WHERE conversation = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)'),
       insertBill: db.prepare('INSERT OR IGNORE INTO ledger (reply_id, user_id, at, json) VALUES (?, ?, ?, ?)'),
@@ -93,10 +94,10 @@ export class SqliteJournal implements LogJournal {
     let state: TreeState;
     if (stateRow === undefined) {
       history = this.linkLegacy(conversationId, history);
-      state = { leaf: leafOf(history, undefined), settings: {}, owner: undefined };
+      state = { leaf: leafOf(history, undefined), settings: {}, owner: undefined, roles: {} };
     } else {
-      const { leaf, settings, owner } = StateRow.parse(stateRow);
-      state = { leaf: leaf ?? undefined, settings: ConversationSettings.parse(JSON.parse(settings)), owner: owner ?? undefined };
+      const { leaf, settings, owner, roles } = StateRow.parse(stateRow);
+      state = { leaf: leaf ?? undefined, settings: ConversationSettings.parse(JSON.parse(settings)), owner: owner ?? undefined, roles: Roles.parse(JSON.parse(roles)) };
     }
     // Jobs on disk when a conversation is read back: the process that ran them stopped without ending them.
     const interrupted = this.sql.hasJobs.get(conversationId) !== undefined;
@@ -127,13 +128,13 @@ export class SqliteJournal implements LogJournal {
     const linked = linkLegacy(history);
     this.atomically(() => {
       for (const h of linked) this.sql.insertHistory.run(conversationId, h.startSeq, JSON.stringify(h.message));
-      this.writeState(conversationId, { leaf: leafOf(linked, undefined), settings: {}, owner: undefined });
+      this.writeState(conversationId, { leaf: leafOf(linked, undefined), settings: {}, owner: undefined, roles: {} });
     });
     return linked;
   }
 
   private writeState(conversationId: string, state: TreeState): void {
-    this.sql.upsertState.run(conversationId, state.leaf ?? null, JSON.stringify(state.settings), state.owner ?? null);
+    this.sql.upsertState.run(conversationId, state.leaf ?? null, JSON.stringify(state.settings), state.owner ?? null, JSON.stringify(state.roles));
   }
 
   /** A job that asked to run with the message about to be appended: kept with it, or not at all. */

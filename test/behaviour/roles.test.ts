@@ -1,0 +1,116 @@
+// Owners, members and viewers: a viewer watches but may not write; a member
+// may not configure or hand out roles; a private conversation lets in only
+// users given a role; a user taken out is told and may not come back; a JWT
+// `roles` claim grants a role per conversation pattern. On every backend.
+import { SignJWT } from 'jose';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startStack, type Stack, type TestClient } from '../helpers.js';
+
+const SECRET = 'a-test-secret-that-is-long-enough-for-hs256';
+
+let stack: Stack;
+test.before.each(async () => {
+  stack = await startStack({ env: { AUTH_JWT_SECRET: SECRET }, plan: () => ({ text: 'word '.repeat(200), tokenDelayMs: 3 }) });
+});
+test.after.each(async () => {
+  await stack.close();
+});
+
+/** A socket signed in as `sub`, with the token's claims. */
+async function as(sub: string, claims: Record<string, unknown> = {}): Promise<TestClient> {
+  const token = await new SignJWT({ sub, ...claims })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setExpirationTime(Math.floor(Date.now() / 1000) + 600)
+    .sign(new TextEncoder().encode(SECRET));
+  const c = await stack.connect({ hello: false });
+  c.send({ type: 'hello', token });
+  await c.next('welcome');
+  return c;
+}
+
+async function refusal(c: TestClient, frame: Parameters<TestClient['send']>[0] & { ref: string }): Promise<string | undefined> {
+  c.send(frame);
+  const answer = await c.answerTo(frame.ref);
+  return answer.type === 'error' ? answer.code : undefined;
+}
+
+async function join(c: TestClient, conversationId: string) {
+  c.send({ type: 'join', conversationId, ref: `join-${conversationId}` });
+  return c.answerTo(`join-${conversationId}`);
+}
+
+test('the owner makes a member a viewer: it still sees everything, but may not send, cancel or change anything', async () => {
+  const ann = await as('ann');
+  const bob = await as('bob');
+  ann.send({ type: 'send', conversationId: 'club', text: 'welcome', reply: false });
+  await ann.next('message');
+  const joined = await join(bob, 'club');
+  assert.ok(joined.type === 'joined' && joined.role === 'member' && joined.owner === 'ann');
+
+  assert.is(await refusal(bob, { type: 'role', conversationId: 'club', userId: 'bob', role: 'owner', ref: 'self' }), 'forbidden', 'a member hands out no roles');
+  ann.send({ type: 'role', conversationId: 'club', userId: 'bob', role: 'viewer', ref: 'demote' });
+  const change = await bob.next('role');
+  assert.equal({ userId: change.userId, role: change.role, by: change.author.id }, { userId: 'bob', role: 'viewer', by: 'ann' });
+
+  assert.is(await refusal(bob, { type: 'send', conversationId: 'club', text: 'hi', ref: 's' }), 'forbidden');
+  ann.send({ type: 'send', conversationId: 'club', text: 'a long answer please' });
+  const start = await bob.next('reply.start');
+  assert.is(await refusal(bob, { type: 'cancel', conversationId: 'club', ref: 'c' }), 'forbidden');
+  assert.is(await refusal(bob, { type: 'configure', conversationId: 'club', title: 'x', ref: 'cfg' }), 'forbidden');
+  const end = await bob.next('reply.end', (e) => e.replyId === start.replyId);
+  assert.is(end.finishReason, 'stop', 'the viewer watched the whole reply, and could not stop it');
+  const again = await join(bob, 'club');
+  assert.ok(again.type === 'joined' && again.role === 'viewer');
+  assert.is(await refusal(ann, { type: 'role', conversationId: 'club', userId: 'ann', role: 'viewer', ref: 'ownself' }), 'forbidden', 'the creator stays owner');
+});
+
+test('private: a stranger may not join; given a role they may; taken out, they are told and may not come back', async () => {
+  const ann = await as('ann');
+  const eve = await as('eve');
+  ann.send({ type: 'join', conversationId: 'secret' });
+  await ann.next('joined');
+  ann.send({ type: 'configure', conversationId: 'secret', visibility: 'private', ref: 'p' });
+  await ann.next('settings', (s) => s.ref === 'p');
+
+  const refused = await join(eve, 'secret');
+  assert.ok(refused.type === 'error' && refused.code === 'forbidden', 'a stranger may not join');
+  assert.is(await refusal(eve, { type: 'send', conversationId: 'secret', text: 'let me in', ref: 'knock' }), 'forbidden', 'nor write in');
+
+  ann.send({ type: 'role', conversationId: 'secret', userId: 'eve', role: 'member', ref: 'invite' });
+  await ann.next('role', (r) => r.ref === 'invite');
+  const inside = await join(eve, 'secret');
+  assert.ok(inside.type === 'joined' && inside.role === 'member', 'the invited user joins');
+  eve.send({ type: 'send', conversationId: 'secret', text: 'thanks', reply: false, ref: 'hi' });
+  assert.is((await eve.answerTo('hi')).type, 'message');
+
+  ann.send({ type: 'remove', conversationId: 'secret', userId: 'eve', ref: 'out' });
+  const left = await eve.next('left', (f) => f.conversationId === 'secret');
+  assert.is(left.reason, 'removed');
+  const back = await join(eve, 'secret');
+  assert.ok(back.type === 'error' && back.code === 'forbidden', 'a removed user may not come back');
+  const presence = await ann.next('presence', (p) => !p.members.some((m) => m.id === 'eve'));
+  assert.ok(presence.members.some((m) => m.id === 'ann'));
+});
+
+test('a JWT roles claim grants a role by conversation pattern', async () => {
+  const ann = await as('ann');
+  for (const id of ['support-1', 'lobby']) {
+    ann.send({ type: 'send', conversationId: id, text: 'open', reply: false });
+    await ann.next('message', (m) => m.conversationId === id);
+  }
+  const agent = await as('agent', { roles: { 'support-*': 'viewer', 'vip-*': 'member' } });
+  const watching = await join(agent, 'support-1');
+  assert.ok(watching.type === 'joined' && watching.role === 'viewer');
+  assert.is(await refusal(agent, { type: 'send', conversationId: 'support-1', text: 'hi', ref: 'w' }), 'forbidden');
+  const open = await join(agent, 'lobby');
+  assert.ok(open.type === 'joined' && open.role === 'member', 'elsewhere an open conversation lets them in as a member');
+
+  // The owner's word for their own conversation counts over the token's.
+  ann.send({ type: 'role', conversationId: 'support-1', userId: 'agent', role: 'member', ref: 'up' });
+  await ann.next('role', (r) => r.ref === 'up');
+  agent.send({ type: 'send', conversationId: 'support-1', text: 'hello', reply: false, ref: 'now' });
+  assert.is((await agent.answerTo('now')).type, 'message');
+});
+
+test.run();
