@@ -18,7 +18,7 @@ it('after a send, each key of the conversation expires within REDIS_RETENTION_MS
     await c.next('message');
     const keys = (await redis.keys(`${stack.redisPrefix}{c:kept}:*`)).sort();
     const names = keys.map((k) => k.slice(k.lastIndexOf(':') + 1));
-    assert.equal(names, ['bytes', 'epoch', 'hist', 'ids', 'idx', 'log', 'members', 'seq']);
+    assert.equal(names, ['bytes', 'epoch', 'hist', 'ids', 'idx', 'listed', 'log', 'members', 'seq', 'tree']);
     for (const key of keys) {
       const ttl = await redis.pttl(key);
       assert.ok(ttl > 0 && ttl <= 5000, `${key}: PTTL ${ttl}`);
