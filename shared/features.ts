@@ -12,6 +12,8 @@ export const features = {
   attachments: '`send.attachments` carries files uploaded with `POST /attachments`; messages show them in `attachments`',
   branches: '`edit`, `regenerate` and `switch` keep every branch; history is the active path, each message with its `siblings`',
   settings: '`configure` sets a conversation\'s title, system prompt, model and options (`settings`, `joined.settings`)',
+  roles: 'owners, members and viewers (`role`, `remove`, `joined.role`, a JWT `roles` claim); private conversations',
+  list: '`list` answers with the user\'s conversations (`conversations`), kept on the server; `delete` removes one for everyone',
 } as const;
 
 export type Feature = keyof typeof features;
