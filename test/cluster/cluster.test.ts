@@ -25,7 +25,7 @@ test.before(async () => {
   model = new LocalModel({ tokenDelayMs: 15, plan: (req) => plan(req) });
   await model.start();
   const prefix = `cluster-${randomUUID()}:`;
-  const env = { ADMIN_TOKEN };
+  const env = { ADMIN_TOKEN, SESSION_SECRET: 'cluster-session-secret-0123456789abcdef' };
   nodes = await Promise.all([startNode(model, prefix, undefined, env), startNode(model, prefix, undefined, env), startNode(model, prefix, undefined, env)]);
 });
 
@@ -114,6 +114,54 @@ const strip = (c: TestClient, room: string) => c.events(room).map((f) => JSON.st
     const seqs = all.map((f) => f.seq);
     assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), `strictly increasing: ${seqs.join(',')}`);
     assert.is(replyText(all, start.replyId), TEXT);
+  });
+
+  it('delete on one node, while another node streams the reply: members on every node are told, the upstream is aborted, and no node writes it again', async () => {
+    plan = () => ({ text: TEXT, stallAfterTokens: 3 });
+    const owner = await client(nodes[0]!);
+    const far = await client(nodes[1]!);
+    const third = await client(nodes[2]!);
+    owner.send({ type: 'send', conversationId: 'gone-x', text: 'mine', reply: false });
+    await owner.next('message');
+    for (const x of [far, third]) {
+      x.send({ type: 'join', conversationId: 'gone-x' });
+      await x.next('joined');
+    }
+    const before = model.requests.length;
+    far.send({ type: 'send', conversationId: 'gone-x', text: 'go' });
+    await third.next('reply.delta');
+    owner.send({ type: 'delete', conversationId: 'gone-x' });
+    for (const x of [owner, far, third]) assert.is((await x.next('left', (f) => f.conversationId === 'gone-x')).reason, 'deleted');
+    const req = model.requests[before]!;
+    await req.closed;
+    assert.ok(req.aborted, 'the node that ran the reply aborted its upstream request');
+    third.send({ type: 'join', conversationId: 'gone-x', ref: 'back' });
+    const back = await third.answerTo('back');
+    assert.ok(back.type === 'error' && back.code === 'not_found', 'every node knows it is gone');
+    plan = () => ({ text: TEXT, tokenDelayMs: 15 });
+  });
+
+  it('a user taken out on one node loses their sockets on every node', async () => {
+    const owner = await client(nodes[0]!);
+    const guest = await client(nodes[1]!);
+    const welcome = await guest.waitFor('welcome');
+    // The same anonymous user on a third node, brought back by its session token.
+    const again = await TestClient.connect(nodes[2]!.url, { hello: false });
+    clients.push(again);
+    again.send({ type: 'hello', token: welcome.sessionToken });
+    assert.is((await again.next('welcome')).user.id, welcome.user.id);
+    const bystander = await client(nodes[2]!);
+    owner.send({ type: 'send', conversationId: 'out-x', text: 'mine', reply: false });
+    await owner.next('message');
+    for (const x of [guest, again, bystander]) {
+      x.send({ type: 'join', conversationId: 'out-x' });
+      await x.next('joined');
+    }
+    owner.send({ type: 'remove', conversationId: 'out-x', userId: welcome.user.id });
+    for (const x of [guest, again]) assert.is((await x.next('left', (f) => f.conversationId === 'out-x')).reason, 'removed');
+    owner.send({ type: 'send', conversationId: 'out-x', text: 'still here?', reply: false });
+    await bystander.next('message', (m) => m.message.text === 'still here?');
+    for (const x of [guest, again]) assert.not.ok(x.frames.some((f) => f.type === 'message' && f.message.text === 'still here?'), 'a removed socket hears nothing more');
   });
 
   it('kill -9 of the generating node: everyone sees the reply end within the lease; the queue moves on; its clients resume elsewhere', async () => {
