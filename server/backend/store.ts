@@ -158,6 +158,8 @@ export interface EventLog {
    * event that says so, with the whole new path or settings, is written with it.
    */
   change(conversationId: string, change: StateChange): Promise<StoredEvent>;
+  /** Every entry of history, on every branch, oldest first (a data-protection export). */
+  entries(conversationId: string): Promise<HistoryMessage[]>;
   /** The conversation's own settings (a send's model and options default to them), its owner and the roles given. */
   meta(conversationId: string): Promise<Meta>;
   /** This node no longer needs the conversation (idle, no member here): drop what it holds of it. */
@@ -319,6 +321,10 @@ export interface AttachmentStore {
   reference(id: string, conversationId: string): Promise<void>;
   /** Conversations whose messages carry it. */
   referencedBy(id: string): Promise<string[]>;
+  /** A user's live uploads, oldest first (a data-protection export). */
+  ofUser(userId: string): Promise<AttachmentRecord[]>;
+  /** Every upload of a user goes now, with its bytes off the user's and the store's totals (a data-protection erase). Resolves with how many went. */
+  removeUser(userId: string): Promise<number>;
 }
 
 /** What decides who may do what in a conversation, and how its replies run. */
@@ -340,6 +346,8 @@ export interface ConversationLists {
   visit(userId: string, conversationId: string, seenSeq: number): Promise<void>;
   /** The user's conversations active before `before` (all of them, without it), newest first. */
   page(userId: string, before: number | undefined): Promise<ConversationSummary[]>;
+  /** The user's list goes (a data-protection erase). */
+  forgetUser(userId: string): Promise<void>;
 }
 
 export interface Store {
@@ -370,6 +378,15 @@ export interface Store {
    * stays). It stays deleted: a write or a join answers not_found.
    */
   deleteConversation(conversationId: string): Promise<void>;
+  /**
+   * Erase one user's words from a conversation (a data-protection erase):
+   * their messages and tool results, and the replies that answered them, keep
+   * their place with no text, marked `redacted` (history/erase.ts); the
+   * retained events, which hold the text, go (a resume starts over), and so
+   * do their clientMessageIds. A reply streaming now is left to end.
+   * Resolves with how many entries changed.
+   */
+  eraseAuthor(conversationId: string, userId: string): Promise<number>;
   isDeleted(conversationId: string): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -19,6 +19,7 @@ import { handleAdminKeys } from './api-keys.js';
 import { handleOpenAI, type OpenAIDeps } from './openai/routes.js';
 import { handleAgUi, type AgUiDeps } from './ag-ui/routes.js';
 import { handleAdminUsage } from './admin-usage.js';
+import { handleAdminUsers } from './admin-users.js';
 import { UsageReport } from '../usage/report.js';
 import { withCostQuota } from '../usage/cost-quota.js';
 import { AiSdkConnection } from './ai-sdk/connection.js';
@@ -261,6 +262,13 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     if (handleAttachments(req, res, attachments, uploadsInFlight)) return;
     const admin = path === '/admin/usage' ? handleAdminUsage : path === '/admin/keys' || path?.startsWith('/admin/keys/') ? handleAdminKeys : undefined;
     const adminToken = config.ADMIN_TOKEN;
+    if (path?.startsWith('/admin/users/') && adminToken) {
+      const deps = { store, attachments: backend.attachments, conversations };
+      return void handleAdminUsers(req, res, deps, (t) => sameSecret(t, adminToken)).catch((err: unknown) => {
+        log.error({ err }, 'admin endpoint failed');
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+    }
     // Without ADMIN_TOKEN there is no admin API at all.
     if (admin && adminToken) {
       return void admin(req, res, store, (t) => sameSecret(t, adminToken)).catch((err: unknown) => {

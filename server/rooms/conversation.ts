@@ -368,21 +368,30 @@ export class Conversation {
    */
   remove(socket: MemberSocket): Promise<void> {
     return this.serial(async () => {
-      const { store, bus } = this.deps;
       // Deleting takes an owner: a conversation from before owners cannot be deleted by any member.
       if ((await this.roleOf(socket)) !== 'owner') throw new RelayError('forbidden', "only the conversation's owner may delete it");
-      await this.dropQueue();
-      const active = this.active;
-      if (active) {
-        active.controller.abort('cancel' satisfies AbortReason);
-        await active.done;
-      } else {
-        const { running } = await store.replies.state(this.id);
-        if (running) bus.publishCancel(this.id, running, 'cancel');
-      }
-      await store.deleteConversation(this.id);
-      bus.publishDeleted(this.id);
+      await this.deleteNow();
     });
+  }
+
+  /** Delete the conversation for everyone on the operator's word (a data-protection erase). */
+  destroy(): Promise<void> {
+    return this.serial(() => this.deleteNow());
+  }
+
+  private async deleteNow(): Promise<void> {
+    const { store, bus } = this.deps;
+    await this.dropQueue();
+    const active = this.active;
+    if (active) {
+      active.controller.abort('cancel' satisfies AbortReason);
+      await active.done;
+    } else {
+      const { running } = await store.replies.state(this.id);
+      if (running) bus.publishCancel(this.id, running, 'cancel');
+    }
+    await store.deleteConversation(this.id);
+    bus.publishDeleted(this.id);
   }
 
   /** Deleted (here or on another node): every member here is told, and this object goes. */

@@ -115,6 +115,52 @@ test('an expired file is gone, and its bytes stop counting for its owner and the
   assert.is(await put(store, file('cy', 600)), 'stored', 'the expired bytes no longer count against the store');
 });
 
+test("a user's files are listed oldest first, and erased with their bytes off the user's and the store's totals", async () => {
+  const { store } = opened;
+  const [a1, a2] = [file('ann', 400), file('ann', 500)];
+  // Distinct times: two files made in one millisecond would have no order to check.
+  a2.record.createdAt = a1.record.createdAt + 1;
+  const b1 = file('bo', 1_000);
+  for (const f of [a1, a2, b1]) assert.is(await put(store, f), 'stored');
+  await store.reference(a1.record.id, 'c1');
+  assert.is(await put(store, file('cy', 700)), 'full', 'the store holds 1,900 of 2,500 bytes');
+
+  assert.equal(await store.ofUser('ann'), [a1.record, a2.record]);
+  assert.equal(await store.ofUser('bo'), [b1.record]);
+  assert.equal(await store.ofUser('nobody'), []);
+
+  assert.is(await store.removeUser('ann'), 2);
+  for (const { record } of [a1, a2]) {
+    assert.is(await store.get(record.id), undefined);
+    assert.is(await store.data(record.id), undefined);
+  }
+  assert.equal(await store.referencedBy(a1.record.id), []);
+  assert.equal(await store.ofUser('ann'), []);
+  assert.is(await store.removeUser('ann'), 0);
+  assert.equal(await store.get(b1.record.id), b1.record);
+  assert.ok((await store.data(b1.record.id))?.equals(b1.data));
+
+  assert.is(await put(store, file('ann', 1_000)), 'stored', "the user's quota is whole again, and the store has room for it");
+  assert.is(await put(store, file('cy', 500)), 'stored');
+  assert.is(await put(store, file('cy', 1)), 'full', 'the store counts exactly what it holds');
+});
+
+test('an expired file is not listed, and erasing its owner frees its bytes all the same', async () => {
+  const { store } = opened;
+  const brief = file('ann', 300, 200);
+  const kept = file('ann', 400);
+  assert.is(await put(store, brief), 'stored');
+  assert.is(await put(store, kept), 'stored');
+  await eventually(async () => (await store.get(brief.record.id)) === undefined, 'the file to expire');
+  assert.equal(await store.ofUser('ann'), [kept.record]);
+  // An upload sweeps the expired file first: the erase must not take its bytes off a second time.
+  assert.is(await put(store, file('bo', 1_000)), 'stored');
+  assert.is(await store.removeUser('ann'), 1, 'only the live file was still theirs to lose');
+  assert.is(await put(store, file('cy', 1_000)), 'stored');
+  assert.is(await put(store, file('dee', 500)), 'stored');
+  assert.is(await put(store, file('dee', 1)), 'full', 'nothing of the erased user still counts');
+});
+
 // Only the embedded store has anything to reopen: the others register no such test.
 if (backend() === 'sqlite') test('the embedded store keeps files across a reopen', async () => {
   const f = file('ann', 400);

@@ -48,11 +48,40 @@ export class MemoryAttachments implements AttachmentStore {
     return [...(this.live(id)?.conversations ?? [])];
   }
 
+  async ofUser(userId: string): Promise<AttachmentRecord[]> {
+    return this.userItems(userId)
+      .filter((item) => this.isLive(item))
+      .map((item) => item.record)
+      .sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async removeUser(userId: string): Promise<number> {
+    const items = this.userItems(userId);
+    for (const { record } of items) {
+      this.items.delete(record.id);
+      this.total -= record.bytes;
+    }
+    this.byUser.delete(userId);
+    // Expired files go too (their bytes are still counted), but only the live ones were the user's to lose.
+    return items.filter((item) => this.isLive(item)).length;
+  }
+
+  /** The user's files held, expired or not (one TTL is not assumed: the sweep may stop before an expired one). */
+  private userItems(userId: string): Item[] {
+    this.sweep();
+    const ids = this.byUser.get(userId)?.ids ?? [];
+    return [...ids].flatMap((id) => this.items.get(id) ?? []);
+  }
+
+  private isLive(item: Item): boolean {
+    return item.record.expiresAt > this.now();
+  }
+
   private live(id: string): Item | undefined {
     // Every read frees what has expired (the sweep stops at the first live file), not only the next upload.
     this.sweep();
     const item = this.items.get(id);
-    return item && item.record.expiresAt > this.now() ? item : undefined;
+    return item && this.isLive(item) ? item : undefined;
   }
 
   private sweep(): void {

@@ -42,6 +42,10 @@ export class MemoryLists implements ConversationLists {
     return newestFirst(summaries);
   }
 
+  async forgetUser(userId: string): Promise<void> {
+    this.byUser.delete(userId);
+  }
+
   /** A deleted conversation leaves every list. */
   forget(conversationId: string): void {
     for (const listed of this.byUser.values()) listed.delete(conversationId);

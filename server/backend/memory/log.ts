@@ -5,7 +5,8 @@
 // A durable backend (server/backend/sqlite) keeps the same log on disk
 // through a journal: told of every change, asked for what it does not hold.
 import { randomUUID } from 'node:crypto';
-import type { ConversationEvent, ConversationSettings, ConversationSummary } from '../../../shared/protocol.js';
+import type { ConversationEvent, ConversationSettings, ConversationSummary, HistoryMessage } from '../../../shared/protocol.js';
+import { erased } from '../../history/erase.js';
 import { RelayError } from '../../errors.js';
 import { activePath, leafOf, onPath, placedId, setParent, toPrune, type Placement } from '../../history/branches.js';
 import { applyChange, creatorOf, type TreeState } from '../../history/changes.js';
@@ -68,6 +69,8 @@ export interface LogJournal {
   appended(change: Appended): void;
   /** Retained events before `firstSeq` are dropped. */
   trimmed(conversationId: string, firstSeq: number): void;
+  /** A user's words were erased: these history entries rewritten, these ids and the events before `firstKept` gone. */
+  erased(conversationId: string, change: { entries: HistoryEntry[]; clientIds: string[]; firstKept: number }): void;
   /** The conversation is deleted: everything of it goes, and it is remembered as deleted. */
   deleted(conversationId: string): void;
   isDeleted(conversationId: string): boolean;
@@ -165,6 +168,26 @@ export class MemoryLog implements EventLog, MessageIds {
     if (!c || c.seq === 0) return undefined;
     const { title } = c.state.settings;
     return { conversationId, seq: c.seq, lastActivity: c.lastAt, ...(title ? { title } : {}), ...(c.state.owner ? { owner: c.state.owner } : {}) };
+  }
+
+  async entries(conversationId: string): Promise<HistoryMessage[]> {
+    return this.peek(conversationId)?.history.map((h) => h.message) ?? [];
+  }
+
+  /** A user's words erased (history/erase.ts): the entries rewritten, their ids and the retained events gone. */
+  eraseAuthor(conversationId: string, userId: string): number {
+    const c = this.peek(conversationId);
+    if (!c) return 0;
+    const changed = erased(c.history, userId);
+    const ids = [...c.clientIds].filter(([, { event }]) => event.type === 'message' && event.message.author.id === userId).map(([id]) => id);
+    // The events of a reply streaming now stay: it is left to end, and its joiners need them.
+    const firstKept = c.inFlight?.startSeq ?? c.seq + 1;
+    this.journal?.erased(conversationId, { entries: changed, clientIds: ids, firstKept });
+    for (const entry of changed) c.history.splice(c.history.findIndex((h) => h.startSeq === entry.startSeq), 1, entry);
+    for (const id of ids) c.clientIds.delete(id);
+    const kept = c.log.findIndex((e) => e.seq >= firstKept);
+    c.log.splice(0, kept < 0 ? c.log.length : kept);
+    return changed.length;
   }
 
   /** Gone for good: nothing of it stays, and it is not written again. */

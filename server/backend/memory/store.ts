@@ -56,6 +56,10 @@ export class MemoryStore implements Store {
     this.lists.forget(conversationId);
   }
 
+  async eraseAuthor(conversationId: string, userId: string): Promise<number> {
+    return this.log.eraseAuthor(conversationId, userId);
+  }
+
   async isDeleted(conversationId: string): Promise<boolean> {
     return this.log.isDeleted(conversationId);
   }

@@ -45,6 +45,29 @@ return 'stored'
 `,
 );
 
+// The items' keys are built here from their ids, outside KEYS: this needs the
+// single Redis primary the store requires anyway (keys.ts), not a Cluster.
+const removeUser = new Script(
+  ['user', 'expiry', 'sizes', 'total'],
+  ['itemPrefix'],
+  `
+local live = 0
+for _, id in ipairs(redis.call('HKEYS', K.user)) do
+  -- DEL answers 0 for a file already expired: it is erased all the same, but was no longer the user's.
+  live = live + redis.call('DEL', A.itemPrefix .. id)
+  -- A file the sweep took already had its bytes taken off: only those still sized count down.
+  local size = redis.call('HGET', K.sizes, id)
+  if size then
+    redis.call('DECRBY', K.total, tonumber(size))
+    redis.call('HDEL', K.sizes, id)
+  end
+  redis.call('ZREM', K.expiry, id)
+end
+redis.call('DEL', K.user)
+return live
+`,
+);
+
 const REF = 'c:';
 
 export class RedisAttachments implements AttachmentStore {
@@ -81,5 +104,29 @@ export class RedisAttachments implements AttachmentStore {
   async referencedBy(id: string): Promise<string[]> {
     const fields = await this.redis.hkeys(this.keys.attachment(id));
     return fields.filter((f) => f.startsWith(REF)).map((f) => f.slice(REF.length));
+  }
+
+  async ofUser(userId: string): Promise<AttachmentRecord[]> {
+    const ids = await this.redis.hkeys(this.userKeys(userId).user);
+    const read = this.redis.pipeline();
+    for (const id of ids) read.hget(this.keys.attachment(id), 'r');
+    const records = ((await read.exec()) ?? []).flatMap(([err, json]) => {
+      if (err) throw err;
+      // An expired file's hash is gone while the owner's entry may linger until their next upload.
+      return typeof json === 'string' ? [AttachmentRecord.parse(JSON.parse(json))] : [];
+    });
+    return records.sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async removeUser(userId: string): Promise<number> {
+    const removed = await removeUser.run(this.redis, this.userKeys(userId), { itemPrefix: this.keys.attachment('') });
+    if (typeof removed === 'number') return removed;
+    throw new Error('unexpected attachment removeUser result');
+  }
+
+  /** The owner's and the store's keys, which no one file's id names (keys.ts derives them beside a file's). */
+  private userKeys(userId: string): Record<'user' | 'expiry' | 'sizes' | 'total', string> {
+    const { user, expiry, sizes, total } = this.keys.attachments('', userId);
+    return { user, expiry, sizes, total };
   }
 }

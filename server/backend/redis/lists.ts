@@ -70,6 +70,15 @@ export class RedisLists implements ConversationLists {
     return newestFirst(summaries);
   }
 
+  /** The user's list goes, and they from the conversations' sets of who lists them. */
+  async forgetUser(userId: string): Promise<void> {
+    const { convs, seen } = this.userKeys(userId);
+    const listed = await this.redis.zrange(convs, 0, -1);
+    const drop = this.redis.multi().del(convs, seen);
+    for (const id of listed) drop.srem(this.keys.conversation(id).listed, userId);
+    await drop.exec();
+  }
+
   /** A deleted conversation leaves the lists of the users who had it. */
   async forget(conversationId: string, users: readonly string[]): Promise<void> {
     if (users.length === 0) return;

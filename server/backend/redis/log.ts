@@ -171,6 +171,10 @@ export class RedisLog implements EventLog, MessageIds {
     return { json, event: withSeq, epoch };
   }
 
+  async entries(conversationId: string): Promise<HistoryMessage[]> {
+    return (await this.tree.history(conversationId)).map((e) => e.message);
+  }
+
   async meta(conversationId: string): Promise<Meta> {
     const [settings, owner, roles] = await this.redis.hmget(this.keys.conversation(conversationId).tree, 'settings', 'owner', 'roles');
     const { settings: parsed, owner: by, roles: given } = parseTree(undefined, settings, undefined, owner, roles);
@@ -280,16 +284,19 @@ export class RedisLog implements EventLog, MessageIds {
   private counted(conversationId: string, message: HistoryMessage): ContextMessage {
     let counts = this.tokenCounts.get(conversationId);
     if (!counts) this.tokenCounts.set(conversationId, (counts = new Map()));
-    let counted = counts.get(message.id);
+    // An erased message keeps its id: the key tells it from what it was, so another node's count of the old text is never used.
+    const key = message.redacted ? `${message.id}:redacted` : message.id;
+    let counted = counts.get(key);
     if (!counted) {
-      counts.set(message.id, (counted = toContextMessage(message)));
+      counts.set(key, (counted = toContextMessage(message)));
       // Past the bound, the conversation first counted longest ago is forgotten whole.
       if (++this.countsKept > COUNTS_KEPT) this.forgetCounts(this.tokenCounts.keys().next().value!);
     }
     return counted;
   }
 
-  private forgetCounts(conversationId: string): void {
+  /** What this node counted of a conversation goes (its messages were erased). */
+  forgetCounts(conversationId: string): void {
     this.countsKept -= this.tokenCounts.get(conversationId)?.size ?? 0;
     this.tokenCounts.delete(conversationId);
   }

@@ -16,6 +16,7 @@ import type { RedisStoreOptions } from './options.js';
 import { RedisReplies } from './replies.js';
 import { deleteScript, submitScript } from './scripts.js';
 import { PLACE_TRIES } from './tree.js';
+import { erased } from '../../history/erase.js';
 import { placedId, setParent, type Placement } from '../../history/branches.js';
 import { RelayError } from '../../errors.js';
 
@@ -50,6 +51,29 @@ export class RedisStore implements Store {
     const users = await this.redis.smembers(k.listed);
     await deleteScript.run(this.redis, k, { retentionMs: this.opts.retentionMs });
     await this.lists.forget(conversationId, users);
+  }
+
+  /**
+   * Not one atomic step: each part is idempotent, and an erase run again
+   * finishes what a failed one left.
+   */
+  async eraseAuthor(conversationId: string, userId: string): Promise<number> {
+    const k = this.keys.conversation(conversationId);
+    const [entries, ids, startSeq, seq] = await Promise.all([this.log.tree.history(conversationId), this.redis.hgetall(k.ids), this.redis.hget(k.st, 'startSeq'), this.redis.get(k.seq)]);
+    const changed = erased(entries, userId);
+    const byJson = new Map(entries.map((e) => [e.startSeq, e.json]));
+    const theirs = Object.entries(ids).filter(([, json]) => {
+      const event = parseEvent(json);
+      return event.type === 'message' && event.message.author.id === userId;
+    });
+    const erase = this.redis.multi();
+    for (const entry of changed) erase.zrem(k.hist, byJson.get(entry.startSeq)!).zadd(k.hist, entry.startSeq, JSON.stringify(entry.message));
+    for (const [clientId] of theirs) erase.hdel(k.ids, clientId).zrem(k.idx, clientId);
+    // The events of a reply streaming now stay: it is left to end, and its joiners need them.
+    erase.xtrim(k.log, 'MINID', `${startSeq ?? Number(seq ?? 0) + 1}-0`);
+    await erase.exec();
+    this.log.forgetCounts(conversationId);
+    return changed.length;
   }
 
   async isDeleted(conversationId: string): Promise<boolean> {

@@ -7,6 +7,7 @@ import { isFull, transactor, type Atomically, type Db } from './db.js';
 
 const Totals = z.object({ count: z.number(), bytes: z.number().nullable() });
 const Bytes = z.array(z.number());
+const Removed = z.array(z.object({ bytes: z.number(), expires_at: z.number() }));
 
 export class SqliteAttachments implements AttachmentStore {
   private readonly sql;
@@ -29,6 +30,9 @@ export class SqliteAttachments implements AttachmentStore {
       data: db.prepare('SELECT data FROM attachments WHERE id = ? AND expires_at > ?').pluck(),
       reference: db.prepare('INSERT OR IGNORE INTO attachment_refs (attachment, conversation) SELECT id, ? FROM attachments WHERE id = ? AND expires_at > ?'),
       refs: db.prepare('SELECT conversation FROM attachment_refs WHERE attachment = ?').pluck(),
+      userRecords: db.prepare("SELECT record FROM attachments WHERE user_id = ? AND expires_at > ? ORDER BY json_extract(record, '$.createdAt'), rowid").pluck(),
+      userRefs: db.prepare('DELETE FROM attachment_refs WHERE attachment IN (SELECT id FROM attachments WHERE user_id = ?)'),
+      userFiles: db.prepare('DELETE FROM attachments WHERE user_id = ? RETURNING bytes, expires_at'),
     };
     this.total = Number(db.prepare('SELECT coalesce(sum(bytes), 0) FROM attachments').pluck().get());
   }
@@ -74,5 +78,22 @@ export class SqliteAttachments implements AttachmentStore {
 
   async referencedBy(id: string): Promise<string[]> {
     return z.array(z.string()).parse(this.sql.refs.all(id));
+  }
+
+  async ofUser(userId: string): Promise<AttachmentRecord[]> {
+    const rows = z.array(z.string()).parse(this.sql.userRecords.all(userId, this.now()));
+    return rows.map((json) => AttachmentRecord.parse(JSON.parse(json)));
+  }
+
+  async removeUser(userId: string): Promise<number> {
+    const removed = this.atomically(() => {
+      this.sql.userRefs.run(userId);
+      return Removed.parse(this.sql.userFiles.all(userId));
+    });
+    // Taken off only once committed: a failed erase leaves the files, so their bytes still count.
+    for (const { bytes } of removed) this.total -= bytes;
+    // Expired files not yet swept go too (their bytes were still counted), but only the live ones were the user's to lose.
+    const now = this.now();
+    return removed.filter((row) => row.expires_at > now).length;
   }
 }

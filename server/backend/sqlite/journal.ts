@@ -65,6 +65,7 @@ export class SqliteJournal implements LogJournal {
       pruneHistory: db.prepare('DELETE FROM history WHERE conversation = ? AND start_seq = ?'),
       state: db.prepare('SELECT leaf, settings, owner, roles FROM conversation_state WHERE conversation = ?'),
       upsertState: db.prepare('INSERT OR REPLACE INTO conversation_state (conversation, leaf, settings, owner, roles) VALUES (?, ?, ?, ?, ?)'),
+      dropClientId: db.prepare('DELETE FROM client_ids WHERE conversation = ? AND client_id = ?'),
       insertClientId: db.prepare('INSERT OR REPLACE INTO client_ids (conversation, client_id, seq, json) VALUES (?, ?, ?, ?)'),
       capClientIds: db.prepare('DELETE FROM client_ids WHERE conversation = ? AND seq < (SELECT seq FROM client_ids WHERE conversation = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)'),
       insertBill: db.prepare('INSERT OR IGNORE INTO ledger (reply_id, user_id, at, json) VALUES (?, ?, ?, ?)'),
@@ -188,6 +189,17 @@ export class SqliteJournal implements LogJournal {
       for (const erase of this.sql.erase) erase.run(conversationId);
       this.sql.eraseConversation.run(conversationId);
       this.sql.markDeleted.run(conversationId, Date.now());
+    });
+  }
+
+  /** A user's words erased: in one transaction, with what still waited to be written before `firstKept` dropped first. */
+  erased(conversationId: string, change: { entries: HistoryEntry[]; clientIds: string[]; firstKept: number }): void {
+    this.pending = this.pending.filter((c) => c.conversationId !== conversationId || c.entry.seq >= change.firstKept);
+    this.atomically(() => {
+      this.writePending();
+      for (const { startSeq, message } of change.entries) this.sql.insertHistory.run(conversationId, startSeq, JSON.stringify(message));
+      for (const id of change.clientIds) this.sql.dropClientId.run(conversationId, id);
+      this.sql.dropEvents.run(conversationId, change.firstKept);
     });
   }
 

@@ -24,6 +24,7 @@ export class SqliteLists implements ListsPart {
          WHERE u.user_id = ? AND c.last_active < ? ORDER BY c.last_active DESC, c.id`,
       ),
       forget: db.prepare('DELETE FROM user_conversations WHERE conversation = ?'),
+      forgetUser: db.prepare('DELETE FROM user_conversations WHERE user_id = ?'),
     };
   }
 
@@ -40,6 +41,10 @@ export class SqliteLists implements ListsPart {
         const { title } = r.settings ? ConversationSettings.parse(JSON.parse(r.settings)) : {};
         return { conversationId: r.id, seq: r.seq, lastActivity: r.lastActive, unread: r.seq > r.seen, ...(title ? { title } : {}), ...(r.owner ? { owner: r.owner } : {}) };
       });
+  }
+
+  async forgetUser(userId: string): Promise<void> {
+    this.sql.forgetUser.run(userId);
   }
 
   forget(conversationId: string): void {
