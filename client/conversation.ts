@@ -82,6 +82,8 @@ export interface ConversationHost {
   confirm(frame: ClientFrame & { ref: string }): Promise<void>;
   /** Send a tool result, resolved by the `tool.result` event carrying its ref. */
   submitResult(frame: ClientFrameOf<'tool.result'> & { ref: string }): Promise<ToolResultFrame>;
+  /** Ask for an invite token, resolved by the `invited` answer. */
+  submitInvite(frame: ClientFrameOf<'invite'> & { ref: string }): Promise<ServerFrameOf<'invited'>>;
   /** Send a regenerate, resolved by the `reply.start` carrying its ref. */
   submitRegenerate(frame: ClientFrameOf<'regenerate'> & { ref: string }): Promise<ServerFrameOf<'reply.start'>>;
   forget(conversation: Conversation): void;
@@ -113,6 +115,8 @@ export class Conversation extends Emitter<ConversationEvents> {
   constructor(
     readonly id: string,
     private readonly host: ConversationHost,
+    /** An invite token sent with the join: the role it grants is kept, so later joins need it no more. */
+    private readonly invite?: string,
   ) {
     super();
     this.outbox = new Outbox(host);
@@ -231,6 +235,13 @@ export class Conversation extends Emitter<ConversationEvents> {
     return this.request({ type: 'role', conversationId: this.id, ref: this.host.nextRef(), userId, role });
   }
 
+  /** An invite token to hand out (the owner's to do): whoever joins with it (`client.conversation(id, { invite })`) gets the role. */
+  async createInvite(options: { role?: 'member' | 'viewer'; ttlMs?: number } = {}): Promise<{ token: string; role: Role; expiresAt: number }> {
+    if (this.leftValue) throw new SendError('this conversation was left', 'not_found');
+    const { token, role, expiresAt } = await this.host.submitInvite({ type: 'invite', conversationId: this.id, ref: this.host.nextRef(), ...options });
+    return { token, role, expiresAt };
+  }
+
   /** Take a user out (the owner's to do): they are told with `left` and may not come back. */
   removeUser(userId: string): Promise<void> {
     return this.request({ type: 'remove', conversationId: this.id, ref: this.host.nextRef(), userId });
@@ -344,6 +355,7 @@ export class Conversation extends Emitter<ConversationEvents> {
       conversationId: this.id,
       ref: this.host.nextRef(),
       ...(this.lastSeqValue !== undefined ? { since: this.lastSeqValue, ...(this.epoch ? { epoch: this.epoch } : {}) } : {}),
+      ...(this.invite ? { invite: this.invite } : {}),
     });
     this.outbox.resend();
     for (const q of this.queued.splice(0)) q.run();

@@ -76,6 +76,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       confirm: (frame) => this.confirm(frame),
       submitResult: (frame) => this.submitResult(frame),
       submitRegenerate: (frame) => this.submitRegenerate(frame),
+      submitInvite: (frame) => this.submitInvite(frame),
       forget: (c) => {
         if (this.conversations.get(c.id) === c) this.conversations.delete(c.id);
       },
@@ -214,12 +215,16 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     return this.confirm({ type: 'delete', conversationId: id, ref: this.nextRef() });
   }
 
-  /** The handle of a conversation, joined now (or as soon as the client is open) and re-joined after every reconnect. */
-  conversation(id: string): Conversation {
+  /**
+   * The handle of a conversation, joined now (or as soon as the client is
+   * open) and re-joined after every reconnect; `invite`: an invite token
+   * (`conversation.invite()`), which lets this user into a private one.
+   */
+  conversation(id: string, options: { invite?: string } = {}): Conversation {
     let c = this.conversations.get(id);
     if (c) return c;
     if (this.conversations.size >= MAX_CONVERSATIONS) throw new RangeError(`at most ${MAX_CONVERSATIONS} conversations`);
-    c = new Conversation(id, this.host);
+    c = new Conversation(id, this.host, options.invite);
     this.conversations.set(id, c);
     if (this.stateValue === 'open') c.resume();
     return c;
@@ -363,6 +368,8 @@ export class RelayClient extends Emitter<RelayClientEvents> {
         return this.requests.replyStartEvent(frame);
       case 'conversations':
         return this.requests.listAnswer(frame);
+      case 'invited':
+        return this.requests.invited(frame);
       default:
         this.conversations.get(frame.conversationId)?.receive(frame);
     }
@@ -436,6 +443,14 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
     if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
     const answered = this.requests.toolResult(frame.ref);
+    this.transmit(frame);
+    return answered;
+  }
+
+  private submitInvite(frame: ClientFrameOf<'invite'> & { ref: string }): Promise<ServerFrameOf<'invited'>> {
+    if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
+    if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
+    const answered = this.requests.invite(frame.ref);
     this.transmit(frame);
     return answered;
   }

@@ -24,13 +24,25 @@ export class Requests {
   private readonly usages = new Map<string, Waiter<ServerFrameOf<'usage'>>>();
   private readonly starts = new Map<string, Waiter<ServerFrameOf<'reply.start'>>>();
   private readonly lists = new Map<string, Waiter<ServerFrameOf<'conversations'>>>();
+  private readonly invites = new Map<string, Waiter<ServerFrameOf<'invited'>>>();
 
   get full(): boolean {
-    return this.confirms.size + this.auths.size + this.results.size + this.usages.size + this.starts.size + this.lists.size >= MAX_OUTSTANDING;
+    return this.confirms.size + this.auths.size + this.results.size + this.usages.size + this.starts.size + this.lists.size + this.invites.size >= MAX_OUTSTANDING;
   }
 
   list(ref: string): Promise<ServerFrameOf<'conversations'>> {
     return new Promise((resolve, reject) => this.lists.set(ref, { resolve, reject }));
+  }
+
+  invite(ref: string): Promise<ServerFrameOf<'invited'>> {
+    return new Promise((resolve, reject) => this.invites.set(ref, { resolve, reject }));
+  }
+
+  invited(frame: ServerFrameOf<'invited'>): void {
+    const waiter = frame.ref === undefined ? undefined : this.invites.get(frame.ref);
+    if (!waiter) return;
+    this.invites.delete(frame.ref!);
+    waiter.resolve(frame);
   }
 
   listAnswer(frame: ServerFrameOf<'conversations'>): void {
@@ -104,7 +116,7 @@ export class Requests {
   error(frame: ServerFrameOf<'error'>): boolean {
     const ref = frame.ref;
     if (ref === undefined) return false;
-    const waiter = this.confirms.get(ref) ?? this.auths.get(ref) ?? this.results.get(ref) ?? this.usages.get(ref) ?? this.starts.get(ref) ?? this.lists.get(ref);
+    const waiter = this.confirms.get(ref) ?? this.auths.get(ref) ?? this.results.get(ref) ?? this.usages.get(ref) ?? this.starts.get(ref) ?? this.lists.get(ref) ?? this.invites.get(ref);
     if (!waiter) return false;
     this.confirms.delete(ref);
     this.auths.delete(ref);
@@ -112,18 +124,20 @@ export class Requests {
     this.usages.delete(ref);
     this.starts.delete(ref);
     this.lists.delete(ref);
+    this.invites.delete(ref);
     waiter.reject(new SendError(frame.message, frame.code));
     return true;
   }
 
   failAll(error: Error): void {
-    const waiting = [...this.confirms.values(), ...this.auths.values(), ...this.results.values(), ...this.usages.values(), ...this.starts.values(), ...this.lists.values()];
+    const waiting = [...this.confirms.values(), ...this.auths.values(), ...this.results.values(), ...this.usages.values(), ...this.starts.values(), ...this.lists.values(), ...this.invites.values()];
     this.confirms.clear();
     this.auths.clear();
     this.results.clear();
     this.usages.clear();
     this.starts.clear();
     this.lists.clear();
+    this.invites.clear();
     for (const w of waiting) w.reject(error);
   }
 }

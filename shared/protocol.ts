@@ -103,6 +103,8 @@ export const ClientFrame = z.discriminatedUnion('type', [
     since: z.optional(Seq),
     /** The `joined.epoch` the client's `since` belongs to: a log lost since then answers `reset`. */
     epoch: z.optional(z.string().check(z.maxLength(frameCaps.idChars))),
+    /** An invite token (`invited.token`): joining with it gives its role, in a private conversation too. */
+    invite: z.optional(z.string().check(z.maxLength(frameCaps.tokenChars))),
   }),
   z.object({ type: z.literal('leave'), ref: Ref, conversationId: ConversationId }),
   z.object({
@@ -158,6 +160,15 @@ export const ClientFrame = z.discriminatedUnion('type', [
   }),
   /** Give a user a role in the conversation (the owner's to do); in a private one, that is the invitation. */
   z.object({ type: z.literal('role'), ref: Ref, conversationId: ConversationId, userId: Id, role: Role }),
+  /** An invite token for the conversation (the owner's to do), answered with `invited`: whoever joins with it gets `role` (default member). */
+  z.object({
+    type: z.literal('invite'),
+    ref: Ref,
+    conversationId: ConversationId,
+    role: z.optional(z.enum(['member', 'viewer'])),
+    /** How long it can be used: 1 minute to 30 days, default 7 days. */
+    ttlMs: z.optional(z.number().check(z.int(), z.gte(60_000), z.lte(30 * 24 * 3_600_000))),
+  }),
   /** Take a user out of the conversation (the owner's to do): their sockets get `left` with reason "removed", and they may not join again. */
   z.object({ type: z.literal('remove'), ref: Ref, conversationId: ConversationId, userId: Id }),
   /** The user's conversations, newest activity first: those active before `before` (ms), at most `limit`; answered with `conversations`. */
@@ -474,6 +485,8 @@ export const ServerFrame = z.discriminatedUnion('type', [
   }),
   /** `reason`: why the server ended the membership ("deleted": the conversation is gone). */
   z.object({ type: z.literal('left'), ref: Ref, ...Conv, reason: z.optional(z.string()) }),
+  /** The answer to `invite`: the token to hand out (as `join.invite`), its role, and until when it works (ms). */
+  z.object({ type: z.literal('invited'), ref: Ref, ...Conv, token: z.string(), role: Role, expiresAt: z.number() }),
   /** The answer to `list`: `next` is the `before` of the following page, when there is one. */
   z.object({ type: z.literal('conversations'), ref: Ref, conversations: z.array(ConversationSummary), next: z.optional(z.number()) }),
   MessageEvent,

@@ -20,6 +20,7 @@ import { handleOpenAI, type OpenAIDeps } from './openai/routes.js';
 import { handleAgUi, type AgUiDeps } from './ag-ui/routes.js';
 import { handleAdminUsage } from './admin-usage.js';
 import { handleAdminUsers } from './admin-users.js';
+import { Invites } from '../rooms/invites.js';
 import { UsageReport } from '../usage/report.js';
 import { withCostQuota } from '../usage/cost-quota.js';
 import { AiSdkConnection } from './ai-sdk/connection.js';
@@ -124,6 +125,7 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
     moderation,
     bus,
     upstreams,
+    invites: new Invites(config.SESSION_SECRET),
     operatorTools: new OperatorTools(opts.operatorTools ?? (config.TOOLS_FILE ? loadOperatorTools(config.TOOLS_FILE) : [])),
     userLimits,
     typingThrottle: new Throttle(config.TYPING_MIN_INTERVAL_MS),

@@ -23,6 +23,7 @@ import { autoTitle } from './auto-title.js';
 import { configure, editMessage, mayCancel, regenerate, setRole, switchBranch } from './branching.js';
 import { mustJoin, mustWrite, roleOf, type Who } from './access.js';
 import type { RoomHost } from './host.js';
+import type { Invites } from './invites.js';
 import { offeredTools, submitMessage } from './submit.js';
 import type { Moderation } from '../moderation/index.js';
 
@@ -56,6 +57,8 @@ export interface ConversationDeps {
   moderation: Moderation | undefined;
   bus: Bus;
   upstreams: Upstreams;
+  /** Invite tokens: handed out by owners, taken at join. */
+  invites: Invites;
   /** The relay's own tools, offered with a /ws member's send. */
   operatorTools: OperatorTools;
   userLimits: UserLimits;
@@ -72,6 +75,9 @@ export interface JoinFrom {
   since: number;
   epoch?: string | undefined;
 }
+
+/** How long an invite token works when its `invite` names no time. */
+const INVITE_TTL_MS = 7 * 24 * 3_600_000;
 
 /** Early cancels remembered (most are for replies on other nodes, and never needed here). */
 const EARLY_CANCELS_KEPT = 64;
@@ -241,8 +247,8 @@ export class Conversation {
   }
 
   /** Subscribe a socket: snapshot (or replay after `from`), then live events, none lost or doubled. */
-  async join(socket: MemberSocket, from: JoinFrom | undefined, ref: string | undefined): Promise<void> {
-    const role = mustJoin(await this.roleOf(socket));
+  async join(socket: MemberSocket, from: JoinFrom | undefined, ref: string | undefined, invite?: string): Promise<void> {
+    const role = mustJoin((await this.roleOf(socket)) ?? (invite ? await this.admitInvited(socket, invite) : undefined));
     this.members.delete(socket.id);
     // Live frames from here on wait in the feed until the snapshot is out.
     const feed = new MemberFeed(socket, this.id);
@@ -436,6 +442,32 @@ export class Conversation {
   /** What this member may do here. */
   private async roleOf(socket: MemberSocket): Promise<Role | undefined> {
     return roleOf(socket, this.id, await this.deps.store.log.meta(this.id));
+  }
+
+  /**
+   * An invite for a user who has no role here yet: its role is given to them
+   * (by who handed it out), as if the owner had. A user taken out stays out.
+   */
+  private admitInvited(socket: MemberSocket, token: string): Promise<Role | undefined> {
+    return this.serial(async () => {
+      const invite = await this.deps.invites.verify(token, this.id);
+      if (!invite) throw new RelayError('forbidden', 'the invite is not valid for this conversation (expired, or forged)');
+      const meta = await this.deps.store.log.meta(this.id);
+      if (meta.roles[socket.user.id] === 'removed') return undefined;
+      const stored = await this.deps.store.log.change(this.id, { type: 'role', userId: socket.user.id, role: invite.role, author: invite.by });
+      this.publish(stored);
+      return invite.role;
+    });
+  }
+
+  /** An invite token to hand out (the owner's to do). */
+  invite(socket: MemberSocket, frame: ClientFrameOf<'invite'>): Promise<void> {
+    return this.serial(async () => {
+      if ((await this.roleOf(socket)) !== 'owner') throw new RelayError('forbidden', "only the conversation's owner may invite");
+      const role = frame.role ?? 'member';
+      const { token, expiresAt } = await this.deps.invites.issue(this.id, role, socket.user, frame.ttlMs ?? INVITE_TTL_MS);
+      socket.send({ type: 'invited', ref: frame.ref, conversationId: this.id, token, role, expiresAt });
+    });
   }
 
   /** Give a user a role (the owner's to do); in a private conversation that is the invitation. */

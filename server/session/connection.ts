@@ -289,7 +289,7 @@ export class Connection implements MemberSocket {
       case 'auth':
         return this.refresh(frame);
       case 'join':
-        return this.join(frame.conversationId, frame.since === undefined ? undefined : { since: frame.since, epoch: frame.epoch }, frame.ref);
+        return this.join(frame.conversationId, frame.since === undefined ? undefined : { since: frame.since, epoch: frame.epoch }, frame.ref, frame.invite);
       case 'leave':
         this.leave(frame.conversationId);
         return this.send({ type: 'left', conversationId: frame.conversationId, ref: frame.ref });
@@ -317,6 +317,8 @@ export class Connection implements MemberSocket {
         return this.memberOf(frame.conversationId).configure(this, frame);
       case 'role':
         return this.memberOf(frame.conversationId).setRole(this, frame);
+      case 'invite':
+        return this.memberOf(frame.conversationId).invite(this, frame);
       case 'remove':
         return this.memberOf(frame.conversationId).removeUser(this, frame);
       case 'list': {
@@ -344,14 +346,14 @@ export class Connection implements MemberSocket {
     this.send({ type: 'authed', ref: frame.ref, expiresAt: this.identity?.expiresAt });
   }
 
-  private async join(conversationId: string, from: JoinFrom | undefined, ref: string | undefined): Promise<void> {
+  private async join(conversationId: string, from: JoinFrom | undefined, ref: string | undefined, invite?: string): Promise<void> {
     this.admit(conversationId);
     if (await this.deps.conversations.isDeleted(conversationId)) {
       this.joined.delete(conversationId);
       throw new RelayError('not_found', 'this conversation was deleted');
     }
     try {
-      await this.deps.conversations.get(conversationId).join(this, from, ref);
+      await this.deps.conversations.get(conversationId).join(this, from, ref, invite);
     } catch (err) {
       this.joined.delete(conversationId);
       throw err;

@@ -93,6 +93,51 @@ test('private: a stranger may not join; given a role they may; taken out, they a
   assert.ok(presence.members.some((m) => m.id === 'ann'));
 });
 
+test('an invite token lets its holder into a private conversation with its role, kept afterwards; a taken-out user stays out', async () => {
+  const ann = await as('ann');
+  const eve = await as('eve');
+  const mallory = await as('mallory');
+  ann.send({ type: 'join', conversationId: 'vault' });
+  await ann.next('joined');
+  ann.send({ type: 'configure', conversationId: 'vault', visibility: 'private', ref: 'p' });
+  await ann.next('settings', (f) => f.ref === 'p');
+  ann.send({ type: 'invite', conversationId: 'vault', role: 'viewer', ref: 'inv' });
+  const invited = await ann.next('invited', (f) => f.ref === 'inv');
+  assert.is(invited.role, 'viewer');
+  assert.ok(invited.expiresAt > Date.now());
+
+  eve.send({ type: 'join', conversationId: 'vault', invite: invited.token, ref: 'in' });
+  const inside = await eve.answerTo('in');
+  assert.ok(inside.type === 'joined' && inside.role === 'viewer', 'the invite gives its role');
+  const granted = await ann.next('role', (r) => r.userId === 'eve');
+  assert.equal({ role: granted.role, by: granted.author.id }, { role: 'viewer', by: 'ann' });
+  const again = await join(eve, 'vault');
+  assert.ok(again.type === 'joined' && again.role === 'viewer', 'the role is kept: no token needed again');
+
+  mallory.send({ type: 'join', conversationId: 'vault', invite: `${invited.token}x`, ref: 'forged' });
+  const forged = await mallory.answerTo('forged');
+  assert.ok(forged.type === 'error' && forged.code === 'forbidden', 'a forged token');
+  mallory.send({ type: 'join', conversationId: 'elsewhere', ref: 'own' });
+  await mallory.answerTo('own');
+  mallory.send({ type: 'configure', conversationId: 'elsewhere', visibility: 'private', ref: 'p2' });
+  await mallory.next('settings');
+  mallory.send({ type: 'join', conversationId: 'vault', invite: (await inviteFor(mallory, 'elsewhere')).token, ref: 'other' });
+  const other = await mallory.answerTo('other');
+  assert.ok(other.type === 'error' && other.code === 'forbidden', "another conversation's invite");
+  assert.is(await refusal(eve, { type: 'invite', conversationId: 'vault', ref: 'mine' }), 'forbidden', 'only the owner invites');
+
+  ann.send({ type: 'remove', conversationId: 'vault', userId: 'eve', ref: 'out' });
+  await eve.next('left', (f) => f.conversationId === 'vault');
+  eve.send({ type: 'join', conversationId: 'vault', invite: invited.token, ref: 'back' });
+  const back = await eve.answerTo('back');
+  assert.ok(back.type === 'error' && back.code === 'forbidden', 'an invite does not bring back a user taken out');
+});
+
+async function inviteFor(owner: TestClient, conversationId: string) {
+  owner.send({ type: 'invite', conversationId, ref: `inv-${conversationId}` });
+  return owner.next('invited', (f) => f.ref === `inv-${conversationId}`);
+}
+
 test('a JWT roles claim grants a role by conversation pattern', async () => {
   const ann = await as('ann');
   for (const id of ['support-1', 'lobby']) {
