@@ -3,7 +3,7 @@
 // or nobody in anonymous mode), with the conversations it may use.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { User } from '../../shared/protocol.js';
+import type { Role, User } from '../../shared/protocol.js';
 import type { ApiKeys } from '../backend/store.js';
 import { AuthError, conversationMatcher, type Authenticator } from '../session/auth.js';
 import { isApiKey, verifyKey } from './api-keys.js';
@@ -21,6 +21,8 @@ export interface Caller {
   keyId: string | undefined;
   /** Conversations this caller may use. */
   mayBind(conversationId: string): boolean;
+  /** The role a JWT's `roles` claim grants in a conversation. */
+  roleFor?: ((conversationId: string) => Role | undefined) | undefined;
 }
 
 /** The caller of a request, or undefined when its credential is refused. */
@@ -36,7 +38,7 @@ export async function identify(req: IncomingMessage, deps: CallerDeps): Promise<
     // Anonymous mode names a new user per call (with no session token of ours, or any other credential, as SDKs send one):
     // one caller's requests must share one user's limits.
     const user = identity.anonymous === 'new' ? anonymousByAddress(deps.clientIp(req)) : identity.user;
-    return { user, keyId: undefined, mayBind: identity.allows };
+    return { user, keyId: undefined, mayBind: identity.allows, roleFor: identity.roleFor };
   } catch (err) {
     if (err instanceof AuthError) return undefined;
     throw err;

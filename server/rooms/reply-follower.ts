@@ -5,7 +5,8 @@
 // it sent itself (its ref), the one continuing a tool loop it answered, or the
 // one streaming when it joined (resume).
 import { randomUUID } from 'node:crypto';
-import { ServerFrame, type ConversationEvent, type ServerFrameOf, type User } from '../../shared/protocol.js';
+import { ServerFrame, type ConversationEvent, type Role, type ServerFrameOf, type User } from '../../shared/protocol.js';
+import type { Who } from './access.js';
 import type { MemberSocket } from './conversation.js';
 
 export interface FollowedReply {
@@ -32,13 +33,22 @@ export class ReplyFollower implements MemberSocket {
   replyId: string | undefined;
   private answering: string | undefined;
 
+  readonly user: User;
+
   constructor(
-    readonly user: User,
+    /** Who it follows for: the user, and the role their token grants (a JWT `roles` claim). */
+    private readonly who: Who,
     private readonly output: FollowerOutput,
     private readonly on: FollowedReply,
     /** 'own': the reply to this member's message; 'current': the one streaming at join. */
     private readonly which: 'own' | 'current',
-  ) {}
+  ) {
+    this.user = who.user;
+  }
+
+  roleFor(conversationId: string): Role | undefined {
+    return this.who.roleFor?.(conversationId);
+  }
 
   get backlogged(): boolean {
     return this.output.backlogged;

@@ -111,7 +111,7 @@ function resultsOf(messages: AgUiMessage[], conversationId: string): Plan | stri
 
 async function run(res: ServerResponse, caller: Caller, input: RunAgentInput, plan: Plan, cors: Record<string, string>, deps: AgUiDeps): Promise<void> {
   const conversation = deps.conversations.get(input.threadId);
-  const agui = new AgUiRun(caller.user, res, { threadId: input.threadId, runId: input.runId, sendBufferLimitBytes: deps.sendBufferLimitBytes, headers: cors });
+  const agui = new AgUiRun(caller, res, { threadId: input.threadId, runId: input.runId, sendBufferLimitBytes: deps.sendBufferLimitBytes, headers: cors });
   try {
     await conversation.join(agui.member, undefined, undefined);
     agui.start();

@@ -4,7 +4,8 @@
 // is a reasoning message of its own beside it.
 import type { ServerResponse } from 'node:http';
 import type { ErrorCode } from '../../../shared/codes.js';
-import type { ServerFrameOf, ToolCallDelta, User, Usage } from '../../../shared/protocol.js';
+import type { ServerFrameOf, ToolCallDelta, Usage } from '../../../shared/protocol.js';
+import type { Who } from '../../rooms/access.js';
 import { ReplyFollower } from '../../rooms/reply-follower.js';
 import { SseResponse } from '../sse-response.js';
 
@@ -38,14 +39,14 @@ export class AgUiRun {
   private readonly calls = new Map<number, CallState>();
 
   constructor(
-    user: User,
+    who: Who,
     res: ServerResponse,
     private readonly opts: RunOptions,
   ) {
     this.outcome = new Promise((resolve) => (this.settle = resolve));
     res.once('close', () => this.settle({ kind: 'gone' }));
     this.sse = new SseResponse(res, opts.sendBufferLimitBytes, opts.headers);
-    this.member = new ReplyFollower(user, this.sse.output, { started: () => undefined, delta: (d) => this.delta(d), ended: (e) => this.end(e), none: () => undefined }, 'own');
+    this.member = new ReplyFollower(who, this.sse.output, { started: () => undefined, delta: (d) => this.delta(d), ended: (e) => this.end(e), none: () => undefined }, 'own');
   }
 
   /** Dropped for falling too far behind, rather than gone by the client's choice. */

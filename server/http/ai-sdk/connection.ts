@@ -124,7 +124,7 @@ export class AiSdkConnection {
       skipThrough,
     );
     const output = { backlogged: false, drained: () => Promise.resolve(), overflow: () => this.ws.close(closeCodes.slowConsumer, 'slow consumer') };
-    const request = { conversation: this.conversations.get(conversationId), follower: new ReplyFollower(this.identity.user, output, stream, which) };
+    const request = { conversation: this.conversations.get(conversationId), follower: new ReplyFollower(this.identity, output, stream, which) };
     this.requests.set(requestId, request);
     return request;
   }

@@ -2,7 +2,8 @@
 // follows the reply to its own message and turns it into OpenAI's shapes, SSE
 // chunks while streaming, or one completion object at the end.
 import type { ServerResponse } from 'node:http';
-import type { ServerFrameOf, ToolCallDelta, User, Usage } from '../../../shared/protocol.js';
+import type { ServerFrameOf, ToolCallDelta, Usage } from '../../../shared/protocol.js';
+import type { Who } from '../../rooms/access.js';
 import { ReplyFollower } from '../../rooms/reply-follower.js';
 import { SseResponse } from '../sse-response.js';
 import { openaiError } from './errors.js';
@@ -40,14 +41,14 @@ export class Exchange {
   private readonly sse: SseResponse;
 
   constructor(
-    user: User,
+    who: Who,
     private readonly res: ServerResponse,
     private readonly opts: ExchangeOptions,
   ) {
     this.outcome = new Promise((resolve) => (this.settle = resolve));
     res.once('close', () => this.settle({ kind: 'gone' }));
     this.sse = new SseResponse(res, opts.sendBufferLimitBytes);
-    this.member = new ReplyFollower(user, this.sse.output, { started: () => this.start(), delta: (d) => this.delta(d), ended: (e) => this.end(e), none: () => undefined }, 'own');
+    this.member = new ReplyFollower(who, this.sse.output, { started: () => this.start(), delta: (d) => this.delta(d), ended: (e) => this.end(e), none: () => undefined }, 'own');
   }
 
   get replyId(): string | undefined {

@@ -72,7 +72,7 @@ async function completions(req: IncomingMessage, res: ServerResponse, caller: Ca
   if (typeof bound === 'string' && !ConversationId.safeParse(bound).success) return sendOpenAIError(res, 'bad_frame', 'X-Conversation-Id is not a conversation id');
   if (typeof bound === 'string' && !caller.mayBind(bound)) return sendOpenAIError(res, 'forbidden', 'this key may not use that conversation');
 
-  const exchange = new Exchange(caller.user, res, {
+  const exchange = new Exchange(caller, res, {
     stream: request.stream ?? false,
     includeUsage: request.stream_options?.include_usage ?? false,
     model: request.model,
