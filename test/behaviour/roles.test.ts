@@ -133,6 +133,26 @@ test('an invite token lets its holder into a private conversation with its role,
   assert.ok(back.type === 'error' && back.code === 'forbidden', 'an invite does not bring back a user taken out');
 });
 
+test('over the OpenAI HTTP API too: a stranger is refused a private conversation, a viewer may not post', async () => {
+  const ann = await as('ann');
+  ann.send({ type: 'join', conversationId: 'closed' });
+  await ann.next('joined');
+  ann.send({ type: 'configure', conversationId: 'closed', visibility: 'private', ref: 'p' });
+  await ann.next('settings', (f) => f.ref === 'p');
+  const post = async (sub: string, claims: Record<string, unknown> = {}) => {
+    const token = await new SignJWT({ sub, ...claims }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) + 600).sign(new TextEncoder().encode(SECRET));
+    const res = await fetch(`http://127.0.0.1:${stack.relay.port}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-conversation-id': 'closed' },
+      body: JSON.stringify({ model: 'test-model', messages: [{ role: 'user', content: 'let me in' }] }),
+    });
+    return res.status;
+  };
+  assert.is(await post('eve'), 403, 'a stranger');
+  assert.is(await post('watcher', { roles: { 'clo*': 'viewer' } }), 403, 'a viewer by token');
+  assert.is(await post('helper', { roles: { closed: 'member' } }), 200, 'a member by token');
+});
+
 async function inviteFor(owner: TestClient, conversationId: string) {
   owner.send({ type: 'invite', conversationId, ref: `inv-${conversationId}` });
   return owner.next('invited', (f) => f.ref === `inv-${conversationId}`);
