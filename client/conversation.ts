@@ -25,6 +25,7 @@ import { endEntry, growEntry, startedEntry, streamingEntry } from './history-ent
 import { randomId } from './ids.js';
 import { placeEntry } from './branches.js';
 import { Outbox } from './outbox.js';
+import type { AnswerType } from './requests.js';
 import { catchUpHeld, Reply, trimReplies } from './reply.js';
 import { findResult, resultFromFrame, resultsIn, toolEntry, type RespondOptions, type ToolResult, type ToolResultFrame } from './tool-results.js';
 
@@ -80,12 +81,8 @@ export interface ConversationHost {
   transmit(frame: ClientFrame): void;
   /** Send a frame carrying `ref`, resolved once the server has handled it without an error. */
   confirm(frame: ClientFrame & { ref: string }): Promise<void>;
-  /** Send a tool result, resolved by the `tool.result` event carrying its ref. */
-  submitResult(frame: ClientFrameOf<'tool.result'> & { ref: string }): Promise<ToolResultFrame>;
-  /** Ask for an invite token, resolved by the `invited` answer. */
-  submitInvite(frame: ClientFrameOf<'invite'> & { ref: string }): Promise<ServerFrameOf<'invited'>>;
-  /** Send a regenerate, resolved by the `reply.start` carrying its ref. */
-  submitRegenerate(frame: ClientFrameOf<'regenerate'> & { ref: string }): Promise<ServerFrameOf<'reply.start'>>;
+  /** Send a frame answered by a frame of `type` carrying its ref: a tool result by its event, a regenerate by its reply's start, an invite by `invited`. */
+  request<T extends AnswerType>(frame: ClientFrame & { ref: string }, type: T): Promise<ServerFrameOf<T>>;
   forget(conversation: Conversation): void;
 }
 
@@ -221,7 +218,7 @@ export class Conversation extends Emitter<ConversationEvents> {
   async regenerate(messageId?: string, options: SendOptions = {}): Promise<Reply> {
     if (this.leftValue) throw new SendError('this conversation was left', 'not_found');
     const frame = { type: 'regenerate' as const, conversationId: this.id, ref: this.host.nextRef(), ...(messageId ? { messageId } : {}), ...(Object.keys(options).length ? { options } : {}) };
-    const started = await this.host.submitRegenerate(frame);
+    const started = await this.host.request(frame, 'reply.start');
     return this.reply(started.replyId);
   }
 
@@ -238,7 +235,7 @@ export class Conversation extends Emitter<ConversationEvents> {
   /** An invite token to hand out (the owner's to do): whoever joins with it (`client.conversation(id, { invite })`) gets the role. */
   async createInvite(options: { role?: 'member' | 'viewer'; ttlMs?: number } = {}): Promise<{ token: string; role: Role; expiresAt: number }> {
     if (this.leftValue) throw new SendError('this conversation was left', 'not_found');
-    const { token, role, expiresAt } = await this.host.submitInvite({ type: 'invite', conversationId: this.id, ref: this.host.nextRef(), ...options });
+    const { token, role, expiresAt } = await this.host.request({ type: 'invite', conversationId: this.id, ref: this.host.nextRef(), ...options }, 'invited');
     return { token, role, expiresAt };
   }
 
@@ -306,7 +303,7 @@ export class Conversation extends Emitter<ConversationEvents> {
     const isError = options.isError ?? false;
     const attempt = (): Promise<ToolResult> => {
       const frame = { type: 'tool.result' as const, conversationId: this.id, ref: this.host.nextRef(), replyId, toolCallId, output, ...(isError ? { isError } : {}) };
-      return this.host.submitResult(frame).then(resultFromFrame, (err: unknown) => {
+      return this.host.request(frame, 'tool.result').then(resultFromFrame, (err: unknown) => {
         if (!(err instanceof SendError)) throw err;
         if (err.code === 'disconnected' && !this.leftValue) return this.whenOpen(attempt);
         // A repeat after a lost connection: the first one got there, and the replay or the snapshot brought it back.

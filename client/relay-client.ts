@@ -2,14 +2,14 @@
 // app-level pings that notice dead sockets, reconnect with backoff, and resume
 // (re-join with since, re-send what was not acknowledged) on every new socket.
 import { clientCloseCodes, closeCodes } from '../shared/codes.js';
-import type { Attachment, ClientFrame, ClientFrameOf, ConversationSummary, Limits, ServerFrame, ServerFrameOf, User } from '../shared/protocol.js';
+import type { Attachment, ClientFrame, ConversationSummary, Limits, ServerFrame, ServerFrameOf, User } from '../shared/protocol.js';
 import { Backoff } from './backoff.js';
 import { Conversation, type ConversationHost } from './conversation.js';
 import { Emitter } from './emitter.js';
 import type { ClientState, ModelInfo, RelayClientEvents, RelayClientOptions, StateChange, TokenSource, Welcome } from './options.js';
 import { SendError } from './errors.js';
 import { Pacer } from './pacer.js';
-import { Requests } from './requests.js';
+import { Requests, type AnswerType } from './requests.js';
 import { decodeFrame, safeClose, type SocketConstructor, type SocketLike } from './socket.js';
 import { download, httpOrigin, upload, type UploadOptions } from './uploads.js';
 
@@ -74,9 +74,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       nextRef: () => this.nextRef(),
       transmit: (frame) => this.transmit(frame),
       confirm: (frame) => this.confirm(frame),
-      submitResult: (frame) => this.submitResult(frame),
-      submitRegenerate: (frame) => this.submitRegenerate(frame),
-      submitInvite: (frame) => this.submitInvite(frame),
+      request: (frame, type) => this.request(frame, type),
       forget: (c) => {
         if (this.conversations.get(c.id) === c) this.conversations.delete(c.id);
       },
@@ -178,22 +176,13 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     if (token !== undefined && typeof this.token !== 'function') this.token = token;
     const fresh = token ?? (typeof this.token === 'function' ? await this.token() : this.token);
     if (!fresh) throw new SendError('no token to send', 'bad_frame');
-    if (this.stateValue !== 'open') throw new SendError('not connected', 'disconnected');
-    if (this.requests.full) throw new SendError('too many requests in flight', 'rate_limited');
-    const ref = this.nextRef();
-    const answered = this.requests.auth(ref);
-    this.transmit({ type: 'auth', ref, token: fresh });
-    return answered;
+    const authed = await this.request({ type: 'auth', ref: this.nextRef(), token: fresh }, 'authed');
+    return authed.expiresAt;
   }
 
   /** The user's own usage from the server's ledger: today's totals and the current quota window's. */
   usage(): Promise<ServerFrameOf<'usage'>> {
-    if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
-    if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
-    const ref = this.nextRef();
-    const answered = this.requests.usage(ref);
-    this.transmit({ type: 'usage', ref });
-    return answered;
+    return this.request({ type: 'usage', ref: this.nextRef() }, 'usage');
   }
 
   /**
@@ -201,13 +190,9 @@ export class RelayClient extends Emitter<RelayClientEvents> {
    * same list): newest activity first, a page at a time; pass `next` back as
    * `before` for the following page.
    */
-  listConversations(page: { before?: number; limit?: number } = {}): Promise<{ conversations: ConversationSummary[]; next?: number }> {
-    if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
-    if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
-    const ref = this.nextRef();
-    const answered = this.requests.list(ref);
-    this.transmit({ type: 'list', ref, ...page });
-    return answered.then(({ conversations, next }) => (next === undefined ? { conversations } : { conversations, next }));
+  async listConversations(page: { before?: number; limit?: number } = {}): Promise<{ conversations: ConversationSummary[]; next?: number }> {
+    const { conversations, next } = await this.request({ type: 'list', ref: this.nextRef(), ...page }, 'conversations');
+    return next === undefined ? { conversations } : { conversations, next };
   }
 
   /** Delete a conversation for everyone (its owner's to do); its members, this client's too, get `left` with reason "deleted". */
@@ -218,7 +203,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
   /**
    * The handle of a conversation, joined now (or as soon as the client is
    * open) and re-joined after every reconnect; `invite`: an invite token
-   * (`conversation.invite()`), which lets this user into a private one.
+   * (`conversation.createInvite()`), which lets this user into a private one.
    */
   conversation(id: string, options: { invite?: string } = {}): Conversation {
     let c = this.conversations.get(id);
@@ -354,22 +339,17 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       case 'pong':
         return this.requests.pong(frame.ref);
       case 'authed':
-        return this.requests.authed(frame);
       case 'usage':
-        return this.requests.usageAnswer(frame);
+      case 'conversations':
+      case 'invited':
+        return this.requests.answered(frame);
       case 'error':
         return this.failed(frame);
       case 'tool.result':
-        // The conversation first, so the result is on its reply by the time the answer resolves.
-        this.conversations.get(frame.conversationId)?.receive(frame);
-        return this.requests.toolResultEvent(frame);
       case 'reply.start':
+        // The conversation first, so a tool result is on its reply, and a regenerated reply known, by the time the answer resolves.
         this.conversations.get(frame.conversationId)?.receive(frame);
-        return this.requests.replyStartEvent(frame);
-      case 'conversations':
-        return this.requests.listAnswer(frame);
-      case 'invited':
-        return this.requests.invited(frame);
+        return this.requests.answered(frame);
       default:
         this.conversations.get(frame.conversationId)?.receive(frame);
     }
@@ -439,28 +419,13 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     return done;
   }
 
-  private submitResult(frame: ClientFrameOf<'tool.result'> & { ref: string }): Promise<ServerFrameOf<'tool.result'>> {
+  /** A request answered by a frame of `type` carrying its ref (or an error carrying it). */
+  private request<T extends AnswerType>(frame: ClientFrame & { ref: string }, type: T): Promise<ServerFrameOf<T>> {
     if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
     if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
-    const answered = this.requests.toolResult(frame.ref);
+    const answered = this.requests.answer(frame.ref, type);
     this.transmit(frame);
     return answered;
-  }
-
-  private submitInvite(frame: ClientFrameOf<'invite'> & { ref: string }): Promise<ServerFrameOf<'invited'>> {
-    if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
-    if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
-    const answered = this.requests.invite(frame.ref);
-    this.transmit(frame);
-    return answered;
-  }
-
-  private submitRegenerate(frame: ClientFrameOf<'regenerate'> & { ref: string }): Promise<ServerFrameOf<'reply.start'>> {
-    if (this.stateValue !== 'open') return Promise.reject(new SendError('not connected', 'disconnected'));
-    if (this.requests.full) return Promise.reject(new SendError('too many requests in flight', 'rate_limited'));
-    const started = this.requests.replyStart(frame.ref);
-    this.transmit(frame);
-    return started;
   }
 
   private startPings(): void {

@@ -43,6 +43,8 @@ const MAX_FILES = frameCaps.attachments;
 
 export class AttachmentTray {
   private chips: Chip[] = [];
+  /** Set while the user may not write in the room (a viewer): see lock(). */
+  private locked = false;
   /** Live, so that a file done or refused is heard as well as seen. */
   private readonly list = h('ul', { class: 'att-chips', 'aria-label': 'Files to send', 'aria-live': 'polite' });
   private readonly status = h('p', { class: 'att-status', role: 'status' });
@@ -93,7 +95,19 @@ export class AttachmentTray {
     this.sync();
   }
 
+  /**
+   * While locked, no file is taken (the paperclip is off, drops are ignored)
+   * and Send stays off, even when an upload started before finishes: the
+   * server would refuse the message. Chips already there stay for later.
+   */
+  lock(locked: boolean): void {
+    this.locked = locked;
+    this.els.button.disabled = locked;
+    this.sync();
+  }
+
   add(files: readonly File[]): void {
+    if (this.locked) return;
     const room = MAX_FILES - this.chips.filter((c) => c.state !== 'failed').length;
     if (files.length > room) this.say(`At most ${MAX_FILES} files go with one message`);
     for (const file of files.slice(0, Math.max(0, room))) this.upload(file);
@@ -148,7 +162,7 @@ export class AttachmentTray {
   private sync(): void {
     const text = this.els.input.value;
     this.els.tray.hidden = this.chips.length === 0;
-    this.els.send.disabled = !this.canSend(text);
+    this.els.send.disabled = this.locked || !this.canSend(text);
     this.status.textContent = this.uploading ? 'Uploading… Send waits until the files are up.' : this.canSend(text) ? '' : 'Write a message to send with the files.';
   }
 

@@ -6,7 +6,8 @@
 // it; so a click only starts the request, and a refusal is reported.
 // Who may: the room's owner anything; the author of a question may edit it
 // and have it answered again; only the owner moves everyone's view to another
-// version. Controls the server would refuse are not offered.
+// version; a viewer nothing (not even to their own earlier messages). Controls
+// the server would refuse are not offered.
 import type { HistoryMessage, User } from '../../shared/protocol.js';
 import type { Conversation, Reply } from '../index.js';
 import { h } from './dom.js';
@@ -55,6 +56,15 @@ export class BranchControls {
       parts.push(button);
     }
     if (parts.length) el.querySelector(':scope > .msg-main')?.append(h('div', { class: 'msg-actions' }, ...parts));
+  }
+
+  /** Redraw the controls of every message in `list` (the user's role changed, and with it what they may do). */
+  repaint(list: HTMLElement): void {
+    const entries = new Map(this.conv.history.map((m) => [m.id, m]));
+    for (const el of list.querySelectorAll<HTMLElement>(':scope > .msg[data-id]')) {
+      const m = entries.get(el.dataset.id!);
+      if (m) this.paint(el, m);
+    }
   }
 
   /** "‹ 2/3 ›": an arrow is live only where the page knows the version it leads to, and the user may move the room there. */
@@ -110,14 +120,19 @@ export class BranchControls {
     );
   }
 
-  /** A conversation that names no owner (written before owners existed) lets every member. */
+  /** A conversation that names no owner (written before owners existed) lets every member, but never a viewer. */
   private isOwner(): boolean {
     const owner = this.conv.owner;
-    return owner === undefined || this.me.isMe({ id: owner, name: '' });
+    return !this.viewer() && (owner === undefined || this.me.isMe({ id: owner, name: '' }));
   }
 
   private mayChange(author: User | undefined): boolean {
-    return this.isOwner() || this.me.isMe(author);
+    return !this.viewer() && (this.isOwner() || this.me.isMe(author));
+  }
+
+  /** Only watching: the server refuses a viewer's edit, regenerate and switch alike. */
+  private viewer(): boolean {
+    return this.conv.role === 'viewer';
   }
 
   /** Who asked the question a reply (or a step of its tool loop) answers: the nearest user message before it on the path. */

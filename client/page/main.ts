@@ -12,6 +12,7 @@ import { AttachmentView } from './attachment-view.js';
 import { AttachmentTray } from './attachments.js';
 import { BranchControls } from './branch-controls.js';
 import { copyCodeOnClick } from './code-copy.js';
+import { ComposerAccess } from './composer-access.js';
 import { connectionLabel } from './connection-label.js';
 import { avatar, byId, h } from './dom.js';
 import { Drawer } from './drawer.js';
@@ -51,6 +52,8 @@ const els = {
   attachButton: byId<HTMLButtonElement>('attach-button'),
   attachInput: byId<HTMLInputElement>('attach-input'),
   stop: byId<HTMLButtonElement>('stop-button'),
+  composerNote: byId('composer-note'),
+  hint: byId('composer-hint'),
   toasts: byId('toasts'),
   auth: byId<HTMLFormElement>('auth-form'),
   authInput: byId<HTMLInputElement>('auth-input'),
@@ -148,13 +151,13 @@ const joins = new RoomJoins(client, { current: () => current, wire: wireRoom });
 function wireRoom(room: string, conv: Conversation): void {
   conv.on('error', (e) => {
     // Refused before it was ever joined: the room is gone (deleted while this page was away).
-    if (e.code === 'not_found' && conv.lastSeq === undefined) gone(room);
+    if (e.code === 'not_found' && conv.lastSeq === undefined) gone(room, 'This conversation was deleted');
     else toast(`${room}: ${e.message}`);
   });
   // What moves a room up the list, or changes how it is shown there.
   for (const event of ['joined', 'message', 'settings'] as const) conv.on(event, () => roomList.refresh());
-  // The server ends a membership for one reason so far: the conversation was deleted.
-  conv.on('left', () => gone(room));
+  // The server ends a membership when the conversation is deleted, or when its owner takes this user out.
+  conv.on('left', (e) => gone(room, e.reason === 'removed' ? 'You were removed from this conversation' : 'This conversation was deleted'));
 }
 
 function switchTo(room: string): void {
@@ -182,6 +185,8 @@ function switchTo(room: string): void {
   els.input.placeholder = `Message #${room}`;
   els.input.disabled = els.attachButton.disabled = false;
   els.composer.removeAttribute('data-no-room');
+  // A viewer's composer is off (and Edit, Regenerate, Stop gone) until the owner makes them a member.
+  roomOffs.push(access.follow(conv, () => (controls.repaint(els.messageList), updateStop(conv))));
   renderMembers(conv);
   renderTyping();
   updateStop(conv);
@@ -206,6 +211,7 @@ function showNothing(): void {
   els.members.removeAttribute('title');
   els.members.removeAttribute('aria-label');
   els.stop.hidden = true;
+  access.release();
   els.input.placeholder = 'Join a room to write';
   els.input.disabled = els.attachButton.disabled = true;
   els.composer.toggleAttribute('data-no-room', true);
@@ -213,12 +219,12 @@ function showNothing(): void {
   history.replaceState(null, '', location.pathname + location.search);
 }
 
-/** A room was deleted (by its owner, on this page or elsewhere): off the list, and off the screen if it is shown. */
-function gone(room: string): void {
+/** A room was deleted, or this user taken out of it: off the list, and off the screen if it is shown. */
+function gone(room: string, why: string): void {
   roomList.forget(room);
   joins.drop(room);
   if (room !== current) return;
-  toast('This conversation was deleted');
+  toast(why);
   const next = roomList.another(room);
   if (!next) return showNothing();
   switchTo(next);
@@ -234,7 +240,7 @@ function rename(room: string, title: string | null): Promise<void> {
 /** Delete from the room list (the owner's to do): gone for every member, this page's view of it too. */
 async function remove(room: string): Promise<void> {
   await client.deleteConversation(room);
-  gone(room);
+  gone(room, 'This conversation was deleted');
 }
 
 /** Who is looking at this room: one entry per person, however many of their tabs show it. */
@@ -264,7 +270,8 @@ function renderTyping(): void {
 
 function updateStop(conv: Conversation): void {
   const running = conv.streaming;
-  els.stop.hidden = !running || running.done;
+  // A viewer's cancel is refused by the server: no button for it.
+  els.stop.hidden = !running || running.done || conv.role === 'viewer';
 }
 
 // ------------------------------------------------------------ composer
@@ -274,10 +281,12 @@ const tray = new AttachmentTray(
   { tray: els.attachTray, button: els.attachButton, picker: els.attachInput, input: els.input, send: els.send, dropZone: els.room },
   (message) => toast(message),
 ).mount();
+/** Whether the room on screen lets this user write (a viewer only watches). */
+const access = new ComposerAccess({ composer: els.composer, input: els.input, note: els.composerNote, hint: els.hint }, tray);
 
 function send(): void {
   const text = els.input.value.trim();
-  if (!text || !current || !tray.canSend(text)) return;
+  if (!text || !current || access.readOnly || !tray.canSend(text)) return;
   const conv = client.conversation(current);
   const clientMessageId = randomId();
   const target = view;

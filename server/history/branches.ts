@@ -10,7 +10,7 @@ import { toolResultId, type HistoryEntry } from './fold.js';
 import type { EventInput } from '../backend/store.js';
 
 /** What the tree needs of an entry: history entries and the reply in flight both have it. */
-interface Node {
+export interface Node {
   id: string;
   parentId?: string | undefined;
 }
@@ -69,13 +69,15 @@ function childrenOf(entries: readonly HistoryEntry[]): Map<string, string[]> {
 
 /**
  * The entries of the active path, oldest first. `inFlight` is the reply
- * streaming now: when it is the leaf, the path runs through its parent. A
+ * streaming now, not in history yet: the path runs through it to its parent
+ * (it is the leaf, or the parent of messages sent while it streams). A
  * conversation with no leaf recorded (written before branches) is one line.
  */
 export function onPath<T extends HistoryEntry>(entries: readonly T[], leaf: string | undefined, inFlight?: Node): T[] {
   if (leaf === undefined) return [...entries];
   const messages = new Map(entries.map((e) => [e.message.id, e]));
-  let at = inFlight?.id === leaf ? inFlight.parentId : leaf;
+  const through = (id: string | undefined) => (id !== undefined && id === inFlight?.id ? inFlight.parentId : id);
+  let at = through(leaf);
   if (at === undefined || !messages.has(at)) at = entries.at(-1)?.message.id;
   const path: T[] = [];
   // A parent pruned from history ends the path there; the bound guards against a cycle in bad data.
@@ -83,7 +85,7 @@ export function onPath<T extends HistoryEntry>(entries: readonly T[], leaf: stri
     const entry = messages.get(at);
     if (!entry) break;
     path.push(entry);
-    at = entry.message.parentId;
+    at = through(entry.message.parentId);
   }
   return path.reverse();
 }
@@ -113,10 +115,10 @@ export function newestDescendant(entries: readonly HistoryEntry[], messageId: st
  * Which entries go when history holds more than `limit`: the oldest of the
  * branches nobody is on first, then the oldest of the active path.
  */
-export function toPrune<T extends HistoryEntry>(entries: readonly T[], leaf: string | undefined, limit: number): T[] {
+export function toPrune<T extends HistoryEntry>(entries: readonly T[], leaf: string | undefined, limit: number, inFlight?: Node): T[] {
   const excess = entries.length - limit;
   if (excess <= 0) return [];
-  const active = new Set(onPath(entries, leaf));
+  const active = new Set(onPath(entries, leaf, inFlight));
   return [...entries.filter((e) => !active.has(e)), ...entries.filter((e) => active.has(e))].slice(0, excess);
 }
 

@@ -2,7 +2,7 @@
 // export or erase: their messages and tool results, and the replies that
 // answered their messages (through the steps of a tool loop). An erase keeps
 // each entry's place, so the tree stays whole, and takes its content.
-import type { HistoryMessage } from '../../shared/protocol.js';
+import type { ConversationEvent, HistoryMessage } from '../../shared/protocol.js';
 import { rootOf, type HistoryEntry } from './fold.js';
 
 /** Who an erased message is shown as. */
@@ -12,6 +12,13 @@ export const ERASED_AUTHOR = { id: 'erased', name: 'erased user' } as const;
 export function concerning(messages: readonly HistoryMessage[], userId: string): HistoryMessage[] {
   const byId = new Map(messages.map((m) => [m.id, m]));
   return messages.filter((m) => (m.role === 'assistant' ? rootOf(byId, m.id).root?.author?.id === userId : m.author?.id === userId));
+}
+
+/** Who wrote an event of the clientMessageId index: a message's author, a tool result's. */
+export function authorOf(event: ConversationEvent): string | undefined {
+  if (event.type === 'message') return event.message.author.id;
+  if (event.type === 'tool.result') return event.author.id;
+  return undefined;
 }
 
 /** The entries an erase changes, each as it is to be kept. */

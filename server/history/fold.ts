@@ -32,9 +32,6 @@ export interface InFlight {
 /** Events that add their own history entry as they are written (the rest are a reply's, folded below). */
 export type EntryEvent = ConversationEventOf<'message' | 'tool.result'>;
 export type ReplyEvent = ConversationEventOf<'reply.start' | 'reply.delta' | 'reply.end'>;
-/** Events that change the conversation beside its history: the active path, the settings. */
-export type StateEvent = ConversationEventOf<'switch' | 'settings'>;
-
 export function isReplyEvent(event: ConversationEvent): event is ReplyEvent {
   return event.type === 'reply.start' || event.type === 'reply.delta' || event.type === 'reply.end';
 }
@@ -143,6 +140,11 @@ export function insertHistory(history: HistoryEntry[], entry: HistoryEntry): voi
   let at = history.length;
   while (at > 0 && history[at - 1]!.startSeq > entry.startSeq) at--;
   history.splice(at, 0, entry);
+}
+
+/** The reply in flight as a node of the tree (history/branches.ts). */
+export function inFlightNode(s: InFlight | undefined): { id: string; parentId: string | undefined } | undefined {
+  return s && { id: s.replyId, parentId: s.parentId };
 }
 
 /** The `joined.streaming` view of a reply in flight: what its deltas so far add up to. */

@@ -103,22 +103,25 @@ async function change(host: RoomHost, socket: MemberSocket, ref: string | undefi
 /**
  * CANCEL_POLICY=asker-or-owner: who asked for the reply (the one running
  * here: `runningHere`), or the owner; for a tool loop waiting for results,
- * whose job is gone, the author of the question that began it.
+ * whose job is gone, the author of the question that began it. Resolves with
+ * the reply judged, which the cancel then names: not another one that
+ * started meanwhile.
  */
-export async function mayCancel(host: RoomHost, who: Who, replyId: string | undefined, runningHere: { replyId: string; userId: string } | undefined): Promise<void> {
+export async function mayCancel(host: RoomHost, who: Who, replyId: string | undefined, runningHere: { replyId: string; userId: string } | undefined): Promise<string | undefined> {
   const { store } = host.deps;
   const { user } = who;
   const target = replyId ?? runningHere?.replyId ?? (await store.replies.state(host.id)).running;
   // Nothing to cancel: the cancel itself answers not_found.
-  if (target === undefined) return;
+  if (target === undefined) return undefined;
   const meta = await store.log.meta(host.id);
   const role = roleOf(who, host.id, meta);
   mustWrite(role);
-  if (role === 'owner') return;
+  if (role === 'owner') return target;
   let asker = runningHere?.replyId === target ? runningHere.userId : await store.replies.asker(host.id, target);
   if (asker === undefined) {
     const { history } = await store.log.snapshot(host.id);
     asker = rootOf(new Map(history.map((m) => [m.id, m])), target).root?.author?.id;
   }
   if (asker !== user.id) throw new RelayError('forbidden', "only who asked for this reply, or the conversation's owner, may cancel it");
+  return target;
 }

@@ -434,9 +434,12 @@ export class Conversation {
    * with `asker-or-owner`, only who asked for the reply or the owner may.
    */
   async cancelBy(socket: MemberSocket, frame: ClientFrameOf<'cancel'>): Promise<void> {
-    if (this.deps.settings.cancelPolicy === 'asker-or-owner') await mayCancel(this.host, socket, frame.replyId, this.active);
-    else mustWrite(await this.roleOf(socket));
-    return this.cancel(frame);
+    if (this.deps.settings.cancelPolicy === 'any') {
+      mustWrite(await this.roleOf(socket));
+      return this.cancel(frame);
+    }
+    const judged = await mayCancel(this.host, socket, frame.replyId, this.active);
+    return this.cancel(judged === undefined ? frame : { ...frame, replyId: judged });
   }
 
   /** What this member may do here. */
@@ -453,6 +456,8 @@ export class Conversation {
       const invite = await this.deps.invites.verify(token, this.id);
       if (!invite) throw new RelayError('forbidden', 'the invite is not valid for this conversation (expired, or forged)');
       const meta = await this.deps.store.log.meta(this.id);
+      // An invite is only as good as its maker: one who is no longer an owner here invites nobody.
+      if (roleOf({ user: invite.by }, this.id, meta) !== 'owner') throw new RelayError('forbidden', 'whoever made this invite may no longer invite');
       if (meta.roles[socket.user.id] === 'removed') return undefined;
       const stored = await this.deps.store.log.change(this.id, { type: 'role', userId: socket.user.id, role: invite.role, author: invite.by });
       this.publish(stored);

@@ -6,11 +6,11 @@
 // through a journal: told of every change, asked for what it does not hold.
 import { randomUUID } from 'node:crypto';
 import type { ConversationEvent, ConversationSettings, ConversationSummary, HistoryMessage } from '../../../shared/protocol.js';
-import { erased } from '../../history/erase.js';
+import { authorOf, erased } from '../../history/erase.js';
 import { RelayError } from '../../errors.js';
 import { activePath, leafOf, onPath, placedId, setParent, toPrune, type Placement } from '../../history/branches.js';
 import { applyChange, creatorOf, type TreeState } from '../../history/changes.js';
-import { entryKey, entryOf, foldReply, insertHistory, isReplyEvent, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
+import { entryKey, entryOf, foldReply, inFlightNode, insertHistory, isReplyEvent, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
 import { CLIENT_IDS_KEPT, parseEvent, type EntryInput, type EventLog, type Fence, type Meta, type LedgerEntry, type Replay, type EventInput, type MessageIds, type Snapshot, type StateChange, type StoredEvent, type StoreLimits } from '../store.js';
@@ -152,34 +152,42 @@ export class MemoryLog implements EventLog, MessageIds {
   }
 
   /** Reads create nothing (a socket that only joins and leaves leaves no state behind), but a journal's conversation is read back. */
-  private peek(id: string): Conversation | undefined {
+  /**
+   * `keep`: a member needs it, so it stays in memory. A look alone (a list, a
+   * meta read, an export) leaves a released one released, and one read back
+   * from the journal for it is forgotten again in its time.
+   */
+  private peek(id: string, keep = true): Conversation | undefined {
     let c = this.conversations.get(id);
+    let readBack = false;
     if (!c && this.journal) {
       const loaded = this.journal.load(id);
       if (loaded) this.conversations.set(id, (c = Conversation.from(loaded)));
+      readBack = c !== undefined;
     }
-    if (c) this.released.delete(id);
+    if (c && keep) this.released.delete(id);
+    else if (readBack) this.released.set(id, Date.now());
     return c;
   }
 
   /** What a user's list shows of a conversation this process holds. */
   summary(conversationId: string): Omit<ConversationSummary, 'unread'> | undefined {
-    const c = this.peek(conversationId);
+    const c = this.peek(conversationId, false);
     if (!c || c.seq === 0) return undefined;
     const { title } = c.state.settings;
     return { conversationId, seq: c.seq, lastActivity: c.lastAt, ...(title ? { title } : {}), ...(c.state.owner ? { owner: c.state.owner } : {}) };
   }
 
   async entries(conversationId: string): Promise<HistoryMessage[]> {
-    return this.peek(conversationId)?.history.map((h) => h.message) ?? [];
+    return this.peek(conversationId, false)?.history.map((h) => h.message) ?? [];
   }
 
   /** A user's words erased (history/erase.ts): the entries rewritten, their ids and the retained events gone. */
   eraseAuthor(conversationId: string, userId: string): number {
-    const c = this.peek(conversationId);
+    const c = this.peek(conversationId, false);
     if (!c) return 0;
     const changed = erased(c.history, userId);
-    const ids = [...c.clientIds].filter(([, { event }]) => event.type === 'message' && event.message.author.id === userId).map(([id]) => id);
+    const ids = [...c.clientIds].filter(([, { event }]) => authorOf(event) === userId).map(([id]) => id);
     // The events of a reply streaming now stay: it is left to end, and its joiners need them.
     const firstKept = c.inFlight?.startSeq ?? c.seq + 1;
     this.journal?.erased(conversationId, { entries: changed, clientIds: ids, firstKept });
@@ -228,7 +236,7 @@ export class MemoryLog implements EventLog, MessageIds {
   }
 
   async meta(conversationId: string): Promise<Meta> {
-    const state = this.peek(conversationId)?.state;
+    const state = this.peek(conversationId, false)?.state;
     return { settings: state?.settings ?? {}, owner: state?.owner, roles: state?.roles ?? {} };
   }
 
@@ -246,7 +254,8 @@ export class MemoryLog implements EventLog, MessageIds {
       setParent(input, opts.placement, leafOf(c.history, c.state.leaf));
       state = { ...c.state, leaf: placed };
     }
-    const creator = c.state.owner === undefined ? creatorOf(input) : undefined;
+    // Only the event that starts a conversation makes its owner: one written before owners keeps none.
+    const creator = c.state.owner === undefined && c.history.length === 0 ? creatorOf(input) : undefined;
     if (creator) state = { ...(state ?? c.state), owner: creator };
     // The log owns what it is given (every caller builds a fresh object): adding seq in place
     // saves a copy per token.
@@ -285,7 +294,7 @@ export class MemoryLog implements EventLog, MessageIds {
     if (c.history.length < this.limits.historyLimit) return undefined;
     const next = [...c.history];
     insertHistory(next, entry);
-    return toPrune(next, leaf, this.limits.historyLimit).filter((e) => e !== entry);
+    return toPrune(next, leaf, this.limits.historyLimit, inFlightNode(c.inFlight)).filter((e) => e !== entry);
   }
 
   private remember(c: Conversation, clientId: string, stored: StoredEvent): void {
@@ -321,7 +330,7 @@ export class MemoryLog implements EventLog, MessageIds {
       const tomb = this.tombstones.get(conversationId);
       return tomb ? { seq: tomb.seq, epoch: tomb.epoch, history: [] } : { seq: 0, history: [] };
     }
-    const snap: Snapshot = { seq: c.seq, epoch: c.epoch, history: activePath(c.history, c.state.leaf, c.inFlight && { id: c.inFlight.replyId, parentId: c.inFlight.parentId }) };
+    const snap: Snapshot = { seq: c.seq, epoch: c.epoch, history: activePath(c.history, c.state.leaf, inFlightNode(c.inFlight)) };
     if (c.inFlight) snap.streaming = streamingView(c.inFlight);
     if (Object.keys(c.state.settings).length) snap.settings = c.state.settings;
     if (c.state.owner) snap.owner = c.state.owner;
@@ -344,7 +353,7 @@ export class MemoryLog implements EventLog, MessageIds {
   async context(conversationId: string): Promise<{ messages: ContextMessage[]; settings: ConversationSettings }> {
     const c = this.peek(conversationId);
     if (!c) return { messages: [], settings: {} };
-    const path = onPath(c.history, c.state.leaf, c.inFlight && { id: c.inFlight.replyId, parentId: c.inFlight.parentId });
+    const path = onPath(c.history, c.state.leaf, inFlightNode(c.inFlight));
     return { messages: path.filter((h) => worthSending(h.message)).map((h) => (h.context ??= toContextMessage(h.message))), settings: c.state.settings };
   }
 

@@ -18,7 +18,7 @@ export const CONVERSATION_KEYS = [
   'log', // stream: entry id "<seq>-0"; e = event JSON, t = appended at (ms), o = byte offset
   'bytes', // INCRBY counter: bytes of every event appended (the offset after the newest)
   'hist', // sorted set: complete history messages (JSON) scored by the seq that opened them
-  'st', // hash: the reply in flight (replyId, startSeq, ord = last ordinal written)
+  'st', // hash: the reply in flight (replyId, startSeq, ord = last ordinal written, parent = the message before it; before its start, handed = the job a node was handed)
   'tree', // hash: leaf = the active path's end, settings = the conversation's own (JSON), rev = bumped with each change, owner = its creator's user id, roles = the roles its owner gave (JSON), at = its last activity (ms); after a delete only deleted = 1
   'ids', // hash: clientMessageId -> the message event JSON, for idempotent send
   'idx', // sorted set: the same ids by seq, to trim the hash

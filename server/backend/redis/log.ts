@@ -11,7 +11,7 @@ import type { ConversationSettings, HistoryMessage } from '../../../shared/proto
 import { RelayError } from '../../errors.js';
 import { activePath, onPath, setParent } from '../../history/branches.js';
 import { applyChange, creatorOf } from '../../history/changes.js';
-import { entryKey, entryOf, foldReply, replayReply, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
+import { entryKey, entryOf, foldReply, inFlightNode, replayReply, streamingView, worthSending, type HistoryEntry, type InFlight } from '../../history/fold.js';
 import { eventsToDrop, overLimits, type Retained } from '../../history/retention.js';
 import { toContextMessage, type ContextMessage } from '../../reply/context.js';
 import type { Logger } from '../../log.js';
@@ -99,6 +99,7 @@ export class RedisLog implements EventLog, MessageIds {
       leaf: '',
       settings: '',
       roles: '',
+      parent: '',
       // Every unfenced event may be the one that creates the conversation.
       owner: creatorOf(event) ?? '',
     };
@@ -130,7 +131,7 @@ export class RedisLog implements EventLog, MessageIds {
   private async appendOnce(conversationId: string, event: ReplyEventInput, fence: Fence | undefined, bill: LedgerEntry | undefined, tree: Tree | undefined): Promise<StoredEvent | undefined | 'moved'> {
     const args = this.appendArgs(event);
     if (bill) Object.assign(args, { bill: JSON.stringify(bill), billAt: bill.at });
-    if (tree) Object.assign(args, { expectRev: tree.rev, leaf: event.replyId });
+    if (tree && event.type === 'reply.start') Object.assign(args, { expectRev: tree.rev, leaf: event.replyId, parent: event.parentId ?? '' });
     let completed: HistoryEntry | undefined;
     if (fence) {
       completed = await this.fold(conversationId, event);
@@ -196,6 +197,7 @@ export class RedisLog implements EventLog, MessageIds {
         return { json: result[0], event: this.withSeq(result[0], input), epoch: result[1] };
       }
       if (result === 'deleted') throw deletedError();
+      if (result === 'busy') throw new RelayError('busy', 'a reply is running or waiting in this conversation: cancel it or wait for its end');
       if (result !== 'moved' || attempt === PLACE_TRIES) throw new RelayError('busy', 'the conversation kept changing; try again');
     }
   }
@@ -248,7 +250,7 @@ export class RedisLog implements EventLog, MessageIds {
 
   async snapshot(conversationId: string): Promise<Snapshot> {
     const { seq, epoch, history, tree, inFlight } = await this.read(conversationId);
-    const snap: Snapshot = { seq, history: activePath(history, tree.leaf, inFlight && { id: inFlight.replyId, parentId: inFlight.parentId }) };
+    const snap: Snapshot = { seq, history: activePath(history, tree.leaf, inFlightNode(inFlight)) };
     if (epoch) snap.epoch = epoch;
     if (inFlight) snap.streaming = streamingView(inFlight);
     if (Object.keys(tree.settings).length) snap.settings = tree.settings;

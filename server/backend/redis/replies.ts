@@ -31,20 +31,22 @@ export class RedisReplies implements ReplyLeases {
 
   async next(conversationId: string, endedReplyId: string): Promise<ReplyJob | undefined> {
     const k = this.keys.conversation(conversationId);
-    const job = await nextScript.run(this.redis, { lease: k.lease, queue: k.queue }, { ...this.me(), replyId: endedReplyId });
+    const job = await nextScript.run(this.redis, { lease: k.lease, queue: k.queue, st: k.st }, { ...this.me(), replyId: endedReplyId });
     return typeof job === 'string' ? toJob(job) : undefined;
   }
 
   async asker(conversationId: string, replyId: string): Promise<string | undefined> {
     const k = this.keys.conversation(conversationId);
-    const [running, job, queued] = await Promise.all([this.redis.hget(k.st, 'replyId'), this.redis.hget(k.st, 'job'), this.redis.lrange(k.queue, 0, -1)]);
+    const [[running, job, handed], queued] = await Promise.all([this.redis.hmget(k.st, 'replyId', 'job', 'handed'), this.redis.lrange(k.queue, 0, -1)]);
     if (running === replyId && job) return toJob(job).user.id;
-    return queued.map(toJob).find((j) => j.replyId === replyId)?.user.id;
+    // Handed to a node, not started yet.
+    const waiting = [...(handed ? [toJob(handed)] : []), ...queued.map(toJob)];
+    return waiting.find((j) => j.replyId === replyId)?.user.id;
   }
 
   async claimIdle(conversationId: string, job: ReplyJob): Promise<boolean> {
     const k = this.keys.conversation(conversationId);
-    return (await claimIdleScript.run(this.redis, { lease: k.lease, queue: k.queue, st: k.st }, { ...this.me(), replyId: job.replyId })) === 1;
+    return (await claimIdleScript.run(this.redis, { lease: k.lease, queue: k.queue }, { ...this.me(), replyId: job.replyId })) === 1;
   }
 
   async removeQueued(conversationId: string, replyId: string): Promise<ReplyJob | undefined> {

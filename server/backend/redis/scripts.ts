@@ -32,6 +32,7 @@ const APPEND_ARGS = [
   'settings', // the conversation's new settings (JSON), or ""
   'owner', // the author of an event that would create the conversation: its owner, unless it has one
   'roles', // the roles given in the conversation (JSON), or ""
+  'parent', // a reply.start: the message before it on its branch, kept with the reply in flight, or ""
 ] as const;
 
 /** Keys of an append: the conversation's, and the usage ledger's (all of it, and the billed user's). */
@@ -80,10 +81,16 @@ local function deleted()
 end
 
 local function append()
-  if deleted() then return 'deleted' end
+  if deleted() then
+    -- A reply that ran on while its conversation was deleted is billed all the same.
+    if A.bill ~= '' then bill() end
+    return 'deleted'
+  end
   -- A reply's log cannot vanish under it unnoticed (a Redis restarted empty): say so, do not start a new one.
   if A.kind == 'reply' and redis.call('EXISTS', K.epoch) == 0 then return 'lost-log' end
   if moved() then return 'moved' end
+  -- A switch moves the path under a reply that runs or waits (sent on another node meanwhile): refused.
+  if A.kind == 'state' and A.leaf ~= '' and (redis.call('EXISTS', K.lease) == 1 or redis.call('LLEN', K.queue) > 0) then return 'busy' end
   if A.kind == 'reply' then
     local refused = fenced()
     if refused then return refused end
@@ -93,6 +100,8 @@ local function append()
   local json = '{"seq":' .. seq .. ',' .. A.json
   local offset = redis.call('INCRBY', K.bytes, #json) - #json
   redis.call('XADD', K.log, seq .. '-0', 'e', json, 't', A.now, 'o', offset)
+  -- Only the event that starts a conversation makes its owner: one written before owners keeps none.
+  if A.owner ~= '' and redis.call('EXISTS', K.hist) == 0 then redis.call('HSETNX', K.tree, 'owner', A.owner) end
   if A.history ~= '' then
     local score = seq
     if A.historyScore ~= '' then score = tonumber(A.historyScore) end
@@ -102,7 +111,6 @@ local function append()
   if A.settings ~= '' then redis.call('HSET', K.tree, 'settings', A.settings) end
   if A.roles ~= '' then redis.call('HSET', K.tree, 'roles', A.roles) end
   if A.leaf ~= '' or A.settings ~= '' or A.roles ~= '' then redis.call('HINCRBY', K.tree, 'rev', 1) end
-  if A.owner ~= '' then redis.call('HSETNX', K.tree, 'owner', A.owner) end
   if A.clientId ~= '' then
     redis.call('HSET', K.ids, A.clientId, json)
     redis.call('ZADD', K.idx, seq, A.clientId)
@@ -115,7 +123,7 @@ local function append()
   if A.kind == 'reply' then
     if A.phase == 'start' then
       redis.call('DEL', K.st)
-      redis.call('HSET', K.st, 'replyId', A.replyId, 'startSeq', seq, 'ord', A.ordinal)
+      redis.call('HSET', K.st, 'replyId', A.replyId, 'startSeq', seq, 'ord', A.ordinal, 'parent', A.parent)
       if A.runningJob ~= '' then redis.call('HSET', K.st, 'job', A.runningJob) end
     elseif A.phase == 'end' then
       redis.call('DEL', K.st)
@@ -144,7 +152,7 @@ const EPOCH = `redis.call('GET', K.epoch)`;
 /** Entries in history after the append: over the bound, the caller prunes (branches.toPrune decides which). */
 const HISTORY_SIZE = `redis.call('ZCARD', K.hist)`;
 
-/** Returns {event JSON with its seq, epoch, history size}, or "lost-log", "lost-lease", "duplicate", "moved". */
+/** Returns {event JSON with its seq, epoch, history size}, or "lost-log", "lost-lease", "duplicate", "moved", "busy", "deleted". */
 export const appendScript = new Script(
   APPEND_KEYS,
   APPEND_ARGS,
@@ -216,13 +224,17 @@ return redis.call('XTRIM', K.log, 'MINID', min .. '-0')`,
  * and another node took over) advances nothing. Returns the job JSON or false.
  */
 export const nextScript = new Script(
-  ['lease', 'queue'],
+  ['lease', 'queue', 'st'],
   ['node', 'replyId', 'leaseMs'],
   `
 if redis.call('GET', K.lease) ~= A.node .. '|' .. A.replyId then return false end
 local job = redis.call('LPOP', K.queue)
 if job then
   redis.call('SET', K.lease, A.node .. '|' .. cjson.decode(job).replyId, 'PX', A.leaseMs)
+  -- Until its reply.start replaces this hash, the job handed over says who asked for it.
+  redis.call('HSET', K.st, 'handed', job)
+  -- Its reply.start rewrites the hash with the conversation's lifetime; a node lost before that leaves nothing for long.
+  redis.call('PEXPIRE', K.st, tonumber(A.leaseMs) * 60)
   return job
 end
 redis.call('DEL', K.lease)
@@ -269,15 +281,14 @@ return 1`,
 
 /**
  * A reply with no message of its own takes the lease only while nothing runs
- * or waits. A lease still held by a reply whose end is written (its node has
- * not handed it on yet) counts as free: that node's fenced hand-over then
- * changes nothing. Returns 1 or 0.
+ * or waits (a lease given to a send's reply has no reply in flight yet: the
+ * lease itself says so). Returns 1 or 0.
  */
 export const claimIdleScript = new Script(
-  ['lease', 'queue', 'st'],
+  ['lease', 'queue'],
   ['node', 'replyId', 'leaseMs'],
   `
-if redis.call('EXISTS', K.st) == 1 or redis.call('LLEN', K.queue) > 0 then return 0 end
+if redis.call('EXISTS', K.lease) == 1 or redis.call('LLEN', K.queue) > 0 then return 0 end
 redis.call('SET', K.lease, A.node .. '|' .. A.replyId, 'PX', A.leaseMs)
 return 1`,
 );

@@ -16,7 +16,7 @@ import type { RedisStoreOptions } from './options.js';
 import { RedisReplies } from './replies.js';
 import { deleteScript, submitScript } from './scripts.js';
 import { PLACE_TRIES } from './tree.js';
-import { erased } from '../../history/erase.js';
+import { authorOf, erased } from '../../history/erase.js';
 import { placedId, setParent, type Placement } from '../../history/branches.js';
 import { RelayError } from '../../errors.js';
 
@@ -62,10 +62,7 @@ export class RedisStore implements Store {
     const [entries, ids, startSeq, seq] = await Promise.all([this.log.tree.history(conversationId), this.redis.hgetall(k.ids), this.redis.hget(k.st, 'startSeq'), this.redis.get(k.seq)]);
     const changed = erased(entries, userId);
     const byJson = new Map(entries.map((e) => [e.startSeq, e.json]));
-    const theirs = Object.entries(ids).filter(([, json]) => {
-      const event = parseEvent(json);
-      return event.type === 'message' && event.message.author.id === userId;
-    });
+    const theirs = Object.entries(ids).filter(([, json]) => authorOf(parseEvent(json)) === userId);
     const erase = this.redis.multi();
     for (const entry of changed) erase.zrem(k.hist, byJson.get(entry.startSeq)!).zadd(k.hist, entry.startSeq, JSON.stringify(entry.message));
     for (const [clientId] of theirs) erase.hdel(k.ids, clientId).zrem(k.idx, clientId);

@@ -88,8 +88,10 @@ export class RedisTree {
   async prune(conversationId: string, size: number): Promise<void> {
     if (size <= this.historyLimit) return;
     const k = this.keys.conversation(conversationId);
-    const [entries, tree] = await Promise.all([this.history(conversationId), this.redis.hget(k.tree, 'leaf')]);
-    const gone = toPrune(entries, tree ?? undefined, this.historyLimit);
+    const [entries, leaf, [replyId, parent]] = await Promise.all([this.history(conversationId), this.redis.hget(k.tree, 'leaf'), this.redis.hmget(k.st, 'replyId', 'parent')]);
+    // A reply streaming now is on the path (messages sent meanwhile hang from it).
+    const inFlight = replyId ? { id: replyId, parentId: parent || undefined } : undefined;
+    const gone = toPrune(entries, leaf ?? undefined, this.historyLimit, inFlight);
     if (gone.length) await this.redis.zrem(k.hist, ...gone.map((e) => e.json));
   }
 }

@@ -154,7 +154,7 @@ export class AiSdkConnection {
     const replyId = request.follower.replyId;
     this.finish(requestId);
     // The reply stops for everyone, as a /ws cancel does: the upstream request is aborted.
-    if (replyId) await request.conversation.cancel({ type: 'cancel', conversationId: request.conversation.id, replyId }).catch(() => undefined);
+    if (replyId) await request.conversation.cancelBy(request.follower, { type: 'cancel', conversationId: request.conversation.id, replyId }).catch(() => undefined);
   }
 
   /** The request is over here: its member leaves (a reply it asked for runs on for the grace period). */
