@@ -164,6 +164,26 @@ test('who may: only the asker or the owner edits and regenerates, only the owner
   assert.ok(guestA.replyId !== again.replyId);
 });
 
+test('a message sent while a reply streams hangs from that reply: a joiner meanwhile sees the whole path', async () => {
+  await stack.close();
+  stack = await startStack({ plan: (req) => ({ text: req.messages.at(-1)?.content === 'slow' ? 'word '.repeat(300) : 'quick', tokenDelayMs: 3 }) });
+  const ann = await stack.connect();
+  await ask(ann, 'mid', 'first');
+  ann.send({ type: 'send', conversationId: 'mid', text: 'slow' });
+  const start = await ann.next('reply.start');
+  await ann.next('reply.delta');
+  ann.send({ type: 'send', conversationId: 'mid', text: 'meanwhile', reply: false });
+  const meanwhile = await ann.next('message', (m) => m.message.text === 'meanwhile');
+  assert.is(meanwhile.message.parentId, start.replyId, 'its parent is the reply in flight');
+  const late = await stack.connect();
+  late.send({ type: 'join', conversationId: 'mid' });
+  const joined = await late.next('joined');
+  assert.equal(joined.history.map((m) => m.text), ['first', 'quick', 'slow', 'meanwhile'], 'nothing before the reply in flight is lost');
+  assert.is(joined.streaming?.replyId, start.replyId);
+  await ann.next('reply.end', (e) => e.replyId === start.replyId);
+  assert.equal((await joinedView('mid')).map((m) => m.text), ['first', 'quick', 'slow', 'word '.repeat(300), 'meanwhile']);
+});
+
 test('history stays within HISTORY_LIMIT by dropping the oldest branches nobody is on first', async () => {
   await stack.close();
   stack = await startStack({ env: { HISTORY_LIMIT: '6' }, plan: (req) => ({ text: `answer ${req.id}` }) });
