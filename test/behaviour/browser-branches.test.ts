@@ -6,6 +6,8 @@
 // without being offered the controls; the settings panel gives the room a
 // title in the header and a system prompt the model is sent. A refused action
 // (a reply still running) is said in a toast, and a stopped reply offers Retry.
+// A user the owner makes a viewer finds the composer off, with a note, and no
+// Edit or Regenerate, until made a member again.
 // Screenshots land in test/output/ (gitignored).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -160,6 +162,59 @@ function suite(): void {
     await page.click('#stop-button');
     assert.is(await replyEnded(page), 'cancelled');
     assert.ok(await lastReply(page).getByRole('button', { name: 'Retry' }).isVisible());
+    await page.close();
+  });
+
+  test('a viewer only watches: the composer is off with a note, and Edit and Regenerate go, until the owner makes them a member again', async () => {
+    // The owner is a plain socket: its message creates the room, so the room is its own.
+    const owner = await s.stack.connect();
+    const ownerId = (await owner.waitFor('welcome')).user.id;
+    owner.send({ type: 'send', conversationId: 'watching', text: 'My room', reply: false, ref: 'create' });
+    await owner.next('message');
+    const page = await open('watching');
+    // The page's user is the one the owner sees come in.
+    const presence = await owner.waitFor('presence', (p) => p.members.some((m) => m.id !== ownerId));
+    const pageUser = presence.members.find((m) => m.id !== ownerId)!.id;
+    const setRole = async (role: 'viewer' | 'member', ref: string) => {
+      owner.send({ type: 'role', conversationId: 'watching', userId: pageUser, role, ref });
+      assert.is((await owner.answerTo(ref)).type, 'role', `the owner made the page's user a ${role}`);
+    };
+    /** Wait until the text box, Send and the paperclip are all off (or all on). */
+    const composerOff = (page: Page, off = true) =>
+      page.waitForFunction((off) => ['composer-input', 'send-button', 'attach-button'].every((id) => (document.getElementById(id) as HTMLButtonElement).disabled === off), off);
+    const note = (page: Page) => page.locator('#composer-note');
+
+    const answer = nextAnswer();
+    await sendMessage(page, 'May I write?');
+    await showsPath(page, ['user: My room', 'user: May I write?', `assistant: ${answer}`], 'a member writes and is answered');
+    assert.ok(await action(page, 'user', 1, 'Edit').isVisible(), 'a member edits their own question');
+    assert.ok(await action(page, 'assistant', 0, 'Regenerate').isVisible(), 'and has it answered again');
+    assert.ok(await note(page).isHidden());
+
+    await setRole('viewer', 'demote');
+    await composerOff(page);
+    await note(page).waitFor();
+    assert.is(await note(page).textContent(), 'You can only watch this room');
+    await page.locator('.msg-action').first().waitFor({ state: 'detached' });
+    await page.screenshot({ path: `${OUT}branches-viewer.png` });
+
+    // A reload learns the role from the join, not from an event.
+    await page.reload();
+    await page.waitForSelector('#conn[data-state="open"]');
+    await showsPath(page, ['user: My room', 'user: May I write?', `assistant: ${answer}`], 'a viewer still sees the room');
+    await composerOff(page);
+    assert.ok(await note(page).isVisible(), 'the note says why after a reload too');
+    assert.is(await page.locator('.msg-action').count(), 0, 'no Edit or Regenerate for a viewer');
+
+    await setRole('member', 'promote');
+    await composerOff(page, false);
+    await note(page).waitFor({ state: 'hidden' });
+    await action(page, 'user', 1, 'Edit').waitFor();
+    assert.ok(await action(page, 'assistant', 0, 'Regenerate').isVisible(), 'Regenerate is back');
+    const again = nextAnswer();
+    await sendMessage(page, 'And now?');
+    await showsPath(page, ['user: My room', 'user: May I write?', `assistant: ${answer}`, 'user: And now?', `assistant: ${again}`], 'a member again writes');
+    owner.ws.close();
     await page.close();
   });
 
