@@ -76,8 +76,16 @@ export type ConversationSettings = z.infer<typeof ConversationSettings>;
 export const Role = z.enum(['owner', 'member', 'viewer']);
 export type Role = z.infer<typeof Role>;
 
-/** A message's place among the answers to the same point of the conversation: `index` (from 0, oldest first) of `count`. */
-export const Siblings = z.object({ index: z.number().check(z.int(), z.nonnegative()), count: z.number().check(z.int(), z.gte(1)) });
+/**
+ * A message's place among the answers to the same point of the conversation:
+ * `index` (from 0, oldest first) of `count`; in history, with more than one,
+ * the `ids` of all of them in that order (a `switch` to one goes there).
+ */
+export const Siblings = z.object({
+  index: z.number().check(z.int(), z.nonnegative()),
+  count: z.number().check(z.int(), z.gte(1)),
+  ids: z.optional(z.array(z.string())),
+});
 export type Siblings = z.infer<typeof Siblings>;
 
 /** A tool the model may call: `parameters` is a JSON Schema object for its arguments. */

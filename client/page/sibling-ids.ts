@@ -1,8 +1,8 @@
-// The ids of the versions of each point of a conversation that this page has
-// seen. History is the active path only: an entry says it is version 2 of 3,
-// never which ids versions 1 and 3 have. The page learns them as they pass
-// through its view (the answer a regenerate replaces was on screen just
-// before), so a branch arrow knows where to switch to, or that it cannot.
+// The ids of the versions of each point of a conversation. History entries
+// with several versions name them all (`siblings.ids`); a version added live
+// (an edit, a regenerate) says only its place, and the one it replaces was on
+// screen just before: the page learns them as they pass through its view, so
+// a branch arrow knows where to switch to, or that it cannot.
 import type { HistoryMessage } from '../../shared/protocol.js';
 import type { Conversation } from '../index.js';
 
@@ -36,6 +36,7 @@ export class SiblingIds {
     family.count = m.siblings.count;
     for (const [index, id] of family.ids) if (id === m.id && index !== m.siblings.index) family.ids.delete(index);
     family.ids.set(m.siblings.index, m.id);
+    m.siblings.ids?.forEach((id, index) => family.ids.set(index, id));
   }
 
   /** The id of the version `step` away from this one, if the page has seen it. */

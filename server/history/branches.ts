@@ -95,7 +95,7 @@ export function activePath(entries: readonly HistoryEntry[], leaf: string | unde
   const children = childrenOf(entries);
   return onPath(entries, leaf, inFlight).map(({ message }) => {
     const family = leaf === undefined ? [message.id] : (children.get(message.parentId ?? '') ?? [message.id]);
-    return { ...message, siblings: { index: family.indexOf(message.id), count: family.length } };
+    return { ...message, siblings: { index: family.indexOf(message.id), count: family.length, ...(family.length > 1 ? { ids: [...family] } : {}) } };
   });
 }
 

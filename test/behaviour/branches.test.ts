@@ -60,6 +60,10 @@ test('regenerate answers again beside the first answer; both members see it, and
 
   // The model saw the question alone: not the first answer, nor what followed it.
   assert.equal(shown(3), ['user: what is up']);
+  // A fresh joiner is told every version's id, so it can switch to one it never saw.
+  const fresh = await stack.connect();
+  fresh.send({ type: 'join', conversationId: 'regen' });
+  assert.equal((await fresh.next('joined')).history[1]!.siblings, { index: 1, count: 2, ids: [first.replyId, start.replyId] });
   assert.equal(await joinedView('regen'), [
     { role: 'user', text: 'what is up', siblings: '1/1' },
     { role: 'assistant', text: 'answer 3 to what is up', siblings: '2/2' },

@@ -35,8 +35,13 @@ const ids = (messages: ReadonlyArray<HistoryEntry | HistoryMessage>) => messages
 test('the active path runs from the leaf to the start, each message with its place among its siblings', () => {
   const path = activePath(tree(), 'a2');
   assert.equal(ids(path), ['q1', 'a1', 'q2', 'a2']);
-  assert.equal(path.map((m) => m.siblings), [{ index: 0, count: 2 }, { index: 0, count: 2 }, { index: 0, count: 1 }, { index: 0, count: 1 }]);
-  assert.equal(activePath(tree(), 'a3').map((m) => m.siblings), [{ index: 1, count: 2 }, { index: 0, count: 1 }]);
+  assert.equal(path.map((m) => m.siblings), [
+    { index: 0, count: 2, ids: ['q1', 'q1b'] },
+    { index: 0, count: 2, ids: ['a1', 'a1b'] },
+    { index: 0, count: 1 },
+    { index: 0, count: 1 },
+  ]);
+  assert.equal(activePath(tree(), 'a3').map((m) => m.siblings), [{ index: 1, count: 2, ids: ['q1', 'q1b'] }, { index: 0, count: 1 }]);
 });
 
 test('a leaf streaming right now (not in history yet) puts its parent at the end of the path', () => {
