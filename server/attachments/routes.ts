@@ -6,12 +6,13 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../../shared/codes.js';
 import type { Attachment } from '../../shared/protocol.js';
-import type { AttachmentStore } from '../backend/store.js';
+import type { AttachmentStore, Meta } from '../backend/store.js';
+import { roleOf } from '../rooms/access.js';
 import type { Logger } from '../log.js';
 import type { UserLimits } from '../session/limits.js';
 import { RelayError } from '../errors.js';
 import { closeAfter, readBytes, sendJson } from '../http/body.js';
-import { identify, type CallerDeps } from '../http/caller.js';
+import { identify, type Caller, type CallerDeps } from '../http/caller.js';
 import { answerPreflight, corsHeaders } from '../http/cors.js';
 import { HTTP_STATUS } from '../http/status.js';
 import { sniff } from './kinds.js';
@@ -24,6 +25,9 @@ export interface AttachmentSettings {
 
 export interface AttachmentDeps extends CallerDeps {
   attachments: AttachmentStore;
+  /** What says who may be in a conversation (its owner, roles, visibility), and whether it still exists. */
+  meta(conversationId: string): Promise<Meta>;
+  isDeleted(conversationId: string): Promise<boolean>;
   userLimits: UserLimits;
   settings: AttachmentSettings;
   allowedOrigins: ReadonlySet<string> | undefined;
@@ -131,12 +135,21 @@ async function upload(req: IncomingMessage, res: ServerResponse, deps: Attachmen
   }
 }
 
+/** Is the caller allowed in one of these conversations (by their token, and by their role there)? */
+async function mayAnyOf(deps: AttachmentDeps, caller: Caller, conversationIds: string[]): Promise<boolean> {
+  for (const id of conversationIds) {
+    if (!caller.mayBind(id) || (await deps.isDeleted(id))) continue;
+    if (roleOf(caller, id, await deps.meta(id)) !== undefined) return true;
+  }
+  return false;
+}
+
 async function download(req: IncomingMessage, res: ServerResponse, deps: AttachmentDeps, id: string, cors: Headers): Promise<void> {
   const caller = await identify(req, deps);
   if (!caller) return refuse(res, 'unauthorized', 'a valid token is required', cors);
   const record = await deps.attachments.get(id);
   if (!record) return refuse(res, 'not_found', 'no such attachment (or it has expired)', cors);
-  const mayFetch = record.userId === caller.user.id || (await deps.attachments.referencedBy(id)).some((c) => caller.mayBind(c));
+  const mayFetch = record.userId === caller.user.id || (await mayAnyOf(deps, caller, await deps.attachments.referencedBy(id)));
   if (!mayFetch) return refuse(res, 'forbidden', 'this attachment is not in a conversation you may use', cors);
   const data = await deps.attachments.data(id);
   if (!data) return refuse(res, 'not_found', 'no such attachment (or it has expired)', cors);

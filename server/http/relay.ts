@@ -202,6 +202,8 @@ export async function startRelay(config: Config, opts: RelayOptions): Promise<Re
   };
   const attachments: AttachmentDeps = {
     attachments: backend.attachments,
+    meta: (id) => store.log.meta(id),
+    isDeleted: (id) => store.isDeleted(id),
     auth,
     apiKeys: store.apiKeys,
     userLimits,

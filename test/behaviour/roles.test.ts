@@ -153,6 +153,28 @@ test('over the OpenAI HTTP API too: a stranger is refused a private conversation
   assert.is(await post('helper', { roles: { closed: 'member' } }), 200, 'a member by token');
 });
 
+test('files of a conversation follow its roles: a member fetches them, a user taken out no more, nobody once it is deleted', async () => {
+  const sign = (sub: string) => new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) + 600).sign(new TextEncoder().encode(SECRET));
+  const base = `http://127.0.0.1:${stack.relay.port}`;
+  const ann = await as('ann');
+  const eve = await as('eve');
+  const upload = await fetch(`${base}/attachments?name=plan.txt`, { method: 'POST', body: 'the plan', headers: { 'content-type': 'text/plain', authorization: `Bearer ${await sign('ann')}` } });
+  const { id } = (await upload.json()) as { id: string };
+  ann.send({ type: 'send', conversationId: 'files', text: 'see attached', attachments: [id], reply: false });
+  await ann.next('message');
+  assert.is((await join(eve, 'files')).type, 'joined');
+  const fetchAs = async (sub: string) => (await fetch(`${base}/attachments/${id}`, { headers: { authorization: `Bearer ${await sign(sub)}` } })).status;
+  assert.is(await fetchAs('eve'), 200, 'a member');
+  ann.send({ type: 'remove', conversationId: 'files', userId: 'eve', ref: 'out' });
+  await eve.next('left');
+  assert.is(await fetchAs('eve'), 403, 'taken out');
+  assert.is(await fetchAs('zed'), 200, 'anyone the open conversation lets in');
+  ann.send({ type: 'delete', conversationId: 'files' });
+  await ann.next('left', (f) => f.reason === 'deleted');
+  assert.is(await fetchAs('zed'), 403, 'not through a deleted conversation');
+  assert.is(await fetchAs('ann'), 200, 'the uploader keeps their own file until it expires');
+});
+
 async function inviteFor(owner: TestClient, conversationId: string) {
   owner.send({ type: 'invite', conversationId, ref: `inv-${conversationId}` });
   return owner.next('invited', (f) => f.ref === `inv-${conversationId}`);

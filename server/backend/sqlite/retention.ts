@@ -14,6 +14,8 @@ export interface DataLimits extends Pick<StoreLimits, 'ledgerRetentionMs' | 'led
   retentionMs: number;
 }
 
+/** Deleted conversations remembered (so nothing writes them again), the newest kept: as many as memory keeps. */
+const DELETED_KEPT = 10_000;
 /** Share of DATA_MAX_BYTES the sweep brings the store back under. */
 const TARGET = 0.8;
 /** Conversations dropped, or pages vacuumed, per turn of the event loop. */
@@ -44,6 +46,7 @@ export class Retention {
       drop: ['events', 'history', 'client_ids', 'conversation_state', 'user_conversations'].map((table) => db.prepare(`DELETE FROM ${table} WHERE conversation = ?`)),
       dropConversation: db.prepare('DELETE FROM conversations WHERE id = ?'),
       freePages: db.prepare('PRAGMA freelist_count').pluck(),
+      capDeleted: db.prepare('DELETE FROM deleted_conversations WHERE id IN (SELECT id FROM deleted_conversations ORDER BY at DESC LIMIT -1 OFFSET ?)'),
     };
   }
 
@@ -60,6 +63,7 @@ export class Retention {
     try {
       this.sql.expireLedger.run(now - this.limits.ledgerRetentionMs);
       this.sql.capLedger.run(this.limits.ledgerMaxEntries);
+      this.sql.capDeleted.run(DELETED_KEPT);
       if (this.limits.retentionMs > 0) await this.dropIdleBefore(now - this.limits.retentionMs);
       await this.dropUntilUnder(this.limits.maxBytes * TARGET);
       await this.vacuum();
