@@ -248,13 +248,15 @@ export class Conversation {
 
   /** Subscribe a socket: snapshot (or replay after `from`), then live events, none lost or doubled. */
   async join(socket: MemberSocket, from: JoinFrom | undefined, ref: string | undefined, invite?: string): Promise<void> {
-    const role = mustJoin((await this.roleOf(socket)) ?? (invite ? await this.admitInvited(socket, invite) : undefined));
     this.members.delete(socket.id);
-    // Live frames from here on wait in the feed until the snapshot is out.
+    // Live frames from here on wait in the feed until the snapshot is out. A member at once, before
+    // anything is awaited: a socket that goes meanwhile is taken out again by its leave.
     const feed = new MemberFeed(socket, this.id);
     this.members.set(socket.id, { socket, feed });
     this.clearTimers();
     try {
+      if (await this.deps.store.isDeleted(this.id)) throw new RelayError('not_found', 'this conversation was deleted');
+      const role = mustJoin((await this.roleOf(socket)) ?? (invite ? await this.admitInvited(socket, invite) : undefined));
       await this.subscription.ready;
       await this.sendJoined(socket, feed, from, ref, false, role);
     } catch (err) {
@@ -282,7 +284,8 @@ export class Conversation {
   leave(socket: MemberSocket): boolean {
     const member = this.members.get(socket.id);
     if (!member || !this.members.delete(socket.id)) return false;
-    if (!this.disposed) this.visited(socket.user, member.feed);
+    // Only a member that got in: a join refused (or left before its snapshot) lists nothing.
+    if (!this.disposed && member.feed.opened) this.visited(socket.user, member.feed);
     void this.deps.store.members.remove(this.id, socket.id).catch((err: unknown) => this.log.warn({ err }, 'removeMember failed'));
     this.deps.typingThrottle.forget(`${socket.id}:${this.id}`);
     this.presence.schedule();

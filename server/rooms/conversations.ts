@@ -52,9 +52,6 @@ export class Conversations {
     return page;
   }
 
-  isDeleted(id: string): Promise<boolean> {
-    return this.deps.store.isDeleted(id);
-  }
 
   private async evict(c: Conversation): Promise<void> {
     if (this.byId.get(c.id) !== c) return;

@@ -35,6 +35,11 @@ export class MemberFeed {
     private readonly conversationId: string,
   ) {}
 
+  /** The member got its snapshot or replay: it has been in the conversation. */
+  get opened(): boolean {
+    return this.pending === undefined;
+  }
+
   /** The seq of the last event this member has been sent. */
   get seen(): number {
     return Math.max(0, this.lastSeq);

@@ -348,10 +348,6 @@ export class Connection implements MemberSocket {
 
   private async join(conversationId: string, from: JoinFrom | undefined, ref: string | undefined, invite?: string): Promise<void> {
     this.admit(conversationId);
-    if (await this.deps.conversations.isDeleted(conversationId)) {
-      this.joined.delete(conversationId);
-      throw new RelayError('not_found', 'this conversation was deleted');
-    }
     try {
       await this.deps.conversations.get(conversationId).join(this, from, ref, invite);
     } catch (err) {
