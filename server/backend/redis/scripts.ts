@@ -81,13 +81,16 @@ local function deleted()
 end
 
 local function append()
-  if deleted() then
-    -- A reply that ran on while its conversation was deleted is billed all the same.
-    if A.bill ~= '' then bill() end
-    return 'deleted'
+  -- One look at the epoch per append (this runs once per token): a log that is gone was deleted, or lost.
+  if redis.call('EXISTS', K.epoch) == 0 then
+    if redis.call('HEXISTS', K.tree, 'deleted') == 1 then
+      -- A reply that ran on while its conversation was deleted is billed all the same.
+      if A.bill ~= '' then bill() end
+      return 'deleted'
+    end
+    -- A reply's log cannot vanish under it unnoticed (a Redis restarted empty): say so, do not start a new one.
+    if A.kind == 'reply' then return 'lost-log' end
   end
-  -- A reply's log cannot vanish under it unnoticed (a Redis restarted empty): say so, do not start a new one.
-  if A.kind == 'reply' and redis.call('EXISTS', K.epoch) == 0 then return 'lost-log' end
   if moved() then return 'moved' end
   -- A switch moves the path under a reply that runs or waits (sent on another node meanwhile): refused.
   if A.kind == 'state' and A.leaf ~= '' and (redis.call('EXISTS', K.lease) == 1 or redis.call('LLEN', K.queue) > 0) then return 'busy' end
