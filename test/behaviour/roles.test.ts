@@ -175,6 +175,26 @@ test('files of a conversation follow its roles: a member fetches them, a user ta
   assert.is(await fetchAs('ann'), 200, 'the uploader keeps their own file until it expires');
 });
 
+test('bad role, remove and invite frames are refused in the protocol\'s shape, and change nothing', async () => {
+  const ann = await as('ann');
+  ann.send({ type: 'send', conversationId: 'strict', text: 'mine', reply: false });
+  await ann.next('message');
+  const bad = async (frame: Record<string, unknown>) => {
+    ann.ws.send(JSON.stringify({ ...frame, conversationId: 'strict', ref: 'b' }));
+    const answer = await ann.answerTo('b');
+    return answer.type === 'error' ? answer.code : answer.type;
+  };
+  assert.is(await bad({ type: 'role', userId: 'eve', role: 'admin' }), 'bad_frame', 'an unknown role');
+  assert.is(await bad({ type: 'role', userId: '', role: 'member' }), 'bad_frame', 'an empty user id');
+  assert.is(await bad({ type: 'remove', userId: 'x'.repeat(129) }), 'bad_frame', 'a user id over its bound');
+  assert.is(await bad({ type: 'invite', role: 'owner' }), 'bad_frame', 'an invite may not make owners');
+  assert.is(await bad({ type: 'invite', ttlMs: 1_000 }), 'bad_frame', 'an invite shorter than a minute');
+  assert.is(await bad({ type: 'invite', ttlMs: 31 * 24 * 3_600_000 }), 'bad_frame', 'an invite longer than 30 days');
+  const bob = await as('bob');
+  const joined = await join(bob, 'strict');
+  assert.ok(joined.type === 'joined' && joined.role === 'member', 'no role was given by the refused frames');
+});
+
 async function inviteFor(owner: TestClient, conversationId: string) {
   owner.send({ type: 'invite', conversationId, ref: `inv-${conversationId}` });
   return owner.next('invited', (f) => f.ref === `inv-${conversationId}`);
